@@ -1,0 +1,3 @@
+from oco.cli import main
+
+raise SystemExit(main())

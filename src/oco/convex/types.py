@@ -1,0 +1,95 @@
+"""Results of the backend functions the worker calls (reference-worker.md §2.2).
+
+Frozen attrs classes built by cattrs from decoded Convex values. Extra fields are
+tolerated; a missing or wrong-typed required field is a `ConvexProtocolError`.
+Timestamps are Convex float64 milliseconds since the epoch.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import attrs
+
+ApprovalStatus = Literal["pending", "approved", "revoked"]
+WorkerStatus = Literal["online", "offline"]
+Role = Literal["user", "assistant", "system"]
+
+
+@attrs.frozen
+class Registration:
+    """`workers:register` result."""
+
+    approved: bool
+    approval_status: str  # wire: approvalStatus
+    status: str
+    worker_id: str  # wire: workerId
+    name: str | None = None
+
+
+@attrs.frozen
+class WorkerRecord:
+    """`workers:getByMachineAndWorker` result (None when the worker row is gone)."""
+
+    worker_id: str
+    machine_id: str
+    approval_status: str
+    status: str
+    created_at: float
+    name: str | None = None
+    approved_at: float | None = None
+    last_heartbeat: float | None = None
+    connect_requested_at: float | None = None
+    connected_at: float | None = None
+    working_directory: str | None = None
+    username: str | None = None
+
+
+@attrs.frozen
+class ActiveSession:
+    """One row of `chat:subscribeToWorkerSessions` (active sessions only)."""
+
+    session_id: str
+    worker_id: str
+    status: str
+    created_at: float
+    last_activity: float
+    model: str | None = None
+
+
+@attrs.frozen
+class ChatMessage:
+    """One item of `chat:subscribeToWorkerMessages` (wire `id` is the messageId)."""
+
+    id: str
+    session_id: str
+    role: str
+    content: str
+    timestamp: float
+    completed: bool
+    reasoning: str | None = None
+    other_parts: str | None = None  # wire: otherParts, a JSON-encoded array
+    model: str | None = None
+
+
+@attrs.frozen
+class SessionDetails:
+    """One row of `chat:getActiveSessions`."""
+
+    chat_session_id: str
+    worker_id: str
+    status: str
+    created_at: float
+    last_activity: float
+    opencode_session_id: str | None = None
+    model: str | None = None
+    name: str | None = None
+
+
+@attrs.frozen
+class ModelInfo:
+    """An entry of `workerModels:updateModels`' `models` argument."""
+
+    id: str  # "provider/model"
+    name: str
+    provider: str
