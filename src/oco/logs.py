@@ -1,0 +1,145 @@
+"""Logging for trio-oco: one line per event, a per-worker label, and secrets redacted.
+
+`setup_logging` installs one stderr handler on the root logger. Text lines look like
+`2026-11-29T10:00:00Z INFO [worker-name] message`; json lines carry ts, level, worker,
+logger, message (and exc). The worker label comes from a context variable: trio tasks
+inherit context from their spawner, so `with bind_worker(name):` around a worker's task
+tree labels every line it logs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import json
+import logging
+import sys
+import threading
+import time
+from collections.abc import Iterator
+
+worker_label: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "oco_worker_label", default=None
+)
+
+NOISY_LOGGERS = ("httpx", "httpcore", "hypercorn", "hypercorn.error", "hypercorn.access")
+DEFAULT_LABEL = "oco"
+
+_secrets: set[str] = set()
+_secrets_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def bind_worker(label: str) -> Iterator[None]:
+    """Label every log line emitted in this context (and tasks spawned from it)."""
+    reset = worker_label.set(label)
+    try:
+        yield
+    finally:
+        worker_label.reset(reset)
+
+
+def register_secret(secret: str) -> None:
+    """Redact `secret` (replaced by `***`) from every log record from now on."""
+    if secret:
+        with _secrets_lock:
+            _secrets.add(secret)
+
+
+def redact(text: str) -> str:
+    """`text` with every registered secret replaced by `***` (longest first)."""
+    with _secrets_lock:
+        secrets = sorted(_secrets, key=len, reverse=True)
+    for secret in secrets:
+        if secret in text:
+            text = text.replace(secret, "***")
+    return text
+
+
+class SecretRedactor(logging.Filter):
+    """Replaces registered secrets in a record's message, args and exception text.
+
+    The message is rendered (msg % args) first and stored back with `args=None`, so a secret
+    inside an argument is caught too; exception and stack text are rendered and redacted.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a broken format string: keep the raw parts, redacted
+            message = f"{record.msg!s} {record.args!r}"
+        record.msg = redact(message)
+        record.args = None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text)
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info)
+        return True
+
+
+class _WorkerLabel(logging.Filter):
+    """Stamps `record.worker` from the context variable (unless `extra=` already set it)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not getattr(record, "worker", None):
+            record.worker = worker_label.get() or DEFAULT_LABEL
+        return True
+
+
+def _timestamp(record: logging.LogRecord) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(record.created))
+
+
+class TextFormatter(logging.Formatter):
+    """`2026-11-29T10:00:00Z INFO [worker] message`, exception text on following lines."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = f"{_timestamp(record)} {record.levelname} [{record.worker}] {record.getMessage()}"
+        if record.exc_text:
+            line += "\n" + record.exc_text
+        if record.stack_info:
+            line += "\n" + record.stack_info
+        return line
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: ts, level, worker, logger, message (+ exc)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        data = {
+            "ts": _timestamp(record),
+            "level": record.levelname,
+            "worker": record.worker,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_text:
+            data["exc"] = record.exc_text
+        return json.dumps(data, ensure_ascii=False)
+
+
+class _OcoHandler(logging.StreamHandler):
+    """Marks the handler `setup_logging` owns, so a second call replaces it."""
+
+
+def setup_logging(level: str = "INFO", fmt: str = "text", stream=None) -> logging.Handler:
+    """Install the stderr handler (replacing a previous one) and return it.
+
+    Noisy libraries (httpx, httpcore, hypercorn) log at WARNING unless `level` is DEBUG.
+    """
+    level = level.upper()
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        if isinstance(handler, _OcoHandler):
+            root.removeHandler(handler)
+    handler = _OcoHandler(stream if stream is not None else sys.stderr)
+    handler.addFilter(_WorkerLabel())
+    handler.addFilter(SecretRedactor())
+    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    root.addHandler(handler)
+    root.setLevel(level)
+    for name in NOISY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.DEBUG if level == "DEBUG" else logging.WARNING)
+    return handler
