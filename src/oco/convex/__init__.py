@@ -1,0 +1,57 @@
+"""The Convex layer: an HTTP client with typed errors and retries, and the worker's backend API.
+
+`ConvexClient` speaks the Convex HTTP API (`convex_encoded_json`); `shared_convex_client`
+hands out one per URL; `oco.convex.api.WorkerBackend` wraps the functions the worker calls.
+"""
+
+from oco.convex._client import DEFAULT_TIMEOUT, ConvexClient, RetryPolicy
+from oco.convex._codec import CodecError, Int64, decode, encode
+from oco.convex._convert import camel, structure, unstructure
+from oco.convex._errors import (
+    ConvexAuthError,
+    ConvexError,
+    ConvexException,
+    ConvexFunctionError,
+    ConvexProtocolError,
+    ConvexRequestError,
+    ConvexServerError,
+    ConvexUnavailable,
+    InvalidSecret,
+    MessageNotFound,
+    SessionNotFound,
+    WorkerNotFound,
+    WorkerRejected,
+    is_transient,
+)
+from oco.convex._functions import IDEMPOTENT_MUTATIONS, is_idempotent
+from oco.convex._shared import shared_convex_client
+
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "IDEMPOTENT_MUTATIONS",
+    "CodecError",
+    "ConvexAuthError",
+    "ConvexClient",
+    "ConvexError",
+    "ConvexException",
+    "ConvexFunctionError",
+    "ConvexProtocolError",
+    "ConvexRequestError",
+    "ConvexServerError",
+    "ConvexUnavailable",
+    "Int64",
+    "InvalidSecret",
+    "MessageNotFound",
+    "RetryPolicy",
+    "SessionNotFound",
+    "WorkerNotFound",
+    "WorkerRejected",
+    "camel",
+    "decode",
+    "encode",
+    "is_idempotent",
+    "is_transient",
+    "shared_convex_client",
+    "structure",
+    "unstructure",
+]

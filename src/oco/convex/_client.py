@@ -1,0 +1,258 @@
+"""`ConvexClient`: queries, mutations and actions over the Convex HTTP API, with retries.
+
+One POST per call to `/api/{query,mutation,action}` with `format: convex_encoded_json`;
+HTTP 200 and 560 carry a `UdfResponse`, other statuses map to typed errors (`_errors.py`).
+Retries use stamina (its sleeps go through `trio.sleep`, so they run on a MockClock).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
+
+import attrs
+import httpx
+import stamina
+import trio
+
+from oco import __version__
+from oco.convex._codec import CodecError, decode, encode
+from oco.convex._errors import (
+    ConvexAuthError,
+    ConvexError,
+    ConvexException,
+    ConvexProtocolError,
+    ConvexRequestError,
+    ConvexServerError,
+    ConvexUnavailable,
+    function_error,
+    is_transient,
+    redact,
+    sensitive_values,
+)
+from oco.convex._functions import is_idempotent
+
+log = logging.getLogger("oco.convex")
+
+DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
+FORMAT = "convex_encoded_json"
+Kind = Literal["query", "mutation", "action"]
+
+
+@attrs.frozen
+class RetryPolicy:
+    """Bounded exponential backoff with jitter: wait_initial * base**n (+ jitter), capped."""
+
+    attempts: int = 5
+    wait_initial: float = 0.5
+    wait_max: float = 8.0
+    wait_jitter: float = 0.5
+    wait_exp_base: float = 2.0
+
+    @classmethod
+    def never(cls) -> RetryPolicy:
+        """One attempt only (tests, and callers that retry at a higher level)."""
+        return cls(attempts=1)
+
+
+def _retry_safe(exc: Exception) -> bool:
+    return is_transient(exc)
+
+
+def _never_sent(exc: Exception) -> bool:
+    return isinstance(exc, ConvexUnavailable) and not exc.sent
+
+
+class ConvexClient:
+    """A client for one Convex deployment; share one per URL (`shared_convex_client`).
+
+    `http` lets tests plug in a transport (e.g. `httpx.ASGITransport(app=fake.app)`); a client
+    passed in is not closed by `aclose`. `attempt_timeout` bounds one attempt end to end
+    (httpx's own timeouts bound each network operation).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        http: httpx.AsyncClient | None = None,
+        timeout: httpx.Timeout = DEFAULT_TIMEOUT,
+        retry: RetryPolicy = RetryPolicy(),
+        attempt_timeout: float | None = 60.0,
+    ) -> None:
+        self.url = url.rstrip("/")
+        self._owns_http = http is None
+        self._http = http if http is not None else httpx.AsyncClient(timeout=timeout)
+        self._timeout = timeout
+        self.retry = retry
+        self.attempt_timeout = attempt_timeout
+        self._batch_supported: bool | None = None
+        self._headers = {"Convex-Client": f"trio-oco-{__version__}"}
+
+    def __repr__(self) -> str:
+        return f"ConvexClient({self.url!r})"
+
+    async def aclose(self) -> None:
+        if self._owns_http:
+            await self._http.aclose()
+
+    async def __aenter__(self) -> ConvexClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    # -- public calls ---------------------------------------------------------------------
+
+    async def query(self, path: str, args: Mapping[str, Any] | None = None) -> Any:
+        """Run a query; retried on transient failures."""
+        return await self._call("query", path, args or {}, retry_on=_retry_safe)
+
+    async def mutation(
+        self, path: str, args: Mapping[str, Any] | None = None, *, idempotent: bool | None = None
+    ) -> Any:
+        """Run a mutation; `idempotent=None` looks the path up in the idempotency table."""
+        safe = is_idempotent(path) if idempotent is None else idempotent
+        return await self._call(
+            "mutation", path, args or {}, retry_on=_retry_safe if safe else _never_sent
+        )
+
+    async def action(
+        self, path: str, args: Mapping[str, Any] | None = None, *, idempotent: bool = False
+    ) -> Any:
+        """Run an action; retried only when the request never left unless `idempotent`."""
+        return await self._call(
+            "action", path, args or {}, retry_on=_retry_safe if idempotent else _never_sent
+        )
+
+    async def query_batch(self, queries: Sequence[tuple[str, Mapping[str, Any]]]) -> list[Any]:
+        """Run several queries at one timestamp through `/api/query_batch`.
+
+        Backends without the route (HTTP 404) get single queries instead, and the client
+        remembers not to try the batch route again.
+        """
+        if self._batch_supported is False:
+            return [await self.query(path, args) for path, args in queries]
+        label = "+".join(path for path, _ in queries)
+        body = {
+            "queries": [{"path": p, "args": encode(dict(a)), "format": FORMAT} for p, a in queries]
+        }
+        secrets = [s for _, a in queries for s in sensitive_values(a)]
+        try:
+            payload = await self._with_retries(
+                "query_batch", label, body, secrets, retry_on=_retry_safe
+            )
+        except ConvexServerError as exc:
+            if exc.status != 404:
+                raise
+            log.info("Convex backend %s has no /api/query_batch; using single queries", self.url)
+            self._batch_supported = False
+            return [await self.query(path, args) for path, args in queries]
+        self._batch_supported = True
+        results = payload.get("results") if isinstance(payload, dict) else None
+        if not isinstance(results, list) or len(results) != len(queries):
+            raise ConvexProtocolError(label, "results")
+        return [
+            self._udf_value(result, path, sensitive_values(args))
+            for result, (path, args) in zip(results, queries, strict=True)
+        ]
+
+    # -- machinery ------------------------------------------------------------------------
+
+    async def _call(self, kind: Kind, path: str, args: Mapping[str, Any], *, retry_on: Any) -> Any:
+        secrets = sensitive_values(args)
+        body = {"path": path, "args": encode(dict(args)), "format": FORMAT}
+        payload = await self._with_retries(kind, path, body, secrets, retry_on=retry_on)
+        return self._udf_value(payload, path, secrets)
+
+    async def _with_retries(
+        self, route: str, function: str, body: Any, secrets: list[str], *, retry_on: Any
+    ) -> Any:
+        policy = self.retry
+        async for attempt in stamina.retry_context(
+            on=retry_on,
+            attempts=policy.attempts,
+            timeout=None,  # bounded by attempts; a wall-clock stop would ignore a MockClock
+            wait_initial=policy.wait_initial,
+            wait_max=policy.wait_max,
+            wait_jitter=policy.wait_jitter,
+            wait_exp_base=policy.wait_exp_base,
+        ):
+            with attempt:
+                if attempt.num > 1:
+                    log.debug("retrying %s (attempt %d)", function, attempt.num)
+                return await self._post(route, function, body, secrets)
+        raise AssertionError("unreachable: stamina re-raises the last error")  # pragma: no cover
+
+    async def _post(self, route: str, function: str, body: Any, secrets: list[str]) -> Any:
+        deadline = (
+            trio.fail_after(self.attempt_timeout)
+            if self.attempt_timeout is not None
+            else contextlib.nullcontext()
+        )
+        try:
+            with deadline:
+                response = await self._http.post(
+                    f"{self.url}/api/{route}", json=body, headers=self._headers, timeout=self._timeout
+                )
+        except trio.TooSlowError:
+            raise ConvexUnavailable(
+                f"no answer within {self.attempt_timeout:g}s", sent=True, function=function
+            ) from None
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            # The request never left: no connection was established for it.
+            raise ConvexUnavailable(_reason(exc, secrets), sent=False, function=function) from None
+        except httpx.TransportError as exc:
+            raise ConvexUnavailable(_reason(exc, secrets), sent=True, function=function) from None
+        status = response.status_code
+        log.debug("%s %s -> HTTP %d", route, function, status)
+        if status in (200, 560):
+            try:
+                return response.json()
+            except ValueError:
+                raise ConvexProtocolError(function, "body", "not JSON") from None
+        if status == 400:
+            code, message = _bad_request(response)
+            raise ConvexRequestError(code, redact(message, secrets), function=function)
+        if status in (401, 403):
+            raise ConvexAuthError(status, redact(response.text[:200], secrets), function=function)
+        raise ConvexServerError(status, function=function)
+
+    def _udf_value(self, payload: Any, function: str, secrets: list[str]) -> Any:
+        """The decoded value of a `UdfResponse`, or the typed error it reports."""
+        if not isinstance(payload, dict):
+            raise ConvexProtocolError(function, "body", "not an object")
+        for line in payload.get("logLines") or ():
+            log.debug("[%s] %s", function, redact(str(line), secrets))
+        status = payload.get("status")
+        try:
+            if status == "success":
+                return decode(payload.get("value"))
+            if status == "error":
+                message = redact(str(payload.get("errorMessage", "")), secrets)
+                if "errorData" in payload:
+                    raise ConvexError(decode(payload["errorData"]), message, function=function)
+                raise function_error(message, function=function)
+        except CodecError as exc:
+            raise ConvexProtocolError(function, "value", str(exc)) from None
+        raise ConvexProtocolError(function, "status")
+
+
+def _reason(exc: Exception, secrets: list[str]) -> str:
+    text = str(exc)
+    return redact(f"{type(exc).__name__}: {text}" if text else type(exc).__name__, secrets)
+
+
+def _bad_request(response: httpx.Response) -> tuple[str, str]:
+    try:
+        payload = response.json()
+    except ValueError:
+        return "BadRequest", response.text[:200]
+    if isinstance(payload, dict):
+        return str(payload.get("code", "BadRequest")), str(payload.get("message", ""))
+    return "BadRequest", ""
+
+
+__all__ = ["DEFAULT_TIMEOUT", "ConvexClient", "ConvexException", "RetryPolicy"]

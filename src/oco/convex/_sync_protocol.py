@@ -1,0 +1,440 @@
+"""Convex sync protocol messages: attrs types and their JSON text frames (pure, no I/O).
+
+Mirrors `src/browser/sync/protocol.ts` of the `convex` npm package 1.48.0. Query args and
+results inside messages are plain Python values here; they travel in Convex's encoded
+JSON (`$integer`, `$float`, `$bytes`) and 64-bit timestamps as base64 of 8 LE bytes.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import math
+import struct
+from typing import Any
+
+import attrs
+
+from oco.errors import OcoError
+
+__all__ = [
+    "Action",
+    "AddQuery",
+    "AuthError",
+    "Authenticate",
+    "ClientMessage",
+    "Connect",
+    "FatalError",
+    "ModifyQuerySet",
+    "Ping",
+    "QueryFailed",
+    "QueryRemoved",
+    "QueryUpdated",
+    "RemoveQuery",
+    "ServerMessage",
+    "StateVersion",
+    "SyncProtocolError",
+    "Transition",
+    "TransitionChunk",
+    "UnknownServerMessage",
+    "decode_client_message",
+    "decode_server_message",
+    "decode_ts",
+    "decode_value",
+    "encode_message",
+    "encode_ts",
+    "encode_value",
+]
+
+
+class SyncProtocolError(OcoError):
+    """A sync-protocol frame that is not valid JSON or misses a required field."""
+
+
+# -- value codec (minimal; the HTTP client's codec is the canonical one) ------------------
+
+_MAX_SAFE_INT = 2**53
+
+
+def encode_value(value: Any) -> Any:
+    """Python value → Convex encoded JSON. Python ints become Float64, as the official
+    Python client does, because a bare JSON number is a Float64 on the server."""
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, int):
+        if abs(value) > _MAX_SAFE_INT:
+            raise ValueError(f"int {value} does not fit a Convex float64 exactly")
+        return float(value)
+    if isinstance(value, float):
+        if math.isnan(value) or math.isinf(value) or (value == 0 and math.copysign(1, value) < 0):
+            return {"$float": base64.b64encode(struct.pack("<d", value)).decode("ascii")}
+        return value
+    if isinstance(value, (bytes, bytearray)):
+        return {"$bytes": base64.b64encode(value).decode("ascii")}
+    if isinstance(value, (list, tuple)):
+        return [encode_value(item) for item in value]
+    if isinstance(value, dict):
+        for key in value:
+            if not isinstance(key, str) or key.startswith("$") or not key:
+                raise ValueError(f"invalid Convex object field name {key!r}")
+        return {key: encode_value(value[key]) for key in sorted(value)}
+    raise ValueError(f"{type(value).__name__} is not a Convex value")
+
+
+def decode_value(value: Any) -> Any:
+    """Convex encoded JSON → Python value (`$integer` → int, numbers → float)."""
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, list):
+        return [decode_value(item) for item in value]
+    if isinstance(value, dict):
+        if len(value) == 1:
+            ((key, inner),) = value.items()
+            if key == "$integer":
+                return struct.unpack("<q", _b64_8(inner))[0]
+            if key == "$float":
+                return struct.unpack("<d", _b64_8(inner))[0]
+            if key == "$bytes":
+                return base64.b64decode(inner, validate=True)
+        return {key: decode_value(item) for key, item in value.items()}
+    raise ValueError(f"{type(value).__name__} is not encoded JSON")
+
+
+def _b64_8(text: Any) -> bytes:
+    raw = base64.b64decode(text, validate=True)
+    if len(raw) != 8:
+        raise ValueError("expected base64 of 8 bytes")
+    return raw
+
+
+def encode_ts(ts: int) -> str:
+    """A u64 timestamp → base64 of its 8 little-endian bytes."""
+    return base64.b64encode(struct.pack("<Q", ts)).decode("ascii")
+
+
+def decode_ts(text: Any) -> int:
+    """Base64 of 8 little-endian bytes → the u64 timestamp."""
+    return struct.unpack("<Q", _b64_8(text))[0]
+
+
+# -- client → server --------------------------------------------------------------------
+
+
+@attrs.frozen
+class Connect:
+    """First message on every socket."""
+
+    session_id: str
+    connection_count: int
+    last_close_reason: str | None
+    client_ts: int
+    max_observed_timestamp: int | None = None
+
+
+@attrs.frozen
+class Authenticate:
+    """Sets the identity; trio-oco never sends one (its queries are public)."""
+
+    token_type: str  # "Admin" | "User" | "None"
+    base_version: int
+    value: str | None = attrs.field(default=None, repr=False)
+
+
+@attrs.frozen
+class AddQuery:
+    query_id: int
+    udf_path: str
+    args: dict[str, Any]
+    journal: str | None = None
+    component_path: str | None = None
+
+
+@attrs.frozen
+class RemoveQuery:
+    query_id: int
+
+
+@attrs.frozen
+class ModifyQuerySet:
+    base_version: int
+    new_version: int
+    modifications: tuple[AddQuery | RemoveQuery, ...]
+
+
+@attrs.frozen
+class Action:
+    """`Mutation`/`Action`/`Event` frames: decoded by the fake server only to ignore them."""
+
+    type: str
+    raw: dict[str, Any]
+
+
+ClientMessage = Connect | Authenticate | ModifyQuerySet | Action
+
+# -- server → client --------------------------------------------------------------------
+
+
+@attrs.frozen(order=False)
+class StateVersion:
+    query_set: int
+    identity: int
+    ts: int
+
+
+INITIAL_VERSION = StateVersion(query_set=0, identity=0, ts=0)
+
+
+@attrs.frozen
+class QueryUpdated:
+    query_id: int
+    value: Any
+    log_lines: tuple[str, ...] = ()
+    journal: str | None = None
+
+
+@attrs.frozen
+class QueryFailed:
+    query_id: int
+    error_message: str
+    log_lines: tuple[str, ...] = ()
+    error_data: Any = None
+    journal: str | None = None
+
+
+@attrs.frozen
+class QueryRemoved:
+    query_id: int
+
+
+@attrs.frozen
+class Transition:
+    start_version: StateVersion
+    end_version: StateVersion
+    modifications: tuple[QueryUpdated | QueryFailed | QueryRemoved, ...]
+    client_clock_skew: float | None = None
+    server_ts: float | None = None
+
+
+@attrs.frozen
+class TransitionChunk:
+    chunk: str
+    part_number: int
+    total_parts: int
+    transition_id: str
+
+
+@attrs.frozen
+class Ping:
+    pass
+
+
+@attrs.frozen
+class AuthError:
+    error: str
+    base_version: int
+    auth_update_attempted: bool
+
+
+@attrs.frozen
+class FatalError:
+    error: str
+
+
+@attrs.frozen
+class UnknownServerMessage:
+    """A message type this client does not know (MutationResponse, or something newer)."""
+
+    type: str
+
+
+ServerMessage = (
+    Transition | TransitionChunk | Ping | AuthError | FatalError | UnknownServerMessage
+)
+
+# -- encoding ---------------------------------------------------------------------------
+
+
+def _version_json(v: StateVersion) -> dict[str, Any]:
+    return {"querySet": v.query_set, "identity": v.identity, "ts": encode_ts(v.ts)}
+
+
+def _modification_json(m: Any) -> dict[str, Any]:
+    match m:
+        case AddQuery():
+            out = {"type": "Add", "queryId": m.query_id, "udfPath": m.udf_path,
+                   "args": [encode_value(m.args)]}
+            if m.journal is not None:
+                out["journal"] = m.journal
+            if m.component_path is not None:
+                out["componentPath"] = m.component_path
+            return out
+        case RemoveQuery():
+            return {"type": "Remove", "queryId": m.query_id}
+        case QueryUpdated():
+            return {"type": "QueryUpdated", "queryId": m.query_id,
+                    "value": encode_value(m.value), "logLines": list(m.log_lines),
+                    "journal": m.journal}
+        case QueryFailed():
+            return {"type": "QueryFailed", "queryId": m.query_id,
+                    "errorMessage": m.error_message, "logLines": list(m.log_lines),
+                    "errorData": encode_value(m.error_data), "journal": m.journal}
+        case QueryRemoved():
+            return {"type": "QueryRemoved", "queryId": m.query_id}
+    raise TypeError(f"not a modification: {m!r}")
+
+
+def message_json(message: Any) -> dict[str, Any]:
+    """The JSON object of one client or server message."""
+    match message:
+        case Connect():
+            out = {"type": "Connect", "sessionId": message.session_id,
+                   "connectionCount": message.connection_count,
+                   "lastCloseReason": message.last_close_reason,
+                   "clientTs": message.client_ts}
+            if message.max_observed_timestamp is not None:
+                out["maxObservedTimestamp"] = encode_ts(message.max_observed_timestamp)
+            return out
+        case Authenticate():
+            out = {"type": "Authenticate", "tokenType": message.token_type,
+                   "baseVersion": message.base_version}
+            if message.value is not None:
+                out["value"] = message.value
+            return out
+        case ModifyQuerySet():
+            return {"type": "ModifyQuerySet", "baseVersion": message.base_version,
+                    "newVersion": message.new_version,
+                    "modifications": [_modification_json(m) for m in message.modifications]}
+        case Transition():
+            out = {"type": "Transition",
+                   "startVersion": _version_json(message.start_version),
+                   "endVersion": _version_json(message.end_version),
+                   "modifications": [_modification_json(m) for m in message.modifications]}
+            if message.client_clock_skew is not None:
+                out["clientClockSkew"] = message.client_clock_skew
+            if message.server_ts is not None:
+                out["serverTs"] = message.server_ts
+            return out
+        case TransitionChunk():
+            return {"type": "TransitionChunk", "chunk": message.chunk,
+                    "partNumber": message.part_number, "totalParts": message.total_parts,
+                    "transitionId": message.transition_id}
+        case Ping():
+            return {"type": "Ping"}
+        case AuthError():
+            return {"type": "AuthError", "error": message.error,
+                    "baseVersion": message.base_version,
+                    "authUpdateAttempted": message.auth_update_attempted}
+        case FatalError():
+            return {"type": "FatalError", "error": message.error}
+        case Action():
+            return message.raw
+    raise TypeError(f"not a sync message: {message!r}")
+
+
+def encode_message(message: Any) -> str:
+    """One message → the text of its websocket frame."""
+    return json.dumps(message_json(message), separators=(",", ":"), allow_nan=False)
+
+
+# -- decoding ---------------------------------------------------------------------------
+
+
+def _load(text: str | dict[str, Any]) -> dict[str, Any]:
+    if isinstance(text, dict):
+        return text
+    try:
+        obj = json.loads(text)
+    except ValueError as e:
+        raise SyncProtocolError(f"sync frame is not JSON: {e}") from None
+    if not isinstance(obj, dict) or not isinstance(obj.get("type"), str):
+        raise SyncProtocolError("sync frame is not an object with a string 'type'")
+    return obj
+
+
+def _version(obj: Any) -> StateVersion:
+    return StateVersion(query_set=int(obj["querySet"]), identity=int(obj["identity"]),
+                        ts=decode_ts(obj["ts"]))
+
+
+def _server_modification(m: dict[str, Any]) -> QueryUpdated | QueryFailed | QueryRemoved:
+    kind = m["type"]
+    qid = int(m["queryId"])
+    if kind == "QueryUpdated":
+        return QueryUpdated(qid, decode_value(m.get("value")),
+                            tuple(m.get("logLines") or ()), m.get("journal"))
+    if kind == "QueryFailed":
+        data = m.get("errorData")
+        return QueryFailed(qid, str(m["errorMessage"]), tuple(m.get("logLines") or ()),
+                           decode_value(data) if data is not None else None, m.get("journal"))
+    if kind == "QueryRemoved":
+        return QueryRemoved(qid)
+    raise ValueError(f"unknown state modification {kind!r}")
+
+
+def decode_server_message(text: str | dict[str, Any]) -> ServerMessage:
+    """A server frame → its message; `SyncProtocolError` when malformed."""
+    obj = _load(text)
+    kind = obj["type"]
+    try:
+        match kind:
+            case "Transition":
+                return Transition(
+                    _version(obj["startVersion"]), _version(obj["endVersion"]),
+                    tuple(_server_modification(m) for m in obj["modifications"]),
+                    obj.get("clientClockSkew"), obj.get("serverTs"))
+            case "TransitionChunk":
+                return TransitionChunk(str(obj["chunk"]), int(obj["partNumber"]),
+                                       int(obj["totalParts"]), str(obj["transitionId"]))
+            case "Ping":
+                return Ping()
+            case "AuthError":
+                return AuthError(str(obj["error"]), int(obj.get("baseVersion", 0)),
+                                 bool(obj.get("authUpdateAttempted", False)))
+            case "FatalError":
+                return FatalError(str(obj["error"]))
+            case _:
+                return UnknownServerMessage(kind)
+    except (KeyError, TypeError, ValueError) as e:
+        raise SyncProtocolError(f"malformed {kind} message: {e!r}") from None
+
+
+def _client_modification(m: dict[str, Any]) -> AddQuery | RemoveQuery:
+    if m["type"] == "Add":
+        args = m.get("args", [{}])
+        # The JS client sends a one-element list; accept a bare object too.
+        if isinstance(args, list):
+            args = args[0] if args else {}
+        decoded = decode_value(args)
+        if not isinstance(decoded, dict):
+            raise ValueError("query args must be an object")
+        return AddQuery(int(m["queryId"]), str(m["udfPath"]), decoded,
+                        m.get("journal"), m.get("componentPath"))
+    if m["type"] == "Remove":
+        return RemoveQuery(int(m["queryId"]))
+    raise ValueError(f"unknown query set modification {m['type']!r}")
+
+
+def decode_client_message(text: str | dict[str, Any]) -> ClientMessage:
+    """A client frame → its message (what the fake server reads)."""
+    obj = _load(text)
+    kind = obj["type"]
+    try:
+        match kind:
+            case "Connect":
+                mot = obj.get("maxObservedTimestamp")
+                return Connect(str(obj["sessionId"]), int(obj["connectionCount"]),
+                               obj.get("lastCloseReason"), int(obj.get("clientTs", 0)),
+                               decode_ts(mot) if mot is not None else None)
+            case "Authenticate":
+                return Authenticate(str(obj["tokenType"]), int(obj["baseVersion"]),
+                                    obj.get("value"))
+            case "ModifyQuerySet":
+                return ModifyQuerySet(
+                    int(obj["baseVersion"]), int(obj["newVersion"]),
+                    tuple(_client_modification(m) for m in obj["modifications"]))
+            case _:
+                return Action(kind, obj)
+    except (KeyError, TypeError, ValueError, IndexError) as e:
+        raise SyncProtocolError(f"malformed {kind} message: {e!r}") from None
