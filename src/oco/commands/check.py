@@ -1,0 +1,89 @@
+"""`trio-oco check`: load workers.json and show, per entry, whether it will run and why not.
+
+Exit 0 when every entry is valid, 1 when some were skipped, 2 when none is valid or the
+file itself is bad or missing. Never prints a secret.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from oco.config import ConfigError, ConfigProblem, LoadedConfig, load_workers_file, workers_file_path
+
+HELP = "validate workers.json and show which workers would run"
+
+_COLUMNS = ("name", "machine", "worker", "directory", "convex url", "status")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", metavar="PATH", help="workers file (default: see README)")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+
+
+def _rows(loaded: LoadedConfig | None, problems: tuple[ConfigProblem, ...]) -> list[tuple[str, ...]]:
+    rows = []
+    for w in loaded.workers if loaded else ():
+        status = "ok" if w.enabled else "ok (disabled)"
+        rows.append((w.name, w.machine_id, w.worker_id, str(w.working_directory), w.convex_url, status))
+    for p in problems:
+        entry, _, field = p.json_path.partition(".")
+        reason = f"{field}: {p.message}" if field else p.message
+        rows.append((entry, "-", "-", "-", "-", f"skipped: {reason}"))
+    return rows
+
+
+def _table(rows: list[tuple[str, ...]]) -> str:
+    widths = [max(len(r[i]) for r in [_COLUMNS, *rows]) for i in range(len(_COLUMNS) - 1)]
+    lines = []
+    for row in [tuple(c.upper() for c in _COLUMNS), *rows]:
+        cells = [c.ljust(width) for c, width in zip(row, widths, strict=False)]
+        lines.append("  ".join([*cells, row[-1]]))
+    return "\n".join(lines)
+
+
+def _as_json(path: str, loaded: LoadedConfig | None, problems, error: str | None) -> str:
+    return json.dumps(
+        {
+            "path": path,
+            "ok": error is None and not problems,
+            "error": error,
+            "workers": [
+                {
+                    "name": w.name,
+                    "machine_id": w.machine_id,
+                    "worker_id": w.worker_id,
+                    "working_directory": str(w.working_directory),
+                    "convex_url": w.convex_url,
+                    "enabled": w.enabled,
+                }
+                for w in (loaded.workers if loaded else ())
+            ],
+            "problems": [{"json_path": p.json_path, "message": p.message} for p in problems],
+        },
+        indent=2,
+        ensure_ascii=False,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    path = workers_file_path(args.config)
+    try:
+        loaded = load_workers_file(path)
+    except ConfigError as exc:
+        if args.json:
+            print(_as_json(str(path), None, exc.problems, str(exc)))
+            return exc.exit_code
+        if exc.problems:
+            print(_table(_rows(None, exc.problems)))
+        raise
+    if args.json:
+        print(_as_json(str(loaded.path), loaded, loaded.problems, None))
+    else:
+        print(f"{loaded.path}:")
+        print(_table(_rows(loaded, loaded.problems)))
+        skipped = len({p.json_path.split(".", 1)[0] for p in loaded.problems})
+        enabled = len(loaded.enabled_workers)
+        print(f"{enabled} worker(s) would run, {skipped} entry(ies) skipped", file=sys.stderr)
+    return 1 if loaded.problems else 0
