@@ -1,0 +1,64 @@
+"""The OpenCode layer: the `opencode serve` process, its HTTP client, its event stream, one turn.
+
+    bin = find_opencode_bin(settings.opencode_bin)
+    async with open_opencode_server(bin, directory) as server:
+        session_id = await server.client.create_session("My chat")
+        result = await run_turn(server, session_id, "hello", "fake/fake-model", timeout=900,
+                                on_text=print)
+"""
+
+from ._binary import find_opencode_bin, list_models_cli, parse_models_output
+from ._client import OpenCodeClient, PermissionReply, models_from_providers, split_model
+from ._errors import OpenCodeError, OpenCodeNotFound, OpenCodeStartError
+from ._events import (
+    Event,
+    EventHub,
+    MessageUpdated,
+    PartDelta,
+    PartUpdated,
+    PermissionAsked,
+    ServerConnected,
+    ServerHeartbeat,
+    SessionError,
+    SessionIdle,
+    SessionStatus,
+    StreamReconnected,
+    parse_event,
+)
+from ._process import OpenCodeServer, open_opencode_server
+from ._transcript import PermissionDecision, TurnResult, describe_error, reconcile
+from ._turn import TurnBackend, run_turn
+
+__all__ = [
+    "Event",
+    "EventHub",
+    "MessageUpdated",
+    "OpenCodeClient",
+    "OpenCodeError",
+    "OpenCodeNotFound",
+    "OpenCodeServer",
+    "OpenCodeStartError",
+    "PartDelta",
+    "PartUpdated",
+    "PermissionAsked",
+    "PermissionDecision",
+    "PermissionReply",
+    "ServerConnected",
+    "ServerHeartbeat",
+    "SessionError",
+    "SessionIdle",
+    "SessionStatus",
+    "StreamReconnected",
+    "TurnBackend",
+    "TurnResult",
+    "describe_error",
+    "find_opencode_bin",
+    "list_models_cli",
+    "models_from_providers",
+    "open_opencode_server",
+    "parse_event",
+    "parse_models_output",
+    "reconcile",
+    "run_turn",
+    "split_model",
+]

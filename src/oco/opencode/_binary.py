@@ -1,0 +1,104 @@
+"""Finding the opencode binary, and listing models with `opencode models` (no server kept up)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import Mapping
+from pathlib import Path
+
+import trio
+
+from oco.convex.types import ModelInfo
+
+from ._errors import OpenCodeError, OpenCodeNotFound
+
+
+def find_opencode_bin(
+    configured: str | None = None, environ: Mapping[str, str] = os.environ
+) -> str:
+    """settings `opencode_bin` > `$OCO_OPENCODE_BIN` > `opencode` on PATH, else `OpenCodeNotFound`."""
+    for candidate in (configured, environ.get("OCO_OPENCODE_BIN")):
+        if candidate:
+            found = shutil.which(os.path.expanduser(candidate), path=environ.get("PATH"))
+            if found:
+                return found
+            raise OpenCodeNotFound()
+    found = shutil.which("opencode", path=environ.get("PATH"))
+    if not found:
+        raise OpenCodeNotFound()
+    return found
+
+
+def parse_models_output(text: str) -> list[ModelInfo]:
+    """`opencode models [--verbose]` output → ModelInfo list (pure).
+
+    Plain output is one `provider/model` per line; `--verbose` follows each id with a JSON
+    object whose `name` is the display name. Ids may hold several slashes.
+    """
+    decoder = json.JSONDecoder()
+    models: dict[str, ModelInfo] = {}
+    last: str | None = None
+    pos = 0
+    while pos < len(text):
+        while pos < len(text) and text[pos].isspace():
+            pos += 1
+        if pos >= len(text):
+            break
+        if text[pos] == "{":
+            try:
+                meta, pos = decoder.raw_decode(text, pos)
+            except ValueError:
+                pos = text.find("\n", pos) + 1 or len(text)
+                continue
+            if last and isinstance(meta, dict) and meta.get("name"):
+                models[last] = ModelInfo(id=last, name=str(meta["name"]), provider=models[last].provider)
+            continue
+        end = text.find("\n", pos)
+        end = len(text) if end < 0 else end
+        line = text[pos:end].strip()
+        pos = end + 1
+        provider, sep, model_id = line.partition("/")
+        if sep and provider and model_id and " " not in line:
+            models[line] = ModelInfo(id=line, name=model_id, provider=provider)
+            last = line
+        else:
+            last = None
+    return sorted(models.values(), key=lambda m: m.id)
+
+
+async def list_models_cli(
+    bin: str,
+    directory: Path,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 30.0,
+    *,
+    verbose: bool = True,
+) -> list[ModelInfo]:
+    """Run `opencode models` in `directory` (so project config counts) with a deadline.
+
+    `verbose` adds display names (the plain listing has only ids).
+    """
+    command = [bin, "models"] + (["--verbose"] if verbose else [])
+    try:
+        with trio.fail_after(timeout):
+            # run_process kills the child if the deadline cancels it.
+            result = await trio.run_process(
+                command,
+                cwd=str(directory),
+                env=dict(os.environ if env is None else env),
+                stdin=subprocess.DEVNULL,
+                capture_stdout=True,
+                capture_stderr=True,
+                check=False,
+            )
+    except trio.TooSlowError:
+        raise OpenCodeError(None, f"`opencode models` gave no answer within {timeout:g} s") from None
+    except OSError as exc:
+        raise OpenCodeError(None, f"cannot run {bin}: {exc.strerror or exc}") from exc
+    if result.returncode != 0:
+        last = (result.stderr or b"").decode(errors="replace").strip().splitlines()[-1:] or [""]
+        raise OpenCodeError(None, f"`opencode models` exited with {result.returncode}: {last[0][:300]}")
+    return parse_models_output(result.stdout.decode(errors="replace"))

@@ -1,0 +1,160 @@
+"""The OpenCode HTTP API (v1 routes of opencode-ai 1.18.33) as one small typed client.
+
+Every call is scoped to one project directory with `?directory=` and authenticated with the
+per-start basic-auth password. HTTP and transport failures raise `OpenCodeError`: nothing is
+silently ignored (the reference treated failed renames and prompts as success, §9.3).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import httpx
+
+from oco.convex.types import ModelInfo
+
+from ._errors import OpenCodeError
+
+USERNAME = "opencode"
+PermissionReply = Literal["once", "always", "reject"]
+
+# Calls answer quickly (prompts are async); reading the event stream uses its own timeout.
+DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=5.0)
+
+
+def split_model(model: str) -> dict[str, str]:
+    """`provider/model/with/slashes` → `{providerID, modelID}`, split at the first "/"."""
+    provider, sep, model_id = model.partition("/")
+    if not sep or not provider or not model_id:
+        raise ValueError(f"invalid model {model!r}: expected provider/model")
+    return {"providerID": provider, "modelID": model_id}
+
+
+def _summary(response: httpx.Response) -> str:
+    """A short, single-line description of an error body (OpenCode errors are JSON)."""
+    try:
+        body = response.json()
+    except ValueError:
+        text = response.text
+    else:
+        text = ""
+        if isinstance(body, dict):
+            data = body.get("data") if isinstance(body.get("data"), dict) else {}
+            text = str(body.get("message") or data.get("message") or body.get("name") or "")
+        text = text or str(body)
+    text = " ".join(text.split())
+    return (text[:300] + "…") if len(text) > 300 else (text or response.reason_phrase)
+
+
+class OpenCodeClient:
+    """Calls one `opencode serve` on behalf of one working directory.
+
+    `http` lets tests (or a shared pool) supply the `httpx.AsyncClient`; otherwise one is made
+    and closed by `aclose()`.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        password: str,
+        directory: Path | str,
+        *,
+        http: httpx.AsyncClient | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.directory = str(directory)
+        self.auth = httpx.BasicAuth(USERNAME, password)
+        self._owns_http = http is None
+        self.http = http or httpx.AsyncClient(timeout=DEFAULT_TIMEOUT)
+
+    def __repr__(self) -> str:
+        return f"OpenCodeClient({self.base_url!r}, directory={self.directory!r})"
+
+    async def aclose(self) -> None:
+        if self._owns_http:
+            await self.http.aclose()
+
+    @property
+    def params(self) -> dict[str, str]:
+        return {"directory": self.directory}
+
+    async def request(
+        self, method: str, path: str, *, json: Any = None, allow_404: bool = False
+    ) -> Any:
+        """One call; returns the decoded JSON (None for 204, or for 404 when allowed)."""
+        try:
+            response = await self.http.request(
+                method, self.base_url + path, params=self.params, json=json, auth=self.auth
+            )
+        except httpx.TransportError as exc:
+            raise OpenCodeError(None, f"{method} {path}: {type(exc).__name__}: {exc}") from exc
+        if allow_404 and response.status_code == 404:
+            return None
+        if response.is_error:
+            raise OpenCodeError(response.status_code, f"{method} {path}: {_summary(response)}")
+        if response.status_code == 204 or not response.content:
+            return None
+        try:
+            return response.json()
+        except ValueError as exc:
+            raise OpenCodeError(response.status_code, f"{method} {path}: not JSON") from exc
+
+    async def health(self) -> dict[str, Any]:
+        """`{"healthy": true, "version": "1.18.33"}`."""
+        return await self.request("GET", "/global/health")
+
+    async def create_session(self, title: str) -> str:
+        """A new session with a title (a title avoids OpenCode's extra title-generation call)."""
+        session = await self.request("POST", "/session", json={"title": title})
+        return str(session["id"])
+
+    async def get_session(self, session_id: str) -> dict[str, Any] | None:
+        """The session, or None when OpenCode does not know it (404)."""
+        return await self.request("GET", f"/session/{session_id}", allow_404=True)
+
+    async def rename_session(self, session_id: str, title: str) -> None:
+        await self.request("PATCH", f"/session/{session_id}", json={"title": title})
+
+    async def prompt_async(self, session_id: str, text: str, model: str) -> None:
+        """Queue a user message and start the turn; returns at once (HTTP 204)."""
+        body = {"parts": [{"type": "text", "text": text}], "model": split_model(model)}
+        await self.request("POST", f"/session/{session_id}/prompt_async", json=body)
+
+    async def messages(self, session_id: str) -> list[dict[str, Any]]:
+        """Every message of the session: `[{info, parts}, …]`, oldest first."""
+        return await self.request("GET", f"/session/{session_id}/message")
+
+    async def session_status(self) -> dict[str, Any]:
+        """Busy sessions only: `{session_id: {"type": "busy" | "retry", …}}`."""
+        return await self.request("GET", "/session/status")
+
+    async def abort(self, session_id: str) -> bool:
+        """Stop the running turn; the assistant message ends with `MessageAbortedError`."""
+        return bool(await self.request("POST", f"/session/{session_id}/abort"))
+
+    async def list_models(self) -> list[ModelInfo]:
+        """Configured models as `provider/model` ids with display names, sorted by id."""
+        body = await self.request("GET", "/config/providers")
+        return models_from_providers(body)
+
+    async def permissions(self) -> list[dict[str, Any]]:
+        """Pending permission requests `[{id, sessionID, permission, patterns, …}]`."""
+        return await self.request("GET", "/permission")
+
+    async def reply_permission(self, permission_id: str, reply: PermissionReply) -> None:
+        await self.request("POST", f"/permission/{permission_id}/reply", json={"reply": reply})
+
+
+def models_from_providers(body: Any) -> list[ModelInfo]:
+    """`GET /config/providers` → ModelInfo list (pure; tolerant of extra fields)."""
+    found: list[ModelInfo] = []
+    providers = body.get("providers", []) if isinstance(body, dict) else []
+    for provider in providers:
+        provider_id = str(provider.get("id", ""))
+        models = provider.get("models") or {}
+        for key, model in models.items():
+            model_id = str(model.get("id") or key)
+            name = str(model.get("name") or model_id)
+            found.append(ModelInfo(id=f"{provider_id}/{model_id}", name=name, provider=provider_id))
+    return sorted(found, key=lambda m: m.id)

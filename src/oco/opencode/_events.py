@@ -1,0 +1,272 @@
+"""OpenCode's `/event` SSE stream: typed events and one reader per server (the EventHub).
+
+The hub keeps one connection open (no read timeout; heartbeats arrive every 10 s), reconnects
+with backoff when it drops or stays silent for `stall_timeout`, and hands each event to the
+subscribers of its OpenCode session id through trio memory channels. After a reconnect every
+subscriber gets `StreamReconnected`, because events may have been lost in the gap.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import attrs
+import httpx
+import trio
+from httpx_sse import aconnect_sse
+
+from ._client import OpenCodeClient
+
+log = logging.getLogger("oco.opencode.events")
+
+
+@attrs.frozen
+class PartDelta:
+    """`message.part.delta`: text appended to a part's `field` (usually "text")."""
+
+    session_id: str
+    message_id: str
+    part_id: str
+    field: str
+    delta: str
+
+
+@attrs.frozen
+class PartUpdated:
+    """`message.part.updated`: the whole part as it is now (text, reasoning, tool, step-*)."""
+
+    session_id: str
+    part: dict[str, Any]
+
+
+@attrs.frozen
+class MessageUpdated:
+    """`message.updated`: a message's `info` (role, parentID, time, error …)."""
+
+    session_id: str
+    info: dict[str, Any]
+
+
+@attrs.frozen
+class SessionStatus:
+    """`session.status`: `{"type": "busy" | "idle" | "retry", …}`."""
+
+    session_id: str
+    status: dict[str, Any]
+
+
+@attrs.frozen
+class SessionIdle:
+    session_id: str
+
+
+@attrs.frozen
+class SessionError:
+    """`session.error`: `error` is `{name, data}` (may be absent)."""
+
+    session_id: str
+    error: dict[str, Any] | None
+
+
+@attrs.frozen
+class PermissionAsked:
+    """`permission.asked`: OpenCode waits for `POST /permission/{id}/reply`."""
+
+    session_id: str
+    id: str
+    permission: str
+    patterns: list[str]
+
+
+@attrs.frozen
+class ServerHeartbeat:
+    pass
+
+
+@attrs.frozen
+class ServerConnected:
+    pass
+
+
+@attrs.frozen
+class StreamReconnected:
+    """Synthetic: the stream was re-opened, so events may have been missed."""
+
+
+Event = (
+    PartDelta
+    | PartUpdated
+    | MessageUpdated
+    | SessionStatus
+    | SessionIdle
+    | SessionError
+    | PermissionAsked
+    | ServerHeartbeat
+    | ServerConnected
+    | StreamReconnected
+)
+
+
+def parse_event(data: Any) -> Event | None:
+    """One decoded `/event` payload → a typed event; None for types we do not use or bad shapes."""
+    if not isinstance(data, dict):
+        return None
+    kind = data.get("type")
+    p = data.get("properties") or {}
+    if not isinstance(p, dict):
+        return None
+    try:
+        match kind:
+            case "message.part.delta":
+                return PartDelta(p["sessionID"], p["messageID"], p["partID"], p["field"], p["delta"])
+            case "message.part.updated":
+                part = p["part"]
+                return PartUpdated(p.get("sessionID") or part["sessionID"], part)
+            case "message.updated":
+                info = p["info"]
+                return MessageUpdated(p.get("sessionID") or info["sessionID"], info)
+            case "session.status":
+                return SessionStatus(p["sessionID"], p["status"])
+            case "session.idle":
+                return SessionIdle(p["sessionID"])
+            case "session.error":
+                if not p.get("sessionID"):
+                    return None  # not about a session we could route it to
+                return SessionError(p["sessionID"], p.get("error"))
+            case "permission.asked":
+                return PermissionAsked(p["sessionID"], p["id"], p["permission"], list(p.get("patterns") or []))
+            case "server.heartbeat":
+                return ServerHeartbeat()
+            case "server.connected":
+                return ServerConnected()
+    except (KeyError, TypeError):
+        log.debug("ignoring malformed %s event", kind)
+    return None
+
+
+class EventHub:
+    """Reads one server's event stream and routes events to per-session subscribers."""
+
+    def __init__(
+        self,
+        client: OpenCodeClient,
+        *,
+        stall_timeout: float = 30.0,
+        backoff_initial: float = 0.2,
+        backoff_max: float = 5.0,
+        buffer: int = 10_000,
+    ) -> None:
+        self.client = client
+        self.stall_timeout = stall_timeout
+        self.backoff_initial = backoff_initial
+        self.backoff_max = backoff_max
+        self.buffer = buffer
+        self.connections = 0  # how many times the stream was (re)opened
+        self._subscribers: dict[str, set[trio.MemorySendChannel[Event]]] = {}
+        self._closed = False
+
+    @contextmanager
+    def subscribe(self, session_id: str) -> Iterator[trio.MemoryReceiveChannel[Event]]:
+        """Events of one OpenCode session, from now until the block ends."""
+        send, receive = trio.open_memory_channel[Event](self.buffer)
+        if self._closed:
+            send.close()  # the server is gone: the subscriber sees the end at once
+        self._subscribers.setdefault(session_id, set()).add(send)
+        try:
+            with receive:
+                yield receive
+        finally:
+            subscribers = self._subscribers.get(session_id, set())
+            subscribers.discard(send)
+            if not subscribers:
+                self._subscribers.pop(session_id, None)
+            send.close()
+
+    def close(self) -> None:
+        """End every subscription (the server stopped): receivers see the end of the channel."""
+        self._closed = True
+        for group in self._subscribers.values():
+            for send in group:
+                send.close()
+
+    def dispatch(self, event: Event) -> None:
+        """Hand an event to its session's subscribers (reconnect notices go to all)."""
+        if isinstance(event, StreamReconnected):
+            targets = [s for group in self._subscribers.values() for s in group]
+        else:
+            session_id = getattr(event, "session_id", None)
+            targets = list(self._subscribers.get(session_id, ())) if session_id else []
+        for send in targets:
+            try:
+                send.send_nowait(event)
+            except trio.WouldBlock:
+                # A consumer this far behind loses stream events; run_turn reconciles at the end.
+                log.warning("event subscriber is %d events behind; dropping one", self.buffer)
+            except trio.ClosedResourceError:
+                pass
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Read the stream forever; `started` once the first `server.connected` arrives."""
+        delay = self.backoff_initial
+        status: list[trio.TaskStatus[None]] = [task_status]
+
+        def handle(event: Event) -> None:
+            nonlocal delay
+            if isinstance(event, ServerConnected):
+                self.connections += 1
+                delay = self.backoff_initial
+                if status:
+                    status.pop().started()
+                else:
+                    self.dispatch(StreamReconnected())
+            self.dispatch(event)
+
+        while True:
+            try:
+                await self._read_once(handle)
+                log.info("opencode event stream ended; reconnecting")
+            except (httpx.HTTPError, _Stalled) as exc:
+                log.info(
+                    "opencode event stream lost (%s); reconnecting in %.1f s",
+                    type(exc).__name__,
+                    delay,
+                )
+            await trio.sleep(delay)
+            delay = min(delay * 2, self.backoff_max)
+
+    async def _read_once(self, handle: Callable[[Event], None]) -> None:
+        """One connection: hand typed events to `handle` until the stream ends, fails or stalls."""
+        async with aconnect_sse(
+            self.client.http,
+            "GET",
+            self.client.base_url + "/event",
+            params=self.client.params,
+            auth=self.client.auth,
+            timeout=httpx.Timeout(10.0, read=None),  # silence is detected below, not by httpx
+        ) as source:
+            source.response.raise_for_status()
+            events = source.aiter_sse()
+            try:
+                while True:
+                    with trio.move_on_after(self.stall_timeout) as scope:
+                        sse = await anext(events, None)
+                    if scope.cancelled_caught:
+                        raise _Stalled()
+                    if sse is None:
+                        return
+                    try:
+                        event = parse_event(json.loads(sse.data))
+                    except ValueError:
+                        continue
+                    if event is not None:
+                        handle(event)
+            finally:
+                await events.aclose()
+
+
+class _Stalled(Exception):
+    """No event (not even a heartbeat) within the stall timeout."""

@@ -1,0 +1,259 @@
+"""`opencode serve` as a child process owned by an async context manager.
+
+Fixes of the reference (§4.3, §9.3 items 28-29): the server runs in the working directory,
+picks its own port (`--port 0`, read back from its "listening on" line: no check-then-use
+race), requires a random per-start password, is killed on a failed start, and is always
+stopped (SIGTERM to its process group, SIGKILL after a grace period) and reaped when the
+block ends, also by cancellation. Its output is drained into DEBUG logs with a bounded tail.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import os
+import re
+import secrets
+import signal
+import subprocess
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
+
+import trio
+
+from ._client import OpenCodeClient
+from ._errors import OpenCodeError, OpenCodeStartError
+from ._events import EventHub
+
+log = logging.getLogger("oco.opencode.process")
+
+_LISTENING = re.compile(rb"opencode server listening on (http://\S+)")
+STOP_GRACE = 5.0
+TAIL_LINES = 50
+
+
+class OpenCodeServer:
+    """A running `opencode serve`: its URL, client, event hub and exit notification."""
+
+    def __init__(self, process: trio.Process, base_url: str, client: OpenCodeClient, events: EventHub, tail: collections.deque[str]) -> None:
+        self.process = process
+        self.base_url = base_url
+        self.client = client
+        self.events = events
+        self.crashed = trio.Event()  # set when the process exits while we did not stop it
+        self._tail = tail
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    @property
+    def exit_code(self) -> int | None:
+        """The exit status once the process has ended (negative: killed by that signal)."""
+        return self.process.returncode
+
+    def output_tail(self) -> list[str]:
+        """The last lines the server printed (for error messages)."""
+        return list(self._tail)
+
+    def __repr__(self) -> str:
+        return f"OpenCodeServer(pid={self.pid}, base_url={self.base_url!r})"
+
+
+class _Output:
+    """Drains the child's stdout+stderr: DEBUG log lines, a bounded tail, the listening URL."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
+        self.url: str | None = None
+        self.settled = trio.Event()  # listening line seen, or output closed
+
+    async def drain(self, stream: trio.abc.ReceiveStream) -> None:
+        pending = b""
+        try:
+            while chunk := await stream.receive_some(65536):
+                pending += chunk
+                *lines, pending = pending.split(b"\n")
+                for line in lines:
+                    self._line(line)
+                if len(pending) > 65536:  # a runaway line: keep memory bounded
+                    self._line(pending)
+                    pending = b""
+            if pending:
+                self._line(pending)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
+        finally:
+            self.settled.set()
+
+    def _line(self, raw: bytes) -> None:
+        if self.url is None and (match := _LISTENING.search(raw)):
+            self.url = match.group(1).decode()
+            self.settled.set()
+        text = raw.decode(errors="replace").rstrip()[:2000]
+        if text:
+            self.tail.append(text)
+            log.debug("opencode[%d]: %s", self.pid, text)
+
+
+def _signal_group(pid: int, sig: signal.Signals) -> None:
+    try:
+        os.killpg(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass  # the group is already gone
+
+
+async def _stop(process: trio.Process, grace: float) -> None:
+    """SIGTERM the group, wait up to `grace`, then SIGKILL; always reap."""
+    if process.returncode is None:
+        _signal_group(process.pid, signal.SIGTERM)
+        with trio.move_on_after(grace):
+            await process.wait()
+    # SIGKILL whatever is left of the group (the server itself, or tool processes it spawned).
+    _signal_group(process.pid, signal.SIGKILL)
+    await process.wait()
+
+
+@asynccontextmanager
+async def open_opencode_server(
+    bin: str,
+    directory: Path,
+    *,
+    env: Mapping[str, str] | None = None,
+    start_timeout: float = 15.0,
+) -> AsyncIterator[OpenCodeServer]:
+    """Start `opencode serve` in `directory`; yield it ready (health checked, events flowing)."""
+    password = secrets.token_urlsafe(24)
+    child_env = dict(os.environ if env is None else env)
+    child_env["OPENCODE_SERVER_PASSWORD"] = password
+    child_env.pop("OPENCODE_SERVER_USERNAME", None)  # our client authenticates as "opencode"
+    try:
+        process = await trio.lowlevel.open_process(
+            [bin, "serve", "--hostname", "127.0.0.1", "--port", "0"],
+            cwd=str(directory),
+            env=child_env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group, so we can stop everything it spawns
+        )
+    except OSError as exc:
+        raise OpenCodeStartError(f"cannot run {bin}: {exc.strerror or exc}", []) from exc
+    watch = _ExitWatch(process)
+    try:
+        with _single_errors():
+            async with trio.open_nursery() as nursery:
+                server = await _start(nursery, watch, password, directory, start_timeout)
+                try:
+                    yield server
+                finally:
+                    watch.stopping = True
+                    nursery.cancel_scope.cancel()
+    finally:
+        watch.stopping = True
+        # Stop and reap even when we are being cancelled: never leave an orphan server.
+        with trio.move_on_after(STOP_GRACE + 2, shield=True):
+            await _stop(process, STOP_GRACE)
+        if process.returncode is None:
+            log.error("opencode[%d] could not be reaped", process.pid)
+
+
+class _ExitWatch:
+    """Notices the process ending; unless we were stopping it, that is a crash."""
+
+    def __init__(self, process: trio.Process) -> None:
+        self.process = process
+        self.output = _Output(process.pid)
+        self.stopping = False
+        self.server: OpenCodeServer | None = None
+        self.hub_scope = trio.CancelScope()
+
+    async def run(self) -> None:
+        await self.process.wait()
+        self.output.settled.set()
+        self.hub_scope.cancel()  # nothing left to read events from
+        if self.stopping:
+            return
+        log.warning("opencode[%d] exited unexpectedly (exit code %s)", self.process.pid, self.process.returncode)
+        if self.server is not None:
+            self.server.crashed.set()
+            self.server.events.close()  # in-flight turns end now, with a crash error
+
+
+async def _start(
+    nursery: trio.Nursery, watch: _ExitWatch, password: str, directory: Path, timeout: float
+) -> OpenCodeServer:
+    """Start the output drain and exit watch, wait until the server answers, open its events."""
+    process, output = watch.process, watch.output
+    assert process.stdout is not None
+    nursery.start_soon(output.drain, process.stdout)
+    nursery.start_soon(watch.run)
+    try:
+        with trio.fail_after(timeout):
+            base_url = await _wait_started(process, output, password, directory)
+            client = OpenCodeClient(base_url, password, directory)
+            nursery.start_soon(_close_client_at_exit, client)
+            hub = EventHub(client)
+            watch.server = OpenCodeServer(process, base_url, client, hub, output.tail)
+
+            async def run_hub(task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+                with watch.hub_scope:
+                    await hub.run(task_status=task_status)
+                if hub.connections == 0:  # the process died before its event stream opened
+                    raise OpenCodeStartError(f"exited with code {process.returncode}", list(output.tail))
+
+            await nursery.start(run_hub)
+    except trio.TooSlowError:
+        raise OpenCodeStartError(f"no answer within {timeout:g} s", list(output.tail)) from None
+    log.info("opencode[%d] serving %s at %s", process.pid, directory, base_url)
+    return watch.server
+
+
+@contextmanager
+def _single_errors() -> Iterator[None]:
+    """Re-raise a lone error out of a nursery's exception group, so callers see `OpenCodeStartError`
+    (or their own block's exception) as such rather than wrapped."""
+    try:
+        yield
+    except ExceptionGroup as group:
+        if len(group.exceptions) == 1 and not isinstance(group.exceptions[0], BaseExceptionGroup):
+            lone = group.exceptions[0]
+            raise lone from lone.__cause__
+        raise
+
+
+async def _close_client_at_exit(client: OpenCodeClient) -> None:
+    try:
+        await trio.sleep_forever()
+    finally:
+        # Closing idle httpx connections is quick; shielded so cancellation still releases them.
+        with trio.move_on_after(1, shield=True):
+            await client.aclose()
+
+
+async def _wait_started(process: trio.Process, output: _Output, password: str, directory: Path) -> str:
+    """The base URL once the server said it listens and answers its health check."""
+    await output.settled.wait()
+    if output.url is None:
+        await process.wait()
+        raise OpenCodeStartError(f"exited with code {process.returncode}", list(output.tail))
+    client = OpenCodeClient(output.url, password, directory)
+    try:
+        while True:
+            try:
+                health = await client.health()
+            except OpenCodeError as exc:
+                if process.returncode is not None:
+                    raise OpenCodeStartError(f"exited with code {process.returncode}", list(output.tail)) from exc
+                if exc.status is not None:
+                    raise OpenCodeStartError(f"health check failed: {exc.summary}", list(output.tail)) from exc
+                await trio.sleep(0.05)  # the line can come before the socket accepts
+                continue
+            if isinstance(health, dict) and health.get("healthy"):
+                return output.url
+            raise OpenCodeStartError(f"unhealthy: {health!r}", list(output.tail))
+    finally:
+        with trio.move_on_after(1, shield=True):  # release the probe's connections
+            await client.aclose()

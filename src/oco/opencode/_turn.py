@@ -1,0 +1,145 @@
+"""One chat turn through OpenCode: prompt, stream, answer permissions, reconcile, never hang.
+
+Fixes of the reference (§4.3, §9.3 items 22-24): text streams as it is produced, every turn
+has a deadline and is aborted when it passes or when the caller is cancelled, errors become
+a readable sentence instead of an empty answer, and permission questions are answered by
+policy so a turn cannot wait for a user who never sees them.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Literal, Protocol
+
+import trio
+
+from ._client import OpenCodeClient, split_model
+from ._errors import OpenCodeError
+from ._events import EventHub, PermissionAsked, SessionIdle, SessionStatus, StreamReconnected
+from ._transcript import PermissionDecision, TurnResult, TurnTranscript, reconcile
+
+log = logging.getLogger("oco.opencode.turn")
+
+OnText = Callable[[str], Awaitable[None]] | Callable[[str], None]
+ABORT_GRACE = 5.0
+
+
+class TurnBackend(Protocol):
+    """What a turn needs: `OpenCodeServer` fits; so does any object with `client` and `events`
+    (and optionally `crashed: trio.Event` and `exit_code`)."""
+
+    client: OpenCodeClient
+    events: EventHub
+
+
+async def run_turn(
+    server: TurnBackend,
+    session_id: str,
+    text: str,
+    model: str,
+    *,
+    timeout: float,
+    on_text: OnText | None = None,
+    permission_policy: Literal["allow", "reject"] = "reject",
+) -> TurnResult:
+    """Send `text` to the OpenCode session and follow it to the end (or the deadline).
+
+    Text deltas go to `on_text` as they arrive (parts separated by "\\n", so the pieces add up
+    to `content`). Failures of OpenCode, the provider, the deadline or the server process come
+    back in `TurnResult.error`; cancellation aborts the session and propagates.
+    """
+    client, hub = server.client, server.events
+    crashed: trio.Event | None = getattr(server, "crashed", None)
+    try:
+        split_model(model)
+    except ValueError as exc:
+        return TurnResult("", "", [], error=str(exc))
+    if crashed is not None and crashed.is_set():
+        return TurnResult("", "", [], error=_crash_message(server))
+
+    transcript = TurnTranscript()
+    decisions: list[PermissionDecision] = []
+    settled = False  # we reached an outcome (not cancelled); no abort needed on exit
+
+    async def deliver(pieces: list[str]) -> None:
+        for piece in pieces:
+            if on_text is not None:
+                maybe = on_text(piece)
+                if inspect.isawaitable(maybe):
+                    await maybe
+
+    async def follow(events: trio.MemoryReceiveChannel) -> str:
+        """Consume our session's events; return how the turn ended."""
+        async for event in events:
+            if isinstance(event, PermissionAsked):
+                decisions.append(await _answer(client, event, permission_policy))
+                continue
+            if isinstance(event, StreamReconnected):
+                # Events were lost in the gap: ask whether the session is still working.
+                if session_id not in await client.session_status():
+                    return "idle"
+                continue
+            if isinstance(event, SessionStatus) and event.status.get("type") == "busy":
+                transcript.started = True
+            await deliver(transcript.feed(event))
+            if isinstance(event, SessionIdle) and transcript.started:
+                return "idle"
+        return "closed"  # the hub closed our channel: the server is gone
+
+    with hub.subscribe(session_id) as events:
+        try:
+            outcome = "timeout"
+            try:
+                with trio.move_on_after(timeout):
+                    await client.prompt_async(session_id, text, model)
+                    outcome = await follow(events)
+            except OpenCodeError as exc:
+                settled = True
+                if crashed is not None and crashed.is_set():
+                    return _finish(transcript.result(), _crash_message(server), decisions)
+                return _finish(transcript.result(), f"OpenCode failed: {exc}", decisions)
+            if outcome == "closed" or (crashed is not None and crashed.is_set()):
+                settled = True
+                return _finish(transcript.result(), _crash_message(server), decisions)
+            error = None
+            if outcome == "timeout":
+                error = f"timed out after {timeout:g} s"
+                log.info("turn in %s timed out after %g s; aborting", session_id, timeout)
+                with trio.move_on_after(ABORT_GRACE):
+                    await client.abort(session_id)
+                    await follow(events)  # collect what was produced up to the abort
+            settled = True
+            try:
+                messages = await client.messages(session_id)
+            except OpenCodeError as exc:
+                log.warning("could not reconcile turn in %s: %s", session_id, exc)
+                messages = None
+            final = reconcile(messages, transcript.user_message_id, text) if messages else None
+            result = final or transcript.result()
+            return _finish(result, error or result.error or transcript.result().error, decisions)
+        finally:
+            if not settled:
+                # Cancelled (or failed): stop OpenCode working for nobody, even under cancellation.
+                with trio.move_on_after(ABORT_GRACE, shield=True):
+                    try:
+                        await client.abort(session_id)
+                    except OpenCodeError as exc:
+                        log.warning("could not abort %s: %s", session_id, exc)
+
+
+def _finish(result: TurnResult, error: str | None, decisions: list[PermissionDecision]) -> TurnResult:
+    return TurnResult(result.content, result.reasoning, result.other_parts, error, list(decisions))
+
+
+def _crash_message(server: object) -> str:
+    code = getattr(server, "exit_code", None)
+    return f"OpenCode stopped unexpectedly (exit code {code})"
+
+
+async def _answer(client: OpenCodeClient, event: PermissionAsked, policy: str) -> PermissionDecision:
+    reply = "once" if policy == "allow" else "reject"
+    log.info("permission %s for %s %s: %s", event.id, event.permission, event.patterns, reply)
+    await client.reply_permission(event.id, reply)
+    return PermissionDecision(event.id, event.permission, event.patterns, reply)

@@ -1,0 +1,252 @@
+"""A fake OpenAI-compatible LLM server, scripted by the last user message, for a real OpenCode.
+
+It speaks `POST /v1/chat/completions` with `stream: true` (SSE `chat.completion.chunk`s then
+`data: [DONE]`), the way `@ai-sdk/openai-compatible` expects, so an unmodified `opencode serve`
+can run whole turns (text, reasoning, tool calls, errors) offline. Scripts, by the last user
+message: default → a reasoning delta then "Hello from fake LLM"; `ECHO <text>` → exactly <text>;
+`USE_TOOL` → a bash call, then "tool said: <output>"; `SLOW <s>` → tokens spread over <s>
+seconds; `FAIL400` / `FAIL500` → that HTTP error. Title requests get a short title.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import re
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from functools import partial
+from typing import Any
+
+import attrs
+import trio
+import trio_util
+from hypercorn.config import Config
+from hypercorn.trio import serve
+
+DEFAULT_REPLY = "Hello from fake LLM"
+DEFAULT_REASONING = "Thinking about it."
+TOOL_COMMAND = "echo hello-from-tool"
+TITLE = "Fake title"
+_TITLE_MARKER = "You are a title generator"
+
+
+@attrs.frozen
+class RecordedRequest:
+    """One request the fake LLM received: path, lower-cased headers, parsed JSON body."""
+
+    path: str
+    headers: dict[str, str]
+    body: Any
+
+
+@attrs.frozen
+class _Stream:
+    """A scripted streaming answer: (reasoning, text) pieces, an optional tool call, a pace."""
+
+    pieces: list[tuple[str, str]]  # ("reasoning" | "content", text)
+    tool_call: dict[str, Any] | None = None
+    interval: float = 0.0
+
+
+@attrs.frozen
+class _Failure:
+    status: int
+    message: str
+
+
+def _text_of(content: Any) -> str:
+    """The text of an OpenAI message `content` (a string or a list of typed parts)."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(p.get("text", "") for p in content if isinstance(p, dict))
+    return ""
+
+
+def _tokens(text: str) -> list[str]:
+    """Split into word-sized chunks whose concatenation is exactly `text`."""
+    return re.findall(r"\s*\S+\s*|\s+", text) or [text]
+
+
+def script_for(body: dict[str, Any], call_ids: Iterator[int]) -> _Stream | _Failure:
+    """Decide the answer to one chat-completions request body (pure; the scripting rules)."""
+    messages = body.get("messages") or []
+    if any(
+        m.get("role") == "system" and _TITLE_MARKER in _text_of(m.get("content"))
+        for m in messages
+    ):
+        return _Stream([("content", TITLE)])
+    if messages and messages[-1].get("role") == "tool":
+        return _Stream([("content", t) for t in _tokens(f"tool said: {_text_of(messages[-1].get('content')).strip()}")])
+    last_user = next((m for m in reversed(messages) if m.get("role") == "user"), None)
+    text = _text_of(last_user.get("content")).strip() if last_user else ""
+    if text.startswith("FAIL400"):
+        return _Failure(400, "fake bad request: FAIL400")
+    if text.startswith("FAIL500"):
+        return _Failure(500, "fake server error: FAIL500")
+    if text.startswith("ECHO "):
+        return _Stream([("content", t) for t in _tokens(text[len("ECHO ") :])])
+    if text.startswith("USE_TOOL"):
+        call = {
+            "index": 0,
+            "id": f"call_fake_{next(call_ids)}",
+            "type": "function",
+            "function": {
+                "name": "bash",
+                "arguments": json.dumps(
+                    {"command": TOOL_COMMAND, "description": "Print a greeting"}
+                ),
+            },
+        }
+        return _Stream([], tool_call=call)
+    if text.startswith("SLOW"):
+        try:
+            seconds = float(text.split()[1])
+        except (IndexError, ValueError):
+            seconds = 5.0
+        count = max(4, int(seconds * 4))
+        return _Stream(
+            [("content", f"tok{i} ") for i in range(count)], interval=seconds / count
+        )
+    return _Stream([("reasoning", DEFAULT_REASONING)] + [("content", t) for t in _tokens(DEFAULT_REPLY)])
+
+
+class FakeLLM:
+    """The ASGI app; `requests` records every request, `request_count` lets tests wait on them."""
+
+    def __init__(self) -> None:
+        self.requests: list[RecordedRequest] = []
+        self.request_count: trio_util.AsyncValue[int] = trio_util.AsyncValue(0)
+        self._call_ids = itertools.count(1)
+
+    async def wait_for_requests(self, count: int) -> RecordedRequest:
+        """Wait until at least `count` requests arrived; return the `count`-th."""
+        await self.request_count.wait_value(lambda n: n >= count)
+        return self.requests[count - 1]
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                elif message["type"] == "lifespan.shutdown":
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        if scope["type"] != "http":
+            return
+        raw = b""
+        while True:
+            message = await receive()
+            raw += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        try:
+            body = json.loads(raw) if raw else None
+        except ValueError:
+            body = None
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        self.requests.append(RecordedRequest(scope["path"], headers, body))
+        self.request_count.value += 1
+
+        if scope["method"] != "POST" or not scope["path"].endswith("/chat/completions"):
+            return await _json(send, 404, {"error": {"message": f"no route {scope['path']}"}})
+        if not isinstance(body, dict):
+            return await _json(send, 400, {"error": {"message": "body must be a JSON object"}})
+        answer = script_for(body, self._call_ids)
+        if isinstance(answer, _Failure):
+            error = {"message": answer.message, "type": "fake_error", "code": answer.status}
+            return await _json(send, answer.status, {"error": error})
+        await self._stream(answer, body.get("model", "fake-model"), receive, send)
+
+    async def _stream(self, answer: _Stream, model: str, receive: Any, send: Any) -> None:
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")],
+            }
+        )
+        base = {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": int(time.time()), "model": model}
+
+        async def event(payload: dict[str, Any]) -> None:
+            data = json.dumps({**base, **payload})
+            await send({"type": "http.response.body", "body": f"data: {data}\n\n".encode(), "more_body": True})
+
+        def choice(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+            return {"choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+
+        async with trio.open_nursery() as nursery:
+            # Stop streaming as soon as the client goes away (OpenCode aborting a turn).
+            nursery.start_soon(_cancel_on_disconnect, receive, nursery.cancel_scope)
+            await event(choice({"role": "assistant", "content": ""}))
+            for kind, text in answer.pieces:
+                if answer.interval:
+                    await trio.sleep(answer.interval)
+                field = "reasoning_content" if kind == "reasoning" else "content"
+                await event(choice({field: text}))
+            if answer.tool_call:
+                await event(choice({"tool_calls": [answer.tool_call]}))
+            await event(choice({}, "tool_calls" if answer.tool_call else "stop"))
+            usage = {"prompt_tokens": 10, "completion_tokens": len(answer.pieces) + 1, "total_tokens": 11 + len(answer.pieces)}
+            await event({"choices": [], "usage": usage})
+            await send({"type": "http.response.body", "body": b"data: [DONE]\n\n", "more_body": False})
+            nursery.cancel_scope.cancel()
+
+
+async def _cancel_on_disconnect(receive: Any, scope: trio.CancelScope) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+    scope.cancel()
+
+
+async def _json(send: Any, status: int, payload: Any) -> None:
+    data = json.dumps(payload).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": data})
+
+
+@attrs.frozen
+class FakeLLMServer:
+    """A running fake LLM: `base_url` ends in `/v1`; `llm` holds the recorded requests."""
+
+    base_url: str
+    llm: FakeLLM
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        return self.llm.requests
+
+    @property
+    def request_count(self) -> trio_util.AsyncValue[int]:
+        return self.llm.request_count
+
+    async def wait_for_requests(self, count: int) -> RecordedRequest:
+        return await self.llm.wait_for_requests(count)
+
+
+@asynccontextmanager
+async def serve_fake_llm(*, host: str = "127.0.0.1", port: int = 0) -> AsyncIterator[FakeLLMServer]:
+    """Serve a fresh `FakeLLM` over real HTTP (hypercorn's trio worker) until the block ends."""
+    config = Config()
+    config.bind = [f"{host}:{port}"]
+    config.accesslog = None
+    config.errorlog = logging.getLogger("oco.testing.fake_llm")  # not hypercorn's stderr banner
+    config.graceful_timeout = 0.5
+    llm = FakeLLM()
+    async with trio.open_nursery() as nursery:
+        binds = await nursery.start(partial(serve, llm, config, mode="asgi"))
+        url = next(b for b in binds if b.startswith("http://"))
+        try:
+            yield FakeLLMServer(base_url=f"{url}/v1", llm=llm)
+        finally:
+            nursery.cancel_scope.cancel()
