@@ -42,6 +42,8 @@ __all__ = [
     "decode_ts",
     "decode_value",
     "encode_message",
+    "message_json",
+    "modification_json",
     "encode_ts",
     "encode_value",
 ]
@@ -260,7 +262,7 @@ def _version_json(v: StateVersion) -> dict[str, Any]:
     return {"querySet": v.query_set, "identity": v.identity, "ts": encode_ts(v.ts)}
 
 
-def _modification_json(m: Any) -> dict[str, Any]:
+def modification_json(m: Any) -> dict[str, Any]:
     match m:
         case AddQuery():
             out = {"type": "Add", "queryId": m.query_id, "udfPath": m.udf_path,
@@ -305,12 +307,12 @@ def message_json(message: Any) -> dict[str, Any]:
         case ModifyQuerySet():
             return {"type": "ModifyQuerySet", "baseVersion": message.base_version,
                     "newVersion": message.new_version,
-                    "modifications": [_modification_json(m) for m in message.modifications]}
+                    "modifications": [modification_json(m) for m in message.modifications]}
         case Transition():
             out = {"type": "Transition",
                    "startVersion": _version_json(message.start_version),
                    "endVersion": _version_json(message.end_version),
-                   "modifications": [_modification_json(m) for m in message.modifications]}
+                   "modifications": [modification_json(m) for m in message.modifications]}
             if message.client_clock_skew is not None:
                 out["clientClockSkew"] = message.client_clock_skew
             if message.server_ts is not None:

@@ -167,6 +167,10 @@ class SyncState:
         # replays the whole query set from version 0 anyway.
         self._outbox.append(ModifyQuerySet(base, base + 1, modifications))
 
+    @property
+    def has_outbox(self) -> bool:
+        return bool(self._outbox)
+
     def take_outbox(self) -> list[Connect | ModifyQuerySet]:
         out, self._outbox = self._outbox, []
         return out
