@@ -8,19 +8,6 @@ from pathlib import Path
 
 import pytest
 
-SECRET = "s3cr3t-Value_xyz"
-TOKEN = f"machine_m1:worker_w1:secret_{SECRET}"
-
-
-def entry(worker: str = "w1", **overrides: object) -> dict[str, object]:
-    data: dict[str, object] = {
-        "token": f"machine_m1:worker_{worker}:secret_{SECRET}",
-        "working_directory": "project",
-        "convex_url": "https://happy-otter-123.convex.cloud",
-    }
-    data.update(overrides)
-    return data
-
 
 @pytest.fixture
 def config_dir(tmp_path: Path) -> Path:
