@@ -243,10 +243,17 @@ async def serve_fake_llm(*, host: str = "127.0.0.1", port: int = 0) -> AsyncIter
     config.errorlog = logging.getLogger("oco.testing.fake_llm")  # not hypercorn's stderr banner
     config.graceful_timeout = 0.5
     llm = FakeLLM()
-    async with trio.open_nursery() as nursery:
-        binds = await nursery.start(partial(serve, llm, config, mode="asgi"))
-        url = next(b for b in binds if b.startswith("http://"))
-        try:
-            yield FakeLLMServer(base_url=f"{url}/v1", llm=llm)
-        finally:
-            nursery.cancel_scope.cancel()
+    try:
+        async with trio.open_nursery() as nursery:
+            binds = await nursery.start(partial(serve, llm, config, mode="asgi"))
+            url = next(b for b in binds if b.startswith("http://"))
+            try:
+                yield FakeLLMServer(base_url=f"{url}/v1", llm=llm)
+            finally:
+                nursery.cancel_scope.cancel()
+    except ExceptionGroup as group:
+        # Show a lone error (a bind failure, the caller's own exception) as itself.
+        if len(group.exceptions) == 1 and not isinstance(group.exceptions[0], BaseExceptionGroup):
+            lone = group.exceptions[0]
+            raise lone from lone.__cause__
+        raise

@@ -1,0 +1,242 @@
+"""`FakeConvex`: the reference backend's tables and functions in memory, plus web-app helpers.
+
+Tests drive it two ways: over HTTP like a worker (`fake.app`, in process through
+`httpx.ASGITransport` or served by `serve_fake_convex`), and directly in Python like the web
+app (`create_worker`, `send_message`, `wait_reply`, ...). Every committed mutation bumps
+`fake.version`, which waiters (and a future subscription server) watch.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import attrs
+import trio
+from trio_util import AsyncValue
+
+from oco.convex import structure
+from oco.convex.types import ChatMessage, WorkerRecord
+from oco.testing import _fake_convex_webapp_api, _fake_convex_worker_api  # noqa: F401 (register)
+from oco.testing._fake_convex_app import make_app
+from oco.testing._fake_convex_faults import Faults
+from oco.testing._fake_convex_store import FUNCTIONS, FunctionFailure, Store, validate_args
+from oco.testing._fake_convex_worker_api import nanoid
+
+WebSocketHandler = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
+
+
+@attrs.frozen
+class Call:
+    """One function call the fake received over HTTP (`secret` and `sessionId` redacted)."""
+
+    function: str
+    kind: str
+    args: dict[str, Any]
+    at: float  # the fake's clock, milliseconds
+
+
+@attrs.frozen
+class CreatedWorker:
+    """A worker made through the web-app path; `token` is its full token (not in the repr)."""
+
+    token: str = attrs.field(repr=False)
+    machine_id: str
+    worker_id: str
+
+
+@attrs.frozen
+class Chunk:
+    chunk: str
+    sequence: float
+    timestamp: float
+
+
+class FakeFunctionError(Exception):
+    """A web-app helper's call failed the way the backend would fail it."""
+
+
+_REDACTED = {"secret", "sessionId"}
+
+
+class FakeConvex:
+    """The fake backend. `clock` gives Convex timestamps in ms (pass a trio clock under MockClock)."""
+
+    def __init__(self, *, clock: Callable[[], float] = lambda: time.time() * 1000) -> None:
+        self.store = Store(clock)
+        self.version: AsyncValue[int] = AsyncValue(0)
+        self.faults = Faults()
+        self.calls: list[Call] = []
+        self.counts: Counter[str] = Counter()
+        self.http_requests = 0
+        self.batch_enabled = True
+        # Where another module mounts the sync protocol: path -> ASGI websocket handler,
+        # e.g. {"/api/sync": h}; "/api/{version}/sync" matches any version segment.
+        self.websocket_routes: dict[str, WebSocketHandler] = {}
+        self.app = make_app(self)
+        self._owner_session: dict[str, str] = {}  # userId -> a web session of that user
+        self._default_user_session: str | None = None
+
+    def __repr__(self) -> str:
+        return f"<FakeConvex version={self.version.value} requests={self.http_requests}>"
+
+    # -- running functions ----------------------------------------------------------------
+
+    def record(self, function: str, kind: str, args: dict[str, Any]) -> None:
+        shown = {k: ("***" if k in _REDACTED else v) for k, v in args.items()}
+        self.calls.append(Call(function, kind, shown, self.store.now()))
+        self.counts[function] += 1
+
+    def execute(self, path: str, args: dict[str, Any]) -> Any:
+        """Run a function as one transaction; a committed mutation bumps `version`."""
+        function = FUNCTIONS[path]
+        validate_args(function.args, args)
+        value = function.handler(self.store, args)
+        if function.kind == "mutation":
+            self.version.value += 1
+        return value
+
+    def run_query(self, path: str, args: dict[str, Any]) -> Any:
+        """A query's current value (pure: no version bump, no call record)."""
+        if FUNCTIONS[path].kind != "query":
+            raise ValueError(f"{path} is not a query")
+        return self.execute(path, args)
+
+    def websocket_route(self, path: str) -> WebSocketHandler | None:
+        if path in self.websocket_routes:
+            return self.websocket_routes[path]
+        parts = path.split("/")
+        if len(parts) == 4 and parts[:2] == ["", "api"] and parts[3] == "sync":
+            return self.websocket_routes.get("/api/{version}/sync")
+        return None
+
+    def call(self, path: str, args: dict[str, Any]) -> Any:
+        """Call a function directly, as the web app would (errors as `FakeFunctionError`)."""
+        try:
+            return self.execute(path, args)
+        except FunctionFailure as exc:
+            raise FakeFunctionError(f"{path}: {exc}") from None
+
+    # -- the web app ----------------------------------------------------------------------
+
+    def create_user(self, name: str = "Test User") -> str:
+        """A user and a logged-in web session; returns the session id (the `sessionId` arg)."""
+        user_id, session_id = nanoid(), nanoid()
+        self.store.insert("users", {"userId": user_id, "name": name})
+        self.store.insert("sessions", {"sessionId": session_id, "userId": user_id})
+        self._owner_session[user_id] = session_id
+        self.version.value += 1
+        return session_id
+
+    @property
+    def user_session(self) -> str:
+        """The default user's web session (created on first use)."""
+        if self._default_user_session is None:
+            self._default_user_session = self.create_user()
+        return self._default_user_session
+
+    def create_worker(
+        self,
+        *,
+        approved: bool = True,
+        name: str | None = None,
+        machine_id: str | None = None,
+        user_session: str | None = None,
+    ) -> CreatedWorker:
+        """A worker on a (new or given) machine of the user; approved unless told otherwise."""
+        session = user_session or self.user_session
+        machine_id = machine_id or nanoid()
+        if self.store.first("machines", machineId=machine_id) is None:
+            self.call("machines:create", {"sessionId": session, "machineId": machine_id, "name": "test machine"})
+        worker_id = nanoid()
+        args: dict[str, Any] = {"sessionId": session, "machineId": machine_id, "workerId": worker_id}
+        if name is not None:
+            args["name"] = name
+        created = self.call("workers:create", args)
+        if approved:
+            self.call("workers:approve", {"sessionId": session, "workerId": worker_id})
+        return CreatedWorker(created["token"], machine_id, worker_id)
+
+    def _session_owning_worker(self, worker_id: str) -> str:
+        worker = self.store.first("workers", workerId=worker_id)
+        machine = worker and self.store.first("machines", machineId=worker["machineId"])
+        if not machine:
+            raise FakeFunctionError(f"no worker {worker_id}")
+        return self._owner_session[machine["userId"]]
+
+    def _session_owning_chat(self, chat_session_id: str) -> str:
+        chat = self.store.first("chatSessions", sessionId=chat_session_id)
+        if chat is None:
+            raise FakeFunctionError(f"no chat session {chat_session_id}")
+        return self._owner_session[chat["userId"]]
+
+    def _as_owner(self, path: str, worker_id: str) -> Any:
+        session = self._session_owning_worker(worker_id)
+        return self.call(path, {"sessionId": session, "workerId": worker_id})
+
+    def approve(self, worker_id: str) -> None:
+        self._as_owner("workers:approve", worker_id)
+
+    def reject(self, worker_id: str) -> None:
+        self._as_owner("workers:reject", worker_id)
+
+    def remove(self, worker_id: str) -> None:
+        self._as_owner("workers:remove", worker_id)
+
+    def request_connect(self, worker_id: str) -> dict[str, Any]:
+        return self.call("workers:requestConnect", {"workerId": worker_id})  # type: ignore[no-any-return]
+
+    def start_session(self, worker_id: str) -> str:
+        return self._as_owner("chat:startSession", worker_id)  # type: ignore[no-any-return]
+
+    def send_message(
+        self, chat_session_id: str, content: str, model: str = "fake/fake-model"
+    ) -> str:
+        """Send a user message; returns the assistant placeholder's message id."""
+        session = self._session_owning_chat(chat_session_id)
+        args = {"sessionId": session, "chatSessionId": chat_session_id, "content": content, "model": model}
+        return self.call("chat:sendMessage", args)  # type: ignore[no-any-return]
+
+    def end_session(self, chat_session_id: str) -> None:
+        session = self._session_owning_chat(chat_session_id)
+        self.call("chat:endSession", {"sessionId": session, "chatSessionId": chat_session_id})
+
+    def messages(self, chat_session_id: str) -> list[ChatMessage]:
+        session = self._session_owning_chat(chat_session_id)
+        raw = self.call("chat:getMessages", {"sessionId": session, "chatSessionId": chat_session_id})
+        return structure("chat:getMessages", raw, list[ChatMessage])
+
+    def message(self, message_id: str) -> ChatMessage | None:
+        doc = self.store.first("chatMessages", messageId=message_id)
+        if doc is None:
+            return None
+        return structure("chatMessages", _fake_convex_worker_api.message_view(doc), ChatMessage)
+
+    def chunks(self, message_id: str) -> list[Chunk]:
+        found = sorted(self.store.find("chatChunks", messageId=message_id), key=lambda c: c["sequence"])
+        return [Chunk(c["chunk"], c["sequence"], c["timestamp"]) for c in found]
+
+    def worker(self, worker_id: str) -> WorkerRecord | None:
+        doc = self.store.first("workers", workerId=worker_id)
+        if doc is None:
+            return None
+        raw = self.run_query(
+            "workers:getByMachineAndWorker", {"machineId": doc["machineId"], "workerId": worker_id}
+        )
+        return structure("workers:getByMachineAndWorker", raw, WorkerRecord | None)
+
+    # -- waiting ------------------------------------------------------------------------
+
+    async def wait_for(self, predicate: Callable[[], bool], timeout: float) -> None:
+        """Return once `predicate()` holds, re-checked after every commit; `trio.TooSlowError` at timeout."""
+        with trio.fail_after(timeout):
+            await self.version.wait_value(lambda _version: predicate())
+
+    async def wait_reply(self, message_id: str, timeout: float) -> ChatMessage:
+        """The assistant message `message_id` once completed."""
+        await self.wait_for(lambda: bool((m := self.message(message_id)) and m.completed), timeout)
+        reply = self.message(message_id)
+        assert reply is not None
+        return reply
