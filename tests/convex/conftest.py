@@ -1,0 +1,31 @@
+"""Fixtures: the fake Convex served on loopback, and in process for MockClock tests."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from convex_helpers import trio_ms
+
+from oco.convex import ConvexClient, RetryPolicy
+from oco.testing import FakeConvex, FakeConvexServer, serve_fake_convex
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[FakeConvexServer]:
+    async with serve_fake_convex() as served:
+        yield served
+
+
+@pytest.fixture
+async def client(server: FakeConvexServer) -> AsyncIterator[ConvexClient]:
+    async with ConvexClient(server.url, retry=RetryPolicy.never()) as convex:
+        yield convex
+
+
+@pytest.fixture
+def mock_fake() -> FakeConvex:
+    """A fake whose timestamps are trio time (ms): call times measure the client's delays."""
+    return FakeConvex(clock=trio_ms)
+
+

@@ -1,0 +1,138 @@
+"""Retry policy on a MockClock, with the fake in process: delays, bounds, idempotency."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+import trio
+
+from oco.convex import (
+    ConvexClient,
+    ConvexServerError,
+    ConvexUnavailable,
+    RetryPolicy,
+    is_idempotent,
+)
+from oco.convex.api import WorkerBackend
+from oco.testing import FakeConvex
+
+from convex_helpers import backend_for, in_process
+
+EXACT = RetryPolicy(attempts=4, wait_initial=0.5, wait_max=8.0, wait_jitter=0.0)
+
+
+def gaps(fake: FakeConvex, function: str) -> list[float]:
+    """Seconds between consecutive calls of `function` (the fake's clock is trio time)."""
+    times = [c.at for c in fake.calls if c.function == function]
+    return [round((b - a) / 1000, 6) for a, b in zip(times, times[1:])]
+
+
+def chat(fake: FakeConvex) -> tuple[WorkerBackend, str, str, ConvexClient]:
+    worker = fake.create_worker()
+    fake.store.patch(fake.store.first("workers", workerId=worker.worker_id), status="online")
+    session = fake.start_session(worker.worker_id)
+    message = fake.send_message(session, "hi")
+    client = in_process(fake, retry=EXACT, attempt_timeout=30.0)
+    return backend_for(client, worker), session, message, client
+
+
+async def test_idempotent_mutation_backs_off_exponentially(autojump_clock: Any, mock_fake: FakeConvex) -> None:
+    backend, _, _, client = chat(mock_fake)
+    mock_fake.faults.add(function="workers:heartbeat", status=503, times=3)
+    async with client:
+        await backend.heartbeat()
+    assert mock_fake.counts["workers:heartbeat"] == 4
+    assert gaps(mock_fake, "workers:heartbeat") == [0.5, 1.0, 2.0]
+
+
+async def test_retries_are_bounded(autojump_clock: Any, mock_fake: FakeConvex) -> None:
+    mock_fake.faults.add(status=502)
+    start = trio.current_time()
+    async with in_process(mock_fake, retry=EXACT) as client:
+        with pytest.raises(ConvexServerError):
+            await client.query("chat:subscribeToWorkerSessions", {"workerId": "w"})
+    assert mock_fake.counts["chat:subscribeToWorkerSessions"] == EXACT.attempts
+    assert trio.current_time() - start == pytest.approx(0.5 + 1 + 2)
+
+
+async def test_backoff_is_capped_and_jittered(autojump_clock: Any, mock_fake: FakeConvex) -> None:
+    policy = RetryPolicy(attempts=6, wait_initial=1.0, wait_max=3.0, wait_jitter=0.5)
+    mock_fake.faults.add(status=500)
+    async with in_process(mock_fake, retry=policy) as client:
+        with pytest.raises(ConvexServerError):
+            await client.query("chat:subscribeToWorkerSessions", {"workerId": "w"})
+    observed = gaps(mock_fake, "chat:subscribeToWorkerSessions")
+    floors = [1.0, 2.0, 3.0, 3.0, 3.0]
+    assert len(observed) == 5
+    for got, floor in zip(observed, floors):
+        assert floor <= got <= min(floor + 0.5, 3.0) + 1e-9
+
+
+async def test_non_idempotent_write_is_not_repeated_after_a_timeout(autojump_clock: Any, mock_fake: FakeConvex) -> None:
+    backend, session, message, client = chat(mock_fake)
+    mock_fake.faults.add(function="chat:writeChunk", hang=True)
+    async with client:
+        with pytest.raises(ConvexUnavailable) as caught:
+            await backend.write_chunk(session, message, "x", 0)
+    assert caught.value.sent is True
+    assert mock_fake.counts["chat:writeChunk"] == 1
+
+
+async def test_non_idempotent_write_is_not_repeated_after_a_lost_answer(autojump_clock: Any, mock_fake: FakeConvex) -> None:
+    backend, session, message, client = chat(mock_fake)
+    mock_fake.faults.add(function="chat:writeChunk", status=503, after=True, times=1)
+    async with client:
+        with pytest.raises(ConvexServerError):
+            await backend.write_chunk(session, message, "x", 0)
+    assert [c.chunk for c in mock_fake.chunks(message)] == ["x"]  # applied once, not twice
+
+
+async def test_idempotent_completion_is_retried_after_a_timeout(autojump_clock: Any, mock_fake: FakeConvex) -> None:
+    backend, session, message, client = chat(mock_fake)
+    mock_fake.faults.add(function="chat:completeMessage", hang=True, times=1)
+    start = trio.current_time()
+    async with client:
+        await backend.complete_message(session, message, "done")
+    assert mock_fake.counts["chat:completeMessage"] == 2
+    assert trio.current_time() - start == pytest.approx(30.0 + 0.5)
+    reply = mock_fake.message(message)
+    assert reply is not None and reply.completed and reply.content == "done"
+
+
+class RefuseFirst(httpx.AsyncBaseTransport):
+    """A transport whose first `n` requests fail to connect (the request never leaves)."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, n: int) -> None:
+        self.inner, self.left = inner, n
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if self.left:
+            self.left -= 1
+            raise httpx.ConnectError("connection refused", request=request)
+        return await self.inner.handle_async_request(request)
+
+
+async def test_non_idempotent_write_is_retried_when_it_never_left(autojump_clock: Any, mock_fake: FakeConvex) -> None:
+    backend, session, message, _ = chat(mock_fake)
+    # chat:writeChunk takes no secret, so this backend needs none
+    transport = RefuseFirst(httpx.ASGITransport(app=mock_fake.app), 2)
+    async with ConvexClient("http://fake", http=httpx.AsyncClient(transport=transport), retry=EXACT) as client:
+        await WorkerBackend(client, backend.machine_id, backend.worker_id, "unused").write_chunk(session, message, "x", 0)
+    assert [c.chunk for c in mock_fake.chunks(message)] == ["x"]
+    assert transport.left == 0
+
+
+async def test_never_policy_makes_one_attempt(autojump_clock: Any, mock_fake: FakeConvex) -> None:
+    mock_fake.faults.add(status=503)
+    async with in_process(mock_fake, retry=RetryPolicy.never()) as client:
+        with pytest.raises(ConvexServerError):
+            await client.query("chat:subscribeToWorkerSessions", {"workerId": "w"})
+    assert mock_fake.http_requests == 1
+
+
+def test_idempotency_table_marks_write_chunk_unsafe() -> None:
+    assert not is_idempotent("chat:writeChunk")
+    assert is_idempotent("chat:completeStructuredMessage")
+    assert not is_idempotent("some:unknownMutation")

@@ -1,0 +1,266 @@
+"""Sync protocol messages and the pure client state: wire shapes as the npm client sends
+and reads them (convex 1.48.0 `protocol.ts`, `local_state.ts`, `web_socket_manager.ts`)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from oco.convex._sync_protocol import (
+    INITIAL_VERSION,
+    AddQuery,
+    AuthError,
+    Authenticate,
+    Connect,
+    FatalError,
+    ModifyQuerySet,
+    Ping,
+    QueryFailed,
+    QueryRemoved,
+    QueryUpdated,
+    RemoveQuery,
+    StateVersion,
+    SyncProtocolError,
+    Transition,
+    TransitionChunk,
+    UnknownServerMessage,
+    decode_client_message,
+    decode_server_message,
+    decode_ts,
+    decode_value,
+    encode_message,
+    encode_ts,
+    encode_value,
+)
+from oco.convex._sync_state import (
+    CLIENT_CLOSE,
+    ChunkAssembler,
+    QueryError,
+    QuerySuccess,
+    SyncState,
+    VersionMismatch,
+    backoff_delay,
+)
+
+
+def test_timestamps_travel_as_base64_of_8_little_endian_bytes():
+    assert encode_ts(5151996) == "/JxOAAAAAAA="
+    assert decode_ts("/JxOAAAAAAA=") == 5151996
+    assert decode_ts(encode_ts(2**64 - 1)) == 2**64 - 1
+    with pytest.raises(ValueError):
+        decode_ts("AAAA")
+
+
+def test_values_use_the_encoded_json_format():
+    assert encode_value({"b": 1, "a": b"\x01"}) == {"a": {"$bytes": "AQ=="}, "b": 1.0}
+    assert encode_value(float("-inf")) == {"$float": "AAAAAAAA8P8="}
+    assert decode_value({"$integer": "/JxOAAAAAAA="}) == 5151996
+    assert decode_value(3) == 3.0 and isinstance(decode_value(3), float)
+    assert math.isnan(decode_value(encode_value(float("nan"))))
+    with pytest.raises(ValueError):
+        encode_value({"$bad": 1})
+    with pytest.raises(ValueError):
+        encode_value(object())
+
+
+convex_values = st.recursive(
+    st.none() | st.booleans() | st.text() | st.binary()
+    | st.floats(allow_nan=False) | st.integers(-(2**53), 2**53),
+    lambda inner: st.lists(inner, max_size=4)
+    | st.dictionaries(st.text("abcxyz_", min_size=1, max_size=5), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+def _as_decoded(value):
+    """What a value looks like after a round trip: ints become Float64, tuples lists."""
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, int):
+        return float(value)
+    if isinstance(value, list):
+        return [_as_decoded(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _as_decoded(v) for k, v in value.items()}
+    return value
+
+
+@given(convex_values)
+def test_value_codec_round_trips_through_json_text(value):
+    wire = json.loads(json.dumps(encode_value(value)))
+    assert decode_value(wire) == _as_decoded(value)
+
+
+def test_modify_query_set_wraps_args_in_a_one_element_list_like_the_js_client():
+    message = ModifyQuerySet(0, 1, (AddQuery(0, "chat:list", {"workerId": "w", "n": 2}),
+                                    RemoveQuery(3)))
+    wire = json.loads(encode_message(message))
+    assert wire == {
+        "type": "ModifyQuerySet", "baseVersion": 0, "newVersion": 1,
+        "modifications": [
+            {"type": "Add", "queryId": 0, "udfPath": "chat:list",
+             "args": [{"n": 2.0, "workerId": "w"}]},
+            {"type": "Remove", "queryId": 3},
+        ],
+    }
+    assert decode_client_message(encode_message(message)) == ModifyQuerySet(
+        0, 1, (AddQuery(0, "chat:list", {"workerId": "w", "n": 2.0}), RemoveQuery(3)))
+
+
+@pytest.mark.parametrize("message", [
+    Connect("5f0c", 0, "InitialConnect", 1700000000000),
+    Connect("5f0c", 3, None, 1, max_observed_timestamp=99),
+    Authenticate("None", 0),
+])
+def test_client_messages_round_trip(message):
+    assert decode_client_message(encode_message(message)) == message
+
+
+def test_authenticate_hides_its_token_from_repr():
+    assert "s3cret" not in repr(Authenticate("User", 0, "s3cret"))
+
+
+@pytest.mark.parametrize("message", [
+    Transition(StateVersion(0, 0, 0), StateVersion(1, 0, 2**40), (
+        QueryUpdated(0, {"rows": [1.0, "x"]}, ("log",), None),
+        QueryFailed(1, "Uncaught Error: boom", (), {"code": "E"}, None),
+        QueryRemoved(2),
+    ), client_clock_skew=1.5, server_ts=1e15),
+    TransitionChunk('{"ty', 0, 2, "t1"),
+    Ping(),
+    AuthError("expired", 1, True),
+    FatalError("bad"),
+])
+def test_server_messages_round_trip(message):
+    assert decode_server_message(encode_message(message)) == message
+
+
+def test_transition_wire_shape_matches_protocol_ts():
+    text = encode_message(Transition(INITIAL_VERSION, StateVersion(1, 0, 1), (
+        QueryUpdated(7, None),)))
+    assert json.loads(text) == {
+        "type": "Transition",
+        "startVersion": {"querySet": 0, "identity": 0, "ts": "AAAAAAAAAAA="},
+        "endVersion": {"querySet": 1, "identity": 0, "ts": "AQAAAAAAAAA="},
+        "modifications": [{"type": "QueryUpdated", "queryId": 7, "value": None,
+                           "logLines": [], "journal": None}],
+    }
+
+
+@pytest.mark.parametrize("text", [
+    "not json", "[]", '{"type": 3}',
+    '{"type": "Transition", "startVersion": {}}',
+    '{"type": "Transition", "startVersion": {"querySet": 0, "identity": 0, "ts": "x"},'
+    ' "endVersion": {"querySet": 0, "identity": 0, "ts": "x"}, "modifications": []}',
+])
+def test_malformed_server_frames_are_protocol_errors(text):
+    with pytest.raises(SyncProtocolError):
+        decode_server_message(text)
+
+
+def test_unknown_server_message_types_are_tolerated():
+    assert decode_server_message('{"type": "MutationResponse", "requestId": 1}') == \
+        UnknownServerMessage("MutationResponse")
+
+
+# -- the pure client state --------------------------------------------------------------
+
+
+def _opened(state: SyncState) -> list:
+    state.on_open(client_ts_ms=1)
+    return state.take_outbox()
+
+
+def test_subscriptions_bump_the_query_set_version_one_step_at_a_time():
+    state = SyncState("sess")
+    _opened(state)
+    a = state.add("chat:one", {"x": 1})
+    b = state.add("chat.js:two", {})
+    state.remove(a)
+    assert state.take_outbox() == [
+        ModifyQuerySet(1, 2, (AddQuery(a, "chat:one", {"x": 1}),)),
+        ModifyQuerySet(2, 3, (AddQuery(b, "chat:two", {}),)),
+        ModifyQuerySet(3, 4, (RemoveQuery(a),)),
+    ]
+    assert state.queries.keys() == {b}
+
+
+def test_reconnect_replays_the_whole_query_set_from_version_zero():
+    state = SyncState("sess")
+    first = _opened(state)
+    assert first == [Connect("sess", 0, "InitialConnect", 1, None),
+                     ModifyQuerySet(0, 1, ())]
+    q = state.add("a:b", {"k": "v"})
+    state.apply(Transition(StateVersion(0, 0, 0), StateVersion(1, 0, 5), ()))
+    state.on_close("InactiveServer", CLIENT_CLOSE, jitter=0.5)
+    second = _opened(state)
+    assert second == [Connect("sess", 1, "InactiveServer", 1, 5),
+                      ModifyQuerySet(0, 1, (AddQuery(q, "a:b", {"k": "v"}),))]
+    # A second close keeps the first reason only until the socket reopens.
+    assert state.last_close_reason is None
+
+
+def test_transition_must_start_at_the_clients_version():
+    state = SyncState("s")
+    _opened(state)
+    with pytest.raises(VersionMismatch):
+        state.apply(Transition(StateVersion(2, 0, 0), StateVersion(3, 0, 1), ()))
+
+
+def test_transition_results_reach_live_queries_only():
+    state = SyncState("s")
+    _opened(state)
+    q = state.add("a:b", {})
+    results = state.apply(Transition(INITIAL_VERSION, StateVersion(1, 0, 1), (
+        QueryUpdated(q, 1.0), QueryFailed(99, "gone"))))
+    assert results == {q: QuerySuccess(1.0)}
+    results = state.apply(Transition(StateVersion(1, 0, 1), StateVersion(1, 0, 2), (
+        QueryFailed(q, "boom", error_data="d"),)))
+    assert results == {q: QueryError("boom", "d")}
+
+
+def test_backoff_resets_only_after_every_resent_query_has_its_result():
+    state = SyncState("s")
+    state.add("a:b", {})
+    state.add("a:c", {})
+    delays = [state.on_close("x", None, jitter=0.5) for _ in range(3)]
+    assert delays == [1.0, 2.0, 4.0]
+    _opened(state)
+    state.apply(Transition(INITIAL_VERSION, StateVersion(1, 0, 1), (QueryUpdated(0, 1),)))
+    assert state.retries == 3 and not state.synced
+    state.apply(Transition(StateVersion(1, 0, 1), StateVersion(1, 0, 2),
+                           (QueryUpdated(1, 1),)))
+    assert state.retries == 0 and state.synced
+
+
+def test_backoff_follows_the_js_client():
+    assert backoff_delay(CLIENT_CLOSE, 0, 0.5) == pytest.approx(0.1)
+    assert backoff_delay(None, 0, 0.5) == 1.0
+    assert backoff_delay("TooManyConcurrentRequests: slow down", 0, 0.5) == 3.0
+    assert backoff_delay(None, 10, 0.5) == 16.0  # capped
+    assert backoff_delay(None, 10, 0.0) == 8.0 and backoff_delay(None, 10, 0.999) < 24.0
+    assert backoff_delay(None, 10_000, 0.5) == 16.0  # no overflow
+
+
+def test_transition_chunks_join_into_one_transition():
+    text = encode_message(Transition(INITIAL_VERSION, StateVersion(1, 0, 1),
+                                     (QueryUpdated(0, "x" * 50),)))
+    parts = [text[i:i + 16] for i in range(0, len(text), 16)]
+    assembler = ChunkAssembler()
+    results = [assembler.feed(TransitionChunk(p, n, len(parts), "t"))
+               for n, p in enumerate(parts)]
+    assert results[:-1] == [None] * (len(parts) - 1)
+    assert results[-1] == decode_server_message(text)
+    assert not assembler.busy
+
+
+def test_out_of_order_transition_chunk_is_a_protocol_error():
+    assembler = ChunkAssembler()
+    assembler.feed(TransitionChunk("{", 0, 3, "t"))
+    with pytest.raises(SyncProtocolError):
+        assembler.feed(TransitionChunk("}", 2, 3, "t"))
+    assert not assembler.busy
