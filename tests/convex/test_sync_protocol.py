@@ -200,7 +200,7 @@ def test_reconnect_replays_the_whole_query_set_from_version_zero():
     second = _opened(state)
     assert second == [Connect("sess", 1, "InactiveServer", 1, 5),
                       ModifyQuerySet(0, 1, (AddQuery(q, "a:b", {"k": "v"}),))]
-    # A second close keeps the first reason only until the socket reopens.
+    # The reason is reported once, on the socket after the close.
     assert state.last_close_reason is None
 
 
