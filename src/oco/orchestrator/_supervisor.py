@@ -1,0 +1,136 @@
+"""One configured worker under supervision: run it, contain its failure, restart it by policy.
+
+Containment comes from this loop, not from the nursery (a trio nursery is all-or-nothing by
+design): each attempt runs inside `try/except Exception`, so a worker's failure, however deep
+in its task tree, ends only that attempt. Cancellation is a BaseException and passes through.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+
+import trio
+import trio_util
+
+from oco.config import WorkerConfig
+from oco.convex import ConvexClient, WorkerRejected, is_transient
+from oco.logs import bind_worker
+from oco.opencode import OpenCodeError, OpenCodeNotFound
+from oco.worker import State, Worker
+
+from ._policy import FailureKind, Park, RestartHistory, RestartPolicy, decide
+
+log = logging.getLogger(__name__)
+
+ConvexFor = Callable[[str], AbstractAsyncContextManager[ConvexClient]]
+
+
+def _leaves(exc: BaseException) -> list[BaseException]:
+    if isinstance(exc, BaseExceptionGroup):
+        return [leaf for inner in exc.exceptions for leaf in _leaves(inner)]
+    return [exc]
+
+
+def classify(exc: BaseException) -> tuple[FailureKind, BaseException]:
+    """What kind of failure ended an attempt, and the leaf exception that says so."""
+    leaves = _leaves(exc)
+    for leaf in leaves:
+        if isinstance(leaf, WorkerRejected):
+            return FailureKind.REJECTED, leaf
+    for leaf in leaves:
+        if isinstance(leaf, OpenCodeNotFound):
+            return FailureKind.CONFIG, leaf
+    for leaf in leaves:
+        if is_transient(leaf) or isinstance(leaf, OpenCodeError):
+            return FailureKind.TRANSIENT, leaf
+    return FailureKind.CRASH, leaves[0]
+
+
+class WorkerSlot:
+    """The supervision record of one worker: current attempt, restarts, state for status."""
+
+    def __init__(
+        self,
+        config: WorkerConfig,
+        make_worker: Callable[[ConvexClient], Worker],
+        convex_for: ConvexFor,
+        policy: RestartPolicy,
+        *,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.config = config
+        self._make_worker = make_worker
+        self._convex_for = convex_for
+        self._policy = policy
+        self._rng = rng or random.Random()
+        self.worker: Worker | None = None
+        self.restarts = 0
+        self.last_error: str | None = None
+        self.state = trio_util.AsyncValue("starting")
+        self.since = 0.0
+        self.first_attempt_done = trio.Event()
+        self.retry_now = trio.Event()  # set by a reload to end a park early
+
+    def _set_state(self, state: str) -> None:
+        if state != self.state.value:
+            self.state.value = state
+            self.since = trio.current_time()
+
+    async def run(self) -> None:
+        """Supervise until cancelled; never raises for a worker's failure."""
+        # One Convex client for all attempts: a restart never builds a new connection pool.
+        async with self._convex_for(self.config.convex_url) as convex:
+            await self._supervise(convex)
+
+    async def _supervise(self, convex: ConvexClient) -> None:
+        history = RestartHistory()
+        with bind_worker(self.config.name):
+            while True:
+                worker = self._make_worker(convex)
+                self.worker = worker
+                ready_since: list[float] = []
+                try:
+                    async with trio.open_nursery() as watch:
+                        watch.start_soon(self._mirror, worker, ready_since)
+                        await worker.run()
+                        watch.cancel_scope.cancel()
+                    return  # run() returned without being cancelled: nothing to restart
+                except Exception as exc:
+                    kind, cause = classify(exc)
+                    self.last_error = str(cause) or type(cause).__name__
+                    if kind is FailureKind.CRASH:
+                        log.error("worker crashed", exc_info=exc)
+                    else:
+                        log.warning("worker failed (%s): %s", kind.value, self.last_error)
+                self.first_attempt_done.set()
+                decision = decide(
+                    self._policy,
+                    history,
+                    kind,
+                    now=trio.current_time(),
+                    ready_since=ready_since[0] if ready_since else None,
+                    rng=self._rng,
+                )
+                if isinstance(decision, Park):
+                    self._set_state("parked")
+                    log.error("parked: %s (retrying in %.0f s or on reload)", decision.reason, decision.retry_at - trio.current_time())
+                    with trio.move_on_at(decision.retry_at):
+                        await self.retry_now.wait()
+                else:
+                    self._set_state("backoff")
+                    log.info("restarting in %.1f s", decision.delay)
+                    await trio.sleep(decision.delay)
+                self.retry_now = trio.Event()
+                self.restarts += 1
+
+    async def _mirror(self, worker: Worker, ready_since: list[float]) -> None:
+        """Copies the worker's lifecycle state into the slot and notes when it became ready."""
+        async for state in worker.state.eventual_values():
+            self._set_state(state.value)
+            if state is State.READY and not ready_since:
+                ready_since.append(trio.current_time())
+            if state in (State.READY, State.WAITING_APPROVAL):
+                self.first_attempt_done.set()

@@ -1,0 +1,59 @@
+"""The model list a worker publishes on connect, shared between workers that would list the same.
+
+Listing models costs an OpenCode start (about a second and a few hundred MB), so workers whose
+OpenCode configuration is the same share one listing, and at most a few listings run at once:
+start-up does not grow with the number of workers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
+
+import trio
+
+from oco.convex.types import ModelInfo
+
+log = logging.getLogger(__name__)
+
+Lister = Callable[[Path, Mapping[str, str] | None], Awaitable[list[ModelInfo]]]
+
+# Files in the project directory that can change which providers and models OpenCode offers.
+_PROJECT_CONFIG_FILES = ("opencode.json", "opencode.jsonc", ".opencode/opencode.json", ".opencode/opencode.jsonc")
+_CONFIG_ENV_KEYS = ("OPENCODE_CONFIG", "OPENCODE_CONFIG_CONTENT", "OPENCODE_CONFIG_DIR", "HOME", "XDG_CONFIG_HOME")
+
+
+def config_identity(directory: Path, env: Mapping[str, str] | None) -> str:
+    """A digest of everything known to change the model list of `directory`."""
+    env = os.environ if env is None else env
+    digest = hashlib.sha256()
+    for key in _CONFIG_ENV_KEYS:
+        digest.update(f"{key}={env.get(key, '')}\0".encode())
+    for name in _PROJECT_CONFIG_FILES:
+        try:
+            digest.update(name.encode() + b"\0" + (directory / name).read_bytes() + b"\0")
+        except OSError:
+            digest.update(name.encode() + b"\0-\0")
+    return digest.hexdigest()
+
+
+class ModelCatalog:
+    """Caches model listings by configuration identity; bounds how many run at once."""
+
+    def __init__(self, lister: Lister, *, concurrency: int = 2) -> None:
+        self._lister = lister
+        self._limiter = trio.CapacityLimiter(concurrency)
+        self._cache: dict[str, list[ModelInfo]] = {}
+        self._locks: dict[str, trio.Lock] = {}
+
+    async def models(self, directory: Path, env: Mapping[str, str] | None, *, refresh: bool = False) -> list[ModelInfo]:
+        key = config_identity(directory, env)
+        lock = self._locks.setdefault(key, trio.Lock())
+        async with lock:
+            if refresh or key not in self._cache:
+                async with self._limiter:
+                    self._cache[key] = await self._lister(directory, env)
+            return self._cache[key]

@@ -1,0 +1,99 @@
+"""The watcher seam: what the worker must notice in Convex, delivered as whole snapshots.
+
+A `Snapshot` is the worker record, its active sessions and its message history as last seen.
+Two transports sit behind the seam: polling (here) and sync-protocol subscriptions. Either one
+calls `publish(snapshot)` whenever something may have changed; the worker keeps only the newest.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Protocol
+
+import attrs
+import trio
+
+from oco.config import Settings
+from oco.convex import is_transient
+from oco.convex.api import WorkerBackend
+from oco.convex.types import ActiveSession, ChatMessage, WorkerRecord
+
+log = logging.getLogger(__name__)
+
+# A chat counts as live for this long after its last activity: ticks stay fast meanwhile.
+LIVE_WINDOW_S = 60.0
+
+
+@attrs.frozen
+class Snapshot:
+    worker: WorkerRecord | None
+    sessions: tuple[ActiveSession, ...]
+    messages: tuple[ChatMessage, ...]
+
+
+class Watcher(Protocol):
+    async def run(self, publish: Callable[[Snapshot], None]) -> None:
+        """Publish snapshots until cancelled; transient backend failures are retried inside."""
+
+
+def _activity_key(sessions: tuple[ActiveSession, ...]) -> frozenset[tuple[str, float]]:
+    return frozenset((s.session_id, s.last_activity) for s in sessions)
+
+
+class PollingWatcher:
+    """Polls the cheap queries every tick and the heavy history only when they show a change.
+
+    Each tick is one batched request (`workers:getByMachineAndWorker` +
+    `chat:subscribeToWorkerSessions`). `chat:subscribeToWorkerMessages` returns the whole
+    history, so it runs once at start and then only when the active set or a `lastActivity`
+    moved. Ticks are fast while a reply is in flight or a chat was active in the last minute,
+    and back off to the idle interval otherwise.
+    """
+
+    def __init__(
+        self,
+        backend: WorkerBackend,
+        settings: Settings,
+        *,
+        busy: Callable[[], bool],
+        now_ms: Callable[[], float],
+    ) -> None:
+        self._backend = backend
+        self._settings = settings
+        self._busy = busy
+        self._now_ms = now_ms
+        self.refresh = trio.Event()  # set to ask for a tick now (e.g. after a reply completes)
+
+    async def run(self, publish: Callable[[Snapshot], None]) -> None:
+        seen: frozenset[tuple[str, float]] | None = None
+        messages: tuple[ChatMessage, ...] = ()
+        failures = 0
+        while True:
+            try:
+                worker, sessions_list = await self._backend.poll_watch()
+                sessions = tuple(sessions_list)
+                key = _activity_key(sessions)
+                if key != seen:
+                    messages = tuple(await self._backend.worker_messages())
+                    seen = key
+                failures = 0
+                publish(Snapshot(worker, sessions, messages))
+                interval = self._interval(sessions)
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                failures += 1
+                interval = min(self._settings.poll_idle_interval_s * 2**failures, 60.0)
+                log.warning("Convex unreachable while watching (%s); retrying in %.0f s", exc, interval)
+            with trio.move_on_after(interval):
+                await self.refresh.wait()
+            self.refresh = trio.Event()
+
+    def _interval(self, sessions: tuple[ActiveSession, ...]) -> float:
+        if self._busy():
+            return self._settings.poll_active_interval_s
+        now = self._now_ms()
+        if any(now - s.last_activity < LIVE_WINDOW_S * 1000 for s in sessions):
+            return self._settings.poll_active_interval_s
+        return self._settings.poll_idle_interval_s

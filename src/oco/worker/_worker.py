@@ -1,0 +1,283 @@
+"""One worker's trio shell: register, wait for approval, connect, then heartbeat, watch and relay.
+
+Decisions come from the pure cores (`Lifecycle`, `plan`); this module only moves bytes and time.
+Transient backend failures are retried here with backoff, on the same client; a rejection
+(`WorkerRejected`: wrong secret, worker deleted) and bugs propagate to the supervisor.
+"""
+
+from __future__ import annotations
+
+import getpass
+import logging
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import trio
+import trio_util
+
+from oco.config import Settings, WorkerConfig
+from oco.convex import ConvexClient, WorkerNotFound, WorkerRejected, is_transient
+from oco.convex.api import WorkerBackend
+from oco.convex.types import Registration, WorkerRecord
+from oco.logs import bind_worker
+
+from ._lifecycle import Event, Lifecycle, State
+from ._models import ModelCatalog
+from ._opencode_host import OpenCodeHost
+from ._planner import plan_replies
+from ._relay import ChatRelay, JobKind
+from ._session_map import SessionMap
+from ._stop import StopControl
+from ._watch import PollingWatcher, Snapshot, Watcher
+
+log = logging.getLogger(__name__)
+
+OFFLINE_GRACE_S = 10.0
+
+
+class WorkerRevoked(WorkerNotFound):
+    """The worker's record disappeared from Convex while it ran (deleted in the web app)."""
+
+
+class ApprovalWithdrawn(Exception):
+    """Internal: the record is no longer approved; go back to waiting."""
+
+
+def _backoff(failures: int, cap: float = 60.0) -> float:
+    return min(cap, 2.0 ** max(0, failures - 1))
+
+
+class Worker:
+    """Runs one configured worker until cancelled (stop) or until it fails."""
+
+    def __init__(
+        self,
+        config: WorkerConfig,
+        settings: Settings,
+        *,
+        convex: ConvexClient,
+        stop: StopControl,
+        opencode_bin: str,
+        models: ModelCatalog,
+        state_dir: Path,
+        opencode_env: Mapping[str, str] | None = None,
+        now_ms: Callable[[], float] = lambda: time.time() * 1000,
+        watcher_factory: Callable[["Worker"], Watcher] | None = None,
+    ) -> None:
+        self.config = config
+        self.settings = settings
+        self.backend = WorkerBackend(convex, config.machine_id, config.worker_id, config.secret)
+        self.lifecycle = Lifecycle()
+        self.state = trio_util.AsyncValue(State.STARTING)
+        self.last_error: str | None = None
+        self._stop = stop
+        self._models = models
+        self._opencode_env = opencode_env
+        self._now_ms = now_ms
+        self.host = OpenCodeHost(
+            opencode_bin,
+            config.working_directory,
+            env=opencode_env,
+            start_timeout=settings.opencode_start_timeout_s,
+            idle_timeout=settings.opencode_idle_timeout_s,
+        )
+        self._watcher_factory = watcher_factory or (
+            lambda w: PollingWatcher(w.backend, w.settings, busy=lambda: w.relay.busy, now_ms=w._now_ms)
+        )
+        self.relay = ChatRelay(
+            backend=self.backend,
+            host=self.host,
+            sessions=SessionMap(state_dir / "workers" / f"{config.machine_id}.{config.worker_id}.json"),
+            settings=settings,
+            stop=stop,
+        )
+        self._snapshot = trio_util.AsyncValue[tuple[int, Snapshot | None]]((0, None))
+        self._orphans_reported: set[str] = set()
+        self._models_wanted = trio_util.AsyncValue(0)
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def _apply(self, event: Event, cause: object = None) -> None:
+        before = self.lifecycle.state
+        after = self.lifecycle.apply(event, cause=cause, at=trio.current_time())
+        if after is not before:
+            self.state.value = after
+            log.info("%s -> %s", before.value, after.value)
+
+    async def run(self) -> None:
+        """The worker's whole life; returns when cancelled and cleaned up, raises on failure."""
+        with bind_worker(self.config.name):
+            self._apply(Event.START)
+            try:
+                await self._attempt()
+            except Exception as exc:
+                self.last_error = str(exc)
+                if isinstance(exc, WorkerRejected):
+                    log.error("rejected by the backend: %s", exc)
+                self._apply(Event.FAIL, cause=exc)
+                raise
+            finally:
+                await self._leave()
+
+    async def _leave(self) -> None:
+        if not self.lifecycle.terminal:
+            self._apply(Event.STOP)
+        owed = self.lifecycle.registered and not isinstance(self.lifecycle.cause, WorkerRejected)
+        if owed:
+            # Runs during cancellation too: the web app must see the worker offline.
+            with self._stop.cleanup_scope(OFFLINE_GRACE_S):
+                try:
+                    inactivated = await self.backend.set_offline()
+                    log.info("offline in Convex (%d session(s) inactivated)", inactivated)
+                except Exception as exc:
+                    log.warning("could not mark the worker offline: %s", exc)
+        if self.lifecycle.state is State.STOPPING:
+            self._apply(Event.STOPPED)
+
+    async def _attempt(self) -> None:
+        registration = await self._register()
+        if registration.approved:
+            self._apply(Event.REGISTERED_APPROVED)
+        else:
+            self._apply(Event.REGISTERED_PENDING)
+        while True:
+            if self.lifecycle.state is State.WAITING_APPROVAL:
+                log.info("waiting for approval in the web app")
+                await self._wait_for_approval()
+                self._apply(Event.APPROVED)
+            try:
+                await self._serve()
+            except* ApprovalWithdrawn:
+                log.warning("approval withdrawn in the web app")
+                self._apply(Event.APPROVAL_WITHDRAWN)
+
+    # -- registration ---------------------------------------------------------------------
+
+    async def _register(self) -> Registration:
+        failures = 0
+        while True:
+            try:
+                return await self.backend.register(str(self.config.working_directory), getpass.getuser())
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                failures += 1
+                delay = _backoff(failures)
+                log.warning("register failed (%s); retrying in %.0f s", exc, delay)
+                await trio.sleep(delay)
+
+    async def _wait_for_approval(self) -> None:
+        while True:
+            await trio.sleep(self.settings.approval_poll_interval_s)
+            if (await self._register()).approved:
+                return
+
+    # -- ready ----------------------------------------------------------------------------
+
+    async def _serve(self) -> None:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(self.relay.run)
+            nursery.start_soon(self.host.run)
+            await self._mark_connected()
+            self._apply(Event.CONNECTED)
+            nursery.start_soon(self._publish_models)
+            self._models_wanted.value += 1
+            nursery.start_soon(self._heartbeat)
+            watcher = self._watcher_factory(self)
+            nursery.start_soon(watcher.run, self._publish)
+            await self._follow(watcher)
+
+    async def _mark_connected(self) -> None:
+        failures = 0
+        while True:
+            try:
+                await self.backend.mark_connected()
+                self.relay.forget_reported()
+                return
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                failures += 1
+                await trio.sleep(_backoff(failures))
+
+    async def _publish_models(self) -> None:
+        """Publishes the model list whenever asked, one listing at a time, latest request wins."""
+        done = 0
+        while True:
+            wanted = await self._models_wanted.wait_value(lambda n: n > done)
+            try:
+                models = await self._models.models(
+                    self.config.working_directory, self._opencode_env, refresh=done > 0
+                )
+                await self.backend.update_models(models)
+                log.info("published %d model(s)", len(models))
+            except WorkerRejected:
+                raise
+            except Exception as exc:
+                log.warning("could not publish models: %s", exc)
+            done = wanted
+
+    async def _heartbeat(self) -> None:
+        failures = 0
+        next_beat = trio.current_time()
+        while True:
+            await trio.sleep_until(next_beat)
+            try:
+                await self.backend.heartbeat()
+                failures = 0
+                next_beat = trio.current_time() + self.settings.heartbeat_interval_s
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                failures += 1
+                delay = min(self.settings.heartbeat_interval_s, _backoff(failures))
+                log.warning("heartbeat failed (%s); retrying in %.0f s", exc, delay)
+                next_beat = trio.current_time() + delay
+
+    def _publish(self, snapshot: Snapshot) -> None:
+        seq, _ = self._snapshot.value
+        self._snapshot.value = (seq + 1, snapshot)
+
+    async def _follow(self, watcher: Watcher) -> None:
+        """Acts on each snapshot: connect requests, revocation, and replies to start."""
+        handled = 0
+        online_since = self._now_ms()
+        last_connect: float | None = None
+        while True:
+            handled, snapshot = await self._snapshot.wait_value(lambda v: v[0] > handled)
+            assert snapshot is not None
+            record = snapshot.worker
+            if record is None:
+                raise WorkerRevoked("the worker was deleted in the web app")
+            if record.approval_status != "approved":
+                raise ApprovalWithdrawn()
+            if _connect_requested(record) and record.connect_requested_at != last_connect:
+                last_connect = record.connect_requested_at
+                log.info("connect requested in the web app")
+                await self._mark_connected()
+                self._models_wanted.value += 1
+            self.relay.observe(snapshot.messages)
+            decisions = plan_replies(
+                snapshot.messages,
+                in_flight=self.relay.claimed(),
+                now_ms=self._now_ms(),
+                stale_age_ms=self.settings.stale_message_age_s * 1000,
+                online_since_ms=online_since,
+                reported_orphans=self._orphans_reported,
+            )
+            for reply in decisions.close_stale:
+                log.info("closing a message sent %.0f min ago while offline", (self._now_ms() - reply.timestamp) / 60000)
+                self.relay.submit(JobKind.CLOSE_STALE, reply)
+            for reply in decisions.no_model:
+                self.relay.submit(JobKind.NO_MODEL, reply)
+            for reply in decisions.start:
+                self.relay.submit(JobKind.ANSWER, reply)
+            for orphan in decisions.orphans:
+                log.warning("user message %s has no assistant placeholder; skipped", orphan.id)
+                self._orphans_reported.add(orphan.id)
+
+
+def _connect_requested(record: WorkerRecord) -> bool:
+    requested = record.connect_requested_at
+    return requested is not None and (record.connected_at is None or requested > record.connected_at)
