@@ -79,7 +79,7 @@ class SyncEndpoint:
         self.version = version
         self.faults = faults or SyncFaults()
         self.ping_interval = ping_interval
-        self.attempts = 0  # websocket upgrade requests, refused ones included
+        self.attempts = trio_util.AsyncValue(0)  # upgrade requests, refused ones included
         self.connects: list[Connect] = []  # every Connect received, in order
         self.open_sockets = trio_util.AsyncValue(0)
         self.transitions_sent = 0
@@ -102,7 +102,7 @@ class SyncEndpoint:
             raise RuntimeError("the sync endpoint speaks websocket only")
         if (await receive())["type"] != "websocket.connect":
             return
-        self.attempts += 1
+        self.attempts.value += 1
         if self.faults.refuse_upgrade is not None:
             await _refuse(scope, send, self.faults.refuse_upgrade)
             return
