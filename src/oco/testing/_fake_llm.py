@@ -82,13 +82,14 @@ def script_for(body: dict[str, Any], call_ids: Iterator[int]) -> _Stream | _Fail
     if messages and messages[-1].get("role") == "tool":
         return _Stream([("content", t) for t in _tokens(f"tool said: {_text_of(messages[-1].get('content')).strip()}")])
     last_user = next((m for m in reversed(messages) if m.get("role") == "user"), None)
-    text = _text_of(last_user.get("content")).strip() if last_user else ""
+    raw = _text_of(last_user.get("content")).lstrip() if last_user else ""
+    text = raw.strip()
     if text.startswith("FAIL400"):
         return _Failure(400, "fake bad request: FAIL400")
     if text.startswith("FAIL500"):
         return _Failure(500, "fake server error: FAIL500")
     if text.startswith("ECHO "):
-        return _Stream([("content", t) for t in _tokens(text[len("ECHO ") :])])
+        return _Stream([("content", t) for t in _tokens(raw[len("ECHO ") :])])
     if text.startswith("USE_TOOL"):
         call = {
             "index": 0,

@@ -1,0 +1,44 @@
+"""`trio-oco fake-llm`: serve the scripted OpenAI-compatible fake LLM for a real OpenCode.
+
+Once listening it prints one JSON line `{"base_url": ..., "opencode_config": {...}}` (put the
+config in `OPENCODE_CONFIG_CONTENT`), then serves until SIGINT or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+
+import trio
+
+from oco.errors import UsageError
+
+HELP = "serve a scripted fake LLM (OpenAI-compatible) for testing OpenCode offline"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: any free one)")
+
+
+def run(args: argparse.Namespace) -> int:
+    if not 0 <= args.port <= 65535:
+        raise UsageError(f"--port must be between 0 and 65535, not {args.port}")
+    return trio.run(_serve, args.port)
+
+
+async def _serve(port: int) -> int:
+    from oco.testing._fake_llm import serve_fake_llm
+    from oco.testing._opencode_env import opencode_config
+
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        try:
+            async with serve_fake_llm(port=port) as llm:
+                line = {"base_url": llm.base_url, "opencode_config": opencode_config(llm.base_url)}
+                print(json.dumps(line), flush=True)
+                async for _ in signals:
+                    break
+        except OSError as exc:
+            raise UsageError(f"cannot listen on 127.0.0.1:{port}: {exc.strerror or exc}") from exc
+    return 0

@@ -1,0 +1,208 @@
+"""The OpenCode layer against a real `opencode serve` driven by the fake LLM.
+
+One server is shared by the turn checks (start-up costs seconds and ~700 MB), so they are
+grouped in one test; the lifecycle checks need their own servers.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+import trio
+
+from oco.opencode import OpenCodeStartError, find_opencode_bin, list_models_cli, open_opencode_server, run_turn
+from oco.testing._fake_llm import serve_fake_llm
+from oco.testing._opencode_env import FAKE_MODEL, opencode_env
+
+REPO_BIN = Path(__file__).resolve().parents[2] / "node_modules" / ".bin" / "opencode"
+
+
+def _opencode_bin() -> str:
+    try:
+        return find_opencode_bin(environ={**os.environ, "OCO_OPENCODE_BIN": os.environ.get("OCO_OPENCODE_BIN") or str(REPO_BIN)})
+    except Exception:
+        pytest.skip("opencode is not installed (run scripts/setup)")
+
+
+def _gone(pid: int) -> bool:
+    """True when neither the process nor anything in its process group is alive."""
+    for probe in (os.kill, os.killpg):
+        try:
+            probe(pid, 0)
+        except ProcessLookupError:
+            continue
+        return False
+    return True
+
+
+@asynccontextmanager
+async def _opencode(tmp_path: Path, project_name: str = "project"):
+    """A fake LLM and an opencode server for `tmp_path/project_name`; HOME is `tmp_path/home`,
+    shared by calls with the same `tmp_path` (a fresh HOME makes start-up ~3x slower)."""
+    project = tmp_path / project_name
+    project.mkdir()
+    if shutil.which("git"):
+        subprocess.run(["git", "init", "-q", str(project)], check=True)
+    async with serve_fake_llm() as llm:
+        env = opencode_env(tmp_path / "home", llm.base_url)
+        async with open_opencode_server(_opencode_bin(), project, env=env) as server:
+            yield server, llm
+
+
+async def _busy(server, session_id: str) -> bool:
+    return session_id in await server.client.session_status()
+
+
+async def _wait_not_busy(server, session_id: str) -> None:
+    with trio.fail_after(10):
+        while await _busy(server, session_id):
+            await trio.sleep(0.1)  # polling OpenCode's state under a deadline
+
+
+@pytest.mark.opencode
+async def test_turns_stream_use_tools_report_errors_and_abort(tmp_path):
+    async with _opencode(tmp_path) as (server, llm):
+        client = server.client
+
+        # Model list comes from the fake provider only; the password is required.
+        models = await client.list_models()
+        assert [(m.id, m.name, m.provider) for m in models] == [("fake/fake-model", "Fake Model", "fake")]
+        async with httpx.AsyncClient() as anonymous:
+            assert (await anonymous.get(server.base_url + "/global/health")).status_code == 401
+
+        # SLOW 3: deltas arrive as they are produced, long before the turn ends.
+        session = await client.create_session("slow")
+        arrivals: list[tuple[float, str]] = []
+        start = trio.current_time()
+        result = await run_turn(server, session, "SLOW 3", FAKE_MODEL, timeout=30,
+                                on_text=lambda s: arrivals.append((trio.current_time(), s)))
+        end = trio.current_time()
+        assert result.error is None
+        assert result.content == "".join(f"tok{i} " for i in range(12))
+        assert "".join(s for _, s in arrivals) == result.content
+        assert end - start >= 2.5
+        assert arrivals[0][0] < end - 1.5, "the first delta should arrive well before the end"
+        assert not any(r.path.endswith("completions") and "title generator" in str(r.body) for r in llm.requests)
+
+        # USE_TOOL: the bash call ran, its part is kept, and the answer quotes the output.
+        session = await client.create_session("tool")
+        result = await run_turn(server, session, "USE_TOOL", FAKE_MODEL, timeout=30)
+        tools = [p for p in result.other_parts if p["type"] == "tool"]
+        assert result.error is None and result.content == "tool said: hello-from-tool"
+        assert tools[0]["tool"] == "bash" and tools[0]["state"]["status"] == "completed"
+        assert "hello-from-tool" in tools[0]["state"]["output"]
+
+        # FAIL400: a readable sentence, not an empty answer.
+        session = await client.create_session("fail400")
+        result = await run_turn(server, session, "FAIL400", FAKE_MODEL, timeout=30)
+        assert result.error is not None
+        assert result.error.startswith("The model provider rejected the request (HTTP 400): ")
+        assert "FAIL400" in result.error
+
+        # FAIL500: OpenCode retries for ever; the deadline ends the turn and aborts it.
+        session = await client.create_session("fail500")
+        result = await run_turn(server, session, "FAIL500", FAKE_MODEL, timeout=2)
+        assert result.error == "timed out after 2 s"
+        await _wait_not_busy(server, session)
+
+        # Cancelled mid-turn: OpenCode's session is aborted, not left working for nobody.
+        session = await client.create_session("cancel")
+        first_delta = trio.Event()
+        async with trio.open_nursery() as nursery:
+            async def turn() -> None:
+                await run_turn(server, session, "SLOW 30", FAKE_MODEL, timeout=60,
+                               on_text=lambda _: first_delta.set())
+                raise AssertionError("the turn should have been cancelled")
+
+            nursery.start_soon(turn)
+            with trio.fail_after(15):
+                await first_delta.wait()
+            nursery.cancel_scope.cancel()
+        await _wait_not_busy(server, session)
+        last = (await client.messages(session))[-1]["info"]
+        assert last["role"] == "assistant" and last["error"]["name"] == "MessageAbortedError"
+
+        # A permission question is answered by policy (default reject), never left hanging.
+        created = await client.request("POST", "/session", json={
+            "title": "ask", "permission": [{"permission": "bash", "pattern": "*", "action": "ask"}]})
+        result = await run_turn(server, created["id"], "USE_TOOL", FAKE_MODEL, timeout=30)
+        assert [(d.permission, d.reply) for d in result.permissions] == [("bash", "reject")]
+        tools = [p for p in result.other_parts if p["type"] == "tool"]
+        assert tools and tools[0]["state"]["status"] == "error"
+
+
+@pytest.mark.opencode
+async def test_server_never_outlives_its_block_and_a_kill_is_a_crash(tmp_path):
+    # Normal exit.
+    async with _opencode(tmp_path, "a") as (server, _):
+        pid = server.pid
+        assert (await server.client.health())["healthy"] is True
+    assert _gone(pid)
+
+    # Cancellation while inside the block.
+    with trio.CancelScope() as scope:
+        async with _opencode(tmp_path, "b") as (server, _):
+            pid = server.pid
+            scope.cancel()
+            await trio.sleep_forever()
+    assert scope.cancelled_caught and _gone(pid)
+
+    # SIGKILL during a turn: noticed at once, the turn ends with a readable error.
+    async with _opencode(tmp_path, "c") as (server, _):
+        pid = server.pid
+        session = await server.client.create_session("doomed")
+        first_delta = trio.Event()
+        result = None
+
+        async def turn() -> None:
+            nonlocal result
+            result = await run_turn(server, session, "SLOW 30", FAKE_MODEL, timeout=60,
+                                    on_text=lambda _: first_delta.set())
+
+        with trio.fail_after(20):
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(turn)
+                await first_delta.wait()
+                os.kill(pid, signal.SIGKILL)
+                await server.crashed.wait()
+        assert server.exit_code == -signal.SIGKILL
+        assert result is not None and result.error == "OpenCode stopped unexpectedly (exit code -9)"
+        assert "tok0" in result.content
+    assert _gone(pid)
+
+
+@pytest.mark.opencode
+async def test_models_from_the_cli_use_the_project_directory(tmp_path):
+    async with serve_fake_llm() as llm:
+        env = opencode_env(tmp_path / "home", llm.base_url)
+        models = await list_models_cli(_opencode_bin(), tmp_path, env, timeout=30)
+    assert [(m.id, m.name) for m in models] == [("fake/fake-model", "Fake Model")]
+
+
+async def test_a_server_that_exits_at_start_reports_its_output(tmp_path):
+    script = tmp_path / "fake-opencode"
+    script.write_text("#!/bin/sh\necho 'boom: no config'\nexit 3\n")
+    script.chmod(0o700)
+    with pytest.raises(OpenCodeStartError) as info:
+        async with open_opencode_server(str(script), tmp_path):
+            raise AssertionError("should not start")
+    assert "exited with code 3" in str(info.value) and "boom: no config" in str(info.value)
+
+
+async def test_a_silent_server_times_out_and_is_killed(tmp_path):
+    pid_file = tmp_path / "pid"
+    script = tmp_path / "fake-opencode"
+    script.write_text(f"#!/bin/sh\necho $$ > {pid_file}\necho starting\nexec sleep 60\n")
+    script.chmod(0o700)
+    with pytest.raises(OpenCodeStartError) as info:
+        async with open_opencode_server(str(script), tmp_path, start_timeout=1):
+            raise AssertionError("should not start")
+    assert "no answer within 1 s" in str(info.value) and "starting" in str(info.value)
+    assert _gone(int(pid_file.read_text()))
