@@ -290,18 +290,18 @@ class _ServerSocket:
 
 
 def sync_app(endpoint: SyncEndpoint, fallback: Any = None) -> Any:
-    """An ASGI app that routes the sync paths to `endpoint` and the rest to `fallback`
-    (404 without one). Lifespan events are acknowledged."""
+    """An ASGI app that routes the sync paths to `endpoint` and other HTTP and websocket
+    requests to `fallback` (404 without one). It answers lifespan events itself."""
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "websocket" and is_sync_path(scope["path"]):
+        if scope["type"] == "lifespan":
+            while (await receive())["type"] != "lifespan.shutdown":
+                await send({"type": "lifespan.startup.complete"})
+            await send({"type": "lifespan.shutdown.complete"})
+        elif scope["type"] == "websocket" and is_sync_path(scope["path"]):
             await endpoint(scope, receive, send)
         elif fallback is not None:
             await fallback(scope, receive, send)
-        elif scope["type"] == "lifespan":
-            while (message := await receive())["type"] != "lifespan.shutdown":
-                await send({"type": "lifespan.startup.complete"})
-            await send({"type": "lifespan.shutdown.complete"})
         elif scope["type"] == "websocket":
             await receive()
             await send({"type": "websocket.close", "code": 1008})
