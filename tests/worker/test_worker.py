@@ -1,0 +1,166 @@
+"""The worker against the fake Convex in process, on a MockClock: lifecycle, heartbeat, watching."""
+
+from __future__ import annotations
+
+import pytest
+import trio
+import trio.testing
+
+from oco.convex import InvalidSecret, WorkerRejected
+from oco.testing import FakeConvex
+from oco.worker import INTERRUPTED_NOTE, NO_MODEL_NOTE, STALE_NOTE, State
+from worker_support import make_worker, trio_ms
+
+
+@pytest.fixture
+def fake() -> FakeConvex:
+    return FakeConvex(clock=trio_ms)
+
+
+def registered_calls(fake: FakeConvex, function: str) -> list[float]:
+    return [call.at for call in fake.calls if call.function == function]
+
+
+async def test_waits_for_approval_then_connects(fake, tmp_path, autojump_clock):
+    created = fake.create_worker(approved=False)
+    worker = make_worker(fake, created, tmp_path)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(worker.run)
+        await worker.state.wait_value(State.WAITING_APPROVAL)
+        await trio.sleep(12)
+        assert fake.counts["workers:register"] == 3  # at 0, 5 and 10 s: one at a time
+        fake.approve(created.worker_id)
+        with trio.fail_after(10):
+            await worker.state.wait_value(State.READY)
+        assert fake.counts["workers:markConnected"] == 1
+        assert fake.worker(created.worker_id).status == "online"
+        nursery.cancel_scope.cancel()
+
+
+async def test_wrong_secret_is_rejected_after_one_register_call(fake, tmp_path, autojump_clock):
+    created = fake.create_worker()
+    bad = created.token.rsplit("secret_", 1)[0] + "secret_wrong"
+    worker = make_worker(fake, created, tmp_path, token=bad)
+    with pytest.RaisesGroup(InvalidSecret, allow_unwrapped=True, flatten_subgroups=True):
+        await worker.run()
+    assert fake.counts["workers:register"] == 1
+    assert worker.state.value is State.FAILED
+    assert fake.counts["workers:setOffline"] == 0
+
+
+async def test_deleted_worker_stops_as_revoked(fake, tmp_path, autojump_clock):
+    created = fake.create_worker()
+    worker = make_worker(fake, created, tmp_path)
+    async with trio.open_nursery() as nursery:
+
+        async def run_and_expect_revoked() -> None:
+            # The watcher (record gone) or the heartbeat (worker not found) notices first.
+            with pytest.RaisesGroup(WorkerRejected, flatten_subgroups=True):
+                await worker.run()
+
+        nursery.start_soon(run_and_expect_revoked)
+        await worker.state.wait_value(State.READY)
+        fake.remove(created.worker_id)
+    assert isinstance(worker.lifecycle.cause, BaseExceptionGroup | WorkerRejected)
+    assert worker.state.value is State.FAILED
+
+
+async def test_heartbeat_first_beat_at_ready_then_every_interval(fake, tmp_path, autojump_clock):
+    created = fake.create_worker()
+    worker = make_worker(fake, created, tmp_path)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(worker.run)
+        await worker.state.wait_value(State.READY)
+        ready_at = trio.current_time()
+        await trio.sleep(95)
+        nursery.cancel_scope.cancel()
+    beats = [round(t / 1000 - ready_at, 1) for t in registered_calls(fake, "workers:heartbeat")]
+    assert beats == [0.0, 30.0, 60.0, 90.0]
+
+
+async def test_connect_request_marks_connected_exactly_once(fake, tmp_path, autojump_clock):
+    created = fake.create_worker()
+    worker = make_worker(fake, created, tmp_path)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(worker.run)
+        await worker.state.wait_value(State.READY)
+        await trio.sleep(1)
+        fake.request_connect(created.worker_id)
+        await trio.sleep(30)
+        assert fake.counts["workers:markConnected"] == 2  # start-up + the one request
+        assert fake.counts["workerModels:updateModels"] == 2
+        nursery.cancel_scope.cancel()
+
+
+@pytest.mark.parametrize("stop_in", [State.WAITING_APPROVAL, State.CONNECTING, State.READY])
+async def test_stop_sends_set_offline_once_registered(fake, tmp_path, autojump_clock, stop_in):
+    created = fake.create_worker(approved=stop_in is not State.WAITING_APPROVAL)
+    if stop_in is State.CONNECTING:
+        fake.faults.add(function="workers:markConnected", hang=True)
+    worker = make_worker(fake, created, tmp_path)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(worker.run)
+        await worker.state.wait_value(stop_in)
+        await trio.sleep(1)
+        nursery.cancel_scope.cancel()
+    assert worker.state.value is State.STOPPED
+    assert fake.counts["workers:setOffline"] == 1
+    assert fake.worker(created.worker_id).status == "offline"
+
+
+async def test_no_heavy_history_query_while_nothing_changes(fake, tmp_path, autojump_clock):
+    created = fake.create_worker()
+    worker = make_worker(fake, created, tmp_path)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(worker.run)
+        await worker.state.wait_value(State.READY)
+        await trio.sleep(5)
+        heavy_before = fake.counts["chat:subscribeToWorkerMessages"]
+        requests_before = fake.http_requests
+        await trio.sleep(600)
+        assert fake.counts["chat:subscribeToWorkerMessages"] == heavy_before
+        idle_per_minute = (fake.http_requests - requests_before) / 10
+        assert idle_per_minute <= 60
+        nursery.cancel_scope.cancel()
+
+
+async def test_stale_and_model_less_messages_are_closed_not_dropped(fake, tmp_path, autojump_clock):
+    created = fake.create_worker()
+    # A previous run registered and then died without setOffline: the web app still takes chats.
+    fake.call(
+        "workers:register",
+        {
+            "machineId": created.machine_id,
+            "workerId": created.worker_id,
+            "secret": created.token.split(":secret_", 1)[1],
+            "workingDirectory": str(tmp_path),
+            "username": "someone",
+        },
+    )
+    chat = fake.start_session(created.worker_id)
+    stale_reply = fake.send_message(chat, "sent long ago")
+    await trio.sleep(3600)
+    chat2 = fake.start_session(created.worker_id)
+    no_model_reply = fake.send_message(chat2, "which model?", model="")
+    worker = make_worker(fake, created, tmp_path)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(worker.run)
+        stale = await fake.wait_reply(stale_reply, timeout=30)
+        no_model = await fake.wait_reply(no_model_reply, timeout=30)
+        nursery.cancel_scope.cancel()
+    assert stale.content == STALE_NOTE
+    assert no_model.content == NO_MODEL_NOTE
+
+
+async def test_a_turn_that_cannot_start_opencode_ends_with_a_readable_error(fake, tmp_path, autojump_clock):
+    created = fake.create_worker()
+    worker = make_worker(fake, created, tmp_path)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(worker.run)
+        await worker.state.wait_value(State.READY)
+        chat = fake.start_session(created.worker_id)
+        reply_id = fake.send_message(chat, "hello")
+        reply = await fake.wait_reply(reply_id, timeout=60)
+        nursery.cancel_scope.cancel()
+    assert reply.content.startswith("Error: OpenCode failed to start")
+    assert INTERRUPTED_NOTE not in reply.content
