@@ -66,7 +66,8 @@ def _parse_call(kind: str, body: Any) -> tuple[str, dict[str, Any], str]:
 
 
 def _udf(value: Any, fmt: str) -> dict[str, Any]:
-    return {"status": "success", "value": encode(value) if "encoded" in fmt or fmt == "convex_json" else value}
+    encoded = fmt in ("convex_encoded_json", "convex_json")
+    return {"status": "success", "value": encode(value) if encoded else value}
 
 
 def _udf_error(message: str) -> dict[str, Any]:
@@ -107,10 +108,6 @@ async def _run_one(fake: FakeConvex, kind: str, body: Any) -> tuple[int, Any]:
     if late_status is not None:
         return late_status, late_payload
     return status, payload
-
-
-async def _call_route(fake: FakeConvex, kind: str, body: Any) -> tuple[int, Any]:
-    return await _run_one(fake, kind, body)
 
 
 async def _batch_route(fake: FakeConvex, body: Any) -> tuple[int, Any]:
@@ -194,7 +191,7 @@ def make_app(fake: FakeConvex) -> Any:
             if path == "/api/query_batch":
                 status, payload = await _batch_route(fake, body)
             else:
-                status, payload = await _call_route(fake, _KINDS[path], body)
+                status, payload = await _run_one(fake, _KINDS[path], body)
         except BadRequest as exc:
             status, payload = 400, {"code": exc.code, "message": exc.message}
         except _Reply as reply:
