@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import anyio
 import httpx
 import trio
 import trio_util
@@ -317,7 +318,8 @@ class ConvexSubscriptions:
             try:
                 for message in self._state.take_outbox():
                     await ws.send_text(encode_message(message))
-            except (HTTPXWSException, httpx.TransportError, LocalProtocolError, OSError) as e:
+            except (HTTPXWSException, httpx.TransportError, LocalProtocolError, OSError,
+                    anyio.ClosedResourceError, anyio.BrokenResourceError) as e:
                 outcome.append((f"FailedToSendMessage: {type(e).__name__}", CLIENT_CLOSE))
                 connection.cancel()
                 return

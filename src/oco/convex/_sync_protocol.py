@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import base64
 import json
-import math
 import struct
 from typing import Any
 
 import attrs
 
+from oco.convex._codec import decode, encode
 from oco.errors import OcoError
 
 __all__ = [
@@ -53,55 +53,9 @@ class SyncProtocolError(OcoError):
     """A sync-protocol frame that is not valid JSON or misses a required field."""
 
 
-# -- value codec (minimal; the HTTP client's codec is the canonical one) ------------------
-
-_MAX_SAFE_INT = 2**53
-
-
-def encode_value(value: Any) -> Any:
-    """Python value → Convex encoded JSON. Python ints become Float64, as the official
-    Python client does, because a bare JSON number is a Float64 on the server."""
-    if value is None or isinstance(value, (bool, str)):
-        return value
-    if isinstance(value, int):
-        if abs(value) > _MAX_SAFE_INT:
-            raise ValueError(f"int {value} does not fit a Convex float64 exactly")
-        return float(value)
-    if isinstance(value, float):
-        if math.isnan(value) or math.isinf(value) or (value == 0 and math.copysign(1, value) < 0):
-            return {"$float": base64.b64encode(struct.pack("<d", value)).decode("ascii")}
-        return value
-    if isinstance(value, (bytes, bytearray)):
-        return {"$bytes": base64.b64encode(value).decode("ascii")}
-    if isinstance(value, (list, tuple)):
-        return [encode_value(item) for item in value]
-    if isinstance(value, dict):
-        for key in value:
-            if not isinstance(key, str) or key.startswith("$") or not key:
-                raise ValueError(f"invalid Convex object field name {key!r}")
-        return {key: encode_value(value[key]) for key in sorted(value)}
-    raise ValueError(f"{type(value).__name__} is not a Convex value")
-
-
-def decode_value(value: Any) -> Any:
-    """Convex encoded JSON → Python value (`$integer` → int, numbers → float)."""
-    if value is None or isinstance(value, (bool, str)):
-        return value
-    if isinstance(value, (int, float)):
-        return float(value)
-    if isinstance(value, list):
-        return [decode_value(item) for item in value]
-    if isinstance(value, dict):
-        if len(value) == 1:
-            ((key, inner),) = value.items()
-            if key == "$integer":
-                return struct.unpack("<q", _b64_8(inner))[0]
-            if key == "$float":
-                return struct.unpack("<d", _b64_8(inner))[0]
-            if key == "$bytes":
-                return base64.b64decode(inner, validate=True)
-        return {key: decode_value(item) for key, item in value.items()}
-    raise ValueError(f"{type(value).__name__} is not encoded JSON")
+# Values use the HTTP client's codec: one encoding of Convex values in the package.
+encode_value = encode
+decode_value = decode
 
 
 def _b64_8(text: Any) -> bytes:
