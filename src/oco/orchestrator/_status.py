@@ -90,7 +90,9 @@ class StatusFileError(OcoError):
 
 
 class AlreadyRunning(OcoError):
-    """Another orchestrator holds the lock on this state directory."""
+    """Another orchestrator holds the lock on this state directory (a usage error: exit 2)."""
+
+    exit_code = 2
 
     def __init__(self, pid: int | None, lock_path: Path) -> None:
         who = f"pid {pid}" if pid is not None else "unknown pid"

@@ -11,6 +11,7 @@ import logging
 import random
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
+from typing import Any
 
 import trio
 import trio_util
@@ -19,13 +20,16 @@ from oco.config import WorkerConfig
 from oco.convex import ConvexClient, WorkerRejected, is_transient
 from oco.logs import bind_worker
 from oco.opencode import OpenCodeError, OpenCodeNotFound
-from oco.worker import State, Worker
+from oco.worker import State
 
 from ._policy import FailureKind, Park, RestartHistory, RestartPolicy, decide
 
 log = logging.getLogger(__name__)
 
 ConvexFor = Callable[[str], AbstractAsyncContextManager[ConvexClient]]
+# What the slot needs of a worker: `run()`, `state` (AsyncValue[State]), `host.pid`, `relay`
+# (`turns`, `active_sessions()`). `oco.worker.Worker` is the real one; tests pass small fakes.
+WorkerLike = Any
 
 
 def _leaves(exc: BaseException) -> list[BaseException]:
@@ -50,40 +54,54 @@ def classify(exc: BaseException) -> tuple[FailureKind, BaseException]:
 
 
 class WorkerSlot:
-    """The supervision record of one worker: current attempt, restarts, state for status."""
+    """The supervision record of one worker: current attempt, restarts, state for status.
+
+    `state` is the worker's lifecycle state while an attempt runs, `backoff` or `parked`
+    between attempts, and `stopped` once the slot has ended; `since` is the trio time it
+    entered that state. `on_change` is called on every state change (the status writer).
+    """
 
     def __init__(
         self,
         config: WorkerConfig,
-        make_worker: Callable[[ConvexClient], Worker],
+        make_worker: Callable[[ConvexClient], WorkerLike],
         convex_for: ConvexFor,
         policy: RestartPolicy,
         *,
         rng: random.Random | None = None,
+        on_change: Callable[[], None] = lambda: None,
     ) -> None:
         self.config = config
         self._make_worker = make_worker
         self._convex_for = convex_for
         self._policy = policy
         self._rng = rng or random.Random()
-        self.worker: Worker | None = None
+        self._on_change = on_change
+        self.worker: WorkerLike | None = None
+        self.attempts = 0
         self.restarts = 0
         self.last_error: str | None = None
         self.state = trio_util.AsyncValue("starting")
-        self.since = 0.0
+        self.since = trio.current_time()
         self.first_attempt_done = trio.Event()
         self.retry_now = trio.Event()  # set by a reload to end a park early
+        self.done = trio.Event()  # the slot's task has ended (its worker cleaned up)
 
     def _set_state(self, state: str) -> None:
         if state != self.state.value:
             self.state.value = state
             self.since = trio.current_time()
+            self._on_change()
 
     async def run(self) -> None:
         """Supervise until cancelled; never raises for a worker's failure."""
-        # One Convex client for all attempts: a restart never builds a new connection pool.
-        async with self._convex_for(self.config.convex_url) as convex:
-            await self._supervise(convex)
+        try:
+            # One Convex client for all attempts: a restart never builds a new connection pool.
+            async with self._convex_for(self.config.convex_url) as convex:
+                await self._supervise(convex)
+        finally:
+            self._set_state("stopped")
+            self.done.set()
 
     async def _supervise(self, convex: ConvexClient) -> None:
         history = RestartHistory()
@@ -91,20 +109,29 @@ class WorkerSlot:
             while True:
                 worker = self._make_worker(convex)
                 self.worker = worker
+                self.attempts += 1
                 ready_since: list[float] = []
                 try:
-                    async with trio.open_nursery() as watch:
-                        watch.start_soon(self._mirror, worker, ready_since)
-                        await worker.run()
-                        watch.cancel_scope.cancel()
-                    return  # run() returned without being cancelled: nothing to restart
+                    try:
+                        async with trio.open_nursery() as watch:
+                            watch.start_soon(self._mirror, worker, ready_since)
+                            await worker.run()
+                            watch.cancel_scope.cancel()
+                    finally:
+                        # The mirror is gone by now; show how the attempt really ended.
+                        self._set_state(worker.state.value.value)
+                    log.warning("worker returned by itself; not restarting it")
+                    return
                 except Exception as exc:
                     kind, cause = classify(exc)
                     self.last_error = str(cause) or type(cause).__name__
                     if kind is FailureKind.CRASH:
-                        log.error("worker crashed", exc_info=exc)
+                        log.error("worker crashed: %s", self.last_error, exc_info=exc)
                     else:
                         log.warning("worker failed (%s): %s", kind.value, self.last_error)
+                # A cleanup error can replace the Cancelled of a stop and land in the except
+                # above; this checkpoint re-raises that cancellation instead of restarting.
+                await trio.lowlevel.checkpoint()
                 self.first_attempt_done.set()
                 decision = decide(
                     self._policy,
@@ -116,7 +143,12 @@ class WorkerSlot:
                 )
                 if isinstance(decision, Park):
                     self._set_state("parked")
-                    log.error("parked: %s (retrying in %.0f s or on reload)", decision.reason, decision.retry_at - trio.current_time())
+                    log.error(
+                        "parked: %s: %s (retrying in %.0f s, or on reload)",
+                        decision.reason,
+                        self.last_error,
+                        decision.retry_at - trio.current_time(),
+                    )
                     with trio.move_on_at(decision.retry_at):
                         await self.retry_now.wait()
                 else:
@@ -126,7 +158,7 @@ class WorkerSlot:
                 self.retry_now = trio.Event()
                 self.restarts += 1
 
-    async def _mirror(self, worker: Worker, ready_since: list[float]) -> None:
+    async def _mirror(self, worker: WorkerLike, ready_since: list[float]) -> None:
         """Copies the worker's lifecycle state into the slot and notes when it became ready."""
         async for state in worker.state.eventual_values():
             self._set_state(state.value)

@@ -1,0 +1,59 @@
+"""systemd's notify protocol (sd_notify) without a dependency: one datagram per message.
+
+Only active when systemd set `NOTIFY_SOCKET` (Type=notify units); everything is a no-op
+otherwise. `WATCHDOG_USEC` (WatchdogSec=) asks for a `WATCHDOG=1` ping at least that often;
+`WATCHDOG_PID`, when set, names the process systemd expects them from.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from collections.abc import Mapping
+
+log = logging.getLogger(__name__)
+
+
+class SystemdNotifier:
+    """Sends `READY=1`, `STOPPING=1`, `WATCHDOG=1`, `STATUS=...` to systemd, never raising."""
+
+    def __init__(self, address: str | None, watchdog_usec: int | None = None) -> None:
+        # A leading "@" names a Linux abstract socket, spelled with a NUL byte on the wire.
+        self.address = "\0" + address[1:] if address and address.startswith("@") else address
+        self.watchdog_interval = watchdog_usec / 2e6 if watchdog_usec else None
+        self._sock: socket.socket | None = None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] = os.environ) -> SystemdNotifier:
+        address = env.get("NOTIFY_SOCKET") or None
+        watchdog: int | None = None
+        try:
+            watchdog = int(env.get("WATCHDOG_USEC", "")) or None
+            pid = env.get("WATCHDOG_PID")
+            if pid and int(pid) != os.getpid():
+                watchdog = None  # the pings are expected from another process
+        except ValueError:
+            watchdog = None
+        return cls(address, watchdog)
+
+    @property
+    def enabled(self) -> bool:
+        return self.address is not None
+
+    def notify(self, message: str) -> None:
+        """Send one datagram; a failure is logged at DEBUG and ignored (systemd may be gone)."""
+        if self.address is None:
+            return
+        try:
+            if self._sock is None:
+                self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+                self._sock.setblocking(False)  # a full queue must never stall the event loop
+            self._sock.sendto(message.encode(), self.address)
+        except OSError as exc:
+            log.debug("sd_notify %r failed: %s", message, exc)
+
+    def close(self) -> None:
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
