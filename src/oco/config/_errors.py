@@ -33,5 +33,5 @@ class ConfigError(UsageError):
     """
 
     def __init__(self, message: str, problems: tuple[ConfigProblem, ...] = ()) -> None:
-        super().__init__(message)
+        super().__init__(" ".join(message.splitlines()))  # always one line on a terminal
         self.problems = problems

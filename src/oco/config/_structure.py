@@ -42,6 +42,10 @@ def json_kind(value: object) -> str:
 def _str(value: Any, _: type) -> str:
     if not isinstance(value, str):
         raise Mismatch(f"must be a string (got {json_kind(value)})")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # JSON5 `\ud800` escapes can produce lone surrogates
+        raise Mismatch("must be valid Unicode text (has a lone surrogate)") from None
     return value
 
 

@@ -16,6 +16,9 @@ class ValueProblem(ValueError):
 
 
 def _shown(value: str) -> str:
+    """A user's value fit for a one-line message: control characters escaped, length capped."""
+    if not value.isprintable():
+        value = repr(value)[1:-1]
     return value if len(value) <= 80 else value[:77] + "..."
 
 
