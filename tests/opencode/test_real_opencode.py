@@ -67,7 +67,7 @@ async def _wait_not_busy(server, session_id: str) -> None:
 
 
 @pytest.mark.opencode
-async def test_turns_stream_use_tools_report_errors_and_abort(tmp_path):
+async def test_turns_stream_use_tools_report_errors_abort_and_survive_a_crash(tmp_path):
     async with _opencode(tmp_path) as (server, llm):
         client = server.client
 
@@ -137,9 +137,33 @@ async def test_turns_stream_use_tools_report_errors_and_abort(tmp_path):
         tools = [p for p in result.other_parts if p["type"] == "tool"]
         assert tools and tools[0]["state"]["status"] == "error"
 
+        # Last, as it ends the server: SIGKILL during a turn is noticed at once and the turn
+        # ends with a readable error.
+        pid = server.pid
+        session = await client.create_session("doomed")
+        first_delta = trio.Event()
+        crashed_result = None
+
+        async def doomed_turn() -> None:
+            nonlocal crashed_result
+            crashed_result = await run_turn(server, session, "SLOW 30", FAKE_MODEL, timeout=60,
+                                            on_text=lambda _: first_delta.set())
+
+        with trio.fail_after(20):
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(doomed_turn)
+                await first_delta.wait()
+                os.kill(pid, signal.SIGKILL)
+                await server.crashed.wait()
+        assert server.exit_code == -signal.SIGKILL
+        assert crashed_result is not None
+        assert crashed_result.error == "OpenCode stopped unexpectedly (exit code -9)"
+        assert "tok0" in crashed_result.content
+    assert _gone(pid)
+
 
 @pytest.mark.opencode
-async def test_server_never_outlives_its_block_and_a_kill_is_a_crash(tmp_path):
+async def test_server_never_outlives_its_block(tmp_path):
     # Normal exit.
     async with _opencode(tmp_path, "a") as (server, _):
         pid = server.pid
@@ -153,29 +177,6 @@ async def test_server_never_outlives_its_block_and_a_kill_is_a_crash(tmp_path):
             scope.cancel()
             await trio.sleep_forever()
     assert scope.cancelled_caught and _gone(pid)
-
-    # SIGKILL during a turn: noticed at once, the turn ends with a readable error.
-    async with _opencode(tmp_path, "c") as (server, _):
-        pid = server.pid
-        session = await server.client.create_session("doomed")
-        first_delta = trio.Event()
-        result = None
-
-        async def turn() -> None:
-            nonlocal result
-            result = await run_turn(server, session, "SLOW 30", FAKE_MODEL, timeout=60,
-                                    on_text=lambda _: first_delta.set())
-
-        with trio.fail_after(20):
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(turn)
-                await first_delta.wait()
-                os.kill(pid, signal.SIGKILL)
-                await server.crashed.wait()
-        assert server.exit_code == -signal.SIGKILL
-        assert result is not None and result.error == "OpenCode stopped unexpectedly (exit code -9)"
-        assert "tok0" in result.content
-    assert _gone(pid)
 
 
 @pytest.mark.opencode
