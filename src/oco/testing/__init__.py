@@ -2,6 +2,8 @@
 
 `FakeConvex` is the reference Convex backend in memory (ASGI app + web-app helpers);
 `serve_fake_convex` serves it on loopback with hypercorn's trio worker.
+`FakeLLM` / `serve_fake_llm` is a scripted OpenAI-compatible LLM for a real OpenCode;
+`opencode_config` / `opencode_env` point an isolated `opencode serve` at it.
 """
 
 from oco.testing._fake_convex import (
@@ -13,8 +15,17 @@ from oco.testing._fake_convex import (
 )
 from oco.testing._fake_convex_faults import Fault, Faults
 from oco.testing._fake_convex_server import FakeConvexServer, serve_fake_convex
+from oco.testing._fake_llm import FakeLLM, FakeLLMServer, RecordedRequest, serve_fake_llm
+from oco.testing._opencode_env import FAKE_MODEL, opencode_config, opencode_env
 
 __all__ = [
+    "FAKE_MODEL",
+    "FakeLLM",
+    "FakeLLMServer",
+    "RecordedRequest",
+    "opencode_config",
+    "opencode_env",
+    "serve_fake_llm",
     "Call",
     "Chunk",
     "CreatedWorker",
