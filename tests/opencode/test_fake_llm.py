@@ -11,7 +11,7 @@ import pytest
 import trio
 
 from oco.testing._fake_llm import DEFAULT_REASONING, DEFAULT_REPLY, TITLE, TOOL_COMMAND, serve_fake_llm
-from oco.testing._opencode_env import opencode_config, opencode_env
+from oco.testing import opencode_config, opencode_env
 
 
 async def _chat(base_url: str, messages: list[dict], **extra) -> tuple[int, list[dict] | dict]:

@@ -18,8 +18,8 @@ import pytest
 import trio
 
 from oco.opencode import OpenCodeStartError, find_opencode_bin, list_models_cli, open_opencode_server, run_turn
-from oco.testing._fake_llm import serve_fake_llm
-from oco.testing._opencode_env import FAKE_MODEL, opencode_env
+from oco.testing import serve_fake_llm
+from oco.testing import FAKE_MODEL, opencode_env
 
 REPO_BIN = Path(__file__).resolve().parents[2] / "node_modules" / ".bin" / "opencode"
 
