@@ -13,6 +13,7 @@ import contextlib
 import contextvars
 import json
 import logging
+import re
 import sys
 import threading
 import time
@@ -27,6 +28,23 @@ DEFAULT_LABEL = "oco"
 
 _secrets: set[str] = set()
 _secrets_lock = threading.Lock()
+_pattern: re.Pattern[str] | None = None
+
+# A secret this long is redacted wherever it appears. A shorter one only where it stands
+# alone or follows `secret_`, so a test's secret "s1" does not eat every "s1" in a log line.
+_ANYWHERE_LENGTH = 16
+_WORD = "A-Za-z0-9_-"
+
+
+def _compile(secrets: set[str]) -> re.Pattern[str] | None:
+    parts = []
+    for secret in sorted(secrets, key=len, reverse=True):
+        escaped = re.escape(secret)
+        if len(secret) >= _ANYWHERE_LENGTH:
+            parts.append(escaped)
+        else:
+            parts.append(f"(?:(?<=secret_)|(?<![{_WORD}])){escaped}(?![{_WORD}])")
+    return re.compile("|".join(parts)) if parts else None
 
 
 @contextlib.contextmanager
@@ -41,19 +59,19 @@ def bind_worker(label: str) -> Iterator[None]:
 
 def register_secret(secret: str) -> None:
     """Redact `secret` (replaced by `***`) from every log record from now on."""
-    if secret:
-        with _secrets_lock:
+    global _pattern
+    if not secret:
+        return
+    with _secrets_lock:
+        if secret not in _secrets:
             _secrets.add(secret)
+            _pattern = _compile(_secrets)
 
 
 def redact(text: str) -> str:
-    """`text` with every registered secret replaced by `***` (longest first)."""
-    with _secrets_lock:
-        secrets = sorted(_secrets, key=len, reverse=True)
-    for secret in secrets:
-        if secret in text:
-            text = text.replace(secret, "***")
-    return text
+    """`text` with every registered secret replaced by `***`."""
+    pattern = _pattern
+    return pattern.sub("***", text) if pattern is not None else text
 
 
 class SecretRedactor(logging.Filter):

@@ -241,6 +241,6 @@ def test_missing_file_gets_the_private_template_which_then_fails_validation(tmp_
 def test_loaded_secrets_are_redacted_from_log_records(write_config) -> None:
     secret = "only-in-this-test-Q7"
     load_workers_file(write_config({"workers": [entry(token=f"machine_m:worker_w:secret_{secret}")]}))
-    record = logging.LogRecord("t", logging.INFO, __file__, 1, "token is %s", (secret,), None)
+    record = logging.LogRecord("t", logging.INFO, __file__, 1, "token: %s", (secret,), None)
     SecretRedactor().filter(record)
-    assert record.getMessage() == "token is ***"
+    assert record.getMessage() == "token: ***"

@@ -1,0 +1,88 @@
+"""Log lines: format, worker labels through trio tasks, redaction and noisy libraries."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import re
+
+import pytest
+import trio
+
+from oco.logs import bind_worker, register_secret, setup_logging, worker_label
+
+LINE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ (\w+) \[([^\]]+)\] (.*)$")
+
+
+@pytest.fixture
+def stream() -> io.StringIO:
+    out = io.StringIO()
+    handler = setup_logging("INFO", "text", stream=out)
+    yield out
+    logging.getLogger().removeHandler(handler)
+
+
+async def test_worker_label_follows_trio_tasks(stream: io.StringIO) -> None:
+    log = logging.getLogger("oco.test")
+
+    async def child() -> None:
+        await trio.sleep(0)
+        log.info("from the child")
+
+    log.info("before")
+    with bind_worker("alpha"):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(child)
+    log.info("after")
+    lines = [LINE.match(line).groups() for line in stream.getvalue().splitlines()]
+    assert lines == [("INFO", "oco", "before"), ("INFO", "alpha", "from the child"), ("INFO", "oco", "after")]
+    assert worker_label.get() is None
+
+
+def test_secrets_are_redacted_in_message_args_and_exception(stream: io.StringIO) -> None:
+    secret = "Zq9-redact-me-in-logs"
+    register_secret(secret)
+    log = logging.getLogger("oco.test")
+    log.warning("token machine_m:worker_w:secret_%s", secret)
+    try:
+        raise RuntimeError(f"boom {secret}")
+    except RuntimeError:
+        log.exception("failed with %r", {"secret": secret})
+    text = stream.getvalue()
+    assert secret not in text
+    assert "secret_***" in text and "boom ***" in text and "'secret': '***'" in text
+
+
+def test_short_secrets_do_not_eat_ordinary_words(stream: io.StringIO) -> None:
+    register_secret("q7")
+    logging.getLogger("oco.test").info("q7 aq7 q7b machine_m:worker_w:secret_q7")
+    assert stream.getvalue().rstrip().endswith("*** aq7 q7b machine_m:worker_w:secret_***")
+
+
+def test_json_lines(stream: io.StringIO) -> None:
+    out = io.StringIO()
+    handler = setup_logging("INFO", "json", stream=out)
+    try:
+        with bind_worker("beta"):
+            logging.getLogger("oco.json").info("hello %s", "there")
+    finally:
+        logging.getLogger().removeHandler(handler)
+    record = json.loads(out.getvalue())
+    assert record["worker"] == "beta" and record["message"] == "hello there"
+    assert record["level"] == "INFO" and record["logger"] == "oco.json"
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", record["ts"])
+    assert stream.getvalue() == ""  # a second setup replaced the first handler
+
+
+def test_noisy_libraries_are_quiet_unless_debug(stream: io.StringIO) -> None:
+    assert logging.getLogger("httpx").getEffectiveLevel() == logging.WARNING
+    logging.getLogger("httpcore").info("chatter")
+    assert stream.getvalue() == ""
+    handler = setup_logging("DEBUG", "text", stream=stream)
+    try:
+        assert logging.getLogger("hypercorn.error").getEffectiveLevel() == logging.DEBUG
+    finally:
+        logging.getLogger().removeHandler(handler)
+        for name in ("httpx", "httpcore", "hypercorn", "hypercorn.error", "hypercorn.access"):
+            logging.getLogger(name).setLevel(logging.WARNING)
