@@ -111,6 +111,7 @@ class WorkerSlot:
                 self.worker = worker
                 self.attempts += 1
                 ready_since: list[float] = []
+                failure: BaseException | None = None
                 try:
                     try:
                         async with trio.open_nursery() as watch:
@@ -120,15 +121,14 @@ class WorkerSlot:
                     finally:
                         # The mirror is gone by now; show how the attempt really ended.
                         self._set_state(worker.state.value.value)
+                except* Exception as group:
+                    # `except*`: when a stop cancels the attempt as it crashes, the group holds
+                    # both; the Cancelled part propagates (no restart), the crash is logged.
+                    failure = group
+                    kind = self._note_failure(group)  # here, as a Cancelled part skips the rest
+                if failure is None:
                     log.warning("worker returned by itself; not restarting it")
                     return
-                except Exception as exc:
-                    kind, cause = classify(exc)
-                    self.last_error = str(cause) or type(cause).__name__
-                    if kind is FailureKind.CRASH:
-                        log.error("worker crashed: %s", self.last_error, exc_info=exc)
-                    else:
-                        log.warning("worker failed (%s): %s", kind.value, self.last_error)
                 # A cleanup error can replace the Cancelled of a stop and land in the except
                 # above; this checkpoint re-raises that cancellation instead of restarting.
                 await trio.lowlevel.checkpoint()
@@ -157,6 +157,15 @@ class WorkerSlot:
                     await trio.sleep(decision.delay)
                 self.retry_now = trio.Event()
                 self.restarts += 1
+
+    def _note_failure(self, failure: BaseException) -> FailureKind:
+        kind, cause = classify(failure)
+        self.last_error = str(cause) or type(cause).__name__
+        if kind is FailureKind.CRASH:
+            log.error("worker crashed: %s", self.last_error, exc_info=failure)
+        else:
+            log.warning("worker failed (%s): %s", kind.value, self.last_error)
+        return kind
 
     async def _mirror(self, worker: WorkerLike, ready_since: list[float]) -> None:
         """Copies the worker's lifecycle state into the slot and notes when it became ready."""
