@@ -1,0 +1,93 @@
+"""The worker's OpenCode host with a real opencode: lazy start, idle stop, crash recovery."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from pathlib import Path
+
+import attrs
+import pytest
+import trio
+
+from oco.config import Settings, WorkerConfig, parse_token
+from oco.convex import ConvexClient, RetryPolicy
+from oco.testing import serve_fake_convex
+from oco.testing._fake_llm import serve_fake_llm
+from oco.testing._opencode_env import opencode_env
+from oco.worker import ModelCatalog, State, StopControl, Worker
+from worker_support import MODELS
+
+REPO = Path(__file__).resolve().parents[2]
+OPENCODE = os.environ.get("OCO_OPENCODE_BIN") or str(REPO / "node_modules" / ".bin" / "opencode")
+
+pytestmark = [
+    pytest.mark.opencode,
+    pytest.mark.slow,
+    pytest.mark.skipif(not Path(OPENCODE).exists(), reason="opencode not installed"),
+]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+async def _models(directory: Path, env: object) -> list:
+    return MODELS
+
+
+async def test_opencode_starts_on_demand_recovers_from_a_crash_and_stops_when_idle(tmp_path):
+    project = tmp_path / "project"
+    project.mkdir()
+    subprocess.run(["git", "init", "-q", str(project)], check=True)
+    settings = Settings(opencode_idle_timeout_s=3.0, poll_idle_interval_s=0.5)
+    async with serve_fake_convex() as served, serve_fake_llm() as llm:
+        fake = served.fake
+        created = fake.create_worker()
+        config = WorkerConfig(parse_token(created.token), served.url, project, "w1")
+        async with ConvexClient(served.url, retry=RetryPolicy.never()) as convex:
+            worker = Worker(
+                config,
+                settings,
+                convex=convex,
+                stop=StopControl(),
+                opencode_bin=OPENCODE,
+                models=ModelCatalog(_models),
+                state_dir=tmp_path / "state",
+                opencode_env=opencode_env(tmp_path / "home", llm.base_url, base=os.environ),
+            )
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(worker.run)
+                with trio.fail_after(30):
+                    await worker.state.wait_value(State.READY)
+                assert worker.host.pid is None  # lazy: nothing runs before the first turn
+
+                chat = fake.start_session(created.worker_id)
+                slow = fake.send_message(chat, "SLOW 20")
+                await fake.wait_for(lambda: bool(fake.chunks(slow)), timeout=60)
+                first_pid = worker.host.pid
+                assert first_pid is not None
+                os.killpg(first_pid, signal.SIGKILL)
+                crashed = await fake.wait_reply(slow, timeout=30)
+                assert "OpenCode stopped unexpectedly" in crashed.content
+                assert crashed.content.startswith(fake.chunks(slow)[0].chunk.strip())  # streamed text kept
+
+                after = fake.send_message(chat, "ECHO back again")
+                reply = await fake.wait_reply(after, timeout=90)
+                assert reply.content == "back again"
+                second_pid = worker.host.pid
+                assert second_pid not in (None, first_pid)
+
+                with trio.fail_after(30):
+                    while worker.host.pid is not None or _alive(second_pid):  # idle timeout
+                        await trio.sleep(0.2)
+                nursery.cancel_scope.cancel()
+
+    state_file = tmp_path / "state" / "workers" / f"{created.machine_id}.{created.worker_id}.json"
+    assert state_file.stat().st_mode & 0o777 == 0o600
+    assert chat in state_file.read_text()
