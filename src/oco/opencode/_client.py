@@ -146,6 +146,11 @@ class OpenCodeClient:
         await self.request("POST", f"/permission/{permission_id}/reply", json={"reply": reply})
 
 
+    async def reject_question(self, request_id: str) -> None:
+        """Dismiss a `question` tool request; the agent continues without an answer."""
+        await self.request("POST", f"/question/{request_id}/reject")
+
+
 def models_from_providers(body: Any) -> list[ModelInfo]:
     """`GET /config/providers` → ModelInfo list (pure; tolerant of extra fields)."""
     found: list[ModelInfo] = []

@@ -83,6 +83,15 @@ class PermissionAsked:
 
 
 @attrs.frozen
+class QuestionAsked:
+    """`question.asked`: the agent's `question` tool waits for an answer nobody in the chat can give."""
+
+    session_id: str
+    id: str
+    questions: list[Any]
+
+
+@attrs.frozen
 class ServerHeartbeat:
     pass
 
@@ -105,6 +114,7 @@ Event = (
     | SessionIdle
     | SessionError
     | PermissionAsked
+    | QuestionAsked
     | ServerHeartbeat
     | ServerConnected
     | StreamReconnected
@@ -139,6 +149,8 @@ def parse_event(data: Any) -> Event | None:
                 return SessionError(p["sessionID"], p.get("error"))
             case "permission.asked":
                 return PermissionAsked(p["sessionID"], p["id"], p["permission"], list(p.get("patterns") or []))
+            case "question.asked":
+                return QuestionAsked(p["sessionID"], p["id"], list(p.get("questions") or []))
             case "server.heartbeat":
                 return ServerHeartbeat()
             case "server.connected":

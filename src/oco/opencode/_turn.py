@@ -17,7 +17,14 @@ import trio
 
 from ._client import OpenCodeClient, split_model
 from ._errors import OpenCodeError
-from ._events import EventHub, PermissionAsked, SessionIdle, SessionStatus, StreamReconnected
+from ._events import (
+    EventHub,
+    PermissionAsked,
+    QuestionAsked,
+    SessionIdle,
+    SessionStatus,
+    StreamReconnected,
+)
 from ._transcript import PermissionDecision, TurnResult, TurnTranscript, reconcile
 
 log = logging.getLogger("oco.opencode.turn")
@@ -75,6 +82,11 @@ async def run_turn(
         async for event in events:
             if isinstance(event, PermissionAsked):
                 decisions.append(await _answer(client, event, permission_policy))
+                continue
+            if isinstance(event, QuestionAsked):
+                # Nobody can answer in the chat while the turn runs: dismiss it instead of hanging.
+                log.info("dismissing question %s asked in %s", event.id, session_id)
+                await client.reject_question(event.id)
                 continue
             if isinstance(event, StreamReconnected):
                 # Events were lost in the gap: ask whether the session is still working.
