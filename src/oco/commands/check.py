@@ -10,7 +10,13 @@ import argparse
 import json
 import sys
 
-from oco.config import ConfigError, ConfigProblem, LoadedConfig, load_workers_file, workers_file_path
+from oco.config import (
+    ConfigError,
+    ConfigProblem,
+    LoadedConfig,
+    load_workers_file,
+    workers_file_path,
+)
 
 HELP = "validate workers.json and show which workers would run"
 
@@ -22,11 +28,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
 
 
-def _rows(loaded: LoadedConfig | None, problems: tuple[ConfigProblem, ...]) -> list[tuple[str, ...]]:
+def _rows(
+    loaded: LoadedConfig | None, problems: tuple[ConfigProblem, ...]
+) -> list[tuple[str, ...]]:
     rows = []
     for w in loaded.workers if loaded else ():
         status = "ok" if w.enabled else "ok (disabled)"
-        rows.append((w.name, w.machine_id, w.worker_id, str(w.working_directory), w.convex_url, status))
+        directory = str(w.working_directory)
+        rows.append((w.name, w.machine_id, w.worker_id, directory, w.convex_url, status))
     for p in problems:
         entry, _, field = p.json_path.partition(".")
         reason = f"{field}: {p.message}" if field else p.message

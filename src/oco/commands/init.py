@@ -54,21 +54,24 @@ def wizard_text(
     ask_secret: Callable[[str], str] = getpass.getpass,
 ) -> str:
     """Ask for one worker and return a workers file holding it (answers already validated)."""
-    token = _ask_until_valid(ask_secret, f"Worker token ({TOKEN_FORMAT}; not echoed): ", parse_token)
+    token_prompt = f"Worker token ({TOKEN_FORMAT}; not echoed): "
+    token = _ask_until_valid(ask_secret, token_prompt, parse_token)
     default_dir = os.getcwd()
     directory = _ask_until_valid(
         lambda p: ask(p) or default_dir,
         f"Project directory [{default_dir}]: ",
         lambda d: resolve_working_directory(d, config_dir),
     )
-    url = _ask_until_valid(ask, "Convex URL (https://<deployment>.convex.cloud): ", normalise_convex_url)
+    url_prompt = "Convex URL (https://<deployment>.convex.cloud): "
+    url = _ask_until_valid(ask, url_prompt, normalise_convex_url)
     entry = {
         "token": token,
         "working_directory": str(resolve_working_directory(directory, config_dir)),
         "convex_url": normalise_convex_url(url),
     }
     body = json.dumps({"workers": [entry]}, indent=2, ensure_ascii=False)
-    return "// trio-oco workers file (JSON5). See README.md's Configuration section for every field.\n" + body + "\n"
+    header = "// trio-oco workers file (JSON5); README.md's Configuration section lists each field."
+    return f"{header}\n{body}\n"
 
 
 def run(args: argparse.Namespace) -> int:

@@ -92,7 +92,8 @@ def load_dotenv_config(
         dotenv.set_key(path, key, text, quote_mode="never")
         _ensure_private_file(path)  # set_key replaces the file; keep it 0600
         if from_env is not None:
-            print(f"note: the environment variable {key} still overrides {path.name}", file=sys.stderr)
+            note = f"note: the environment variable {key} still overrides {path.name}"
+            print(note, file=sys.stderr)
 
     token = values[TOKEN_KEY]
     assert isinstance(token, Token)

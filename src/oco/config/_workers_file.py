@@ -83,7 +83,8 @@ def _settings_problems(settings: Settings) -> list[tuple[str, str]]:
         found.append(("settings.max_concurrent_sessions", "must be at least 1"))
     if settings.log_level.upper() not in LOG_LEVELS:
         choices = ", ".join(LOG_LEVELS)
-        found.append(("settings.log_level", f"must be one of {choices} (got {settings.log_level!r})"))
+        got = settings.log_level
+        found.append(("settings.log_level", f"must be one of {choices} (got {got!r})"))
     if settings.opencode_bin is not None and not settings.opencode_bin.strip():
         found.append(("settings.opencode_bin", "is empty; leave it out to use `opencode` on PATH"))
     return found
@@ -161,7 +162,9 @@ def _parse_document(path: Path, text: str) -> _Document:
     return attrs.evolve(document, settings=attrs.evolve(document.settings, log_level=level))
 
 
-def _entry_worker(raw: Any, index: int, base: Path) -> tuple[WorkerConfig | None, list[tuple[str, str]], str | None]:
+def _entry_worker(
+    raw: Any, index: int, base: Path
+) -> tuple[WorkerConfig | None, list[tuple[str, str]], str | None]:
     """Check one entry: (the worker or None, its problems, a text to scrub from messages)."""
     where = f"workers[{index}]"
     try:
@@ -214,13 +217,19 @@ def load_workers_file(path: Path) -> LoadedConfig:
     for index, raw in enumerate(document.workers):
         worker, found, secret_text = _entry_worker(raw, index, path.parent)
         if worker is not None and worker.key in seen:
-            found = [(f"workers[{index}]", f"duplicate of workers[{seen[worker.key]}] (same machine and worker id)")]
+            first = seen[worker.key]
+            message = f"duplicate of workers[{first}] (same machine and worker id)"
+            found = [(f"workers[{index}]", message)]
             worker = None
-        problems.extend(ConfigProblem(path, where, _scrub(msg, secret_text)) for where, msg in found)
+        problems.extend(
+            ConfigProblem(path, where, _scrub(msg, secret_text)) for where, msg in found
+        )
         if worker is not None:
             seen[worker.key] = index
             workers.append(worker)
     if not workers:
         lines = "; ".join(f"{p.json_path}: {p.message}" for p in problems)
         raise ConfigError(f"{path}: no valid worker ({lines})", problems=tuple(problems))
-    return LoadedConfig(path=path, workers=tuple(workers), settings=document.settings, problems=tuple(problems))
+    return LoadedConfig(
+        path=path, workers=tuple(workers), settings=document.settings, problems=tuple(problems)
+    )
