@@ -1,0 +1,118 @@
+"""`trio-oco run`, `start` and `status` as a user runs them: subprocess, exit code, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from oco.config import Token, WorkerConfig
+from oco.orchestrator import StatusSnapshot, WorkerStatus, acquire_lock
+from oco.orchestrator._status import write_status
+
+SECRET = "cmd-secret-1a2b3c4d5e"
+REPO = Path(__file__).resolve().parents[2]
+OPENCODE = str(REPO / "node_modules" / ".bin" / "opencode")
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    (tmp_path / "home" / "proj").mkdir(parents=True)
+    return tmp_path / "home"
+
+
+def state_dir(home: Path) -> Path:
+    return home / "state" / "opencode-orchestrator"
+
+
+def oco(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OCO_", "XDG_", "NOTIFY_", "WATCHDOG_"))}
+    env.update(
+        HOME=str(home), XDG_CONFIG_HOME=str(home / "xdg"), XDG_STATE_HOME=str(home / "state"),
+        OCO_OPENCODE_BIN=OPENCODE,
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "oco", *args], capture_output=True, text=True, env=env, cwd=home, timeout=60
+    )
+    assert SECRET not in done.stdout + done.stderr
+    assert "Traceback" not in done.stderr
+    return done
+
+
+def write_workers(home: Path, *, enabled: bool = True) -> Path:
+    path = home / "xdg" / "opencode-orchestrator" / "workers.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    entry = {
+        "token": f"machine_m1:worker_w1:secret_{SECRET}",
+        "working_directory": str(home / "proj"),
+        "convex_url": "http://127.0.0.1:9",
+        "enabled": enabled,
+    }
+    path.write_text(json.dumps({"workers": [entry]}))
+    return path
+
+
+def test_status_without_an_orchestrator_exits_3(home: Path) -> None:
+    done = oco(home, "status")
+    assert done.returncode == 3
+    assert "no orchestrator is running" in done.stdout
+    done = oco(home, "status", "--json")
+    assert done.returncode == 3 and json.loads(done.stdout) == {"running": False}
+
+
+def test_status_shows_the_running_orchestrators_table_and_json(home: Path) -> None:
+    config = WorkerConfig(Token("m1", "w1", SECRET), "https://x.convex.cloud", home / "proj", "alpha")
+    now = time.time()
+    snapshot = StatusSnapshot(
+        pid=os.getpid(),  # this test process plays the orchestrator: alive, and holding the lock
+        started_at=now - 60,
+        updated_at=now,
+        workers=[WorkerStatus.for_config(config, state="parked", since=now - 5, last_error="rejected")],
+    )
+    write_status(state_dir(home) / "status.json", snapshot)
+    with acquire_lock(state_dir(home)):
+        table = oco(home, "status")
+        assert table.returncode == 1  # a worker is not ready
+        assert "alpha" in table.stdout and "parked" in table.stdout and "last error: rejected" in table.stdout
+        as_json = oco(home, "status", "--json")
+        data = json.loads(as_json.stdout)
+        assert as_json.returncode == 1 and data["running"] is True
+        assert data["workers"][0]["state"] == "parked"
+    # Lock released (the orchestrator is gone although this pid lives on): not running.
+    after = oco(home, "status")
+    assert after.returncode == 3 and "has stopped" in after.stdout
+
+
+def test_start_with_nothing_to_start_explains_both_modes(home: Path) -> None:
+    done = oco(home, "start")
+    assert done.returncode == 2
+    assert "trio-oco init" in done.stderr and ".env" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_start_prefers_the_workers_file_then_dotenv(home: Path) -> None:
+    (home / ".env").write_text("CONVEX_URL=http://127.0.0.1:9\n")  # no WORKER_TOKEN: dev refuses
+    via_dev = oco(home, "start")
+    assert via_dev.returncode == 2 and "WORKER_TOKEN" in via_dev.stderr
+    write_workers(home, enabled=False)
+    via_run = oco(home, "start")
+    assert via_run.returncode == 2 and "no enabled worker" in via_run.stderr
+
+
+def test_run_refuses_a_second_orchestrator_on_the_same_state_dir(home: Path) -> None:
+    write_workers(home)
+    with acquire_lock(state_dir(home)):
+        done = oco(home, "run")
+    assert done.returncode == 2
+    assert f"already running (pid {os.getpid()})" in done.stderr
+
+
+def test_run_rejects_a_bad_shutdown_timeout(home: Path) -> None:
+    write_workers(home)
+    done = oco(home, "run", "--shutdown-timeout", "0")
+    assert done.returncode == 2 and "--shutdown-timeout" in done.stderr
