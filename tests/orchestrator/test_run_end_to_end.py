@@ -128,6 +128,20 @@ async def test_run_supervises_three_workers_parks_a_deleted_one_and_stops_on_sig
                 states = {w["name"]: w["state"] for w in status["workers"]}
                 assert states == {"w0": "parked", "w1": "ready", "w2": "ready"}
 
+                # SIGHUP with a broken file: reported, nothing changes.
+                workers_file.write_text("{workers: [")
+                process.send_signal(signal.SIGHUP)
+                await output.wait_for("reload failed", timeout=10)
+                # SIGHUP without w2: only w2 stops; w0 (parked) is retried and parks again.
+                workers_file.write_text(json.dumps({"workers": entries[:2]}))
+                process.send_signal(signal.SIGHUP)
+                await fake.wait_for(lambda: fake.worker(created[2].worker_id).status == "offline", timeout=15)
+                await output.wait_for("retrying parked worker w0", timeout=10)
+                chat = fake.start_session(created[1].worker_id)
+                reply = await fake.wait_reply(fake.send_message(chat, "ECHO still here"), timeout=60)
+                assert reply.content == "still here"
+                assert output.text.count("[w1] starting -> registering") == 1  # w1 was left alone
+
                 process.send_signal(signal.SIGTERM)
                 with trio.fail_after(25):
                     exit_code = await process.wait()
@@ -140,6 +154,7 @@ async def test_run_supervises_three_workers_parks_a_deleted_one_and_stops_on_sig
         text = output.text
         assert exit_code == 0, text[-3000:]
         assert [fake.worker(c.worker_id).status for c in created[1:]] == ["offline", "offline"]
+        assert _processes_in(projects[2:]) == []  # w2's opencode went with it at the reload
         for secret in secrets:
             assert secret not in text
         assert "Traceback" not in text
