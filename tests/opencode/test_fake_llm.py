@@ -10,7 +10,16 @@ import httpx
 import pytest
 import trio
 
-from oco.testing._fake_llm import DEFAULT_REASONING, DEFAULT_REPLY, TITLE, TOOL_COMMAND, serve_fake_llm
+from oco.testing._fake_llm import (
+    DEFAULT_REASONING,
+    DEFAULT_REPLY,
+    DEMO_INTRO,
+    DEMO_REASONING,
+    DEMO_TOOL_COMMAND,
+    TITLE,
+    TOOL_COMMAND,
+    serve_fake_llm,
+)
 from oco.testing import opencode_config, opencode_env
 
 
@@ -96,6 +105,24 @@ async def test_slow_spreads_tokens_over_the_requested_time():
                         arrivals.append(trio.current_time())
     assert len(arrivals) >= 4
     assert arrivals[-1] - arrivals[0] >= 0.6  # spread out, not one burst
+
+
+async def test_demo_thinks_streams_over_the_requested_time_then_calls_ls():
+    async with serve_fake_llm() as llm, httpx.AsyncClient() as client:
+        body = {"model": "m", "stream": True, "messages": user("DEMO 1: show me around")}
+        arrivals, chunks = [], []
+        with trio.fail_after(10):
+            async with client.stream("POST", f"{llm.base_url}/chat/completions", json=body) as response:
+                async for line in response.aiter_lines():
+                    if line.startswith("data: {"):
+                        chunks.append(json.loads(line[len("data: ") :]))
+                        arrivals.append(trio.current_time())
+    assert _joined(chunks, "reasoning_content") == DEMO_REASONING
+    assert _joined(chunks, "content") == DEMO_INTRO
+    call = chunks[-3]["choices"][0]["delta"]["tool_calls"][0]
+    assert json.loads(call["function"]["arguments"])["command"] == DEMO_TOOL_COMMAND
+    assert chunks[-2]["choices"][0]["finish_reason"] == "tool_calls"
+    assert arrivals[-1] - arrivals[0] >= 0.8  # spread over about 1 s, not one burst
 
 
 async def test_requests_are_recorded_with_headers_and_can_be_awaited():

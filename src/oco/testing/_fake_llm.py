@@ -5,7 +5,9 @@ It speaks `POST /v1/chat/completions` with `stream: true` (SSE `chat.completion.
 can run whole turns (text, reasoning, tool calls, errors) offline. Scripts, by the last user
 message: default → a reasoning delta then "Hello from fake LLM"; `ECHO <text>` → exactly <text>;
 `USE_TOOL` → a bash call, then "tool said: <output>"; `SLOW <s>` → tokens spread over <s>
-seconds; `FAIL400` / `FAIL500` → that HTTP error. Title requests get a short title.
+seconds; `DEMO [<s>]` → reasoning and an introduction spread over <s> seconds (default 2),
+then a bash `ls` call (the demo's one-turn showcase); `FAIL400` / `FAIL500` → that HTTP error.
+Title requests get a short title.
 """
 
 from __future__ import annotations
@@ -30,6 +32,10 @@ DEFAULT_REPLY = "Hello from fake LLM"
 DEFAULT_REASONING = "Thinking about it."
 TOOL_COMMAND = "echo hello-from-tool"
 TITLE = "Fake title"
+DEMO_REASONING = "The user wants a quick tour of this project. Listing its files will show what is here."
+DEMO_INTRO = "Let me take a look around this project. I will list its files with the bash tool, then tell you what I found.\n\n"
+DEMO_TOOL_COMMAND = "ls"
+DEMO_SECONDS = 2.0
 _TITLE_MARKER = "You are a title generator"
 
 
@@ -103,6 +109,23 @@ def script_for(body: dict[str, Any], call_ids: Iterator[int]) -> _Stream | _Fail
             },
         }
         return _Stream([], tool_call=call)
+    if text.startswith("DEMO"):
+        match = re.match(r"DEMO\s+(\d+(?:\.\d+)?)(?:\s|$)", text)
+        seconds = float(match.group(1)) if match else DEMO_SECONDS
+        pieces = [("reasoning", t) for t in _tokens(DEMO_REASONING)]
+        pieces += [("content", t) for t in _tokens(DEMO_INTRO)]
+        call = {
+            "index": 0,
+            "id": f"call_fake_{next(call_ids)}",
+            "type": "function",
+            "function": {
+                "name": "bash",
+                "arguments": json.dumps(
+                    {"command": DEMO_TOOL_COMMAND, "description": "List the project's files"}
+                ),
+            },
+        }
+        return _Stream(pieces, tool_call=call, interval=seconds / len(pieces))
     if text.startswith("SLOW"):
         try:
             seconds = float(text.split()[1])
