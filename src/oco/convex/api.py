@@ -3,12 +3,16 @@
 Arguments go out with the reference's wire names and types (numbers as float64); results
 come back as the attrs types of `oco.convex.types`, checked by `_convert`. Contract error
 texts arrive already typed (`WorkerNotFound`, `InvalidSecret`, `SessionNotFound`, ...).
+
+List results are checked item by item: one malformed row (a newer or broken backend) is
+logged once and left out, so it cannot hide the good rows or stop the worker.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from oco.convex._client import ConvexClient
 from oco.convex._convert import structure, unstructure
@@ -22,6 +26,32 @@ from oco.convex.types import (
     WorkerRecord,
 )
 
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# Bad rows remembered so each is logged once, not on every poll; bounded against a flood.
+_MAX_REPORTED = 1000
+
+
+def structure_items(
+    function: str, value: Any, item_type: type[T]
+) -> tuple[list[T], list[ConvexProtocolError]]:
+    """A list result as `item_type` items: the good ones, and one error per malformed item.
+
+    A result that is not a list at all is a `ConvexProtocolError` (nothing can be trusted).
+    """
+    if not isinstance(value, list):
+        raise ConvexProtocolError(function, "$", f"expected an array, got {type(value).__name__}")
+    items: list[T] = []
+    errors: list[ConvexProtocolError] = []
+    for index, raw in enumerate(value):
+        try:
+            items.append(structure(function, raw, item_type))
+        except ConvexProtocolError as exc:
+            errors.append(ConvexProtocolError(function, f"$[{index}]{exc.field[1:]}", exc.detail))
+    return items, errors
+
 
 class WorkerBackend:
     """The backend as one worker sees it: its identity is bound once, the secret kept private."""
@@ -31,9 +61,24 @@ class WorkerBackend:
         self.machine_id = machine_id
         self.worker_id = worker_id
         self.__secret = secret
+        self._reported: set[str] = set()
 
     def __repr__(self) -> str:
-        return f"WorkerBackend({self.client.url!r}, machine_id={self.machine_id!r}, worker_id={self.worker_id!r})"
+        return (
+            f"WorkerBackend({self.client.url!r}, machine_id={self.machine_id!r}, "
+            f"worker_id={self.worker_id!r})"
+        )
+
+    def _items(self, function: str, value: Any, item_type: type[T]) -> list[T]:
+        items, errors = structure_items(function, value, item_type)
+        for error in errors:
+            key = str(error)
+            if key not in self._reported:
+                if len(self._reported) >= _MAX_REPORTED:
+                    self._reported.clear()
+                self._reported.add(key)
+                log.warning("ignoring a malformed item: %s", error)
+        return items
 
     def _auth(self) -> dict[str, str]:
         return {"machineId": self.machine_id, "workerId": self.worker_id, "secret": self.__secret}
@@ -81,19 +126,19 @@ class WorkerBackend:
         """`chat:subscribeToWorkerSessions`: the worker's active sessions (cheap to poll)."""
         path = "chat:subscribeToWorkerSessions"
         result = await self.client.query(path, {"workerId": self.worker_id})
-        return structure(path, result, list[ActiveSession])
+        return self._items(path, result, ActiveSession)
 
     async def worker_messages(self) -> list[ChatMessage]:
         """`chat:subscribeToWorkerMessages`: every message of every session, by timestamp."""
         path = "chat:subscribeToWorkerMessages"
         result = await self.client.query(path, {"workerId": self.worker_id})
-        return structure(path, result, list[ChatMessage])
+        return self._items(path, result, ChatMessage)
 
     async def active_sessions(self) -> list[SessionDetails]:
         """`chat:getActiveSessions`: active sessions with their OpenCode session ids and names."""
         path = "chat:getActiveSessions"
         result = await self.client.query(path, {"workerId": self.worker_id})
-        return structure(path, result, list[SessionDetails])
+        return self._items(path, result, SessionDetails)
 
     async def session_name(self, chat_session_id: str) -> str | None:
         """`chat:getSessionName`: the session's name, None if unnamed, missing or not ours."""
@@ -113,7 +158,7 @@ class WorkerBackend:
         )
         return (
             structure(get_worker, worker_raw, WorkerRecord | None),
-            structure(sessions, sessions_raw, list[ActiveSession]),
+            self._items(sessions, sessions_raw, ActiveSession),
         )
 
     # -- chat write-back ------------------------------------------------------------------
@@ -176,4 +221,4 @@ def _count(function: str, result: Any, *keys: str) -> int:
     raise ConvexProtocolError(function, f"$.{keys[0]}", "missing count")
 
 
-__all__ = ["WorkerBackend"]
+__all__ = ["WorkerBackend", "structure_items"]
