@@ -3,7 +3,6 @@ watchdog thread (MockClock, stub workers; the watchdog test runs in real time)."
 
 from __future__ import annotations
 
-import json
 import math
 import socket
 import stat
@@ -16,8 +15,8 @@ import trio.testing
 from stubs import SECRET, SETTINGS, Script, StubFactory, StubWorker, config, configs, no_convex
 
 from oco.convex import WorkerNotFound
-from oco.worker import State
 from oco.orchestrator import AlreadyRunning, Orchestrator, RestartPolicy, SystemdNotifier, read_status
+from oco.worker import State
 
 
 def orchestrator(factory: StubFactory, *numbers: int, **kwargs: object) -> Orchestrator:
