@@ -2,6 +2,8 @@
 
 `ConvexClient` speaks the Convex HTTP API (`convex_encoded_json`); `shared_convex_client`
 hands out one per URL; `oco.convex.api.WorkerBackend` wraps the functions the worker calls.
+`ConvexSubscriptions` carries live queries over the sync protocol (one websocket);
+`shared_subscriptions` hands out one per URL and HTTP client.
 """
 
 from oco.convex._client import DEFAULT_TIMEOUT, ConvexClient, RetryPolicy
@@ -25,6 +27,9 @@ from oco.convex._errors import (
 )
 from oco.convex._functions import IDEMPOTENT_MUTATIONS, is_idempotent
 from oco.convex._shared import shared_convex_client
+from oco.convex._sync_client import ConvexSubscriptions, Subscription, SyncQueryError, sync_url
+from oco.convex._sync_shared import shared_subscriptions, shared_subscriptions_for
+from oco.convex._sync_state import QueryError, QuerySuccess
 
 __all__ = [
     "DEFAULT_TIMEOUT",
@@ -38,12 +43,17 @@ __all__ = [
     "ConvexProtocolError",
     "ConvexRequestError",
     "ConvexServerError",
+    "ConvexSubscriptions",
     "ConvexUnavailable",
     "Int64",
     "InvalidSecret",
     "MessageNotFound",
+    "QueryError",
+    "QuerySuccess",
     "RetryPolicy",
     "SessionNotFound",
+    "Subscription",
+    "SyncQueryError",
     "WorkerNotFound",
     "WorkerRejected",
     "camel",
@@ -52,6 +62,9 @@ __all__ = [
     "is_idempotent",
     "is_transient",
     "shared_convex_client",
+    "shared_subscriptions",
+    "shared_subscriptions_for",
     "structure",
+    "sync_url",
     "unstructure",
 ]

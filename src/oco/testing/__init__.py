@@ -1,7 +1,8 @@
 """Fakes that speak the real wire protocols, shipped with trio-oco like `trio.testing`.
 
 `FakeConvex` is the reference Convex backend in memory (ASGI app + web-app helpers);
-`serve_fake_convex` serves it on loopback with hypercorn's trio worker.
+`serve_fake_convex` serves it on loopback with hypercorn's trio worker; `fake.sync` is its
+sync-protocol websocket endpoint (`SyncEndpoint`, faults in `SyncFaults`).
 `FakeLLM` / `serve_fake_llm` is a scripted OpenAI-compatible LLM for a real OpenCode;
 `opencode_config` / `opencode_env` point an isolated `opencode serve` at it.
 """
@@ -17,6 +18,7 @@ from oco.testing._fake_convex_faults import Fault, Faults
 from oco.testing._fake_convex_server import FakeConvexServer, serve_fake_convex
 from oco.testing._fake_llm import FakeLLM, FakeLLMServer, RecordedRequest, serve_fake_llm
 from oco.testing._opencode_env import FAKE_MODEL, opencode_config, opencode_env
+from oco.testing._sync_server import SyncEndpoint, SyncFaults, sync_app, sync_endpoint
 
 __all__ = [
     "FAKE_MODEL",
@@ -35,4 +37,8 @@ __all__ = [
     "Fault",
     "Faults",
     "serve_fake_convex",
+    "SyncEndpoint",
+    "SyncFaults",
+    "sync_app",
+    "sync_endpoint",
 ]

@@ -3,7 +3,7 @@
 Tests drive it two ways: over HTTP like a worker (`fake.app`, in process through
 `httpx.ASGITransport` or served by `serve_fake_convex`), and directly in Python like the web
 app (`create_worker`, `send_message`, `wait_reply`, ...). Every committed mutation bumps
-`fake.version`, which waiters (and a future subscription server) watch.
+`fake.version`, which waiters and the sync endpoint (`fake.sync`) watch.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from oco.testing._fake_convex_app import make_app
 from oco.testing._fake_convex_faults import Faults
 from oco.testing._fake_convex_store import FUNCTIONS, FunctionFailure, Store, validate_args
 from oco.testing._fake_convex_worker_api import nanoid
+from oco.testing._sync_server import sync_endpoint
 
 WebSocketHandler = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
 
@@ -76,6 +77,9 @@ class FakeConvex:
         # e.g. {"/api/sync": h}; "/api/{version}/sync" matches any version segment.
         self.websocket_routes: dict[str, WebSocketHandler] = {}
         self.app = make_app(self)
+        # The sync protocol on the paths the official clients use (any client version).
+        self.sync = sync_endpoint(self.run_query, self.version)
+        self.websocket_routes["/api/{version}/sync"] = self.websocket_routes["/api/sync"] = self.sync
         self._owner_session: dict[str, str] = {}  # userId -> a web session of that user
         self._default_user_session: str | None = None
 
