@@ -22,7 +22,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from oco.config import DEV_SETTINGS, load_dotenv_config, state_dir
     from oco.opencode import find_opencode_bin
-    from oco.orchestrator import Orchestrator, worker_factory
+    from oco.orchestrator import Orchestrator, SystemdNotifier, worker_factory
 
     config = load_dotenv_config(Path.cwd(), args.env_file, working_directory=args.dir)
     settings = DEV_SETTINGS
@@ -33,5 +33,7 @@ def run(args: argparse.Namespace) -> int:
         {config.key: config},
         settings,
         worker_factory=worker_factory(settings, opencode_bin=opencode_bin, state_dir=state_dir()),
+        status_dir=state_dir(),
+        notifier=SystemdNotifier.from_env(),
     )
     return trio.run(orchestrator.run, restrict_keyboard_interrupt_to_checkpoints=True)

@@ -17,7 +17,13 @@ import trio
 import trio_util
 
 from oco.config import Settings, WorkerConfig
-from oco.convex import ConvexClient, WorkerNotFound, WorkerRejected, is_transient
+from oco.convex import (
+    ConvexClient,
+    WorkerNotFound,
+    WorkerRejected,
+    is_transient,
+    shared_subscriptions_for,
+)
 from oco.convex.api import WorkerBackend
 from oco.convex.types import Registration, WorkerRecord
 from oco.logs import bind_worker
@@ -29,6 +35,7 @@ from ._planner import plan_replies
 from ._relay import ChatRelay, JobKind
 from ._session_map import SessionMap
 from ._stop import StopControl
+from ._subscription_watch import SubscriptionWatcher
 from ._watch import PollingWatcher, Snapshot, Watcher
 
 log = logging.getLogger(__name__)
@@ -42,6 +49,18 @@ class WorkerRevoked(WorkerNotFound):
 
 class ApprovalWithdrawn(Exception):
     """Internal: the record is no longer approved; go back to waiting."""
+
+
+def _rejection(exc: BaseException | None) -> WorkerRejected | None:
+    """The `WorkerRejected` inside `exc` (which may be a nursery's exception group), if any."""
+    if isinstance(exc, WorkerRejected):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            found = _rejection(inner)
+            if found is not None:
+                return found
+    return None
 
 
 def _backoff(failures: int, cap: float = 60.0) -> float:
@@ -82,9 +101,7 @@ class Worker:
             start_timeout=settings.opencode_start_timeout_s,
             idle_timeout=settings.opencode_idle_timeout_s,
         )
-        self._watcher_factory = watcher_factory or (
-            lambda w: PollingWatcher(w.backend, w.settings, busy=lambda: w.relay.busy, now_ms=w._now_ms)
-        )
+        self._watcher_factory = watcher_factory or _default_watcher
         self.relay = ChatRelay(
             backend=self.backend,
             host=self.host,
@@ -112,9 +129,10 @@ class Worker:
             try:
                 await self._attempt()
             except Exception as exc:
-                self.last_error = str(exc)
-                if isinstance(exc, WorkerRejected):
-                    log.error("rejected by the backend: %s", exc)
+                rejection = _rejection(exc)
+                self.last_error = str(rejection or exc)
+                if rejection is not None:
+                    log.error("rejected by the backend: %s", rejection)
                 self._apply(Event.FAIL, cause=exc)
                 raise
             finally:
@@ -123,7 +141,9 @@ class Worker:
     async def _leave(self) -> None:
         if not self.lifecycle.terminal:
             self._apply(Event.STOP)
-        owed = self.lifecycle.registered and not isinstance(self.lifecycle.cause, WorkerRejected)
+        cause = self.lifecycle.cause
+        # A rejected worker cannot be marked offline (the call would be refused too).
+        owed = self.lifecycle.registered and _rejection(cause if isinstance(cause, BaseException) else None) is None
         if owed:
             # Runs during cancellation too: the web app must see the worker offline.
             with self._stop.cleanup_scope(OFFLINE_GRACE_S):
@@ -281,3 +301,20 @@ class Worker:
 def _connect_requested(record: WorkerRecord) -> bool:
     requested = record.connect_requested_at
     return requested is not None and (record.connected_at is None or requested > record.connected_at)
+
+
+def _default_watcher(worker: Worker) -> Watcher:
+    """Subscriptions over the process's shared websocket (`convex_transport: subscribe`, with
+    polling while it is down), or plain polling (`convex_transport: poll`)."""
+
+    def polling() -> Watcher:
+        return PollingWatcher(
+            worker.backend, worker.settings, busy=lambda: worker.relay.busy, now_ms=worker._now_ms
+        )
+
+    if worker.settings.convex_transport == "poll":
+        return polling()
+    client = worker.backend.client
+    return SubscriptionWatcher(
+        worker.backend, worker.settings, lambda: shared_subscriptions_for(client), fallback=polling
+    )
