@@ -104,7 +104,7 @@ def test_every_setting_is_either_live_or_restarts_workers() -> None:
         if name == "permission_policy":
             changed = "allow"
         if name == "convex_transport":
-            changed = "subscribe"
+            changed = "poll" if value == "subscribe" else "subscribe"
         new = attrs.evolve(Settings(), **{name: changed})
         assert changed_settings(Settings(), new) == (name,)
         assert plan_reload({}, {}, old_settings=Settings(), new_settings=new).restart_all

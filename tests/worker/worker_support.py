@@ -49,7 +49,9 @@ def make_worker(
 ) -> Worker:
     return Worker(
         worker_config(created, tmp_path, token),
-        settings or Settings(),
+        # These tests pin polling (plain ASGITransport has no websockets);
+        # subscriptions have their own tests in test_subscription_watch.py.
+        settings or Settings(convex_transport="poll"),
         convex=in_process_client(fake),
         stop=stop or StopControl(),
         opencode_bin="/nonexistent/opencode",

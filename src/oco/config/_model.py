@@ -52,7 +52,7 @@ class Settings:
     permission_policy: PermissionPolicy = "reject"
     max_concurrent_sessions: int = 4
     chunk_interval_s: float = 0.2
-    convex_transport: ConvexTransport = "poll"
+    convex_transport: ConvexTransport = "subscribe"
     log_level: str = "INFO"
 
 

@@ -1,0 +1,172 @@
+"""Real workers watching the fake Convex through sync subscriptions, in process on a MockClock.
+
+The fake serves the sync protocol on its ASGI app; httpx-ws's ASGI transport carries both the
+HTTP calls and the websocket. `fake.counts` counts HTTP function calls only, so "no query over
+HTTP" is exactly "nothing billed while idle" here (subscription re-runs follow writes only).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+import trio
+from httpx_ws.transport import ASGIWebSocketTransport
+
+from oco.config import Settings
+from oco.convex import ConvexClient, RetryPolicy
+from oco.convex._sync_shared import shared_count
+from oco.testing import CreatedWorker, FakeConvex
+from oco.worker import NO_MODEL_NOTE, ModelCatalog, State, StopControl, Worker
+from worker_support import MODELS, trio_ms, worker_config
+
+WATCH_QUERIES = (
+    "workers:getByMachineAndWorker",
+    "chat:subscribeToWorkerSessions",
+    "chat:subscribeToWorkerMessages",
+)
+
+
+@pytest.fixture
+def fake() -> FakeConvex:
+    return FakeConvex(clock=trio_ms)
+
+
+async def _models(directory: Path, env: object) -> list:
+    return MODELS
+
+
+@asynccontextmanager
+async def convex_in_process(fake: FakeConvex) -> AsyncIterator[ConvexClient]:
+    async with httpx.AsyncClient(transport=ASGIWebSocketTransport(fake.app)) as http:
+        yield ConvexClient("http://fake.convex", http=http, retry=RetryPolicy.never())
+
+
+def subscribing_worker(
+    convex: ConvexClient, created: CreatedWorker, directory: Path, name: str = "w1"
+) -> Worker:
+    directory.mkdir(exist_ok=True)
+    return Worker(
+        worker_config(created, directory),
+        Settings(convex_transport="subscribe"),
+        convex=convex,
+        stop=StopControl(),
+        opencode_bin="/nonexistent/opencode",
+        models=ModelCatalog(_models),
+        state_dir=directory / "state",
+        now_ms=trio_ms,
+    )
+
+
+def watch_calls(fake: FakeConvex) -> int:
+    return sum(fake.counts[name] for name in WATCH_QUERIES)
+
+
+async def ask_without_model(fake: FakeConvex, worker_id: str, timeout: float = 10) -> str:
+    chat = fake.start_session(worker_id)
+    reply_id = fake.send_message(chat, "which model?", model="")
+    return (await fake.wait_reply(reply_id, timeout=timeout)).content
+
+
+async def test_idle_worker_makes_no_watch_call_and_picks_up_a_message(fake, tmp_path, autojump_clock):
+    created = fake.create_worker()
+    async with convex_in_process(fake) as convex, trio.open_nursery() as nursery:
+        worker = subscribing_worker(convex, created, tmp_path)
+        nursery.start_soon(worker.run)
+        with trio.fail_after(10):
+            await worker.state.wait_value(State.READY)
+            await fake.sync.open_sockets.wait_value(1)
+        await trio.sleep(5)
+        calls, beats = watch_calls(fake), fake.counts["workers:heartbeat"]
+        await trio.sleep(600)
+        assert watch_calls(fake) == calls == 0  # not even once at start
+        assert fake.counts["workers:heartbeat"] - beats == 20  # every 30 s, nothing else
+        assert set(fake.counts) <= {"workers:register", "workers:markConnected",
+                                    "workerModels:updateModels", "workers:heartbeat"}
+        started = trio.current_time()
+        assert await ask_without_model(fake, created.worker_id) == NO_MODEL_NOTE
+        assert trio.current_time() - started < 1  # a round trip, not a polling tick
+        assert watch_calls(fake) == 0
+        assert fake.sync.attempts.value == 1  # one socket all along
+        nursery.cancel_scope.cancel()
+    assert shared_count() == 0
+
+
+async def test_refused_upgrades_fall_back_to_polling_then_back(fake, tmp_path, autojump_clock, caplog):
+    created = fake.create_worker()
+    fake.sync.faults.refuse_upgrade = 503
+    async with convex_in_process(fake) as convex, trio.open_nursery() as nursery:
+        worker = subscribing_worker(convex, created, tmp_path)
+        nursery.start_soon(worker.run)
+        with trio.fail_after(10):
+            await worker.state.wait_value(State.READY)
+        # Polling answers meanwhile, and the websocket keeps being retried.
+        assert await ask_without_model(fake, created.worker_id, timeout=30) == NO_MODEL_NOTE
+        assert watch_calls(fake) > 0
+        attempts = fake.sync.attempts.value
+        await trio.sleep(120)
+        assert fake.sync.attempts.value > attempts + 3
+        fallbacks = [r for r in caplog.records if "polling until the websocket" in r.message]
+        assert len(fallbacks) == 1  # logged once, not per retry
+
+        fake.sync.faults.refuse_upgrade = None
+        with trio.fail_after(30):  # the backoff is capped at 16 s (+50 % jitter)
+            await fake.sync.open_sockets.wait_value(1)
+        await trio.sleep(1)
+        calls = watch_calls(fake)
+        await trio.sleep(300)
+        assert watch_calls(fake) == calls  # polling stopped
+        assert await ask_without_model(fake, created.worker_id) == NO_MODEL_NOTE
+        assert watch_calls(fake) == calls
+        nursery.cancel_scope.cancel()
+
+
+async def test_dropped_socket_reconnects_without_polling(fake, tmp_path, autojump_clock):
+    created = fake.create_worker()
+    async with convex_in_process(fake) as convex, trio.open_nursery() as nursery:
+        worker = subscribing_worker(convex, created, tmp_path)
+        nursery.start_soon(worker.run)
+        with trio.fail_after(10):
+            await fake.sync.open_sockets.wait_value(1)
+        assert fake.sync.drop_sockets() == 1
+        with trio.fail_after(10):
+            await fake.sync.open_sockets.wait_value(1)
+        assert await ask_without_model(fake, created.worker_id) == NO_MODEL_NOTE
+        assert watch_calls(fake) == 0  # back within the connect timeout: never polled
+        assert fake.sync.attempts.value == 2
+        nursery.cancel_scope.cancel()
+
+
+async def test_workers_on_one_url_share_a_socket_that_survives_its_runner(fake, tmp_path, autojump_clock):
+    first, second = fake.create_worker(), fake.create_worker()
+    async with convex_in_process(fake) as convex, trio.open_nursery() as nursery:
+        workers = [subscribing_worker(convex, c, tmp_path / c.worker_id) for c in (first, second)]
+        scopes = [trio.CancelScope(), trio.CancelScope()]
+
+        async def run(i: int) -> None:
+            with scopes[i]:
+                await workers[i].run()
+
+        nursery.start_soon(run, 0)
+        with trio.fail_after(10):
+            await workers[0].state.wait_value(State.READY)
+        nursery.start_soon(run, 1)
+        with trio.fail_after(10):
+            await workers[1].state.wait_value(State.READY)
+        assert await ask_without_model(fake, first.worker_id) == NO_MODEL_NOTE
+        assert await ask_without_model(fake, second.worker_id) == NO_MODEL_NOTE
+        assert (fake.sync.attempts.value, fake.sync.open_sockets.value) == (1, 1)
+
+        scopes[0].cancel()  # the worker whose task runs the socket leaves
+        with trio.fail_after(10):
+            await workers[0].state.wait_value(State.STOPPED)
+            await fake.sync.open_sockets.wait_value(1)  # the second took the socket over
+        assert await ask_without_model(fake, second.worker_id) == NO_MODEL_NOTE
+        assert fake.sync.attempts.value == 2
+        assert watch_calls(fake) == 0
+        assert shared_count() == 1
+        nursery.cancel_scope.cancel()
+    assert shared_count() == 0
