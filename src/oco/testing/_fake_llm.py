@@ -7,7 +7,8 @@ message: default → a reasoning delta then "Hello from fake LLM"; `ECHO <text>`
 `USE_TOOL` → a bash call, then "tool said: <output>"; `SLOW <s>` → tokens spread over <s>
 seconds; `DEMO [<s>]` → reasoning and an introduction spread over <s> seconds (default 2),
 then a bash `ls` call (the demo's one-turn showcase); `FAIL400` / `FAIL500` → that HTTP error.
-Title requests get a short title.
+Title requests get a short title. `faults` (`LLMFaults`) injects HTTP 500s and extra latency
+into any answer, whatever its script, for soak tests.
 """
 
 from __future__ import annotations
@@ -138,6 +139,28 @@ def script_for(body: dict[str, Any], call_ids: Iterator[int]) -> _Stream | _Fail
     return _Stream([("reasoning", DEFAULT_REASONING)] + [("content", t) for t in _tokens(DEFAULT_REPLY)])
 
 
+@attrs.define
+class LLMFaults:
+    """Faults applied to chat-completion requests regardless of their script (off by default).
+
+    `error_every=n` answers every n-th chat-completions request with HTTP 500 (OpenCode retries
+    those itself); `latency` delays every answer by that many seconds before its first byte.
+    """
+
+    error_every: int = 0
+    latency: float = 0.0
+    seen: int = 0
+    injected_errors: int = 0
+
+    def take(self) -> bool:
+        """Count one request; True when it must fail."""
+        self.seen += 1
+        if self.error_every > 0 and self.seen % self.error_every == 0:
+            self.injected_errors += 1
+            return True
+        return False
+
+
 class FakeLLM:
     """The ASGI app; `requests` records every request, `request_count` lets tests wait on them."""
 
@@ -145,6 +168,7 @@ class FakeLLM:
         self.requests: list[RecordedRequest] = []
         self.request_count: trio_util.AsyncValue[int] = trio_util.AsyncValue(0)
         self._call_ids = itertools.count(1)
+        self.faults = LLMFaults()
 
     async def wait_for_requests(self, count: int) -> RecordedRequest:
         """Wait until at least `count` requests arrived; return the `count`-th."""
@@ -180,6 +204,10 @@ class FakeLLM:
             return await _json(send, 404, {"error": {"message": f"no route {scope['path']}"}})
         if not isinstance(body, dict):
             return await _json(send, 400, {"error": {"message": "body must be a JSON object"}})
+        if self.faults.latency:
+            await trio.sleep(self.faults.latency)
+        if self.faults.take():
+            return await _json(send, 500, {"error": {"message": "injected fault", "type": "fake_error", "code": 500}})
         answer = script_for(body, self._call_ids)
         if isinstance(answer, _Failure):
             error = {"message": answer.message, "type": "fake_error", "code": answer.status}
@@ -253,6 +281,10 @@ class FakeLLMServer:
     @property
     def request_count(self) -> trio_util.AsyncValue[int]:
         return self.llm.request_count
+
+    @property
+    def faults(self) -> LLMFaults:
+        return self.llm.faults
 
     async def wait_for_requests(self, count: int) -> RecordedRequest:
         return await self.llm.wait_for_requests(count)
