@@ -80,6 +80,20 @@ class WorkerBackend:
                 log.warning("ignoring a malformed item: %s", error)
         return items
 
+    # -- results of the watched queries (also used for subscription values) --------------
+
+    def parse_worker(self, value: Any) -> WorkerRecord | None:
+        """A `workers:getByMachineAndWorker` value; a malformed record is a protocol error."""
+        return structure("workers:getByMachineAndWorker", value, WorkerRecord | None)
+
+    def parse_sessions(self, value: Any) -> list[ActiveSession]:
+        """A `chat:subscribeToWorkerSessions` value; malformed rows are logged once and dropped."""
+        return self._items("chat:subscribeToWorkerSessions", value, ActiveSession)
+
+    def parse_messages(self, value: Any) -> list[ChatMessage]:
+        """A `chat:subscribeToWorkerMessages` value; malformed rows are logged once and dropped."""
+        return self._items("chat:subscribeToWorkerMessages", value, ChatMessage)
+
     def _auth(self) -> dict[str, str]:
         return {"machineId": self.machine_id, "workerId": self.worker_id, "secret": self.__secret}
 
@@ -120,19 +134,17 @@ class WorkerBackend:
         """`workers:getByMachineAndWorker`: the worker row, None once it is deleted."""
         path = "workers:getByMachineAndWorker"
         args = {"machineId": self.machine_id, "workerId": self.worker_id}
-        return structure(path, await self.client.query(path, args), WorkerRecord | None)
+        return self.parse_worker(await self.client.query(path, args))
 
     async def worker_sessions(self) -> list[ActiveSession]:
         """`chat:subscribeToWorkerSessions`: the worker's active sessions (cheap to poll)."""
         path = "chat:subscribeToWorkerSessions"
-        result = await self.client.query(path, {"workerId": self.worker_id})
-        return self._items(path, result, ActiveSession)
+        return self.parse_sessions(await self.client.query(path, {"workerId": self.worker_id}))
 
     async def worker_messages(self) -> list[ChatMessage]:
         """`chat:subscribeToWorkerMessages`: every message of every session, by timestamp."""
         path = "chat:subscribeToWorkerMessages"
-        result = await self.client.query(path, {"workerId": self.worker_id})
-        return self._items(path, result, ChatMessage)
+        return self.parse_messages(await self.client.query(path, {"workerId": self.worker_id}))
 
     async def active_sessions(self) -> list[SessionDetails]:
         """`chat:getActiveSessions`: active sessions with their OpenCode session ids and names."""
@@ -156,10 +168,7 @@ class WorkerBackend:
                 (sessions, {"workerId": self.worker_id}),
             ]
         )
-        return (
-            structure(get_worker, worker_raw, WorkerRecord | None),
-            self._items(sessions, sessions_raw, ActiveSession),
-        )
+        return self.parse_worker(worker_raw), self.parse_sessions(sessions_raw)
 
     # -- chat write-back ------------------------------------------------------------------
 

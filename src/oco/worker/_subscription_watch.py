@@ -19,9 +19,8 @@ import trio
 import trio_util
 
 from oco.config import Settings
-from oco.convex import ConvexSubscriptions, QueryError, Subscription, structure
+from oco.convex import ConvexSubscriptions, QueryError, Subscription
 from oco.convex.api import WorkerBackend
-from oco.convex.types import ActiveSession, ChatMessage, WorkerRecord
 
 from ._watch import Snapshot, Watcher
 
@@ -131,9 +130,10 @@ class SubscriptionWatcher:
         worker, sessions, messages = (r.value for r in results)  # type: ignore[union-attr]
         publish(
             Snapshot(
-                structure(WORKER_QUERY, worker, WorkerRecord | None),
-                tuple(structure(SESSIONS_QUERY, sessions, list[ActiveSession])),
-                tuple(structure(MESSAGES_QUERY, messages, list[ChatMessage])),
+                self._backend.parse_worker(worker),
+                # Item by item: a malformed row is logged once and left out, not fatal.
+                tuple(self._backend.parse_sessions(sessions)),
+                tuple(self._backend.parse_messages(messages)),
             )
         )
 
