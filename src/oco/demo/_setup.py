@@ -102,6 +102,10 @@ def read_opencode_config(path: Path) -> LLMChoice:
 def demo_opencode_env(home: Path, llm_base_url: str | None, choice: LLMChoice) -> dict[str, str]:
     """OpenCode's environment: a private HOME and XDG dirs, pointed at the fake LLM or `choice`."""
     env = opencode_env(home, llm_base_url or "http://127.0.0.1:9/v1")
+    # OpenCode (bun) unpacks native libraries into TMPDIR; keep them inside the demo's directory.
+    scratch = home / "tmp"
+    scratch.mkdir(mode=0o700, exist_ok=True)
+    env["TMPDIR"] = str(scratch)
     if choice.config_content is not None:
         env["OPENCODE_CONFIG_CONTENT"] = choice.config_content
         # A real provider may need its npm package: give OpenCode back the user's registry.
