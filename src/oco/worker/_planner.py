@@ -10,8 +10,11 @@ Pairing. `chat:sendMessage` writes a user message at `t` and its assistant place
 before it in its session; it is never shared. If the backend ever held two user messages
 followed by one placeholder (U1, U2, A), A belongs to U2 and U1 is an orphan: answering U1
 into A would leave U2 without an answer and write U1's reply under U2. Ties in timestamps keep
-the backend's order (stable sort). Incomplete user messages take part in pairing (their
-placeholder stays theirs) but never produce work.
+the backend's order (stable sort). Two sends in one session within the same millisecond give
+U1@t, U2@t, A1@t+1, A2@t+1 after the sort, so a placeholder first pairs with the earliest
+waiting user message stamped exactly one millisecond before it (the `sendMessage` rule), and
+only without such a match with the latest waiting one. Incomplete user messages take part in
+pairing (their placeholder stays theirs) but never produce work.
 """
 
 from __future__ import annotations
@@ -76,21 +79,23 @@ def pair_messages(
     Both lists are in (stable) timestamp order; see the module docstring for the rule.
     """
     ordered = sorted(messages, key=lambda m: m.timestamp)  # sorted() is stable
-    waiting: dict[str, ChatMessage] = {}  # session → latest user message not yet paired
+    waiting: dict[str, list[ChatMessage]] = {}  # session → user messages not yet paired, in order
     pairs: list[tuple[ChatMessage, ChatMessage]] = []
     unpaired: list[ChatMessage] = []
     for message in ordered:
         if message.role == "user":
-            superseded = waiting.get(message.session_id)
-            if superseded is not None:
-                unpaired.append(superseded)
-            waiting[message.session_id] = message
+            waiting.setdefault(message.session_id, []).append(message)
         elif message.role == "assistant":
-            user = waiting.pop(message.session_id, None)
-            if user is not None:
-                pairs.append((user, message))
+            users = waiting.get(message.session_id)
+            if not users:
+                continue
+            exact = [i for i, u in enumerate(users) if u.timestamp == message.timestamp - 1]
+            index = exact[0] if exact else len(users) - 1
+            pairs.append((users[index], message))
+            unpaired.extend(users[:index])  # superseded: a later message took their place
+            del users[: index + 1]
         # other roles ("system") neither pair nor break a pair
-    unpaired.extend(waiting.values())
+    unpaired.extend(u for users in waiting.values() for u in users)
     unpaired.sort(key=lambda m: m.timestamp)
     return pairs, unpaired
 
