@@ -8,14 +8,17 @@ import json
 import logging
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
+import traceback
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import trio
 
+from oco.config import Settings
 from oco.testing import serve_fake_llm
 
 from ._report import missed, table
@@ -30,6 +33,9 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="shorter windows, fewer samples (< 10 min)")
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write the figures as JSON here")
     parser.add_argument("--markdown", action="store_true", help="print the table as Markdown")
+    parser.add_argument("--transport", choices=("subscribe", "poll"),
+                        help="convex_transport for every run (default: trio-oco's default)")
+    parser.add_argument("--keep", action="store_true", help="keep the scratch directory (orchestrator logs)")
     parser.add_argument("--only", choices=SCENARIOS, action="append", help="run only this scenario (repeatable)")
     return parser.parse_args(argv)
 
@@ -66,7 +72,8 @@ async def _guarded(name: str, errors: dict[str, str], step: Callable[[], Awaitab
         value = await step()
     except Exception as exc:  # one broken scenario must not hide the others' figures
         errors[name] = f"{type(exc).__name__}: {exc}"
-        print(f"bench: {name} failed: {errors[name]}", file=sys.stderr, flush=True)
+        print(f"bench: {name} failed:", file=sys.stderr, flush=True)
+        traceback.print_exception(exc, file=sys.stderr)  # a bench failure is a bug to look at
         return None
     print(f"bench: {name} done in {trio.current_time() - started:.0f} s", file=sys.stderr, flush=True)
     return value
@@ -76,7 +83,9 @@ async def _main(args: argparse.Namespace, opencode_bin: str, scratch: Path) -> t
     wanted = set(args.only or SCENARIOS)
     errors: dict[str, str] = {}
     async with serve_fake_llm() as llm:
-        bench = Bench(Plan.quick() if args.quick else Plan(), llm, opencode_bin, scratch)
+        settings = {"convex_transport": args.transport} if args.transport else {}
+        plan = Plan.quick(settings) if args.quick else Plan(settings=settings)
+        bench = Bench(plan, llm, opencode_bin, scratch)
         rss_one = None
         if "one" in wanted:
             rss_one = await _guarded("one worker", errors, lambda: one_worker(bench))
@@ -94,13 +103,20 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="bench: %(levelname)s %(name)s: %(message)s")
     opencode_bin = _opencode_bin()
     info = machine(opencode_bin)
-    with tempfile.TemporaryDirectory(prefix="oco-bench-") as scratch:
+    scratch = tempfile.mkdtemp(prefix="oco-bench-")
+    try:
         started = datetime.datetime.now()
         bench, errors = trio.run(_main, args, opencode_bin, Path(scratch))
         elapsed = (datetime.datetime.now() - started).total_seconds()
+    finally:
+        if args.keep:
+            print(f"bench: scratch directory kept: {scratch}", file=sys.stderr)
+        else:
+            shutil.rmtree(scratch, ignore_errors=True)
     figures = bench.results.figures
     info["elapsed_s"] = round(elapsed)
     info["quick"] = args.quick
+    info["convex_transport"] = args.transport or Settings().convex_transport
     print(table(figures, markdown=args.markdown))
     for name in missed(figures):
         print(f"target missed: {name}", file=sys.stderr)

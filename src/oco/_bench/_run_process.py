@@ -12,6 +12,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -40,7 +41,9 @@ class RunProcess:
         self.entries = entries
         self.process = process
         self.output = trio_util.AsyncValue(b"")
-        self.started_at = trio.current_time()  # run_process sets the moment before the spawn
+        self.warm: set[str] = set()  # worker ids known to have their OpenCode up
+        # run_process sets the moment before the spawn (trio clock, and wall clock for Convex calls)
+        self.started_at, self.started_wall = trio.current_time(), time.time()
 
     @property
     def pid(self) -> int:
@@ -132,7 +135,7 @@ async def run_process(
         document["settings"] = dict(settings)
     workers_file.write_text(json.dumps(document))
     env = {**opencode_env(root / "home", llm.base_url, base=os.environ), "OCO_OPENCODE_BIN": opencode_bin}
-    spawned = trio.current_time()
+    spawned, spawned_wall = trio.current_time(), time.time()
     process = await trio.lowlevel.open_process(
         [sys.executable, "-m", "oco", "run", "--config", str(workers_file)],
         env=env,
@@ -142,7 +145,7 @@ async def run_process(
         start_new_session=True,  # its own process group, so its OpenCode servers die with it
     )
     handle = RunProcess(convex, workers, workers_file, entries, process)
-    handle.started_at = spawned
+    handle.started_at, handle.started_wall = spawned, spawned_wall
     try:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(handle.collect_output)
@@ -150,17 +153,23 @@ async def run_process(
                 yield handle
             finally:
                 nursery.cancel_scope.cancel()
+                (root / "orchestrator.log").write_bytes(handle.output.value)
     finally:
         # Runs during cancellation too: nothing of this run may outlive the bench.
         with trio.move_on_after(5, shield=True):
-            if process.returncode is None:
-                try:
-                    os.killpg(process.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                await process.wait()
-            else:
-                try:
-                    os.killpg(process.pid, signal.SIGKILL)  # any OpenCode left in the group
-                except ProcessLookupError:
-                    pass
+            await _kill_tree(process)
+
+
+async def _kill_tree(process: trio.Process) -> None:
+    """SIGKILL the orchestrator and every process below it, by pid.
+
+    OpenCode servers run in their own process groups, so a group kill would miss them, and once
+    the orchestrator is gone they are no longer its descendants: list them first.
+    """
+    tree = descendants(process.pid) if process.returncode is None else []
+    for pid in [process.pid, *tree] if process.returncode is None else tree:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    await process.wait()

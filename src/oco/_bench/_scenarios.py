@@ -8,15 +8,17 @@ has a deadline; windows and repetition counts come from `Plan` (`--quick` shrink
 from __future__ import annotations
 
 import random
+import sys
 import time
 from collections import Counter
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
 import attrs
 import trio
 
-from oco.testing import CreatedWorker, FakeConvex, FakeLLMServer, serve_fake_convex
+from oco.testing import CreatedWorker, FakeConvex, FakeConvexServer, FakeLLMServer, serve_fake_convex
 
 from ._run_process import RunProcess, run_process
 
@@ -34,10 +36,11 @@ class Plan:
     idle_window_s: float = 120.0
     pickup_samples: int = 20
     settle_s: float = 5.0
+    settings: dict[str, Any] = attrs.field(factory=dict)  # workers.json "settings" (e.g. transport)
 
     @classmethod
-    def quick(cls) -> Plan:
-        return cls(idle_window_s=30.0, pickup_samples=8, settle_s=2.0)
+    def quick(cls, settings: dict[str, Any] | None = None) -> Plan:
+        return cls(idle_window_s=30.0, pickup_samples=8, settle_s=2.0, settings=settings or {})
 
 
 @attrs.define
@@ -60,6 +63,16 @@ class Bench:
     def root(self, label: str) -> Path:
         self._runs += 1
         return self.scratch / f"{self._runs:02d}-{label}"
+
+    def run(self, convex: FakeConvexServer, label: str, count: int) -> AbstractAsyncContextManager[RunProcess]:
+        """`trio-oco run` for `count` new workers of `convex`, in a fresh directory."""
+        return run_process(convex, self.llm, self.root(label), count, opencode_bin=self.opencode_bin,
+                           settings=self.plan.settings)
+
+
+def say(text: str) -> None:
+    """A progress line on stderr (the table goes to stdout)."""
+    print(f"bench:   {text}", file=sys.stderr, flush=True)
 
 
 def _now_ms() -> float:
@@ -97,9 +110,10 @@ async def one_worker(bench: Bench) -> int:
     plan, llm, res = bench.plan, bench.llm, bench.results
     async with serve_fake_convex() as convex:
         fake = convex.fake
-        async with run_process(convex, llm, bench.root("one"), 1, opencode_bin=bench.opencode_bin) as run:
+        async with bench.run(convex, "one", 1) as run:
             await _ready(run, plan)
             rss = await run.settled_rss()
+            say(f"idle RSS with 1 worker: {rss / 2**20:.1f} MiB; warming up, then a 10 s answer")
             res.details["idle_rss_1_worker_mb"] = round(rss / 2**20, 1)
 
             (worker,) = run.workers
@@ -110,6 +124,7 @@ async def one_worker(bench: Bench) -> int:
 
             await _streamed_answer(fake, llm, chat, res)
 
+            say(f"streamed answer: {res.details['stream']}; pickup samples on active ticks")
             samples = []
             for n in range(plan.pickup_samples):
                 await trio.sleep(random.uniform(0, 0.5))  # spread sends over the 0.5 s tick phase
@@ -153,10 +168,11 @@ async def twenty_workers(bench: Bench, rss_one: int | None) -> None:
     plan, llm, res = bench.plan, bench.llm, bench.results
     async with serve_fake_convex() as convex:
         fake = convex.fake
-        async with run_process(convex, llm, bench.root("twenty"), 20, opencode_bin=bench.opencode_bin) as run:
+        async with bench.run(convex, "twenty", 20) as run:
             await _ready(run, plan)
             rss = await run.settled_rss()
             res.details["idle_rss_20_workers_mb"] = round(rss / 2**20, 1)
+            say(f"idle RSS with 20 workers: {rss / 2**20:.1f} MiB; idle window of {plan.idle_window_s:g} s")
             if rss_one:
                 res.figures["idle_memory_ratio_20_vs_1"] = round(rss / rss_one, 3)
 
@@ -169,7 +185,9 @@ async def twenty_workers(bench: Bench, rss_one: int | None) -> None:
             res.figures["heavy_queries_per_idle_minute"] = round(heavy / minutes, 2)
             res.details["idle_window_s"] = round(minutes * 60, 1)
 
+            say(f"idle traffic: {res.figures['idle_requests_per_worker_minute']} requests/worker/min; throughput: 20 x 5")
             chats = await _throughput(run, res)
+            say(f"throughput done; waiting out the {LIVE_WINDOW_S:g} s live window for idle pickups")
             await _idle_pickups(run, llm, chats, plan, res)
             await run.stop(timeout=60)
 
@@ -199,6 +217,12 @@ async def _throughput(run: RunProcess, res: Results, per_worker: int = 5) -> dic
     except trio.TooSlowError:
         res.details["throughput_timed_out"] = True
     res.figures["throughput_answered"] = answered()
+    for worker in run.workers:
+        if any(fake.message(m).content == text for m, text in expected.items() if worker.worker_id in text):
+            run.warm.add(worker.worker_id)
+    wrong = [r.content for m, text in expected.items() if (r := fake.message(m)) and r.content != text]
+    if wrong:
+        res.details["throughput_wrong_replies"] = {"count": len(wrong), "examples": sorted(set(wrong))[:3]}
     res.figures["throughput_messages"] = len(expected)
     res.figures["throughput_wall_s"] = round(trio.current_time() - started, 2)
     res.figures["throughput_orchestrator_cpu_s"] = round(run.cpu_seconds() - cpu_before, 2)
@@ -208,6 +232,13 @@ async def _throughput(run: RunProcess, res: Results, per_worker: int = 5) -> dic
 async def _idle_pickups(run: RunProcess, llm: FakeLLMServer, chats: dict[str, str], plan: Plan, res: Results) -> None:
     """Once every chat is past the live window, one message per (warm) worker on idle ticks."""
     fake = run.fake
+    # Pickup must not include an OpenCode start: warm, one at a time, the workers the throughput
+    # run left cold (a worker whose every reply failed has no OpenCode up).
+    cold = [w for w in run.workers[: plan.pickup_samples] if w.worker_id not in run.warm]
+    say(f"warming {len(cold)} worker(s) that have no OpenCode up")
+    for worker in cold:
+        reply = fake.send_message(chats[worker.worker_id], "ECHO warm")
+        await fake.wait_reply(reply, timeout=120)
     last = max(s["lastActivity"] for s in fake.store.find("chatSessions"))
     quiet_until = last / 1000 + LIVE_WINDOW_S + 2 * 3.0  # two idle ticks past the live window
     await trio.sleep(max(0.0, quiet_until - time.time()))  # the worker's own rule decides the wait
@@ -228,9 +259,10 @@ async def fifty_workers_start_and_stop(bench: Bench) -> None:
     res = bench.results
     async with serve_fake_convex() as convex:
         fake = convex.fake
-        async with run_process(convex, bench.llm, bench.root("fifty"), 50, opencode_bin=bench.opencode_bin) as run:
+        async with bench.run(convex, "fifty", 50) as run:
             await run.wait_connected(120)
             res.figures["start_50_workers_s"] = round(trio.current_time() - run.started_at, 3)
+            res.details["start_50_workers"] = _start_phases(run)
             await _ready(run, bench.plan)
             fake.faults.add(latency=INJECTED_LATENCY_S)
             started = trio.current_time()
@@ -246,7 +278,7 @@ async def fifty_workers_sequential_stop(bench: Bench) -> None:
     res = bench.results
     async with serve_fake_convex() as convex:
         fake = convex.fake
-        async with run_process(convex, bench.llm, bench.root("fifty-seq"), 50, opencode_bin=bench.opencode_bin) as run:
+        async with bench.run(convex, "fifty-seq", 50) as run:
             await _ready(run, bench.plan)
             fake.faults.add(latency=INJECTED_LATENCY_S)
             total = 0.0
@@ -260,6 +292,18 @@ async def fifty_workers_sequential_stop(bench: Bench) -> None:
             await run.stop(timeout=60)
             total += trio.current_time() - started
     res.figures["stop_50_workers_sequential_s"] = round(total, 3)
+
+
+def _start_phases(run: RunProcess) -> dict[str, float]:
+    """Seconds from the spawn to the first and last register and markConnected calls."""
+    spawn_ms = run.started_wall * 1000
+
+    def span(function: str) -> list[float]:
+        times = [c.at for c in run.fake.calls if c.function == function]
+        return [round((min(times) - spawn_ms) / 1000, 3), round((max(times) - spawn_ms) / 1000, 3)]
+
+    return {"register_first_last_s": span("workers:register"),
+            "mark_connected_first_last_s": span("workers:markConnected")}
 
 
 def _offline(fake: FakeConvex, worker: CreatedWorker) -> bool:
