@@ -93,6 +93,26 @@ def test_transcript_streams_text_parts_joined_like_the_final_content():
     assert t.started and t.user_message_id == "msg_u"
 
 
+def test_an_earlier_user_message_updated_during_our_turn_is_not_taken_for_ours():
+    # OpenCode re-sends the previous user message (summary, diff) while the next turn starts;
+    # taking it for ours would prepend the previous answer to this one.
+    t = TurnTranscript(not_before_ms=1_000)
+    out: list[str] = []
+    t.feed(MessageUpdated("s", {"id": "msg_old", "role": "user", "time": {"created": 500}}))
+    out += t.feed(_part("prt_old", "text", "msg_old", text="previous question"))
+    t.feed(MessageUpdated("s", {"id": "msg_new", "role": "user", "time": {"created": 1_010}}))
+    out += t.feed(_part("prt_a", "text", "msg_a", text="this answer"))
+    assert t.user_message_id == "msg_new"
+    assert "".join(out) == "this answer"
+    messages = [
+        {"info": {"id": "msg_old", "role": "user"}, "parts": [{"type": "text", "text": "previous question"}]},
+        {"info": {"id": "msg_prev", "role": "assistant"}, "parts": [{"type": "text", "text": "previous answer"}]},
+        {"info": {"id": "msg_new", "role": "user"}, "parts": [{"type": "text", "text": "x"}]},
+        {"info": {"id": "msg_a", "role": "assistant"}, "parts": [{"type": "text", "text": "this answer"}]},
+    ]
+    assert reconcile(messages, t.user_message_id, "x").content == "this answer"
+
+
 def test_transcript_keeps_the_first_error():
     t = TurnTranscript()
     t.feed(MessageUpdated("s", {"id": "msg_a", "role": "assistant", "error": {"name": "ProviderAuthError", "data": {"message": "no key"}}}))

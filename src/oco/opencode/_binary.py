@@ -11,6 +11,8 @@ from pathlib import Path
 
 import trio
 
+from ._startup import start_lock
+
 from oco.convex.types import ModelInfo
 
 from ._errors import OpenCodeError, OpenCodeNotFound
@@ -83,17 +85,18 @@ async def list_models_cli(
     """
     command = [bin, "models"] + (["--verbose"] if verbose else [])
     try:
-        with trio.fail_after(timeout):
-            # run_process kills the child if the deadline cancels it.
-            result = await trio.run_process(
-                command,
-                cwd=str(directory),
-                env=dict(os.environ if env is None else env),
-                stdin=subprocess.DEVNULL,
-                capture_stdout=True,
-                capture_stderr=True,
-                check=False,
-            )
+        async with start_lock():  # it migrates OpenCode's database like a server start does
+            with trio.fail_after(timeout):
+                # run_process kills the child if the deadline cancels it.
+                result = await trio.run_process(
+                    command,
+                    cwd=str(directory),
+                    env=dict(os.environ if env is None else env),
+                    stdin=subprocess.DEVNULL,
+                    capture_stdout=True,
+                    capture_stderr=True,
+                    check=False,
+                )
     except trio.TooSlowError:
         raise OpenCodeError(None, f"`opencode models` gave no answer within {timeout:g} s") from None
     except OSError as exc:

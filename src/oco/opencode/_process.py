@@ -25,6 +25,7 @@ import trio
 from ._client import OpenCodeClient
 from ._errors import OpenCodeError, OpenCodeStartError
 from ._events import EventHub
+from ._startup import start_lock
 
 log = logging.getLogger("oco.opencode.process")
 
@@ -129,6 +130,8 @@ async def open_opencode_server(
     child_env = dict(os.environ if env is None else env)
     child_env["OPENCODE_SERVER_PASSWORD"] = password
     child_env.pop("OPENCODE_SERVER_USERNAME", None)  # our client authenticates as "opencode"
+    lock = start_lock()
+    await lock.acquire()  # waiting for another start does not count against start_timeout
     try:
         process = await trio.lowlevel.open_process(
             [bin, "serve", "--hostname", "127.0.0.1", "--port", "0"],
@@ -140,12 +143,16 @@ async def open_opencode_server(
             start_new_session=True,  # its own process group, so we can stop everything it spawns
         )
     except OSError as exc:
+        lock.release()
         raise OpenCodeStartError(f"cannot run {bin}: {exc.strerror or exc}", []) from exc
     watch = _ExitWatch(process)
     try:
         with _single_errors():
             async with trio.open_nursery() as nursery:
-                server = await _start(nursery, watch, password, directory, start_timeout)
+                try:
+                    server = await _start(nursery, watch, password, directory, start_timeout)
+                finally:
+                    lock.release()
                 try:
                     yield server
                 finally:

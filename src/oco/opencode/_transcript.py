@@ -83,6 +83,10 @@ class TurnTranscript:
     reasoning: dict[str, str] = attrs.field(factory=dict)
     other: dict[str, dict[str, Any]] = attrs.field(factory=dict)
     user_message_id: str | None = None
+    # Our prompt was sent at this wall-clock time (ms). OpenCode also re-sends *earlier* user
+    # messages (e.g. summaries after a turn), so only one created since then can be ours.
+    not_before_ms: float | None = None
+    user_ids: set[str] = attrs.field(factory=set)  # every user message seen: its parts are not ours
     error: dict[str, Any] | None = None
     started: bool = False  # our turn has begun (user message stored or session busy)
 
@@ -90,7 +94,9 @@ class TurnTranscript:
         """Take one event of our session; return the text to stream to the user now."""
         match event:
             case MessageUpdated(info=info):
-                if info.get("role") == "user" and self.user_message_id is None:
+                if info.get("role") == "user" and info.get("id"):
+                    self.user_ids.add(info["id"])
+                if info.get("role") == "user" and self.user_message_id is None and self._ours(info):
                     self.user_message_id = info.get("id")
                     self.started = True
                 elif info.get("role") == "assistant" and info.get("error") and self.error is None:
@@ -110,9 +116,15 @@ class TurnTranscript:
                     self.reasoning[part_id] = self.reasoning.get(part_id, "") + delta
         return []
 
+    def _ours(self, info: dict[str, Any]) -> bool:
+        if self.not_before_ms is None:
+            return True
+        created = (info.get("time") or {}).get("created")
+        return isinstance(created, int | float) and created >= self.not_before_ms
+
     def _part(self, part: dict[str, Any]) -> list[str]:
         part_id, kind = part.get("id"), part.get("type")
-        if not part_id or not kind or part.get("messageID") == self.user_message_id:
+        if not part_id or not kind or part.get("messageID") in self.user_ids:
             return []
         first = part_id not in self.part_types
         self.part_types[part_id] = kind

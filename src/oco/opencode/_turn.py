@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Literal, Protocol
 
@@ -28,6 +29,8 @@ from ._events import (
 from ._transcript import PermissionDecision, TurnResult, TurnTranscript, reconcile
 
 log = logging.getLogger("oco.opencode.turn")
+
+CLOCK_SLACK_MS = 50  # OpenCode stamps messages with the same (local) wall clock
 
 OnText = Callable[[str], Awaitable[None]] | Callable[[str], None]
 ABORT_GRACE = 5.0
@@ -105,6 +108,7 @@ async def run_turn(
             outcome = "timeout"
             try:
                 with trio.move_on_after(timeout):
+                    transcript.not_before_ms = time.time() * 1000 - CLOCK_SLACK_MS
                     await client.prompt_async(session_id, text, model)
                     outcome = await follow(events)
             except OpenCodeError as exc:
