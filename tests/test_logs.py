@@ -86,3 +86,19 @@ def test_noisy_libraries_are_quiet_unless_debug(stream: io.StringIO) -> None:
         logging.getLogger().removeHandler(handler)
         for name in ("httpx", "httpcore", "hypercorn", "hypercorn.error", "hypercorn.access"):
             logging.getLogger(name).setLevel(logging.WARNING)
+
+
+async def test_convex_retries_are_logged_as_one_readable_line(stream: io.StringIO, autojump_clock) -> None:
+    import httpx
+
+    from oco.convex import ConvexClient
+    from oco.testing import FakeConvex
+
+    fake = FakeConvex()
+    fake.faults.add(function="workers:getByMachineAndWorker", status=503, times=1)
+    http = httpx.AsyncClient(transport=httpx.ASGITransport(app=fake.app))
+    async with ConvexClient("http://fake.convex", http=http) as convex:
+        await convex.query("workers:getByMachineAndWorker", {"machineId": "m", "workerId": "w"})
+    lines = [line for line in stream.getvalue().splitlines() if "retry 1" in line]
+    assert len(lines) == 1
+    assert "WARNING" in lines[0] and "workers:getByMachineAndWorker failed" in lines[0]
