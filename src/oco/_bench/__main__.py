@@ -22,7 +22,14 @@ from oco.config import Settings
 from oco.testing import serve_fake_llm
 
 from ._report import missed, table
-from ._scenarios import Bench, Plan, fifty_workers_sequential_stop, fifty_workers_start_and_stop, one_worker, twenty_workers
+from ._scenarios import (
+    Bench,
+    Plan,
+    fifty_workers_sequential_stop,
+    fifty_workers_start_and_stop,
+    one_worker,
+    twenty_workers,
+)
 
 REPO = Path(__file__).resolve().parents[3]
 SCENARIOS = ("one", "twenty", "fifty", "fifty-seq")
@@ -30,27 +37,29 @@ SCENARIOS = ("one", "twenty", "fifty", "fifty-seq")
 
 def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="scripts/bench", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="shorter windows, fewer samples (< 10 min)")
-    parser.add_argument("--json", type=Path, metavar="FILE", help="also write the figures as JSON here")
+    parser.add_argument("--quick", action="store_true", help="shorter windows, fewer samples")
+    parser.add_argument("--json", type=Path, metavar="FILE", help="also write the figures here")
     parser.add_argument("--markdown", action="store_true", help="print the table as Markdown")
     parser.add_argument("--transport", choices=("subscribe", "poll"),
                         help="convex_transport for every run (default: trio-oco's default)")
-    parser.add_argument("--keep", action="store_true", help="keep the scratch directory (orchestrator logs)")
-    parser.add_argument("--only", choices=SCENARIOS, action="append", help="run only this scenario (repeatable)")
+    parser.add_argument("--keep", action="store_true", help="keep the scratch dir and its logs")
+    parser.add_argument("--only", choices=SCENARIOS, action="append", help="only this (repeatable)")
     return parser.parse_args(argv)
 
 
 def _opencode_bin() -> str:
     found = os.environ.get("OCO_OPENCODE_BIN") or str(REPO / "node_modules" / ".bin" / "opencode")
     if not Path(found).exists():
-        raise SystemExit(f"bench: no opencode at {found}; run scripts/setup or set OCO_OPENCODE_BIN")
+        raise SystemExit(f"bench: no opencode at {found}; run scripts/setup first")
     return found
 
 
 def machine(opencode_bin: str) -> dict[str, object]:
     """What the figures were measured on."""
-    version = subprocess.run([opencode_bin, "--version"], capture_output=True, text=True, timeout=60,
-                             env={**os.environ, "npm_config_registry": "http://127.0.0.1:9/"})
+    version = subprocess.run(
+        [opencode_bin, "--version"], capture_output=True, text=True, timeout=60,
+        env={**os.environ, "npm_config_registry": "http://127.0.0.1:9/"},
+    )
     mem_kb = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
                   if line.startswith("MemTotal:"))
     return {
@@ -64,7 +73,9 @@ def machine(opencode_bin: str) -> dict[str, object]:
     }
 
 
-async def _guarded(name: str, errors: dict[str, str], step: Callable[[], Awaitable[object]]) -> object:
+async def _guarded(
+    name: str, errors: dict[str, str], step: Callable[[], Awaitable[object]]
+) -> object:
     """Run one scenario; a failure is reported and the others still run."""
     print(f"bench: {name} ...", file=sys.stderr, flush=True)
     started = trio.current_time()
@@ -75,11 +86,14 @@ async def _guarded(name: str, errors: dict[str, str], step: Callable[[], Awaitab
         print(f"bench: {name} failed:", file=sys.stderr, flush=True)
         traceback.print_exception(exc, file=sys.stderr)  # a bench failure is a bug to look at
         return None
-    print(f"bench: {name} done in {trio.current_time() - started:.0f} s", file=sys.stderr, flush=True)
+    seconds = trio.current_time() - started
+    print(f"bench: {name} done in {seconds:.0f} s", file=sys.stderr, flush=True)
     return value
 
 
-async def _main(args: argparse.Namespace, opencode_bin: str, scratch: Path) -> tuple[Bench, dict[str, str]]:
+async def _main(
+    args: argparse.Namespace, opencode_bin: str, scratch: Path
+) -> tuple[Bench, dict[str, str]]:
     wanted = set(args.only or SCENARIOS)
     errors: dict[str, str] = {}
     async with serve_fake_llm() as llm:
@@ -90,11 +104,14 @@ async def _main(args: argparse.Namespace, opencode_bin: str, scratch: Path) -> t
         if "one" in wanted:
             rss_one = await _guarded("one worker", errors, lambda: one_worker(bench))
         if "twenty" in wanted:
-            await _guarded("twenty workers", errors, lambda: twenty_workers(bench, rss_one))  # type: ignore[arg-type]
+            one_rss = rss_one if isinstance(rss_one, int) else None
+            await _guarded("twenty workers", errors, lambda: twenty_workers(bench, one_rss))
         if "fifty" in wanted:
-            await _guarded("fifty workers: start, stop", errors, lambda: fifty_workers_start_and_stop(bench))
+            await _guarded("fifty workers: start, stop", errors,
+                           lambda: fifty_workers_start_and_stop(bench))
         if "fifty-seq" in wanted:
-            await _guarded("fifty workers: sequential stop", errors, lambda: fifty_workers_sequential_stop(bench))
+            await _guarded("fifty workers: sequential stop", errors,
+                           lambda: fifty_workers_sequential_stop(bench))
     return bench, errors
 
 
@@ -121,7 +138,8 @@ def main(argv: list[str] | None = None) -> int:
     for name in missed(figures):
         print(f"target missed: {name}", file=sys.stderr)
     if args.json:
-        document = {**figures, "_meta": {"machine": info, "details": bench.results.details, "errors": errors}}
+        meta = {"machine": info, "details": bench.results.details, "errors": errors}
+        document = {**figures, "_meta": meta}
         args.json.write_text(json.dumps(document, indent=2) + "\n")
     print(f"bench: {elapsed:.0f} s; details: {json.dumps(bench.results.details)}", file=sys.stderr)
     return 1 if errors else 0

@@ -59,5 +59,5 @@ def cpu_seconds(pid: int) -> float:
 
 
 def tree_cpu_seconds(root: int) -> float:
-    """CPU time of `root` and its live descendants (children that already exited are not counted)."""
+    """CPU time of `root` and its live descendants (exited children are not counted)."""
     return sum(cpu_seconds(pid) for pid in [root, *descendants(root)])

@@ -70,7 +70,8 @@ class RunProcess:
         ids = {w.worker_id for w in self.workers}
 
         def published() -> bool:
-            done = {c.args.get("workerId") for c in self.fake.calls if c.function == "workerModels:updateModels"}
+            updates = [c for c in self.fake.calls if c.function == "workerModels:updateModels"]
+            done = {c.args.get("workerId") for c in updates}
             return ids <= done
 
         await self.fake.wait_for(published, timeout)
@@ -126,15 +127,16 @@ async def run_process(
         subprocess.run(["git", "init", "-q", str(project)], check=True)
         created = convex.fake.create_worker(name=f"w{n:02d}")
         workers.append(created)
-        entries.append({"name": f"w{n:02d}", "token": created.token, "working_directory": str(project),
-                        "convex_url": convex.url})
+        entries.append({"name": f"w{n:02d}", "token": created.token,
+                        "working_directory": str(project), "convex_url": convex.url})
     workers_file = root / "workers.json"
     workers_file.touch(mode=0o600)
     document: dict[str, Any] = {"workers": entries}
     if settings:
         document["settings"] = dict(settings)
     workers_file.write_text(json.dumps(document))
-    env = {**opencode_env(root / "home", llm.base_url, base=os.environ), "OCO_OPENCODE_BIN": opencode_bin}
+    env = opencode_env(root / "home", llm.base_url, base=os.environ)
+    env["OCO_OPENCODE_BIN"] = opencode_bin
     spawned, spawned_wall = trio.current_time(), time.time()
     process = await trio.lowlevel.open_process(
         [sys.executable, "-m", "oco", "run", "--config", str(workers_file)],

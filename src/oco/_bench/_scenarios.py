@@ -18,7 +18,13 @@ from typing import Any
 import attrs
 import trio
 
-from oco.testing import CreatedWorker, FakeConvex, FakeConvexServer, FakeLLMServer, serve_fake_convex
+from oco.testing import (
+    CreatedWorker,
+    FakeConvex,
+    FakeConvexServer,
+    FakeLLMServer,
+    serve_fake_convex,
+)
 
 from ._run_process import RunProcess, run_process
 
@@ -27,6 +33,7 @@ INJECTED_LATENCY_S = 0.2
 RTT_BOUND_S = 2 * INJECTED_LATENCY_S + 0.5
 LIVE_WINDOW_S = 60.0  # oco.worker._watch.LIVE_WINDOW_S: ticks stay fast this long after activity
 HEAVY_QUERY = "chat:subscribeToWorkerMessages"
+COMPLETIONS = ("chat:completeStructuredMessage", "chat:completeMessage")
 
 
 @attrs.frozen
@@ -64,10 +71,12 @@ class Bench:
         self._runs += 1
         return self.scratch / f"{self._runs:02d}-{label}"
 
-    def run(self, convex: FakeConvexServer, label: str, count: int) -> AbstractAsyncContextManager[RunProcess]:
+    def run(
+        self, convex: FakeConvexServer, label: str, count: int
+    ) -> AbstractAsyncContextManager[RunProcess]:
         """`trio-oco run` for `count` new workers of `convex`, in a fresh directory."""
-        return run_process(convex, self.llm, self.root(label), count, opencode_bin=self.opencode_bin,
-                           settings=self.plan.settings)
+        return run_process(convex, self.llm, self.root(label), count,
+                           opencode_bin=self.opencode_bin, settings=self.plan.settings)
 
 
 def say(text: str) -> None:
@@ -92,7 +101,9 @@ async def _ready(run: RunProcess, plan: Plan, timeout: float = 120) -> None:
     await trio.sleep(plan.settle_s)  # let start-up garbage and first ticks pass before measuring
 
 
-async def _pickup(fake: FakeConvex, llm: FakeLLMServer, chat: str, text: str, timeout: float = 120) -> tuple[float, str]:
+async def _pickup(
+    fake: FakeConvex, llm: FakeLLMServer, chat: str, text: str, timeout: float = 120
+) -> tuple[float, str]:
     """Send a message; seconds until the fake LLM's next request, and the reply's message id."""
     before = llm.request_count.value
     started = trio.current_time()
@@ -144,12 +155,11 @@ async def _streamed_answer(fake: FakeConvex, llm: FakeLLMServer, chat: str, res:
     reply = fake.send_message(chat, f"SLOW {STREAM_SECONDS:g}")
     await fake.wait_reply(reply, timeout=STREAM_SECONDS + 60)
     calls = [c for c in fake.calls if c.at >= sent]
-    chunk_at = min(c.at for c in calls if c.function == "chat:writeChunk" and c.args.get("messageId") == reply)
-    done_at = min(
-        c.at for c in calls
-        if c.function in ("chat:completeStructuredMessage", "chat:completeMessage") and c.args.get("messageId") == reply
-    )
-    answer = [c for c in calls if c.kind == "mutation" and c.at <= done_at and c.function != "workers:heartbeat"]
+    mine = [c for c in calls if c.args.get("messageId") == reply]
+    chunk_at = min(c.at for c in mine if c.function == "chat:writeChunk")
+    done_at = min(c.at for c in mine if c.function in COMPLETIONS)
+    answer = [c for c in calls
+              if c.kind == "mutation" and c.at <= done_at and c.function != "workers:heartbeat"]
     first, total = (chunk_at - sent) / 1000, (done_at - sent) / 1000
     res.figures["first_chunk_over_completion"] = round(first / total, 4)
     res.figures["mutations_per_streamed_second"] = round(len(answer) / STREAM_SECONDS, 2)
@@ -157,7 +167,8 @@ async def _streamed_answer(fake: FakeConvex, llm: FakeLLMServer, chat: str, res:
         "first_chunk_s": round(first, 3),
         "completion_s": round(total, 3),
         "mutations": dict(Counter(c.function for c in answer)),
-        "heavy_queries_while_streaming": sum(1 for c in calls if c.function == HEAVY_QUERY and c.at <= done_at),
+        "heavy_queries_while_streaming":
+            sum(1 for c in calls if c.function == HEAVY_QUERY and c.at <= done_at),
     }
 
 
@@ -172,7 +183,8 @@ async def twenty_workers(bench: Bench, rss_one: int | None) -> None:
             await _ready(run, plan)
             rss = await run.settled_rss()
             res.details["idle_rss_20_workers_mb"] = round(rss / 2**20, 1)
-            say(f"idle RSS with 20 workers: {rss / 2**20:.1f} MiB; idle window of {plan.idle_window_s:g} s")
+            say(f"idle RSS with 20 workers: {rss / 2**20:.1f} MiB; "
+                f"idle window of {plan.idle_window_s:g} s")
             if rss_one:
                 res.figures["idle_memory_ratio_20_vs_1"] = round(rss / rss_one, 3)
 
@@ -181,13 +193,14 @@ async def twenty_workers(bench: Bench, rss_one: int | None) -> None:
             await trio.sleep(plan.idle_window_s)  # the idle window being measured
             minutes = (trio.current_time() - started) / 60
             requests, heavy = fake.http_requests - requests, fake.counts[HEAVY_QUERY] - heavy
-            res.figures["idle_requests_per_worker_minute"] = round(requests / len(run.workers) / minutes, 2)
+            per_worker_minute = requests / len(run.workers) / minutes
+            res.figures["idle_requests_per_worker_minute"] = round(per_worker_minute, 2)
             res.figures["heavy_queries_per_idle_minute"] = round(heavy / minutes, 2)
             res.details["idle_window_s"] = round(minutes * 60, 1)
 
-            say(f"idle traffic: {res.figures['idle_requests_per_worker_minute']} requests/worker/min; throughput: 20 x 5")
+            say(f"idle: {per_worker_minute:.2f} requests/worker/min; throughput: 20 x 5")
             chats = await _throughput(run, res)
-            say(f"throughput done; waiting out the {LIVE_WINDOW_S:g} s live window for idle pickups")
+            say(f"throughput done; waiting out the {LIVE_WINDOW_S:g} s live window")
             await _idle_pickups(run, llm, chats, plan, res)
             await run.stop(timeout=60)
 
@@ -207,7 +220,8 @@ async def _throughput(run: RunProcess, res: Results, per_worker: int = 5) -> dic
             expected[fake.send_message(chat, f"ECHO {text}")] = text
 
     def answered() -> int:
-        return sum(1 for m, text in expected.items() if (r := fake.message(m)) and r.completed and r.content == text)
+        return sum(1 for m, text in expected.items()
+                   if (r := fake.message(m)) and r.completed and r.content == text)
 
     def completed() -> bool:
         return all((r := fake.message(m)) and r.completed for m in expected)
@@ -218,18 +232,23 @@ async def _throughput(run: RunProcess, res: Results, per_worker: int = 5) -> dic
         res.details["throughput_timed_out"] = True
     res.figures["throughput_answered"] = answered()
     for worker in run.workers:
-        if any(fake.message(m).content == text for m, text in expected.items() if worker.worker_id in text):
+        mine = [(m, text) for m, text in expected.items() if worker.worker_id in text]
+        if any((r := fake.message(m)) and r.content == text for m, text in mine):
             run.warm.add(worker.worker_id)
-    wrong = [r.content for m, text in expected.items() if (r := fake.message(m)) and r.content != text]
+    wrong = [r.content for m, text in expected.items()
+             if (r := fake.message(m)) and r.content != text]
     if wrong:
-        res.details["throughput_wrong_replies"] = {"count": len(wrong), "examples": sorted(set(wrong))[:3]}
+        examples = sorted(set(wrong))[:3]
+        res.details["throughput_wrong_replies"] = {"count": len(wrong), "examples": examples}
     res.figures["throughput_messages"] = len(expected)
     res.figures["throughput_wall_s"] = round(trio.current_time() - started, 2)
     res.figures["throughput_orchestrator_cpu_s"] = round(run.cpu_seconds() - cpu_before, 2)
     return chats
 
 
-async def _idle_pickups(run: RunProcess, llm: FakeLLMServer, chats: dict[str, str], plan: Plan, res: Results) -> None:
+async def _idle_pickups(
+    run: RunProcess, llm: FakeLLMServer, chats: dict[str, str], plan: Plan, res: Results
+) -> None:
     """Once every chat is past the live window, one message per (warm) worker on idle ticks."""
     fake = run.fake
     # Pickup must not include an OpenCode start: warm, one at a time, the workers the throughput
@@ -270,7 +289,9 @@ async def fifty_workers_start_and_stop(bench: Bench) -> None:
             seconds = trio.current_time() - started
             offline = sum(1 for w in run.workers if fake.worker(w.worker_id).status == "offline")
     res.figures["stop_50_workers_over_rtt_bound"] = round(seconds / RTT_BOUND_S, 3)
-    res.details["stop_50_workers_parallel"] = {"seconds": round(seconds, 3), "exit_code": code, "offline": offline}
+    res.details["stop_50_workers_parallel"] = {
+        "seconds": round(seconds, 3), "exit_code": code, "offline": offline,
+    }
 
 
 async def fifty_workers_sequential_stop(bench: Bench) -> None:
