@@ -224,7 +224,8 @@ class ConvexClient:
         """The decoded value of a `UdfResponse`, or the typed error it reports."""
         if not isinstance(payload, dict):
             raise ConvexProtocolError(function, "body", "not an object")
-        for line in payload.get("logLines") or ():
+        log_lines = payload.get("logLines")
+        for line in log_lines if isinstance(log_lines, list) else ():  # junk here is not fatal
             log.debug("[%s] %s", function, redact(str(line), secrets))
         status = payload.get("status")
         try:

@@ -1,0 +1,100 @@
+"""Crash and restart, end to end: `trio-oco dev` and its opencode are SIGKILLed mid-answer.
+
+The backend is the truth: a reply placeholder that is still incomplete is work. So the restarted
+worker must answer each pending message exactly once, close the one that waited past
+`stale_message_age_s` with the stale note, and leave nothing stuck.
+"""
+
+from __future__ import annotations
+
+import signal
+import time
+
+import pytest
+import trio
+
+from oco.testing import FakeConvex, serve_fake_convex, serve_fake_llm
+from oco.worker import STALE_NOTE
+from reliability_support import DevSetup, kill_groups_in, needs_opencode, processes_in, run_dev, secret_of
+
+pytestmark = [pytest.mark.opencode, pytest.mark.slow, needs_opencode]
+
+COMPLETIONS = ("chat:completeStructuredMessage", "chat:completeMessage")
+HOUR_MS = 3600 * 1000.0
+
+
+def completions_of(fake: FakeConvex, message_id: str) -> int:
+    return sum(1 for c in fake.calls if c.function in COMPLETIONS and c.args.get("messageId") == message_id)
+
+
+def age_message_pair(fake: FakeConvex, reply_id: str, by_ms: float) -> None:
+    """Make a sendMessage pair look sent `by_ms` earlier (the worker was down all that time)."""
+    reply = fake.store.first("chatMessages", messageId=reply_id)
+    assert reply is not None
+    session_rows = fake.store.find("chatMessages", sessionId=reply["sessionId"])
+    user = [m for m in session_rows if m["role"] == "user"][-1]
+    for doc in (user, reply):
+        fake.store.patch(doc, timestamp=doc["timestamp"] - by_ms)
+
+
+@needs_opencode
+async def test_sigkill_mid_answer_then_restart_answers_each_pending_message_once(tmp_path):
+    async with serve_fake_convex() as convex, serve_fake_llm() as llm:
+        fake = convex.fake
+        setup = DevSetup.make(tmp_path, convex, llm)
+        worker_id = setup.created.worker_id
+
+        async with run_dev(setup) as first:
+            await fake.wait_for(lambda: (fake.worker(worker_id).connected_at or 0) > 0, timeout=30)
+            chats = [fake.start_session(worker_id) for _ in range(2)]
+            in_flight = [fake.send_message(chat, f"SLOW 10 {tag}") for chat, tag in zip(chats, "ab")]
+            try:
+                await fake.wait_for(lambda: all(fake.chunks(r) for r in in_flight), timeout=60)
+            except trio.TooSlowError:
+                pytest.fail(f"no chunks for both messages:\n{first.summary()}")
+            # A crash of the machine: trio-oco and the opencode it started (own process group).
+            first.process.send_signal(signal.SIGKILL)
+            await kill_groups_in(setup.project)
+            with trio.fail_after(10):
+                await first.process.wait()
+        killed_at_ms = time.time() * 1000
+        assert processes_in(setup.project) == []
+        assert not any(fake.message(r).completed for r in in_flight)
+        assert fake.worker(worker_id).status == "online"  # nobody said goodbye
+        first_attempt = {r: len(fake.chunks(r)) for r in in_flight}
+
+        # While the worker is down: one fresh message, and one that waited an hour.
+        fresh = fake.send_message(fake.start_session(worker_id), "ECHO sent while down")
+        stale = fake.send_message(fake.start_session(worker_id), "ECHO sent an hour ago")
+        age_message_pair(fake, stale, HOUR_MS)
+
+        async with run_dev(setup) as second:
+            replies = {}
+            for reply_id in [*in_flight, fresh, stale]:
+                replies[reply_id] = await fake.wait_reply(reply_id, timeout=90)
+            # One more round trip: the worker has now seen the completed state several times.
+            later = fake.send_message(fake.start_session(worker_id), "ECHO one more")
+            assert (await fake.wait_reply(later, timeout=60)).content == "one more"
+            second.process.send_signal(signal.SIGINT)
+            with trio.fail_after(20):
+                code = await second.process.wait()
+
+        for reply_id in in_flight:
+            content = replies[reply_id].content
+            assert content.startswith("tok0 ") and "tok39" in content, content
+            # The retry streamed again after the first attempt's chunks (which the fake keeps):
+            # each attempt numbers its own chunks 0, 1, …; the completed content is what counts.
+            retry = [c for c in fake.chunks(reply_id) if c.timestamp > killed_at_ms]
+            assert sorted(c.sequence for c in retry) == list(range(len(retry)))
+            assert len(fake.chunks(reply_id)) == first_attempt[reply_id] + len(retry)
+        assert replies[fresh].content == "sent while down"
+        assert replies[stale].content == STALE_NOTE
+        for reply_id in replies:
+            assert completions_of(fake, reply_id) == 1, reply_id
+        every = [m for chat in fake.store.find("chatSessions") for m in fake.messages(chat["sessionId"])]
+        assert len(every) == 10 and all(m.completed for m in every), "a message was left incomplete"
+        assert code == 0, second.text[-3000:]
+        for output in (first.text, second.text):
+            assert secret_of(setup.created) not in output
+            assert "Traceback" not in output
+    assert processes_in(setup.project) == [], "a process was left behind in the project directory"
