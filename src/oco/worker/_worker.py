@@ -41,6 +41,10 @@ from ._watch import PollingWatcher, Snapshot, Watcher
 log = logging.getLogger(__name__)
 
 OFFLINE_GRACE_S = 10.0
+REMOVED_NOTE = (
+    "This worker was removed in the web app before it could answer this message. "
+    "Send it to another worker."
+)
 
 
 class WorkerRevoked(WorkerNotFound):
@@ -133,10 +137,32 @@ class Worker:
                 self.last_error = str(rejection or exc)
                 if rejection is not None:
                     log.error("rejected by the backend: %s", rejection)
+                if isinstance(rejection, WorkerNotFound):  # deleted (WorkerRevoked is one too)
+                    await self._close_open_messages()
                 self._apply(Event.FAIL, cause=exc)
                 raise
             finally:
                 await self._leave()
+
+    async def _close_open_messages(self) -> None:
+        """The worker was deleted and is parked: nobody will answer its open messages, so close them.
+
+        Turns in flight already closed theirs with the interrupted note (the serving nursery
+        has exited); this catches the replies that were queued or not yet picked up.
+        """
+        # Bounded like the offline call, and by the stop deadline if a stop comes meanwhile.
+        with self._stop.cleanup_scope(OFFLINE_GRACE_S):
+            try:
+                messages = await self.backend.worker_messages()
+                plan = plan_replies(
+                    messages, in_flight=frozenset(), now_ms=self._now_ms(), stale_age_ms=0,
+                    online_since_ms=None,
+                )
+                for reply in (*plan.start, *plan.no_model):
+                    await self.backend.complete_message(reply.session_id, reply.reply_message_id, REMOVED_NOTE)
+                    log.info("closed reply %s: the worker was removed", reply.reply_message_id)
+            except Exception as exc:
+                log.warning("could not close the open messages of the removed worker: %s", exc)
 
     async def _leave(self) -> None:
         if not self.lifecycle.terminal:

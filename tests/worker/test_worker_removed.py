@@ -1,0 +1,32 @@
+"""A worker deleted in the web app closes the messages nobody will answer (found by the soak)."""
+
+from __future__ import annotations
+
+import pytest
+import trio
+
+from oco.convex import WorkerNotFound
+from oco.testing import FakeConvex
+from oco.worker._worker import REMOVED_NOTE
+from worker_support import make_worker, trio_ms
+
+
+async def test_a_removed_worker_closes_its_open_messages_and_leaves_answered_ones(tmp_path, autojump_clock):
+    fake = FakeConvex(clock=trio_ms)
+    created = fake.create_worker()
+    fake.store.first("workers", workerId=created.worker_id)["status"] = "online"  # as if it ran before
+    chat = fake.start_session(created.worker_id)
+    answered = fake.send_message(chat, "already answered")
+    fake.call("chat:completeMessage", {"chatSessionId": chat, "messageId": answered, "content": "done"})
+    waiting = [fake.send_message(chat, f"never picked up {n}") for n in range(2)]
+    fake.remove(created.worker_id)
+
+    worker = make_worker(fake, created, tmp_path)
+    with trio.fail_after(30), pytest.RaisesGroup(WorkerNotFound, allow_unwrapped=True, flatten_subgroups=True):
+        await worker.run()
+
+    for reply_id in waiting:
+        reply = fake.message(reply_id)
+        assert reply.completed and reply.content == REMOVED_NOTE
+    assert fake.message(answered).content == "done"
+    assert fake.counts["chat:completeMessage"] == 2  # the two open ones, once each
