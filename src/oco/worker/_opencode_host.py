@@ -8,6 +8,8 @@ owns the process and is the only one that starts or stops it.
 from __future__ import annotations
 
 import logging
+import os
+import signal
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -16,12 +18,37 @@ import attrs
 import trio
 import trio_util
 
+from oco.config import write_private_file
 from oco.errors import OcoError
 from oco.opencode import OpenCodeServer, OpenCodeStartError, open_opencode_server
 
 log = logging.getLogger(__name__)
 
 CRASH_BACKOFF = (1.0, 2.0, 5.0, 10.0, 30.0)
+
+
+def _sweep_orphan(pid_file: Path, directory: Path) -> None:
+    """Kill an OpenCode that a previous run of this worker left behind (it was SIGKILLed).
+
+    OpenCode runs in its own process group, so it outlives a killed parent. The pid is only
+    trusted while it still names an `opencode serve` in this worker's directory.
+    """
+    try:
+        pid = int(pid_file.read_text().strip())
+    except (OSError, ValueError):
+        return
+    try:
+        same_directory = Path(os.readlink(f"/proc/{pid}/cwd")) == directory.resolve()
+        serving = b"serve" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        same_directory = serving = False
+    if same_directory and serving:
+        log.warning("stopping OpenCode (pid %d) left running by a previous run", pid)
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+    pid_file.unlink(missing_ok=True)
 
 
 class OpenCodeUnavailable(OcoError):
@@ -46,8 +73,10 @@ class OpenCodeHost:
         env: Mapping[str, str] | None,
         start_timeout: float,
         idle_timeout: float,
+        pid_file: Path | None = None,
     ) -> None:
         self._bin = opencode_bin
+        self._pid_file = pid_file
         self._directory = directory
         self._env = env
         self._start_timeout = start_timeout
@@ -63,6 +92,8 @@ class OpenCodeHost:
     async def run(self) -> None:
         """The host task: start on demand, stop when idle, back off when starts or the process fail."""
         failures = 0
+        if self._pid_file is not None:
+            _sweep_orphan(self._pid_file, self._directory)
         while True:
             await self._users.wait_value(lambda n: n > 0)
             attempt = self._state.value.attempt + 1
@@ -74,7 +105,13 @@ class OpenCodeHost:
                 ) as server:
                     log.info("OpenCode started (pid %s)", server.pid)
                     self._state.value = _HostState(attempt=attempt, server=server)
-                    crashed = await self._serve(server)
+                    if self._pid_file is not None:
+                        write_private_file(self._pid_file, f"{server.pid}\n")
+                    try:
+                        crashed = await self._serve(server)
+                    finally:
+                        if self._pid_file is not None:
+                            self._pid_file.unlink(missing_ok=True)
                     # Withdraw the server before it stops, so no new turn borrows a dying process.
                     self._state.value = _HostState(attempt=attempt)
                     if crashed:

@@ -104,6 +104,7 @@ class Worker:
             env=opencode_env,
             start_timeout=settings.opencode_start_timeout_s,
             idle_timeout=settings.opencode_idle_timeout_s,
+            pid_file=state_dir / "workers" / f"{config.machine_id}.{config.worker_id}.opencode.pid",
         )
         self._watcher_factory = watcher_factory or _default_watcher
         self.relay = ChatRelay(
