@@ -1,4 +1,4 @@
-"""Shared pieces of the reliability tests: `trio-oco dev` as a real subprocess, and what it leaves."""
+"""Shared pieces of the reliability tests: `trio-oco dev` as a subprocess, and what it leaves."""
 
 from __future__ import annotations
 
@@ -70,7 +70,7 @@ async def kill_groups_in(directory: Path, timeout: float = 10) -> None:
 
 @attrs.define
 class DevSetup:
-    """A project directory with a `.env` for one fake-Convex worker, and the environment to run in."""
+    """A project directory with a `.env` for one fake-Convex worker, and its environment."""
 
     project: Path
     env: dict[str, str]

@@ -15,7 +15,14 @@ import trio
 
 from oco.testing import FakeConvex, serve_fake_convex, serve_fake_llm
 from oco.worker import STALE_NOTE
-from reliability_support import DevSetup, kill_groups_in, needs_opencode, processes_in, run_dev, secret_of
+from reliability_support import (
+    DevSetup,
+    kill_groups_in,
+    needs_opencode,
+    processes_in,
+    run_dev,
+    secret_of,
+)
 
 pytestmark = [pytest.mark.opencode, pytest.mark.slow, needs_opencode]
 
@@ -24,7 +31,8 @@ HOUR_MS = 3600 * 1000.0
 
 
 def completions_of(fake: FakeConvex, message_id: str) -> int:
-    return sum(1 for c in fake.calls if c.function in COMPLETIONS and c.args.get("messageId") == message_id)
+    calls = [c for c in fake.calls if c.function in COMPLETIONS]
+    return sum(1 for c in calls if c.args.get("messageId") == message_id)
 
 
 def age_message_pair(fake: FakeConvex, reply_id: str, by_ms: float) -> None:
@@ -47,7 +55,7 @@ async def test_sigkill_mid_answer_then_restart_answers_each_pending_message_once
         async with run_dev(setup) as first:
             await fake.wait_for(lambda: (fake.worker(worker_id).connected_at or 0) > 0, timeout=30)
             chats = [fake.start_session(worker_id) for _ in range(2)]
-            in_flight = [fake.send_message(chat, f"SLOW 10 {tag}") for chat, tag in zip(chats, "ab")]
+            in_flight = [fake.send_message(c, f"SLOW 10 {tag}") for c, tag in zip(chats, "ab")]
             try:
                 await fake.wait_for(lambda: all(fake.chunks(r) for r in in_flight), timeout=60)
             except trio.TooSlowError:
@@ -91,7 +99,8 @@ async def test_sigkill_mid_answer_then_restart_answers_each_pending_message_once
         assert replies[stale].content == STALE_NOTE
         for reply_id in replies:
             assert completions_of(fake, reply_id) == 1, reply_id
-        every = [m for chat in fake.store.find("chatSessions") for m in fake.messages(chat["sessionId"])]
+        chat_ids = [chat["sessionId"] for chat in fake.store.find("chatSessions")]
+        every = [m for chat_id in chat_ids for m in fake.messages(chat_id)]
         assert len(every) == 10 and all(m.completed for m in every), "a message was left incomplete"
         assert code == 0, second.text[-3000:]
         for output in (first.text, second.text):

@@ -21,7 +21,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from oco.convex import ConvexClient, ConvexException, ConvexProtocolError, Int64, RetryPolicy, camel, encode
+from oco.convex import (
+    ConvexClient,
+    ConvexException,
+    ConvexProtocolError,
+    Int64,
+    RetryPolicy,
+    camel,
+    encode,
+)
 from oco.convex.api import WorkerBackend
 from oco.convex.types import ActiveSession, ChatMessage, Registration, SessionDetails, WorkerRecord
 
@@ -113,7 +121,7 @@ def _broken(draw: st.DrawFn, cls: type) -> Any:
 
 @functools.cache
 def bad_row(cls: type) -> st.SearchStrategy[Any]:
-    """A row the contract refuses: a required field missing, a field of the wrong type, or no object."""
+    """A row the contract refuses: a required field missing or wrong-typed, or not an object."""
     return _broken(cls) | NOT_OBJECT
 
 
@@ -191,7 +199,9 @@ def mixed_list(draw: st.DrawFn, cls: type) -> tuple[list[Any], list[bool]]:
 
 @EXAMPLES
 @given(name=st.sampled_from(list(LISTS)), data=st.data())
-async def test_a_bad_row_is_left_out_and_logged_once_and_good_rows_kept(name: str, data: st.DataObject) -> None:
+async def test_a_bad_row_is_left_out_and_logged_once_and_good_rows_kept(
+    name: str, data: st.DataObject
+) -> None:
     cls, call = LISTS[name]
     rows, good = data.draw(mixed_list(cls))
     backend = backend_answering(success(rows))
@@ -240,12 +250,18 @@ ROWS = [Registration, WorkerRecord, ActiveSession, ChatMessage, SessionDetails]
 
 
 COUNTS = st.fixed_dictionaries(
-    {}, optional={k: VALUES for k in ("sessionsInactivated", "sessionsTerminated", "sessionsInvalidated")}
+    {},
+    optional={
+        k: VALUES for k in ("sessionsInactivated", "sessionsTerminated", "sessionsInvalidated")
+    },
 )
 ANY_RESULT = st.one_of(
     VALUES,
     COUNTS,
-    *(good_row(cls) | bad_row(cls) | st.lists(good_row(cls) | bad_row(cls), max_size=3) for cls in ROWS),
+    *(
+        good_row(cls) | bad_row(cls) | st.lists(good_row(cls) | bad_row(cls), max_size=3)
+        for cls in ROWS
+    ),
 )
 
 

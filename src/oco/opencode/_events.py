@@ -23,71 +23,86 @@ from ._client import OpenCodeClient
 
 log = logging.getLogger("oco.opencode.events")
 
+# Fields are checked when an event is built, so a payload with junk in a field parse_event
+# reads becomes None there (TypeError) instead of failing later inside a turn.
+_STR = attrs.validators.instance_of(str)
+_DICT = attrs.validators.instance_of(dict)
+
+
+def _text() -> Any:
+    return attrs.field(validator=_STR)
+
+
+def _object() -> Any:
+    return attrs.field(validator=_DICT)
+
 
 @attrs.frozen
 class PartDelta:
     """`message.part.delta`: text appended to a part's `field` (usually "text")."""
 
-    session_id: str
-    message_id: str
-    part_id: str
-    field: str
-    delta: str
+    session_id: str = _text()
+    message_id: str = _text()
+    part_id: str = _text()
+    field: str = _text()
+    delta: str = _text()
 
 
 @attrs.frozen
 class PartUpdated:
     """`message.part.updated`: the whole part as it is now (text, reasoning, tool, step-*)."""
 
-    session_id: str
-    part: dict[str, Any]
+    session_id: str = _text()
+    part: dict[str, Any] = _object()
 
 
 @attrs.frozen
 class MessageUpdated:
     """`message.updated`: a message's `info` (role, parentID, time, error …)."""
 
-    session_id: str
-    info: dict[str, Any]
+    session_id: str = _text()
+    info: dict[str, Any] = _object()
 
 
 @attrs.frozen
 class SessionStatus:
     """`session.status`: `{"type": "busy" | "idle" | "retry", …}`."""
 
-    session_id: str
-    status: dict[str, Any]
+    session_id: str = _text()
+    status: dict[str, Any] = _object()
 
 
 @attrs.frozen
 class SessionIdle:
-    session_id: str
+    session_id: str = _text()
 
 
 @attrs.frozen
 class SessionError:
     """`session.error`: `error` is `{name, data}` (may be absent)."""
 
-    session_id: str
-    error: dict[str, Any] | None
+    session_id: str = _text()
+    error: dict[str, Any] | None = attrs.field(validator=attrs.validators.optional(_DICT))
 
 
 @attrs.frozen
 class PermissionAsked:
     """`permission.asked`: OpenCode waits for `POST /permission/{id}/reply`."""
 
-    session_id: str
-    id: str
-    permission: str
-    patterns: list[str]
+    session_id: str = _text()
+    id: str = _text()
+    permission: str = _text()
+    patterns: list[str] = attrs.field(
+        validator=attrs.validators.deep_iterable(_STR, attrs.validators.instance_of(list))
+    )
 
 
 @attrs.frozen
 class QuestionAsked:
     """`question.asked`: the agent's `question` tool waits for an answer nobody in the chat can give."""
 
-    session_id: str
-    id: str
+    session_id: str = _text()
+    id: str = _text()
     questions: list[Any]
 
 

@@ -94,7 +94,7 @@ class TurnTranscript:
         """Take one event of our session; return the text to stream to the user now."""
         match event:
             case MessageUpdated(info=info):
-                if info.get("role") == "user" and info.get("id"):
+                if info.get("role") == "user" and isinstance(info.get("id"), str) and info["id"]:
                     self.user_ids.add(info["id"])
                 if info.get("role") == "user" and self.user_message_id is None and self._ours(info):
                     self.user_message_id = info.get("id")
@@ -123,8 +123,10 @@ class TurnTranscript:
         return isinstance(created, int | float) and created >= self.not_before_ms
 
     def _part(self, part: dict[str, Any]) -> list[str]:
-        part_id, kind = part.get("id"), part.get("type")
-        if not part_id or not kind or part.get("messageID") in self.user_ids:
+        part_id, kind, message_id = part.get("id"), part.get("type"), part.get("messageID")
+        if not (part_id and kind and isinstance(part_id, str) and isinstance(kind, str)):
+            return []  # not a part we can track (OpenCode always sends string ids and types)
+        if isinstance(message_id, str) and message_id in self.user_ids:
             return []
         first = part_id not in self.part_types
         self.part_types[part_id] = kind
@@ -165,38 +167,58 @@ class TurnTranscript:
         )
 
 
-def reconcile(messages: list[dict[str, Any]], user_message_id: str | None, text: str) -> TurnResult | None:
+def _objects(value: Any) -> list[dict[str, Any]]:
+    """The dicts of a list; anything else in a body from OpenCode is ignored, not fatal."""
+    return [item for item in value if isinstance(item, dict)] if isinstance(value, list) else []
+
+
+def _info(message: dict[str, Any]) -> dict[str, Any]:
+    info = message.get("info")
+    return info if isinstance(info, dict) else {}
+
+
+def _user_text(message: dict[str, Any]) -> str:
+    return "".join(_text_of(p) for p in _objects(message.get("parts")) if p.get("type") == "text")
+
+
+def _text_of(part: dict[str, Any]) -> str:
+    text = part.get("text")
+    return text if isinstance(text, str) else ""
+
+
+def reconcile(messages: Any, user_message_id: str | None, text: str) -> TurnResult | None:
     """The turn from `GET /session/{id}/message`: everything after our user message.
 
     Our user message is found by id (seen on the stream) or else as the last user message
-    with our text. None when it is not there at all.
+    with our text. None when it is not there at all (or the body is not a message list).
     """
+    messages = _objects(messages)
     index = None
     for i, message in enumerate(messages):
-        info = message.get("info") or {}
+        info = _info(message)
         if info.get("role") != "user":
             continue
         if user_message_id is not None:
             if info.get("id") == user_message_id:
                 index = i
-        elif "".join(p.get("text", "") for p in message.get("parts", []) if p.get("type") == "text") == text:
+        elif _user_text(message) == text:
             index = i
     if index is None:
         return None
     content, reasoning, other = [], [], []
     error = None
     for message in messages[index + 1 :]:
-        info = message.get("info") or {}
+        info = _info(message)
         if info.get("role") != "assistant":
             continue
         if info.get("error") and error is None:
             error = info["error"]
-        for part in message.get("parts", []):
+        for part in _objects(message.get("parts")):
             kind = part.get("type")
-            if kind == "text" and part.get("text"):
-                content.append(part["text"])
-            elif kind == "reasoning" and part.get("text"):
-                reasoning.append(part["text"])
+            if kind == "text" and _text_of(part):
+                content.append(_text_of(part))
+            elif kind == "reasoning" and _text_of(part):
+                reasoning.append(_text_of(part))
             elif kind not in ("text", "reasoning"):
                 other.append(part)
     return TurnResult(
