@@ -50,6 +50,10 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="oco-soak-") as scratch:
         facts, extra = trio.run(_main, plan, opencode_bin, Path(scratch) / "run")
     figures, failed = evaluate(facts)  # type: ignore[arg-type]
+    output = extra.pop("output", "")
+    if args.json:
+        # The run's whole log, for reading a failure (checked for secrets above).
+        args.json.with_suffix(".log").write_text(output)
     figures.update(extra)
     figures["quick"] = args.quick
     figures["passed"] = not failed

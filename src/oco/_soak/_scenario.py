@@ -122,7 +122,10 @@ class _Soak:
             await self.fake.wait_for(done, timeout or self.plan.phase_timeout_s)
         except trio.TooSlowError:
             self.timeouts.append(label)
-            self.log(f"{label}: replies still open after {timeout or self.plan.phase_timeout_s:.0f} s")
+            still = [m for m in messages if not ((r := self.fake.message(m.reply_id)) and r.completed)]
+            shown = ", ".join(f"{m.worker}:{m.reply_id}:{m.text[:12]!r}" for m in still[:6])
+            self.log(f"{label}: {len(still)} replies still open after "
+                     f"{timeout or self.plan.phase_timeout_s:.0f} s ({shown})")
 
     async def opencode_pid(self, worker: str, timeout: float = 15) -> int:
         """The worker's OpenCode pid from status.json (rewritten every few seconds)."""
@@ -302,5 +305,6 @@ async def run_soak(plan: SoakPlan, llm: FakeLLMServer, opencode_bin: str, root: 
             "convex_http_requests": fake.http_requests,
             "children_before_stop": tree_children,
             "output_tail": run.tail(15) if exit_code != 0 else "",
+            "output": output,  # not printed; __main__ saves it beside --json
         }
         return facts, extra
