@@ -107,3 +107,13 @@ async def test_sigkill_mid_answer_then_restart_answers_each_pending_message_once
             assert secret_of(setup.created) not in output
             assert "Traceback" not in output
     assert processes_in(setup.project) == [], "a process was left behind in the project directory"
+    # Our state and status files of both runs (OpenCode keeps its own beside them): private,
+    # and never holding the secret.
+    ours = tmp_path / "state" / "opencode-orchestrator"
+    written = [ours, *ours.rglob("*")]
+    assert any(p.is_file() for p in written), "no state file was written"
+    for path in written:
+        mode = path.stat().st_mode & 0o777
+        assert mode == (0o700 if path.is_dir() else 0o600), (path, oct(mode))
+        if path.is_file():
+            assert secret_of(setup.created) not in path.read_text(errors="replace"), path

@@ -5,15 +5,14 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from oco.config import ConfigError, WorkerConfig, load_dotenv_config
 
 TOKEN = "machine_m1:worker_w1:secret_s3cr3t"
-KEYS = st.sampled_from(["WORKER_TOKEN", "CONVEX_URL", "OTHER", "export WORKER_TOKEN", ""]) | st.text(
-    max_size=6
-)
+NAMES = ["WORKER_TOKEN", "CONVEX_URL", "OTHER", "export WORKER_TOKEN", ""]
+KEYS = st.sampled_from(NAMES) | st.text(max_size=6)
 VALUES = st.sampled_from(
     [TOKEN, TOKEN + ":x", "machine_:worker_:secret_", "http://127.0.0.1:1",
      "https://a.convex.cloud/", "http://example.com", "'quoted'", '"unterminated', "${HOME}",
@@ -30,6 +29,8 @@ _DIR = Path(tempfile.mkdtemp(prefix="oco-dotenv-"))
 
 @settings(max_examples=2000, deadline=None, database=None, suppress_health_check=list(HealthCheck))
 @given(text=TEXTS, encoding=st.sampled_from(["utf-8", "latin-1"]))
+# Found by this test: the token pasted as the URL was echoed, secret and all, in the error.
+@example(text=f"WORKER_TOKEN={TOKEN}\nCONVEX_URL={TOKEN}", encoding="utf-8")
 def test_any_dot_env_gives_a_config_or_a_one_line_config_error(text: str, encoding: str) -> None:
     (_DIR / ".env").write_bytes(text.encode(encoding, errors="replace"))
     try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -15,8 +16,15 @@ class ValueProblem(ValueError):
     """A value breaks a rule; `str()` is the message shown after the JSON path or key."""
 
 
+_SECRET = re.compile(r"(secret_)\S*")
+
+
 def _shown(value: str) -> str:
-    """A user's value fit for a one-line message: control characters escaped, length capped."""
+    """A user's value fit for a one-line message: control characters escaped, length capped.
+
+    A worker token pasted into the wrong field must not be echoed: its secret is hidden.
+    """
+    value = _SECRET.sub(r"\1(hidden)", value)
     if not value.isprintable():
         value = repr(value)[1:-1]
     return value if len(value) <= 80 else value[:77] + "..."
