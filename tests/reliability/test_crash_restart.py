@@ -90,11 +90,16 @@ async def test_sigkill_mid_answer_then_restart_answers_each_pending_message_once
         for reply_id in in_flight:
             content = replies[reply_id].content
             assert content.startswith("tok0 ") and "tok39" in content, content
-            # The retry streamed again after the first attempt's chunks (which the fake keeps):
-            # each attempt numbers its own chunks 0, 1, …; the completed content is what counts.
-            retry = [c for c in fake.chunks(reply_id) if c.timestamp > killed_at_ms]
-            assert sorted(c.sequence for c in retry) == list(range(len(retry)))
-            assert len(fake.chunks(reply_id)) == first_attempt[reply_id] + len(retry)
+            # The retry streams again after the first attempt's chunks (which Convex keeps). It
+            # knows from the state file that the reply was begun, so its sequence numbers come
+            # after every earlier one: no number is used twice, and the order stays readable.
+            chunks = fake.chunks(reply_id)
+            before = [c.sequence for c in chunks if c.timestamp <= killed_at_ms]
+            retry = [c.sequence for c in chunks if c.timestamp > killed_at_ms]
+            assert before == list(range(len(before)))
+            assert retry and min(retry) > max(before)
+            assert retry == sorted(retry) and len(set(retry)) == len(retry)
+            assert len(chunks) == first_attempt[reply_id] + len(retry)
         assert replies[fresh].content == "sent while down"
         assert replies[stale].content == STALE_NOTE
         for reply_id in replies:

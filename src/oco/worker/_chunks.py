@@ -28,13 +28,15 @@ class Chunk:
 class ChunkBuffer:
     """Pending text for one assistant message plus the write pacing; times are in seconds."""
 
-    def __init__(self, interval: float = 0.2) -> None:
+    def __init__(self, interval: float = 0.2, *, first_sequence: int = 0) -> None:
         if interval < 0:
             raise ValueError("interval must be >= 0")
+        if first_sequence < 0:
+            raise ValueError("first_sequence must be >= 0")
         self.interval = interval
         self._pending: list[str] = []
         self._all: list[str] = []
-        self._next_sequence = 0
+        self._next_sequence = first_sequence
         self._last_write: float | None = None
         self._pending_since: float | None = None  # when the oldest pending text arrived
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import enum
 import logging
 import math
+import time
 from collections.abc import Callable
 
 import attrs
@@ -157,10 +158,15 @@ class ChatRelay:
         streamed: list[str] = []
         completed = False
         error: str | None = None
+        first_sequence = 0
+        if self._sessions.begin_reply(reply.reply_message_id):
+            # An earlier run crashed while streaming this reply and its chunks are in Convex:
+            # number ours after any it can have written, never reusing a sequence number.
+            first_sequence = int(time.time() * 1000) * 1000
         try:
             try:
                 async with self._host.lease() as server:
-                    result = await self._stream_turn(server, reply, streamed)
+                    result = await self._stream_turn(server, reply, streamed, first_sequence)
                 text = result.content if result.content.strip() else "".join(streamed)
                 if result.error:
                     error = result.error
@@ -173,6 +179,7 @@ class ChatRelay:
                         encode_other_parts(result.other_parts),
                     )
                     completed = True
+                    self._sessions.end_reply(reply.reply_message_id)
             except (OpenCodeUnavailable, WorkerRejected):
                 raise
             except Exception as exc:
@@ -188,11 +195,14 @@ class ChatRelay:
                 note = f"Error: {error}" if error else INTERRUPTED_NOTE
                 # Runs during cancellation too: the placeholder must not stay incomplete.
                 with self._stop.cleanup_scope(CLEANUP_GRACE_S):
-                    await self._complete_plain(reply, _joined("".join(streamed), note))
+                    if await self._complete_plain(reply, _joined("".join(streamed), note)):
+                        self._sessions.end_reply(reply.reply_message_id)
 
-    async def _stream_turn(self, server: OpenCodeServer, reply: PendingReply, streamed: list[str]):
+    async def _stream_turn(
+        self, server: OpenCodeServer, reply: PendingReply, streamed: list[str], first_sequence: int
+    ):
         opencode_session = await self._opencode_session(server, reply.session_id)
-        buffer = ChunkBuffer(self._settings.chunk_interval_s)
+        buffer = ChunkBuffer(self._settings.chunk_interval_s, first_sequence=first_sequence)
         text_arrived = trio.Event()
 
         def on_text(delta: str) -> None:
@@ -263,20 +273,21 @@ class ChatRelay:
             self._reported.add(chat_session_id)
         return link.opencode_session_id
 
-    async def _complete_plain(self, reply: PendingReply, content: str) -> None:
-        """`chat:completeMessage`, retried while Convex is unreachable; never raises for it."""
+    async def _complete_plain(self, reply: PendingReply, content: str) -> bool:
+        """`chat:completeMessage`, retried while Convex is unreachable; True once it landed."""
         delay = 1.0
         for _attempt in range(6):
             try:
                 await self._backend.complete_message(reply.session_id, reply.reply_message_id, content)
-                return
+                return True
             except WorkerRejected:
                 raise
             except Exception as exc:
                 if not is_transient(exc):
                     log.warning("could not complete reply %s (%s)", reply.reply_message_id, exc)
-                    return
+                    return False
                 log.warning("completing reply %s failed (%s); retrying", reply.reply_message_id, exc)
                 await trio.sleep(delay)
                 delay = min(delay * 2, 30.0)
         log.error("gave up completing reply %s; it is answered after a restart", reply.reply_message_id)
+        return False

@@ -24,15 +24,22 @@ class SessionLink:
 
 
 class SessionMap:
-    """A small JSON file `{chatSessionId: {"opencode": id, "title": t}}`, written atomically (0600)."""
+    """Per-worker state, one small JSON file written atomically (0600).
+
+    `sessions`: chat session id → OpenCode session id and title. `replies`: the replies being
+    streamed right now, so a run that follows a crash knows that a reply already has chunks
+    and must not number its own from 0 again.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
         self._links: dict[str, SessionLink] = {}
+        self._replies: set[str] = set()
         try:
             raw = json.loads(path.read_text(encoding="utf-8"))
             for chat_id, item in raw.get("sessions", {}).items():
                 self._links[chat_id] = SessionLink(item["opencode"], item.get("title"))
+            self._replies = {str(reply_id) for reply_id in raw.get("replies", [])}
         except FileNotFoundError:
             pass
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
@@ -52,9 +59,23 @@ class SessionMap:
         if self._links.pop(chat_session_id, None) is not None:
             self._save()
 
+    def begin_reply(self, reply_id: str) -> bool:
+        """Note that `reply_id` is being streamed; True when an earlier run had begun it too."""
+        if reply_id in self._replies:
+            return True
+        self._replies.add(reply_id)
+        self._save()
+        return False
+
+    def end_reply(self, reply_id: str) -> None:
+        if reply_id in self._replies:
+            self._replies.discard(reply_id)
+            self._save()
+
     def _save(self) -> None:
         doc = {
             "version": 1,
+            "replies": sorted(self._replies),
             "sessions": {
                 chat_id: {"opencode": link.opencode_session_id, "title": link.title}
                 for chat_id, link in self._links.items()

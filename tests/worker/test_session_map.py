@@ -1,0 +1,35 @@
+"""The per-worker state file: chat → OpenCode session links and the replies being streamed."""
+
+from oco.worker._chunks import ChunkBuffer
+from oco.worker._session_map import SessionLink, SessionMap
+
+
+def test_links_and_open_replies_survive_a_new_process(tmp_path):
+    path = tmp_path / "state" / "w.json"
+    first = SessionMap(path)
+    first.set("chat1", SessionLink("ses_1", "Title"))
+    assert first.begin_reply("reply1") is False
+    assert first.begin_reply("reply2") is False
+    first.end_reply("reply2")
+
+    second = SessionMap(path)  # what the next run sees after a crash
+    assert second.get("chat1") == SessionLink("ses_1", "Title")
+    assert second.begin_reply("reply1") is True  # begun before: its chunks exist
+    assert second.begin_reply("reply2") is False
+    assert path.stat().st_mode & 0o777 == 0o600
+
+
+def test_a_damaged_state_file_costs_only_context(tmp_path):
+    path = tmp_path / "w.json"
+    path.write_text("{not json")
+    links = SessionMap(path)
+    assert links.get("chat1") is None
+    assert links.begin_reply("reply1") is False
+
+
+def test_chunks_can_start_after_an_earlier_attempts_numbers():
+    buffer = ChunkBuffer(0.2, first_sequence=5_000)
+    buffer.add("a", 0.0)
+    first = buffer.take(0.0)
+    buffer.add("b", 1.0)
+    assert [first.sequence, buffer.take(1.0).sequence] == [5_000, 5_001]
