@@ -19,7 +19,14 @@ import trio
 import trio_util
 
 from oco.config import Settings
-from oco.convex import WorkerRejected, is_transient
+from oco.convex import (
+    ConvexException,
+    ConvexFunctionError,
+    MessageNotFound,
+    SessionNotFound,
+    WorkerRejected,
+    is_transient,
+)
 from oco.convex.api import WorkerBackend
 from oco.convex.types import ChatMessage
 from oco.opencode import OpenCodeServer, run_turn
@@ -185,6 +192,10 @@ class ChatRelay:
             except Exception as exc:
                 if is_transient(exc):
                     error = "the chat backend was unreachable while answering; please resend"
+                elif isinstance(exc, ConvexException):
+                    # The backend refused a call (a function error): expected, not a bug here.
+                    log.warning("reply %s failed: %s", reply.reply_message_id, exc)
+                    error = "the chat backend reported an error while answering; please resend"
                 else:
                     log.exception("reply %s failed", reply.reply_message_id)
                     error = f"internal error in the worker ({type(exc).__name__})"
@@ -283,7 +294,13 @@ class ChatRelay:
             except WorkerRejected:
                 raise
             except Exception as exc:
-                if not is_transient(exc):
+                # A function error may pass (the soak saw one 560 leave a reply open for good);
+                # only a missing message or session is final.
+                retryable = is_transient(exc) or (
+                    isinstance(exc, ConvexFunctionError)
+                    and not isinstance(exc, (SessionNotFound, MessageNotFound))
+                )
+                if not retryable:
                     log.warning("could not complete reply %s (%s)", reply.reply_message_id, exc)
                     return False
                 log.warning("completing reply %s failed (%s); retrying", reply.reply_message_id, exc)
