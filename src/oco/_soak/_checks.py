@@ -15,7 +15,11 @@ from collections.abc import Mapping, Sequence
 
 import attrs
 
+from oco.worker import NO_MODEL_NOTE, STALE_NOTE
+from oco.worker._worker import REMOVED_NOTE
+
 ERROR_PREFIXES = ("Error:", "Interrupted")
+CLOSING_NOTES = (REMOVED_NOTE, STALE_NOTE, NO_MODEL_NOTE)  # closed, not answered: readable too
 
 
 @attrs.frozen
@@ -61,7 +65,7 @@ def evaluate(facts: SoakFacts) -> tuple[dict[str, object], list[str]]:
     """(figures for --json, failed checks as one-line sentences; empty when the soak passed)."""
     expected_open = {m.reply_id for m in facts.sent if m.after_deletion}
     counted = [m for m in facts.sent if not m.after_deletion]
-    completed = answered = errors = wrong = empty = 0
+    completed = answered = errors = closed = wrong = empty = 0
     for message in counted:
         reply = facts.placeholders.get(message.reply_id)
         if reply is None or not reply.completed:
@@ -69,6 +73,8 @@ def evaluate(facts: SoakFacts) -> tuple[dict[str, object], list[str]]:
         completed += 1
         if not reply.content.strip():
             empty += 1
+        elif reply.content in CLOSING_NOTES:
+            closed += 1
         elif reply.content.startswith(ERROR_PREFIXES) or "\n\nError:" in reply.content or "\n\nInterrupted" in reply.content:
             errors += 1
         elif message.expected is not None and reply.content != message.expected:
@@ -89,6 +95,7 @@ def evaluate(facts: SoakFacts) -> tuple[dict[str, object], list[str]]:
         "completed": completed,
         "answered": answered,
         "readable_errors": errors,
+        "closed_with_note": closed,
         "wrong_answers": wrong,
         "empty_replies": empty,
         "duplicates": len(duplicates),
