@@ -18,7 +18,7 @@ import pytest
 import trio
 import trio_util
 
-from oco.testing import serve_fake_convex
+from oco.testing import processes_in, serve_fake_convex
 from oco.testing._fake_llm import serve_fake_llm
 from oco.testing._opencode_env import opencode_env
 
@@ -50,18 +50,6 @@ class Output:
     @property
     def text(self) -> str:
         return self.data.value.decode(errors="replace")
-
-
-def _processes_in(directories: list[Path]) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if Path(os.readlink(entry / "cwd")) in directories:
-                    found.append(int(entry.name))
-            except OSError:
-                continue
-    return found
 
 
 async def _status(env: dict[str, str]) -> tuple[int, dict]:
@@ -153,10 +141,10 @@ async def test_run_supervises_three_workers_parks_a_deleted_one_and_stops_on_sig
         text = output.text
         assert exit_code == 0, text[-3000:]
         assert [fake.worker(c.worker_id).status for c in created[1:]] == ["offline", "offline"]
-        assert _processes_in(projects[2:]) == []  # w2's opencode went with it at the reload
+        assert processes_in(*projects[2:]) == []  # w2's opencode went with it at the reload
         for secret in secrets:
             assert secret not in text
         assert "Traceback" not in text
         code, status = await _status(env)
         assert code == 3 and status["running"] is False
-    assert _processes_in(projects) == [], "an opencode process was left behind"
+    assert processes_in(*projects) == [], "an opencode process was left behind"

@@ -15,7 +15,14 @@ import attrs
 import pytest
 import trio
 
-from oco.testing import CreatedWorker, FakeConvexServer, FakeLLMServer, opencode_env
+from oco.testing import (
+    CreatedWorker,
+    FakeConvexServer,
+    FakeLLMServer,
+    collect_output,
+    opencode_env,
+    processes_in,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 OPENCODE = os.environ.get("OCO_OPENCODE_BIN") or str(REPO / "node_modules" / ".bin" / "opencode")
@@ -27,19 +34,6 @@ needs_opencode = pytest.mark.skipif(
 
 def secret_of(created: CreatedWorker) -> str:
     return created.token.split(":secret_", 1)[1]
-
-
-def processes_in(directory: Path) -> list[int]:
-    """Live processes whose working directory is `directory` (our opencode runs there)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if Path(os.readlink(entry / "cwd")) == directory:
-                    found.append(int(entry.name))
-            except OSError:
-                continue
-    return found
 
 
 async def kill_groups_in(directory: Path, timeout: float = 10) -> None:
@@ -110,11 +104,6 @@ class DevProcess:
         return "\n".join(lines)[-limit:]
 
 
-async def _collect(stream: trio.abc.ReceiveStream, sink: bytearray) -> None:
-    async for data in stream:
-        sink.extend(data)
-
-
 @asynccontextmanager
 async def run_dev(setup: DevSetup, *, log_level: str = "DEBUG") -> AsyncIterator[DevProcess]:
     """`trio-oco dev` in the project; on exit it is SIGKILLed if still running (output kept)."""
@@ -130,7 +119,7 @@ async def run_dev(setup: DevSetup, *, log_level: str = "DEBUG") -> AsyncIterator
     try:
         async with trio.open_nursery() as nursery:
             assert process.stdout is not None
-            nursery.start_soon(_collect, process.stdout, dev.output)
+            nursery.start_soon(collect_output, process.stdout, dev.output)
             try:
                 yield dev
             finally:

@@ -13,13 +13,12 @@ import time
 import pytest
 import trio
 
-from oco.testing import FakeConvex, serve_fake_convex, serve_fake_llm
+from oco.testing import FakeConvex, processes_in, serve_fake_convex, serve_fake_llm
 from oco.worker import STALE_NOTE
 from reliability_support import (
     DevSetup,
     kill_groups_in,
     needs_opencode,
-    processes_in,
     run_dev,
     secret_of,
 )

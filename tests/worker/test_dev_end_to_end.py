@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import trio
 
-from oco.testing import serve_fake_convex
+from oco.testing import collect_output, processes_in, serve_fake_convex
 from oco.testing._fake_llm import serve_fake_llm
 from oco.testing._opencode_env import opencode_env
 from oco.worker import INTERRUPTED_NOTE
@@ -26,24 +26,6 @@ REPO = Path(__file__).resolve().parents[2]
 OPENCODE = os.environ.get("OCO_OPENCODE_BIN") or str(REPO / "node_modules" / ".bin" / "opencode")
 
 pytestmark = [pytest.mark.opencode, pytest.mark.slow]
-
-
-def _processes_in(directory: Path) -> list[int]:
-    """Live processes whose working directory is `directory` (our opencode runs there)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if Path(os.readlink(entry / "cwd")) == directory:
-                    found.append(int(entry.name))
-            except OSError:
-                continue
-    return found
-
-
-async def _collect(stream: trio.abc.ReceiveStream, sink: bytearray) -> None:
-    async for data in stream:
-        sink.extend(data)
 
 
 @pytest.mark.skipif(not Path(OPENCODE).exists() and not shutil.which("opencode"), reason="opencode not installed")
@@ -74,7 +56,7 @@ async def test_dev_answers_streams_reuses_the_session_and_stops_gracefully(tmp_p
         )
         try:
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(_collect, process.stdout, output)
+                nursery.start_soon(collect_output, process.stdout, output)
                 await fake.wait_for(lambda: (fake.worker(created.worker_id).connected_at or 0) > 0, timeout=30)
 
                 chat = fake.start_session(created.worker_id)
@@ -89,8 +71,12 @@ async def test_dev_answers_streams_reuses_the_session_and_stops_gracefully(tmp_p
                 assert [c.sequence for c in chunks] == list(range(len(chunks)))
                 assert "".join(c.chunk for c in chunks) == "hello from the web app"
 
+                sent = time.monotonic()
                 second_reply = fake.send_message(chat, "ECHO second message")
+                await fake.wait_for(lambda: bool(fake.chunks(second_reply)), timeout=60)
+                warm_first_chunk_s = time.monotonic() - sent
                 assert (await fake.wait_reply(second_reply, timeout=60)).content == "second message"
+                warm_completion_s = time.monotonic() - sent
                 sessions = {r.headers.get("x-session-id") for r in llm.requests if "ECHO" in str(r.body)}
                 assert len(sessions) == 1  # the second message reused the OpenCode session
 
@@ -112,5 +98,8 @@ async def test_dev_answers_streams_reuses_the_session_and_stops_gracefully(tmp_p
         assert fake.worker(created.worker_id).status == "offline"
         assert secret not in text
         assert "Traceback" not in text
-    assert _processes_in(project) == [], "a process was left behind in the project directory"
-    print(f"\nsendMessage -> first chunk {first_chunk_s:.2f} s, -> completed {completion_s:.2f} s")
+    assert processes_in(project) == [], "a process was left behind in the project directory"
+    print(
+        f"\ncold (OpenCode starts): sendMessage -> first chunk {first_chunk_s:.2f} s, "
+        f"-> completed {completion_s:.2f} s; warm: {warm_first_chunk_s:.2f} s, {warm_completion_s:.2f} s"
+    )
