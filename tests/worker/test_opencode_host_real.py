@@ -41,7 +41,7 @@ async def _models(directory: Path, env: object) -> list:
     return MODELS
 
 
-async def test_opencode_starts_on_demand_recovers_from_a_crash_and_stops_when_idle(tmp_path):
+async def test_opencode_starts_on_demand_recovers_from_a_crash_stops_when_idle_and_warms_on_connect(tmp_path):
     project = tmp_path / "project"
     project.mkdir()
     subprocess.run(["git", "init", "-q", str(project)], check=True)
@@ -85,6 +85,13 @@ async def test_opencode_starts_on_demand_recovers_from_a_crash_and_stops_when_id
 
                 with trio.fail_after(30):
                     while worker.host.pid is not None or _alive(second_pid):  # idle timeout
+                        await trio.sleep(0.2)
+
+                # Opening the worker in the web app (requestConnect) warms OpenCode up ahead
+                # of the chat that is likely to follow.
+                fake.request_connect(created.worker_id)
+                with trio.fail_after(60):
+                    while worker.host.pid is None:
                         await trio.sleep(0.2)
                 nursery.cancel_scope.cancel()
 

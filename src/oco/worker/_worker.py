@@ -30,7 +30,7 @@ from oco.logs import bind_worker
 
 from ._lifecycle import Event, Lifecycle, State
 from ._models import ModelCatalog
-from ._opencode_host import OpenCodeHost
+from ._opencode_host import OpenCodeHost, OpenCodeUnavailable
 from ._planner import plan_replies
 from ._relay import ChatRelay, JobKind
 from ._session_map import SessionMap
@@ -233,7 +233,7 @@ class Worker:
             nursery.start_soon(self._heartbeat)
             watcher = self._watcher_factory(self)
             nursery.start_soon(watcher.run, self._publish)
-            await self._follow(watcher)
+            await self._follow(watcher, nursery)
 
     async def _mark_connected(self) -> None:
         failures = 0
@@ -265,6 +265,13 @@ class Worker:
                 log.warning("could not publish models: %s", exc)
             done = wanted
 
+    async def _warm_up(self) -> None:
+        try:
+            async with self.host.lease():
+                pass
+        except OpenCodeUnavailable as exc:
+            log.warning("could not start OpenCode ahead of a chat: %s", exc)
+
     async def _heartbeat(self) -> None:
         failures = 0
         next_beat = trio.current_time()
@@ -286,7 +293,7 @@ class Worker:
         seq, _ = self._snapshot.value
         self._snapshot.value = (seq + 1, snapshot)
 
-    async def _follow(self, watcher: Watcher) -> None:
+    async def _follow(self, watcher: Watcher, nursery: trio.Nursery) -> None:
         """Acts on each snapshot: connect requests, revocation, and replies to start."""
         handled = 0
         online_since = self._now_ms()
@@ -304,6 +311,9 @@ class Worker:
                 log.info("connect requested in the web app")
                 await self._mark_connected()
                 self._models_wanted.value += 1
+                # Someone just opened this worker in the web app: a message is likely to follow,
+                # so start OpenCode now rather than on it (the idle timeout still applies).
+                nursery.start_soon(self._warm_up)
             self.relay.observe(snapshot.messages)
             decisions = plan_replies(
                 snapshot.messages,
