@@ -18,7 +18,7 @@ import pytest
 import trio
 import trio_util
 
-from oco.testing import processes_in, serve_fake_convex
+from oco.testing import kill_leftovers, processes_in, serve_fake_convex
 from oco.testing._fake_llm import serve_fake_llm
 from oco.testing._opencode_env import opencode_env
 
@@ -134,9 +134,10 @@ async def test_run_supervises_three_workers_parks_a_deleted_one_and_stops_on_sig
                     exit_code = await process.wait()
                 nursery.cancel_scope.cancel()
         finally:
-            if process.returncode is None:
+            if process.returncode is None:  # the test failed: leave nothing running
                 process.kill()
                 await process.wait()
+                kill_leftovers(*projects)
 
         text = output.text
         assert exit_code == 0, text[-3000:]

@@ -20,6 +20,7 @@ from oco.testing import (
     FakeConvexServer,
     FakeLLMServer,
     collect_output,
+    kill_leftovers,
     opencode_env,
     processes_in,
 )
@@ -123,11 +124,14 @@ async def run_dev(setup: DevSetup, *, log_level: str = "DEBUG") -> AsyncIterator
             try:
                 yield dev
             finally:
-                if process.returncode is None:
+                killed = process.returncode is None
+                if killed:
                     process.kill()
                 # Reaping after a kill is immediate; shielded so a cancelled test still reaps.
                 with trio.move_on_after(10, shield=True):
                     await process.wait()
+                if killed:  # its OpenCode lives on in its own process group
+                    kill_leftovers(setup.project)
                 nursery.cancel_scope.cancel()
     finally:
         if process.returncode is None:

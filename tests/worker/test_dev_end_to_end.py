@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import trio
 
-from oco.testing import collect_output, processes_in, serve_fake_convex
+from oco.testing import collect_output, kill_leftovers, processes_in, serve_fake_convex
 from oco.testing._fake_llm import serve_fake_llm
 from oco.testing._opencode_env import opencode_env
 from oco.worker import INTERRUPTED_NOTE
@@ -87,9 +87,10 @@ async def test_dev_answers_streams_reuses_the_session_and_stops_gracefully(tmp_p
                     code = await process.wait()
                 nursery.cancel_scope.cancel()
         finally:
-            if process.returncode is None:
+            if process.returncode is None:  # the test failed: leave nothing running
                 process.kill()
                 await process.wait()
+                kill_leftovers(project)
 
         text = output.decode(errors="replace")
         assert code == 0, text[-3000:]

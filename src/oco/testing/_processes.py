@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 import trio
@@ -26,3 +27,23 @@ async def collect_output(stream: trio.abc.ReceiveStream, sink: bytearray) -> Non
     """Append everything `stream` yields to `sink` until it closes."""
     async for data in stream:
         sink.extend(data)
+
+
+def kill_leftovers(*directories: Path) -> list[int]:
+    """SIGKILL the process group of everything still working in `directories`.
+
+    For a test's `finally`: when the process under test was killed, the OpenCode servers it
+    started live on in their own process groups. Never signals the caller's own group.
+    Returns the pids found.
+    """
+    pids = processes_in(*directories)
+    for pid in pids:
+        try:
+            group = os.getpgid(pid)
+            if group == os.getpgrp():
+                os.kill(pid, signal.SIGKILL)
+            else:
+                os.killpg(group, signal.SIGKILL)
+        except ProcessLookupError:
+            continue
+    return pids
