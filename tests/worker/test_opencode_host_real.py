@@ -93,6 +93,11 @@ async def test_opencode_starts_on_demand_recovers_from_a_crash_stops_when_idle_a
                 with trio.fail_after(60):
                     while worker.host.pid is None:
                         await trio.sleep(0.2)
+
+                # Convex failing just before a turn delays the answer instead of failing it.
+                fake.faults.add(function="chat:getSessionName", status=503, times=3)
+                patient = fake.send_message(chat, "ECHO after the outage")
+                assert (await fake.wait_reply(patient, timeout=90)).content == "after the outage"
                 nursery.cancel_scope.cancel()
 
     state_file = tmp_path / "state" / "workers" / f"{created.machine_id}.{created.worker_id}.json"

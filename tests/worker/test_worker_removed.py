@@ -7,7 +7,7 @@ import trio
 
 from oco.convex import WorkerNotFound
 from oco.testing import FakeConvex
-from oco.worker._worker import REMOVED_NOTE
+from oco.worker import REMOVED_NOTE
 from worker_support import make_worker, trio_ms
 
 

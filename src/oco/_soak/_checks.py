@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 import attrs
 
 from oco.worker import NO_MODEL_NOTE, STALE_NOTE
-from oco.worker._worker import REMOVED_NOTE
+from oco.worker import REMOVED_NOTE
 
 ERROR_PREFIXES = ("Error:", "Interrupted")
 CLOSING_NOTES = (REMOVED_NOTE, STALE_NOTE, NO_MODEL_NOTE)  # closed, not answered: readable too

@@ -10,11 +10,12 @@ from ._models import ModelCatalog, config_identity
 from ._planner import INTERRUPTED_NOTE, NO_MODEL_NOTE, STALE_NOTE, PendingReply, Plan, plan_replies
 from ._stop import StopControl
 from ._watch import PollingWatcher, Snapshot, Watcher
-from ._worker import Worker, WorkerRevoked
+from ._worker import REMOVED_NOTE, Worker, WorkerRevoked
 
 __all__ = [
     "INTERRUPTED_NOTE",
     "NO_MODEL_NOTE",
+    "REMOVED_NOTE",
     "STALE_NOTE",
     "Event",
     "IllegalTransition",

@@ -41,6 +41,7 @@ from ._stop import StopControl
 log = logging.getLogger(__name__)
 
 CLEANUP_GRACE_S = 10.0
+PREPARE_PATIENCE_S = 120.0  # how long a turn waits for Convex before it starts
 EMPTY_REPLY = "(The agent finished without a text reply.)"
 
 
@@ -212,7 +213,7 @@ class ChatRelay:
     async def _stream_turn(
         self, server: OpenCodeServer, reply: PendingReply, streamed: list[str], first_sequence: int
     ):
-        opencode_session = await self._opencode_session(server, reply.session_id)
+        opencode_session = await self._opencode_session_patiently(server, reply.session_id)
         buffer = ChunkBuffer(self._settings.chunk_interval_s, first_sequence=first_sequence)
         text_arrived = trio.Event()
 
@@ -263,6 +264,21 @@ class ChatRelay:
                 raise
             # The full text still arrives with the completion; a lost chunk only delays display.
             log.warning("chunk %d of %s not written (%s)", sequence, reply.reply_message_id, exc)
+
+    async def _opencode_session_patiently(self, server: OpenCodeServer, chat_session_id: str) -> str:
+        """`_opencode_session`, waiting out a Convex outage: nothing has been streamed yet,
+        and its calls are safe to repeat, so an outage delays the answer instead of failing it."""
+        delay = 1.0
+        give_up_at = trio.current_time() + PREPARE_PATIENCE_S
+        while True:
+            try:
+                return await self._opencode_session(server, chat_session_id)
+            except Exception as exc:
+                if not is_transient(exc) or trio.current_time() + delay > give_up_at:
+                    raise
+                log.warning("Convex unreachable before a turn (%s); retrying in %.0f s", exc, delay)
+                await trio.sleep(delay)
+                delay = min(delay * 2, 15.0)
 
     async def _opencode_session(self, server: OpenCodeServer, chat_session_id: str) -> str:
         name = await self._backend.session_name(chat_session_id)
