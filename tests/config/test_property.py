@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import json
 import tempfile
 from pathlib import Path
@@ -52,7 +54,11 @@ TEXTS = st.one_of(
 )
 
 
-@settings(max_examples=2000, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+
+# scripts/test runs 2000 examples; scripts/soak runs these suites again with 10 000.
+FUZZ_EXAMPLES = int(os.environ.get("OCO_FUZZ_EXAMPLES", "2000"))
+
+@settings(max_examples=FUZZ_EXAMPLES, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 @given(text=TEXTS)
 def test_any_document_loads_or_raises_config_error(text: str) -> None:
     _PATH.write_text(text, encoding="utf-8", errors="surrogatepass")

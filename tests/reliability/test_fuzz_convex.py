@@ -7,6 +7,8 @@ exception; a list with a malformed row keeps the good rows and logs one error pe
 
 from __future__ import annotations
 
+import os
+
 import functools
 import json
 import logging
@@ -33,8 +35,12 @@ from oco.convex import (
 from oco.convex.api import WorkerBackend
 from oco.convex.types import ActiveSession, ChatMessage, Registration, SessionDetails, WorkerRecord
 
+
+# scripts/test runs 2000 examples; scripts/soak runs these suites again with 10 000.
+FUZZ_EXAMPLES = int(os.environ.get("OCO_FUZZ_EXAMPLES", "2000"))
+
 EXAMPLES = settings(
-    max_examples=2000, deadline=None, database=None, suppress_health_check=list(HealthCheck)
+    max_examples=FUZZ_EXAMPLES, deadline=None, database=None, suppress_health_check=list(HealthCheck)
 )
 
 # Convex values of every kind the codec carries (Int64 and bytes are wrong for every field).

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import tempfile
 from pathlib import Path
 
@@ -27,7 +29,11 @@ TEXTS = st.lists(LINES | st.text(max_size=12), max_size=5).map("\n".join) | st.b
 _DIR = Path(tempfile.mkdtemp(prefix="oco-dotenv-"))
 
 
-@settings(max_examples=2000, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+
+# scripts/test runs 2000 examples; scripts/soak runs these suites again with 10 000.
+FUZZ_EXAMPLES = int(os.environ.get("OCO_FUZZ_EXAMPLES", "2000"))
+
+@settings(max_examples=FUZZ_EXAMPLES, deadline=None, database=None, suppress_health_check=list(HealthCheck))
 @given(text=TEXTS, encoding=st.sampled_from(["utf-8", "latin-1"]))
 # Found by this test: the token pasted as the URL was echoed, secret and all, in the error.
 @example(text=f"WORKER_TOKEN={TOKEN}\nCONVEX_URL={TOKEN}", encoding="utf-8")

@@ -7,6 +7,8 @@ transcript takes any sequence of parsed events without raising; `reconcile` give
 
 from __future__ import annotations
 
+import os
+
 import time
 from typing import Any
 
@@ -28,8 +30,12 @@ from oco.opencode import (
 )
 from oco.opencode._transcript import TurnTranscript
 
+
+# scripts/test runs 2000 examples; scripts/soak runs these suites again with 10 000.
+FUZZ_EXAMPLES = int(os.environ.get("OCO_FUZZ_EXAMPLES", "2000"))
+
 EXAMPLES = settings(
-    max_examples=2000, deadline=None, database=None, suppress_health_check=list(HealthCheck)
+    max_examples=FUZZ_EXAMPLES, deadline=None, database=None, suppress_health_check=list(HealthCheck)
 )
 
 SCALARS = st.none() | st.booleans() | st.integers() | st.floats() | st.sampled_from(
