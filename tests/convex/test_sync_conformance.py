@@ -22,6 +22,7 @@ import trio_util
 from hypercorn.config import Config
 from hypercorn.trio import serve
 
+from oco.testing import output_lines
 from oco.testing._sync_server import sync_app, sync_endpoint
 
 pytest.importorskip("convex", reason="the official client is a test extra: convex==0.8.1")
@@ -81,7 +82,7 @@ async def test_official_python_client_sees_a_new_session_arrive():
             [sys.executable, "-c", OFFICIAL_CLIENT, url, "chat:subscribeToWorkerSessions",
              json.dumps({"workerId": "w1"})],
             stdout=subprocess.PIPE, start_new_session=True)
-        lines = _lines(child.stdout)
+        lines = output_lines(child.stdout)
         try:
             with trio.fail_after(20):
                 assert json.loads(await anext(lines)) == []
@@ -100,15 +101,3 @@ async def test_official_python_client_sees_a_new_session_arrive():
         nursery.cancel_scope.cancel()
     (connect,) = endpoint.connects
     assert connect.connection_count == 0 and connect.last_close_reason == "InitialConnect"
-
-
-async def _lines(stream: Any):
-    buffer = b""
-    while True:
-        while b"\n" not in buffer:
-            data = await stream.receive_some()
-            if not data:
-                raise EOFError(f"official client exited; output so far: {buffer!r}")
-            buffer += data
-        line, buffer = buffer.split(b"\n", 1)
-        yield line.decode()

@@ -19,7 +19,7 @@ from hypercorn.config import Config
 from hypercorn.trio import serve
 
 from oco.convex._sync_client import ConvexSubscriptions
-from oco.testing import FakeConvex
+from oco.testing import FakeConvex, output_lines
 from oco.testing._sync_server import SyncEndpoint, sync_endpoint
 
 
@@ -92,7 +92,7 @@ async def test_official_python_client_sees_a_session_started_over_http():
              json.dumps({"workerId": worker_id})],
             stdout=subprocess.PIPE, start_new_session=True)
         try:
-            lines = _lines(child.stdout)
+            lines = output_lines(child.stdout)
             with trio.fail_after(20):
                 assert json.loads(await anext(lines)) == []
                 async with httpx.AsyncClient(base_url=url) as http:
@@ -105,15 +105,3 @@ async def test_official_python_client_sees_a_session_started_over_http():
             with trio.move_on_after(5, shield=True):
                 await child.wait()
         nursery.cancel_scope.cancel()
-
-
-async def _lines(stream):
-    buffer = b""
-    while True:
-        while b"\n" not in buffer:
-            data = await stream.receive_some()
-            if not data:
-                raise EOFError(f"official client exited; output so far: {buffer!r}")
-            buffer += data
-        line, buffer = buffer.split(b"\n", 1)
-        yield line.decode()

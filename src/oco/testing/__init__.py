@@ -18,7 +18,7 @@ from oco.testing._fake_convex_faults import Fault, Faults
 from oco.testing._fake_convex_server import FakeConvexServer, serve_fake_convex
 from oco.testing._fake_llm import FakeLLM, FakeLLMServer, RecordedRequest, serve_fake_llm
 from oco.testing._opencode_env import FAKE_MODEL, opencode_config, opencode_env
-from oco.testing._processes import collect_output, kill_leftovers, processes_in
+from oco.testing._processes import collect_output, kill_leftovers, output_lines, processes_in
 from oco.testing._sync_server import SyncEndpoint, SyncFaults, sync_app, sync_endpoint
 
 __all__ = [
@@ -44,5 +44,6 @@ __all__ = [
     "sync_endpoint",
     "collect_output",
     "kill_leftovers",
+    "output_lines",
     "processes_in",
 ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import trio
@@ -47,3 +48,16 @@ def kill_leftovers(*directories: Path) -> list[int]:
         except ProcessLookupError:
             continue
     return pids
+
+
+async def output_lines(stream: trio.abc.ReceiveStream) -> AsyncIterator[str]:
+    """The lines a child process writes, as they arrive; EOFError (with what came) at its end."""
+    buffer = b""
+    while True:
+        while b"\n" not in buffer:
+            data = await stream.receive_some()
+            if not data:
+                raise EOFError(f"the process closed its output; output so far: {buffer!r}")
+            buffer += data
+        line, buffer = buffer.split(b"\n", 1)
+        yield line.decode()
