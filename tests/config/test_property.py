@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path
 
 import json5
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from oco.config import ConfigError, LoadedConfig, load_workers_file
@@ -59,6 +59,7 @@ TEXTS = st.one_of(
 FUZZ_EXAMPLES = int(os.environ.get("OCO_FUZZ_EXAMPLES", "2000"))
 
 @settings(max_examples=FUZZ_EXAMPLES, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+@example(text='{"workers": [{"token": "machine_m:worker_w:secret_s", "working_directory": "~\\u001b", "convex_url": "https://x.convex.cloud"}]}')  # found at 10 000
 @given(text=TEXTS)
 def test_any_document_loads_or_raises_config_error(text: str) -> None:
     _PATH.write_text(text, encoding="utf-8", errors="surrogatepass")

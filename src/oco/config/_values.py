@@ -90,7 +90,7 @@ def resolve_working_directory(text: str, base: Path) -> Path:
     expanded = os.path.expanduser(value)
     if expanded.startswith("~"):
         user = expanded[1:].split("/", 1)[0]
-        raise ValueProblem(f"cannot expand ~{user}: no such user")
+        raise ValueProblem(f"cannot expand ~{_shown(user)}: no such user")
     path = Path(base) / expanded  # an absolute `expanded` replaces `base`
     try:
         resolved = path.resolve(strict=True)
