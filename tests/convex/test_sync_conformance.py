@@ -23,6 +23,7 @@ from hypercorn.config import Config
 from hypercorn.trio import serve
 
 from oco.testing import output_lines
+from oco.testing._asgi import read_body
 from oco.testing._sync_server import sync_app, sync_endpoint
 
 pytest.importorskip("convex", reason="the official client is a test extra: convex==0.8.1")
@@ -51,12 +52,7 @@ class SessionsBackend:
     async def http(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        body = await read_body(receive)
         request = json.loads(body)
         assert (scope["path"], request["path"]) == ("/api/mutation", "chat:startSession")
         self.sessions.append({"sessionId": f"s{len(self.sessions)}", "status": "active",

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from oco.convex import CodecError, decode, encode
+from oco.testing._asgi import answer_lifespan, read_body
 from oco.testing._fake_convex_store import FUNCTIONS, FunctionFailure
 
 if TYPE_CHECKING:
@@ -126,18 +127,6 @@ async def _batch_route(fake: FakeConvex, body: Any) -> tuple[int, Any]:
     return 200, {"results": results}
 
 
-async def _read_body(receive: Any) -> bytes:
-    chunks = []
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            break
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body"):
-            break
-    return b"".join(chunks)
-
-
 async def _respond(send: Any, status: int, payload: Any) -> None:
     if isinstance(payload, str):
         body, ctype = payload.encode(), b"text/plain; charset=utf-8"
@@ -153,22 +142,12 @@ async def _respond(send: Any, status: int, payload: Any) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-async def _lifespan(receive: Any, send: Any) -> None:
-    while True:
-        message = await receive()
-        if message["type"] == "lifespan.startup":
-            await send({"type": "lifespan.startup.complete"})
-        elif message["type"] == "lifespan.shutdown":
-            await send({"type": "lifespan.shutdown.complete"})
-            return
-
-
 def make_app(fake: FakeConvex) -> Any:
     """The ASGI callable serving `fake`."""
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
-            await _lifespan(receive, send)
+            await answer_lifespan(receive, send)
             return
         if scope["type"] == "websocket":
             handler = fake.websocket_route(scope["path"])
@@ -178,7 +157,7 @@ def make_app(fake: FakeConvex) -> Any:
             await handler(scope, receive, send)
             return
         fake.http_requests += 1
-        body_bytes = await _read_body(receive)
+        body_bytes = await read_body(receive)
         path = scope["path"]
         if scope["method"] != "POST" or (path not in _KINDS and path != "/api/query_batch"):
             await _respond(send, 404, "No route")

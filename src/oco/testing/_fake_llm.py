@@ -29,6 +29,8 @@ import trio_util
 from hypercorn.config import Config
 from hypercorn.trio import serve
 
+from oco.testing._asgi import answer_lifespan, read_body
+
 DEFAULT_REPLY = "Hello from fake LLM"
 DEFAULT_REASONING = "Thinking about it."
 TOOL_COMMAND = "echo hello-from-tool"
@@ -177,21 +179,11 @@ class FakeLLM:
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
-            while True:
-                message = await receive()
-                if message["type"] == "lifespan.startup":
-                    await send({"type": "lifespan.startup.complete"})
-                elif message["type"] == "lifespan.shutdown":
-                    await send({"type": "lifespan.shutdown.complete"})
-                    return
+            await answer_lifespan(receive, send)
+            return
         if scope["type"] != "http":
             return
-        raw = b""
-        while True:
-            message = await receive()
-            raw += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        raw = await read_body(receive)
         try:
             body = json.loads(raw) if raw else None
         except ValueError:

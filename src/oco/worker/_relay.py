@@ -12,7 +12,6 @@ import enum
 import logging
 import math
 import time
-from collections.abc import Callable
 
 import attrs
 import trio
@@ -72,14 +71,12 @@ class ChatRelay:
         sessions: SessionMap,
         settings: Settings,
         stop: StopControl,
-        on_finished: Callable[[], None] = lambda: None,
     ) -> None:
         self._backend = backend
         self._host = host
         self._sessions = sessions
         self._settings = settings
         self._stop = stop
-        self._on_finished = on_finished
         self._in_flight: dict[str, Job] = {}
         self._finished: set[str] = set()
         self._queues: dict[str, trio.MemorySendChannel[Job]] = {}
@@ -146,7 +143,6 @@ class ChatRelay:
                     reply_id = job.reply.reply_message_id
                     self._in_flight.pop(reply_id, None)
                     self._finished.add(reply_id)
-                    self._on_finished()
 
     async def _run(self, job: Job) -> None:
         reply = job.reply

@@ -63,7 +63,6 @@ class PollingWatcher:
         self._settings = settings
         self._busy = busy
         self._now_ms = now_ms
-        self.refresh = trio.Event()  # set to ask for a tick now (e.g. after a reply completes)
 
     async def run(self, publish: Callable[[Snapshot], None]) -> None:
         seen: frozenset[tuple[str, float]] | None = None
@@ -86,9 +85,7 @@ class PollingWatcher:
                 failures += 1
                 interval = min(self._settings.poll_idle_interval_s * 2**failures, 60.0)
                 log.warning("Convex unreachable while watching (%s); retrying in %.0f s", exc, interval)
-            with trio.move_on_after(interval):
-                await self.refresh.wait()
-            self.refresh = trio.Event()
+            await trio.sleep(interval)
 
     def _interval(self, sessions: tuple[ActiveSession, ...]) -> float:
         if self._busy():
