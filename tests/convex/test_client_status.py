@@ -18,6 +18,7 @@ from oco.convex import (
     ConvexRequestError,
     ConvexServerError,
     ConvexUnavailable,
+    NotAConvexDeployment,
     RetryPolicy,
     is_transient,
 )
@@ -108,18 +109,28 @@ async def test_injected_560_is_a_function_error(server: FakeConvexServer, client
     assert not is_transient(caught.value)
 
 
-async def test_404_is_a_server_error_but_not_transient() -> None:
-    async with client_for(canned(404, b"no", "text/plain")) as convex:
-        with pytest.raises(ConvexServerError) as caught:
-            await convex.query("a:b")
-    assert caught.value.status == 404 and not is_transient(caught.value)
+@pytest.mark.parametrize("status", [404, 405])
+async def test_404_means_not_a_convex_deployment_and_is_not_transient(status: int) -> None:
+    async with client_for(canned(status, b"no", "text/plain")) as convex:
+        with pytest.raises(NotAConvexDeployment) as caught:
+            await convex.mutation("workers:register")
+    assert caught.value.status == status and not is_transient(caught.value)
+    assert caught.value.describe() == (
+        f"http://convex.test is not a Convex deployment (HTTP {status} from /api/mutation, "
+        "calling workers:register): check convex_url"
+    )
 
 
-async def test_non_json_body_is_a_protocol_error() -> None:
-    async with client_for(canned(200, b"<html>", "text/html")) as convex:
-        with pytest.raises(ConvexProtocolError) as caught:
+@pytest.mark.parametrize(
+    "body", [b"<html><body>Welcome</body></html>", b'{"hello": "world"}', b"[1, 2]"]
+)
+async def test_a_200_that_is_no_convex_answer_means_not_a_convex_deployment(body: bytes) -> None:
+    async with client_for(canned(200, body, "text/html")) as convex:
+        with pytest.raises(NotAConvexDeployment) as caught:
             await convex.query("a:b")
-    assert caught.value.field == "body"
+    assert isinstance(caught.value, ConvexProtocolError) and caught.value.field == "body"
+    assert caught.value.url == "http://convex.test"
+    assert "is not a Convex deployment (HTTP 200" in caught.value.describe()
 
 
 async def test_unknown_status_field_is_a_protocol_error() -> None:

@@ -10,6 +10,7 @@ from oco.convex._client import DEFAULT_TIMEOUT, ConvexClient, RetryPolicy
 from oco.convex._codec import CodecError, Int64, decode, encode
 from oco.convex._convert import camel, structure, unstructure
 from oco.convex._errors import (
+    BackendFault,
     ConvexAuthError,
     ConvexError,
     ConvexException,
@@ -20,10 +21,14 @@ from oco.convex._errors import (
     ConvexUnavailable,
     InvalidSecret,
     MessageNotFound,
+    NotAConvexDeployment,
     SessionNotFound,
+    WorkerNotApproved,
     WorkerNotFound,
     WorkerRejected,
+    describe,
     is_transient,
+    is_untyped,
 )
 from oco.convex._functions import IDEMPOTENT_MUTATIONS, is_idempotent
 from oco.convex._shared import shared_convex_client
@@ -34,6 +39,7 @@ from oco.convex._sync_state import QueryError, QuerySuccess
 __all__ = [
     "DEFAULT_TIMEOUT",
     "IDEMPOTENT_MUTATIONS",
+    "BackendFault",
     "CodecError",
     "ConvexAuthError",
     "ConvexClient",
@@ -48,19 +54,23 @@ __all__ = [
     "Int64",
     "InvalidSecret",
     "MessageNotFound",
+    "NotAConvexDeployment",
     "QueryError",
     "QuerySuccess",
     "RetryPolicy",
     "SessionNotFound",
     "Subscription",
     "SyncQueryError",
+    "WorkerNotApproved",
     "WorkerNotFound",
     "WorkerRejected",
     "camel",
     "decode",
+    "describe",
     "encode",
     "is_idempotent",
     "is_transient",
+    "is_untyped",
     "shared_convex_client",
     "shared_subscriptions",
     "shared_subscriptions_for",

@@ -1,29 +1,73 @@
 """Errors raised by the Convex client, and the one table mapping backend texts to types.
 
-Every error names the function it came from; none carries a request body. Texts that come
-from the server are passed through `redact` first, since a Convex argument-validation message
-echoes the arguments (and so the worker secret).
+Every error names the function it came from and, once the client has raised it, the
+deployment URL; none carries a request body. Texts that come from the server are passed
+through `redact` first, since a Convex argument-validation message echoes the arguments (and
+so the worker secret), and then through `oco._text.external`, since the outside world may
+send escape sequences, newlines or megabytes. `describe()` is the one line a user reads:
+what happened, where (function, deployment) and what to do.
+
+The tree (what the supervisor does with each, see `oco.orchestrator._supervisor.classify`):
+
+    ConvexException
+    ├── ConvexFunctionError ........ the function failed (HTTP 560 / status "error")
+    │   ├── WorkerRejected ......... the backend refuses this worker: park
+    │   │   ├── WorkerNotFound ..... no such worker (deleted, or a wrong token)
+    │   │   └── InvalidSecret ...... the worker exists, the secret is wrong
+    │   ├── WorkerNotApproved ...... the record exists but is not approved: wait for approval
+    │   ├── BackendFault ........... credentials are fine, the function failed: transient
+    │   ├── SessionNotFound, MessageNotFound
+    ├── ConvexError ................ the function threw ConvexError(data)
+    ├── ConvexRequestError ......... HTTP 400
+    ├── ConvexAuthError ............ HTTP 401/403
+    ├── ConvexServerError .......... other statuses; 5xx and 429 are transient
+    ├── ConvexUnavailable .......... unreachable or no answer in time: transient
+    └── ConvexProtocolError ........ an answer outside the contract
+        └── NotAConvexDeployment ... 404, or a body that is not a Convex answer at all: park
+
+A production deployment redacts the text of what a function throws (`[Request ID: …] Server
+Error`), so the contract types are matched from the text only as a fast path on dev
+deployments; `oco.convex.api` finds the others out from the backend's state.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, ClassVar
 
+from oco._text import external
 from oco.errors import OcoError
 
 
 class ConvexException(OcoError):
-    """Base of every Convex client error; `function` is the `file:function` path called."""
+    """Base of every Convex client error; `function` is the `file:function` path called and
+    `url` the deployment (set by the client that raised it)."""
 
-    def __init__(self, text: str, *, function: str | None = None) -> None:
+    advice: ClassVar[str] = ""  # what the user can do about it, for `describe`
+
+    def __init__(self, text: str, *, function: str | None = None, url: str | None = None) -> None:
         self.function = function
-        super().__init__(f"{function}: {text}" if function else text)
+        self.url = url
+        self.text = external(text)
+        super().__init__(f"{function}: {self.text}" if function else self.text)
+
+    def headline(self) -> str:
+        """What happened, in a few words (`describe` adds where and what to do)."""
+        return self.text
+
+    def describe(self) -> str:
+        """One line for a user: what happened, the function and deployment, what to do."""
+        where = [f"calling {self.function}" if self.function else "", f"on {self.url}" if self.url else ""]
+        place = " ".join(part for part in where if part)
+        line = f"{self.headline()} ({place})" if place else self.headline()
+        return f"{line}: {self.advice}" if self.advice else line
 
 
 class ConvexError(ConvexException):
     """The function threw `ConvexError(data)`; `data` is the decoded `errorData`."""
+
+    advice = "see the deployment's logs (npx convex logs)"
 
     def __init__(self, data: Any, message: str = "", *, function: str | None = None) -> None:
         self.data = data
@@ -32,24 +76,62 @@ class ConvexError(ConvexException):
 
 
 class ConvexFunctionError(ConvexException):
-    """The function failed (HTTP 560/200 with `status: "error"`); `message` is its error text."""
+    """The function failed (HTTP 560/200 with `status: "error"`); `message` is its error text
+    (redacted, bounded), `summary` its human part made safe to show."""
 
-    def __init__(self, message: str, *, function: str | None = None) -> None:
+    advice = "see the deployment's logs (npx convex logs)"
+
+    def __init__(self, message: str, *, function: str | None = None, url: str | None = None) -> None:
         self.message = message
-        self.summary = summarize(message)
-        super().__init__(self.summary, function=function)
+        self.summary = external(summarize(message))
+        super().__init__(self._shown(), function=function, url=url)
+
+    def _shown(self) -> str:
+        return self.summary
 
 
 class WorkerRejected(ConvexFunctionError):
-    """The backend refused the worker's credentials: fatal until the token changes."""
+    """The backend refused the worker's credentials: fatal until the token changes.
+
+    `reason` is the park reason a user reads, `advice` what fixes it."""
+
+    reason: ClassVar[str] = "the backend rejected the worker"
+    advice = "check the worker's token in the web app"
+
+    def headline(self) -> str:
+        return self.reason
+
+    def _shown(self) -> str:
+        # A redacted text (production) says nothing; the type, found from state, does.
+        return self.reason if is_redacted(self.message) else self.summary
 
 
 class WorkerNotFound(WorkerRejected):
-    """No worker row matches the token (deleted, rejected, or a wrong token)."""
+    """No worker row matches the token (deleted in the web app, or a wrong token)."""
+
+    reason = "unknown worker (deleted in the web app, or a wrong token)"
+    advice = "create the worker in the web app (or copy its token again) and use that token"
 
 
 class InvalidSecret(WorkerRejected):
     """The worker exists but the token's secret does not match."""
+
+    reason = "wrong secret in the token"
+    advice = "copy the worker's token from the web app again"
+
+
+class WorkerNotApproved(ConvexFunctionError):
+    """A call failed and the worker's record says it is not approved (any more)."""
+
+    advice = "approve the worker in the web app"
+
+    def headline(self) -> str:
+        return "the worker is not approved"
+
+
+class BackendFault(ConvexFunctionError):
+    """The function failed although the worker's credentials are known good (its record exists
+    and this secret was accepted before): a fault of the backend, retried like an outage."""
 
 
 class SessionNotFound(ConvexFunctionError):
@@ -61,16 +143,21 @@ class MessageNotFound(ConvexFunctionError):
 
 
 class ConvexRequestError(ConvexException):
-    """HTTP 400: the backend refused the request itself (bad path, format or arguments)."""
+    """HTTP 400: the backend refused the request itself (bad path, format, client version)."""
+
+    advice = "the deployment refused trio-oco's request: check convex_url, or upgrade trio-oco"
 
     def __init__(self, code: str, message: str, *, function: str | None = None) -> None:
-        self.code = code
+        self.code = external(code, 100)
         self.message = message
-        super().__init__(f"{code}: {message}" if message else code, function=function)
+        super().__init__(f"HTTP 400 {self.code}: {message}" if message else f"HTTP 400 {self.code}",
+                         function=function)
 
 
 class ConvexAuthError(ConvexException):
     """HTTP 401/403 from the deployment."""
+
+    advice = "check convex_url (the deployment refused the call)"
 
     def __init__(self, status: int, message: str = "", *, function: str | None = None) -> None:
         self.status = status
@@ -81,9 +168,11 @@ class ConvexAuthError(ConvexException):
 class ConvexServerError(ConvexException):
     """Any other HTTP status; 5xx (and 429) are transient."""
 
-    def __init__(self, status: int, *, function: str | None = None) -> None:
+    advice = "the deployment has a problem; retrying"
+
+    def __init__(self, status: int, *, function: str | None = None, text: str | None = None) -> None:
         self.status = status
-        super().__init__(f"HTTP {status} from the Convex backend", function=function)
+        super().__init__(text or f"HTTP {status} from the Convex backend", function=function)
 
 
 class ConvexUnavailable(ConvexException):
@@ -93,25 +182,57 @@ class ConvexUnavailable(ConvexException):
     what makes retrying a non-idempotent mutation safe.
     """
 
+    advice = "check the network and convex_url; retrying"
+
     def __init__(self, reason: str, *, sent: bool, function: str | None = None) -> None:
-        self.reason = reason
+        self.reason = external(reason)
         self.sent = sent
-        super().__init__(f"Convex unavailable ({reason})", function=function)
+        super().__init__(f"Convex unavailable ({self.reason})", function=function)
+
+    def headline(self) -> str:
+        return f"cannot reach {self.url} ({self.reason})" if self.url else self.text
+
+    def describe(self) -> str:
+        place = f" calling {self.function}" if self.function else ""
+        return f"{self.headline()}{place}: {self.advice}"
 
 
 class ConvexProtocolError(ConvexException):
     """A response did not have the shape the contract promises; `field` names where."""
 
+    advice = "check that convex_url is the OpenCode Orchestrator backend, and its version"
+
     def __init__(self, function: str | None, field: str, detail: str = "") -> None:
-        self.field = field
-        self.detail = detail
-        text = f"unexpected response at {field}" + (f": {detail}" if detail else "")
+        self.field = external(field, 100)
+        self.detail = external(detail)
+        text = f"unexpected response at {self.field}" + (f": {self.detail}" if detail else "")
         super().__init__(text, function=function)
 
 
+class NotAConvexDeployment(ConvexProtocolError):
+    """The URL answered, but not as a Convex deployment: HTTP 404 for a route every
+    deployment has, or a body that is not a Convex answer (an HTML page). Retrying cannot
+    help; the configured URL is wrong."""
+
+    advice = "check convex_url"
+
+    def __init__(self, function: str | None, *, status: int, route: str, what: str) -> None:
+        self.status = status
+        self.route = route
+        self.what = what
+        self.field = "body"
+        self.detail = f"{what} from /api/{route}"
+        ConvexException.__init__(self, f"not a Convex deployment ({self.detail})", function=function)
+
+    def describe(self) -> str:
+        place = f", calling {self.function}" if self.function else ""
+        where = self.url or "the URL"
+        return f"{where} is not a Convex deployment ({self.what} from /api/{self.route}{place}): {self.advice}"
+
+
 def is_transient(exc: BaseException) -> bool:
-    """True for failures worth retrying: unreachable backend, 5xx and 429."""
-    if isinstance(exc, ConvexUnavailable):
+    """True for failures worth retrying: unreachable backend, 5xx, 429 and backend faults."""
+    if isinstance(exc, (ConvexUnavailable, BackendFault)):
         return True
     return isinstance(exc, ConvexServerError) and (exc.status >= 500 or exc.status == 429)
 
@@ -129,8 +250,15 @@ def summarize(message: str) -> str:
     return message.strip()
 
 
+def is_redacted(message: str) -> bool:
+    """True when the text says nothing but that the function failed (a production deployment
+    redacts a thrown Error to `[Request ID: ...] Server Error`)."""
+    return all(not line.strip() or _REQUEST_ID.match(line.strip()) for line in message.splitlines())
+
+
 # The backend's error texts (reference-worker.md §2.2) -> typed errors. The one place that
-# matches on strings; callers catch types.
+# matches on strings, and only a fast path: on a production deployment these texts are
+# redacted, and `oco.convex.api` asks the backend's state instead. Callers catch types.
 _CONTRACT_ERRORS: tuple[tuple[re.Pattern[str], type[ConvexFunctionError]], ...] = (
     (re.compile(r"Invalid worker secret"), InvalidSecret),
     (re.compile(r"\bWorker (?:\S+ )?not found\b"), WorkerNotFound),
@@ -146,6 +274,12 @@ def function_error(message: str, *, function: str | None = None) -> ConvexFuncti
         if pattern.search(summary):
             return kind(message, function=function)
     return ConvexFunctionError(message, function=function)
+
+
+def is_untyped(exc: BaseException) -> bool:
+    """A function failure whose text named no contract type: why it failed is unknown (always
+    the case on a production deployment) and must be found out from the backend's state."""
+    return type(exc) is ConvexFunctionError or type(exc) is ConvexError
 
 
 SENSITIVE_ARGS = frozenset({"secret", "token", "sessionId"})
@@ -175,3 +309,14 @@ def redact(text: str, secrets: Iterable[str]) -> str:
     for secret in secrets:
         text = text.replace(secret, "***")
     return text
+
+
+def describe(exc: BaseException) -> str:
+    """One line for a user about any failure: `describe()` of a Convex error, the message of
+    an expected `OcoError`, else the type and text (made safe with `external`)."""
+    if isinstance(exc, ConvexException):
+        return exc.describe()
+    text = external(exc)
+    if isinstance(exc, OcoError):
+        return text or type(exc).__name__
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
