@@ -2,16 +2,20 @@
 
 Every call is scoped to one project directory with `?directory=` and authenticated with the
 per-start basic-auth password. HTTP and transport failures raise `OpenCodeError`: nothing is
-silently ignored (the reference treated failed renames and prompts as success, §9.3).
+silently ignored (the reference treated failed renames and prompts as success, §9.3). Bodies
+are read with a bound (`BODY_MAX_BYTES`, error bodies `ERROR_BODY_MAX_BYTES`), and what an
+error quotes from OpenCode goes through `oco._text.external`.
 """
 
 from __future__ import annotations
 
+import json as _json
 from pathlib import Path
 from typing import Any, Literal
 
 import httpx
 
+from oco._text import ERROR_BODY_MAX_BYTES, external
 from oco.convex.types import ModelInfo
 
 from ._errors import OpenCodeError
@@ -21,6 +25,8 @@ PermissionReply = Literal["once", "always", "reject"]
 
 # Calls answer quickly (prompts are async); reading the event stream uses its own timeout.
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=5.0)
+# The largest answer we read (a long session's message list is a few MB; this is far above).
+BODY_MAX_BYTES = 32 * 1024 * 1024
 
 
 def split_model(model: str) -> dict[str, str]:
@@ -31,20 +37,28 @@ def split_model(model: str) -> dict[str, str]:
     return {"providerID": provider, "modelID": model_id}
 
 
-def _summary(response: httpx.Response) -> str:
-    """A short, single-line description of an error body (OpenCode errors are JSON)."""
+def _summary(body: bytes, reason: str) -> str:
+    """A short, inert, single-line description of an error body (OpenCode errors are JSON)."""
+    text = body.decode(errors="replace")
     try:
-        body = response.json()
+        decoded = _json.loads(text)
     except ValueError:
-        text = response.text
+        pass
     else:
-        text = ""
-        if isinstance(body, dict):
-            data = body.get("data") if isinstance(body.get("data"), dict) else {}
-            text = str(body.get("message") or data.get("message") or body.get("name") or "")
-        text = text or str(body)
-    text = " ".join(text.split())
-    return (text[:300] + "…") if len(text) > 300 else (text or response.reason_phrase)
+        if isinstance(decoded, dict):
+            data = decoded.get("data") if isinstance(decoded.get("data"), dict) else {}
+            text = str(decoded.get("message") or data.get("message") or decoded.get("name") or "") or text
+    return external(" ".join(text.split()), 300) or reason
+
+
+async def read_at_most(response: httpx.Response, limit: int) -> tuple[bytes, bool]:
+    """Up to `limit` bytes of a streamed response's body, and whether there was more."""
+    body = bytearray()
+    async for chunk in response.aiter_bytes():
+        body += chunk
+        if len(body) > limit:
+            return bytes(body[:limit]), True
+    return bytes(body), False
 
 
 class OpenCodeClient:
@@ -80,29 +94,46 @@ class OpenCodeClient:
         return {"directory": self.directory}
 
     async def request(
-        self, method: str, path: str, *, json: Any = None, allow_404: bool = False
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        allow_404: bool = False,
+        timeout: float | None = None,
+        limit: int = BODY_MAX_BYTES,
     ) -> Any:
-        """One call; returns the decoded JSON (None for 204, or for 404 when allowed)."""
-        try:
-            response = await self.http.request(
-                method, self.base_url + path, params=self.params, json=json, auth=self.auth
-            )
-        except httpx.TransportError as exc:
-            raise OpenCodeError(None, f"{method} {path}: {type(exc).__name__}: {exc}") from exc
-        if allow_404 and response.status_code == 404:
-            return None
-        if response.is_error:
-            raise OpenCodeError(response.status_code, f"{method} {path}: {_summary(response)}")
-        if response.status_code == 204 or not response.content:
-            return None
-        try:
-            return response.json()
-        except ValueError as exc:
-            raise OpenCodeError(response.status_code, f"{method} {path}: not JSON") from exc
+        """One call; returns the decoded JSON (None for 204, or for 404 when allowed).
 
-    async def health(self) -> dict[str, Any]:
+        `timeout` replaces the client's for this call (health checks want a short one); an
+        answer over `limit` bytes is an error, not a memory spike.
+        """
+        extra = {} if timeout is None else {"timeout": httpx.Timeout(timeout)}
+        try:
+            async with self.http.stream(
+                method, self.base_url + path, params=self.params, json=json, auth=self.auth, **extra
+            ) as response:
+                status = response.status_code
+                if allow_404 and status == 404:
+                    return None
+                if response.is_error:
+                    body, _ = await read_at_most(response, ERROR_BODY_MAX_BYTES)
+                    raise OpenCodeError(status, f"{method} {path}: {_summary(body, response.reason_phrase)}")
+                body, too_large = await read_at_most(response, limit)
+        except httpx.RequestError as exc:
+            raise OpenCodeError(None, f"{method} {path}: {type(exc).__name__}: {external(exc, 300)}") from exc
+        if too_large:
+            raise OpenCodeError(status, f"{method} {path}: answer larger than {limit // (1024 * 1024)} MiB")
+        if status == 204 or not body:
+            return None
+        try:
+            return _json.loads(body)
+        except ValueError as exc:
+            raise OpenCodeError(status, f"{method} {path}: not JSON") from exc
+
+    async def health(self, timeout: float | None = None) -> dict[str, Any]:
         """`{"healthy": true, "version": "1.18.33"}`."""
-        return await self.request("GET", "/global/health")
+        return await self.request("GET", "/global/health", timeout=timeout, limit=ERROR_BODY_MAX_BYTES)
 
     async def create_session(self, title: str) -> str:
         """A new session with a title (a title avoids OpenCode's extra title-generation call)."""

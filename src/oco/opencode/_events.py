@@ -3,7 +3,9 @@
 The hub keeps one connection open (no read timeout; heartbeats arrive every 10 s), reconnects
 with backoff when it drops or stays silent for `stall_timeout`, and hands each event to the
 subscribers of its OpenCode session id through trio memory channels. After a reconnect every
-subscriber gets `StreamReconnected`, because events may have been lost in the gap.
+subscriber gets `StreamReconnected`, because events may have been lost in the gap. An event
+over `max_event_bytes` is dropped (logged once per hub): a turn reconciles from the message
+list at its end, so a lost event costs streaming, not the answer.
 """
 
 from __future__ import annotations
@@ -17,9 +19,11 @@ from typing import Any
 import attrs
 import httpx
 import trio
-from httpx_sse import aconnect_sse
+
+from oco._text import external
 
 from ._client import OpenCodeClient
+from ._sse import MAX_EVENT_BYTES, SSEDecoder
 
 log = logging.getLogger("oco.opencode.events")
 
@@ -171,7 +175,7 @@ def parse_event(data: Any) -> Event | None:
             case "server.connected":
                 return ServerConnected()
     except (KeyError, TypeError):
-        log.debug("ignoring malformed %s event", kind)
+        log.debug("ignoring malformed %s event", external(kind, 80))
     return None
 
 
@@ -186,12 +190,15 @@ class EventHub:
         backoff_initial: float = 0.2,
         backoff_max: float = 5.0,
         buffer: int = 10_000,
+        max_event_bytes: int = MAX_EVENT_BYTES,
     ) -> None:
         self.client = client
         self.stall_timeout = stall_timeout
         self.backoff_initial = backoff_initial
         self.backoff_max = backoff_max
         self.buffer = buffer
+        self.max_event_bytes = max_event_bytes
+        self.dropped_events = 0  # too large to keep, since the hub started
         self.connections = 0  # how many times the stream was (re)opened
         self._subscribers: dict[str, set[trio.MemorySendChannel[Event]]] = {}
         self._closed = False
@@ -267,32 +274,48 @@ class EventHub:
 
     async def _read_once(self, handle: Callable[[Event], None]) -> None:
         """One connection: hand typed events to `handle` until the stream ends, fails or stalls."""
-        async with aconnect_sse(
-            self.client.http,
+        async with self.client.http.stream(
             "GET",
             self.client.base_url + "/event",
             params=self.client.params,
             auth=self.client.auth,
+            headers={"Accept": "text/event-stream", "Cache-Control": "no-store"},
             timeout=httpx.Timeout(10.0, read=None),  # silence is detected below, not by httpx
-        ) as source:
-            source.response.raise_for_status()
-            events = source.aiter_sse()
+        ) as response:
+            response.raise_for_status()
+            decoder = SSEDecoder(self.max_event_bytes)
+            dropped = 0
+            chunks = response.aiter_bytes()
             try:
                 while True:
                     with trio.move_on_after(self.stall_timeout) as scope:
-                        sse = await anext(events, None)
+                        chunk = await anext(chunks, None)
                     if scope.cancelled_caught:
                         raise _Stalled()
-                    if sse is None:
+                    if chunk is None:
                         return
-                    try:
-                        event = parse_event(json.loads(sse.data))
-                    except ValueError:
-                        continue
-                    if event is not None:
-                        handle(event)
+                    for data in decoder.feed(chunk):
+                        try:
+                            event = parse_event(json.loads(data))
+                        except ValueError:
+                            continue
+                        if event is not None:
+                            handle(event)
+                    if decoder.dropped > dropped:
+                        self._note_dropped(decoder.dropped - dropped)
+                        dropped = decoder.dropped
             finally:
-                await events.aclose()
+                await chunks.aclose()
+
+    def _note_dropped(self, count: int) -> None:
+        if self.dropped_events == 0:
+            log.warning(
+                "dropped an OpenCode event larger than %d MiB (further ones are logged at DEBUG)",
+                self.max_event_bytes // (1024 * 1024),
+            )
+        else:
+            log.debug("dropped %d more oversized OpenCode event(s)", count)
+        self.dropped_events += count
 
 
 class _Stalled(Exception):

@@ -22,6 +22,8 @@ from pathlib import Path
 
 import trio
 
+from oco._text import external
+
 from ._client import OpenCodeClient
 from ._errors import OpenCodeError, OpenCodeStartError
 from ._events import EventHub
@@ -29,9 +31,12 @@ from ._startup import start_lock
 
 log = logging.getLogger("oco.opencode.process")
 
-_LISTENING = re.compile(rb"opencode server listening on (http://\S+)")
+# Only a loopback URL is believed: we start it with --hostname 127.0.0.1, and the client
+# sends the password wherever this line points.
+_LISTENING = re.compile(rb"opencode server listening on (http://127\.0\.0\.1:\d{1,5})(?![\d])")
 STOP_GRACE = 5.0
-TAIL_LINES = 50
+TAIL_LINES = 50  # lines of output kept for error messages
+TAIL_LINE_CHARS = 300  # each one escaped and cut to this length
 
 
 class OpenCodeServer:
@@ -93,10 +98,12 @@ class _Output:
         if self.url is None and (match := _LISTENING.search(raw)):
             self.url = match.group(1).decode()
             self.settled.set()
-        text = raw.decode(errors="replace").rstrip()[:2000]
+        text = raw.decode(errors="replace").rstrip()
         if text:
-            self.tail.append(text)
-            log.debug("opencode[%d]: %s", self.pid, text)
+            # OpenCode's output is not ours: no escape sequence reaches a terminal or log.
+            line = external(text, TAIL_LINE_CHARS)
+            self.tail.append(line)
+            log.debug("opencode[%d]: %s", self.pid, line)
 
 
 def _signal_group(pid: int, sig: signal.Signals) -> None:
@@ -260,7 +267,7 @@ async def _wait_started(process: trio.Process, output: _Output, password: str, d
                 continue
             if isinstance(health, dict) and health.get("healthy"):
                 return output.url
-            raise OpenCodeStartError(f"unhealthy: {health!r}", list(output.tail))
+            raise OpenCodeStartError(f"unhealthy: {external(repr(health), 200)}", list(output.tail))
     finally:
         with trio.move_on_after(1, shield=True):  # release the probe's connections
             await client.aclose()
