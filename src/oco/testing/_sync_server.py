@@ -4,7 +4,8 @@
 `ModifyQuerySet` gets a Transition with the added queries' results; each change of
 `version` (bumped by the fake after a committed mutation) re-runs the subscribed
 queries and sends one Transition with the results that changed; a `Ping` goes out
-when the socket has been idle for `ping_interval`. `SyncFaults` injects failures.
+when the socket has been idle for `ping_interval`. `SyncFaults` injects failures;
+`inject_frame` and `inject_transition` send a hostile frame to every open socket now.
 """
 
 from __future__ import annotations
@@ -67,6 +68,9 @@ class SyncFaults:
     mute: bool = False  # send nothing at all (no Transitions, no Pings)
     chunk_size: int | None = None  # split Transitions longer than this into chunks
     skew_next_transition: bool = False  # the next Transition starts at a wrong version
+    # Sent on every socket right after its first Transition (a server that misbehaves on
+    # every connection): text, or bytes for a binary frame.
+    frame_after_sync: str | bytes | None = None
 
 
 class SyncEndpoint:
@@ -85,6 +89,7 @@ class SyncEndpoint:
         self.transitions_sent = 0
         self.query_runs = 0
         self._drops: list[trio.CancelScope] = []
+        self._sockets: list[_ServerSocket] = []
         self._last_ts = 0
 
     def drop_sockets(self) -> int:
@@ -92,6 +97,23 @@ class SyncEndpoint:
         for scope in self._drops:
             scope.cancel()
         return len(self._drops)
+
+    async def inject_frame(self, raw: str | bytes) -> int:
+        """Send `raw` as is (text, or bytes for a binary frame) on every open socket; returns
+        how many got it. For hostile-frame tests: garbage, wrong shapes, FatalError."""
+        for socket in list(self._sockets):
+            await socket.send_frame(raw)
+        return len(self._sockets)
+
+    async def inject_transition(self, modifications: list[Any] | None = None, *,
+                                values: dict[str, Any] | None = None) -> int:
+        """Send every open socket a well-chained Transition (from its current version, so the
+        client applies it) carrying raw JSON `modifications` plus, for each subscribed query
+        whose udf path is in `values`, a QueryUpdated with that raw (not encoded) value, e.g.
+        a string where a list is expected. The next write re-sends the real results."""
+        for socket in list(self._sockets):
+            await socket.inject(list(modifications or ()), values or {})
+        return len(self._sockets)
 
     def next_ts(self) -> int:
         self._last_ts = max(time.time_ns(), self._last_ts + 1)
@@ -110,6 +132,7 @@ class SyncEndpoint:
         socket = _ServerSocket(self, send)
         drop = trio.CancelScope()
         self._drops.append(drop)
+        self._sockets.append(socket)
         self.open_sockets.value += 1
         try:
             with drop:
@@ -120,6 +143,7 @@ class SyncEndpoint:
                     nursery.cancel_scope.cancel()
         finally:
             self._drops.remove(drop)
+            self._sockets.remove(socket)
             self.open_sockets.value -= 1
         if drop.cancelled_caught:
             # Told to drop: close like a restarting backend would.
@@ -158,6 +182,7 @@ class _ServerSocket:
         self.last: dict[int, str] = {}  # query id → its last result, as sent
         self.lock = trio.Lock()  # keeps Transitions chained start → end, in order
         self.closed = False
+        self.synced = False  # sent its first Transition
         self.last_sent = trio.current_time()
 
     async def serve(self, receive: Any) -> None:
@@ -261,6 +286,25 @@ class _ServerSocket:
         else:
             await self.send_text(text)
         self.endpoint.transitions_sent += 1
+        if not self.synced:
+            self.synced = True
+            if faults.frame_after_sync is not None:
+                await self.send_frame(faults.frame_after_sync)
+
+    async def inject(self, modifications: list[Any], values: dict[str, Any]) -> None:
+        async with self.lock:
+            for query in self.queries.values():
+                if query.udf_path in values:
+                    modifications.append({
+                        "type": "QueryUpdated", "queryId": query.query_id,
+                        "value": values[query.udf_path], "logLines": [], "journal": None})
+                    # The client now holds something else: the next run re-sends the truth.
+                    self.last.pop(query.query_id, None)
+            start, end = self.state, attrs.evolve(self.state, ts=self.endpoint.next_ts())
+            self.state = end
+            frame = json.loads(encode_message(Transition(start, end, ())))
+            frame["modifications"] = modifications
+            await self.send_text(json.dumps(frame))
 
     async def send_pings(self) -> None:
         while True:
@@ -274,10 +318,14 @@ class _ServerSocket:
         self.closed = True
 
     async def send_text(self, text: str) -> None:
+        await self.send_frame(text)
+
+    async def send_frame(self, raw: str | bytes) -> None:
         self.last_sent = trio.current_time()
         if self.endpoint.faults.mute:
             return
-        await self.send_raw({"type": "websocket.send", "text": text})
+        key = "bytes" if isinstance(raw, bytes) else "text"
+        await self.send_raw({"type": "websocket.send", key: raw})
 
     async def send_raw(self, message: dict[str, Any]) -> None:
         if self.closed:
