@@ -9,6 +9,7 @@
 
 from ._binary import find_opencode_bin, list_models_cli, parse_models_output
 from ._client import OpenCodeClient, PermissionReply, models_from_providers, split_model
+from ._environment import opencode_environment
 from ._errors import OpenCodeError, OpenCodeNotFound, OpenCodeStartError
 from ._events import (
     Event,
@@ -58,6 +59,7 @@ __all__ = [
     "list_models_cli",
     "models_from_providers",
     "open_opencode_server",
+    "opencode_environment",
     "parse_event",
     "parse_models_output",
     "reconcile",

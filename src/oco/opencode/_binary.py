@@ -15,6 +15,7 @@ from ._startup import start_lock
 
 from oco.convex.types import ModelInfo
 
+from ._environment import opencode_environment
 from ._errors import OpenCodeError, OpenCodeNotFound
 
 
@@ -91,7 +92,7 @@ async def list_models_cli(
                 result = await trio.run_process(
                     command,
                     cwd=str(directory),
-                    env=dict(os.environ if env is None else env),
+                    env=opencode_environment(os.environ if env is None else env),
                     stdin=subprocess.DEVNULL,
                     capture_stdout=True,
                     capture_stderr=True,

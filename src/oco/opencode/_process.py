@@ -13,10 +13,10 @@ import collections
 import logging
 import os
 import re
-import secrets
 import signal
 import subprocess
-from collections.abc import AsyncIterator, Iterator, Mapping
+from secrets import token_urlsafe
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 
@@ -25,6 +25,7 @@ import trio
 from oco._text import external
 
 from ._client import OpenCodeClient
+from ._environment import opencode_environment
 from ._errors import OpenCodeError, OpenCodeStartError
 from ._events import EventHub
 from ._startup import start_lock
@@ -130,13 +131,19 @@ async def open_opencode_server(
     directory: Path,
     *,
     env: Mapping[str, str] | None = None,
+    secrets: Iterable[str] = (),
     start_timeout: float = 15.0,
 ) -> AsyncIterator[OpenCodeServer]:
-    """Start `opencode serve` in `directory`; yield it ready (health checked, events flowing)."""
-    password = secrets.token_urlsafe(24)
-    child_env = dict(os.environ if env is None else env)
+    """Start `opencode serve` in `directory`; yield it ready (health checked, events flowing).
+
+    Its environment is `env` (default `os.environ`) without trio-oco's own secrets and
+    variables (`opencode_environment`; `secrets` adds the configured ones).
+    """
+    password = token_urlsafe(24)
+    child_env = opencode_environment(os.environ if env is None else env, secrets)
+    # OpenCode reads the password only from its environment, so the agent's tools see it too
+    # (they inherit OpenCode's). It guards a loopback server started for this run alone.
     child_env["OPENCODE_SERVER_PASSWORD"] = password
-    child_env.pop("OPENCODE_SERVER_USERNAME", None)  # our client authenticates as "opencode"
     lock = start_lock()
     await lock.acquire()  # waiting for another start does not count against start_timeout
     try:

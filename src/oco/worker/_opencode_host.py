@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -74,11 +74,15 @@ class OpenCodeHost:
         start_timeout: float,
         idle_timeout: float,
         pid_file: Path | None = None,
+        secrets: Iterable[str] = (),
     ) -> None:
+        """`secrets` (the worker's token and its secret) are kept out of OpenCode's environment,
+        with every worker token and trio-oco variable (`oco.opencode.opencode_environment`)."""
         self._bin = opencode_bin
         self._pid_file = pid_file
         self._directory = directory
         self._env = env
+        self._secrets = tuple(secrets)
         self._start_timeout = start_timeout
         self._idle_timeout = idle_timeout
         self._users = trio_util.AsyncValue(0)
@@ -101,7 +105,11 @@ class OpenCodeHost:
             crashed = False
             try:
                 async with open_opencode_server(
-                    self._bin, self._directory, env=self._env, start_timeout=self._start_timeout
+                    self._bin,
+                    self._directory,
+                    env=self._env,
+                    secrets=self._secrets,
+                    start_timeout=self._start_timeout,
                 ) as server:
                     log.info("OpenCode started (pid %s)", server.pid)
                     self._state.value = _HostState(attempt=attempt, server=server)
