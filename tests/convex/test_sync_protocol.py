@@ -7,7 +7,7 @@ import json
 import math
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from oco.convex._sync_protocol import (
@@ -20,6 +20,7 @@ from oco.convex._sync_protocol import (
     ModifyQuerySet,
     Ping,
     QueryFailed,
+    QueryMalformed,
     QueryRemoved,
     QueryUpdated,
     RemoveQuery,
@@ -38,9 +39,12 @@ from oco.convex._sync_protocol import (
 )
 from oco.convex._sync_state import (
     CLIENT_CLOSE,
+    HEALTHY_AFTER_S,
     ChunkAssembler,
     QueryError,
     QuerySuccess,
+    ReconnectLog,
+    ReconnectReport,
     SyncState,
     VersionMismatch,
     backoff_delay,
@@ -162,6 +166,91 @@ def test_malformed_server_frames_are_protocol_errors(text):
         decode_server_message(text)
 
 
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner,
+                                                                 max_size=4),
+    max_leaves=20)
+_fields = ("querySet", "identity", "ts", "queryId", "value", "type", "errorMessage",
+           "logLines", "errorData", "journal", "chunk", "partNumber", "totalParts",
+           "transitionId", "error", "baseVersion", "authUpdateAttempted")
+_version_like = st.fixed_dictionaries(
+    {"querySet": _json | st.integers(0, 3), "identity": _json | st.integers(0, 3),
+     "ts": _json | st.just("AQAAAAAAAAA=")})
+_modification_like = st.fixed_dictionaries(
+    {"type": st.sampled_from(["QueryUpdated", "QueryFailed", "QueryRemoved", "X"]) | _json,
+     "queryId": st.integers(0, 3) | _json},
+    optional={k: _json for k in ("value", "errorMessage", "logLines", "errorData", "journal")})
+
+
+@given(st.one_of(
+    _json,
+    st.dictionaries(st.sampled_from(_fields), _json).map(
+        lambda d: {**d, "type": d.get("type", "Transition")}),
+    st.fixed_dictionaries({
+        "type": st.sampled_from(["Transition", "TransitionChunk", "AuthError", "FatalError"]),
+        "startVersion": _version_like | _json, "endVersion": _version_like | _json,
+        "modifications": st.lists(_modification_like | _json, max_size=3) | _json,
+    }, optional={k: _json for k in _fields if k != "type"}),
+))
+@example({"type": "Transition", "modifications": [  # OverflowError escaped the decoder
+    {"type": "QueryUpdated", "queryId": 0, "value": 10**400}],
+    "startVersion": {"querySet": 0, "identity": 0, "ts": "AAAAAAAAAAA="},
+    "endVersion": {"querySet": 1, "identity": 0, "ts": "AQAAAAAAAAA="}})
+@example({"type": "Transition", "modifications": [], "endVersion": {},
+          "startVersion": {"querySet": 10**400, "identity": 0, "ts": "AAAAAAAAAAA="}})
+def test_any_json_frame_decodes_or_is_a_protocol_error(obj):
+    try:
+        message = decode_server_message(json.dumps(obj))
+    except SyncProtocolError:
+        return
+    if isinstance(message, Transition):
+        assert all(isinstance(m, (QueryUpdated, QueryFailed, QueryRemoved, QueryMalformed))
+                   for m in message.modifications)
+        for m in message.modifications:
+            if isinstance(m, QueryFailed):
+                assert isinstance(m.error_message, str)
+                assert all(isinstance(line, str) for line in m.log_lines)
+
+
+@pytest.mark.parametrize(("modification", "detail"), [
+    ({"type": "QueryUpdated", "queryId": 4}, "QueryUpdated: missing 'value'"),
+    ({"type": "QueryUpdated", "queryId": 4, "value": {"$integer": 1}}, "QueryUpdated: Codec"),
+    ({"type": "QueryUpdated", "queryId": 4, "value": 1, "logLines": "x"}, "logLines"),
+    ({"type": "QueryFailed", "queryId": 4, "errorMessage": 5}, "errorMessage must be a string"),
+])
+def test_a_modification_with_a_readable_query_id_fails_that_query_only(modification, detail):
+    frame = json.loads(encode_message(Transition(INITIAL_VERSION, StateVersion(1, 0, 1), ())))
+    frame["modifications"] = [modification, {"type": "QueryUpdated", "queryId": 5, "value": 2}]
+    message = decode_server_message(json.dumps(frame))
+    bad, good = message.modifications
+    assert isinstance(bad, QueryMalformed) and bad.query_id == 4 and detail in bad.detail
+    assert good == QueryUpdated(5, 2.0)
+
+
+@pytest.mark.parametrize("version", [
+    {"querySet": "1", "identity": 0, "ts": "AQAAAAAAAAA="},
+    {"querySet": True, "identity": 0, "ts": "AQAAAAAAAAA="},
+    {"querySet": 1.5, "identity": 0, "ts": "AQAAAAAAAAA="},
+    {"querySet": 1, "identity": None, "ts": "AQAAAAAAAAA="},
+    {"querySet": 1, "identity": 0, "ts": 1},
+    [1, 0, "AQAAAAAAAAA="],
+])
+def test_a_wrong_typed_version_is_a_protocol_error(version):
+    frame = {"type": "Transition", "startVersion": version, "modifications": [],
+             "endVersion": {"querySet": 1, "identity": 0, "ts": "AQAAAAAAAAA="}}
+    with pytest.raises(SyncProtocolError):
+        decode_server_message(json.dumps(frame))
+
+
+def test_the_joined_chunks_are_bounded():
+    assembler = ChunkAssembler(max_chars=10)
+    assembler.feed(TransitionChunk("x" * 6, 0, 3, "t"))
+    with pytest.raises(SyncProtocolError, match="more than 10"):
+        assembler.feed(TransitionChunk("x" * 6, 1, 3, "t"))
+    assert not assembler.busy
+
+
 def test_unknown_server_message_types_are_tolerated():
     assert decode_server_message('{"type": "MutationResponse", "requestId": 1}') == \
         UnknownServerMessage("MutationResponse")
@@ -170,8 +259,8 @@ def test_unknown_server_message_types_are_tolerated():
 # -- the pure client state --------------------------------------------------------------
 
 
-def _opened(state: SyncState) -> list:
-    state.on_open(client_ts_ms=1)
+def _opened(state: SyncState, now: float = 0.0) -> list:
+    state.on_open(client_ts_ms=1, now=now)
     return state.take_outbox()
 
 
@@ -195,8 +284,8 @@ def test_reconnect_replays_the_whole_query_set_from_version_zero():
     assert first == [Connect("sess", 0, "InitialConnect", 1, None),
                      ModifyQuerySet(0, 1, ())]
     q = state.add("a:b", {"k": "v"})
-    state.apply(Transition(StateVersion(0, 0, 0), StateVersion(1, 0, 5), ()))
-    state.on_close("InactiveServer", CLIENT_CLOSE, jitter=0.5)
+    state.apply(Transition(StateVersion(0, 0, 0), StateVersion(1, 0, 5), ()), now=0)
+    state.on_close("InactiveServer", CLIENT_CLOSE, jitter=0.5, now=0)
     second = _opened(state)
     assert second == [Connect("sess", 1, "InactiveServer", 1, 5),
                       ModifyQuerySet(0, 1, (AddQuery(q, "a:b", {"k": "v"}),))]
@@ -208,7 +297,7 @@ def test_transition_must_start_at_the_clients_version():
     state = SyncState("s")
     _opened(state)
     with pytest.raises(VersionMismatch):
-        state.apply(Transition(StateVersion(2, 0, 0), StateVersion(3, 0, 1), ()))
+        state.apply(Transition(StateVersion(2, 0, 0), StateVersion(3, 0, 1), ()), now=0)
 
 
 def test_transition_results_reach_live_queries_only():
@@ -216,25 +305,82 @@ def test_transition_results_reach_live_queries_only():
     _opened(state)
     q = state.add("a:b", {})
     results = state.apply(Transition(INITIAL_VERSION, StateVersion(1, 0, 1), (
-        QueryUpdated(q, 1.0), QueryFailed(99, "gone"))))
+        QueryUpdated(q, 1.0), QueryFailed(99, "gone"))), now=0)
     assert results == {q: QuerySuccess(1.0)}
     results = state.apply(Transition(StateVersion(1, 0, 1), StateVersion(1, 0, 2), (
-        QueryFailed(q, "boom", error_data="d"),)))
+        QueryFailed(q, "boom", error_data="d"),)), now=0)
     assert results == {q: QueryError("boom", "d")}
+    results = state.apply(Transition(StateVersion(1, 0, 2), StateVersion(1, 0, 3), (
+        QueryMalformed(q, "QueryUpdated: missing 'value'"),)), now=0)
+    assert results == {q: QueryError("malformed result from the server"
+                                     " (QueryUpdated: missing 'value')")}
 
 
-def test_backoff_resets_only_after_every_resent_query_has_its_result():
+def _resynced(state: SyncState, now: float) -> None:
+    """Open a socket at `now` and deliver every query's result at once."""
+    _opened(state, now)
+    state.apply(Transition(INITIAL_VERSION, StateVersion(1, 0, 1),
+                           tuple(QueryUpdated(q, 1.0) for q in state.queries)), now=now)
+    assert state.synced
+
+
+def test_a_transition_alone_does_not_reset_the_backoff():
+    state = SyncState("s")
+    state.add("a:b", {})
+    delays = []
+    for n in range(8):  # each socket resyncs, then breaks at once (a bad frame)
+        _resynced(state, now=n * 100.0)
+        delays.append(state.on_close("SyncProtocolError", None, jitter=0.5, now=n * 100.0 + 1))
+    assert delays == [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 60.0, 60.0]
+
+
+def test_the_backoff_resets_once_a_resynced_socket_stayed_open_long_enough():
     state = SyncState("s")
     state.add("a:b", {})
     state.add("a:c", {})
-    delays = [state.on_close("x", None, jitter=0.5) for _ in range(3)]
-    assert delays == [1.0, 2.0, 4.0]
-    _opened(state)
-    state.apply(Transition(INITIAL_VERSION, StateVersion(1, 0, 1), (QueryUpdated(0, 1),)))
-    assert state.retries == 3 and not state.synced
+    for _ in range(3):
+        state.on_close("x", None, jitter=0.5, now=0)
+    _opened(state, now=10)
+    state.apply(Transition(INITIAL_VERSION, StateVersion(1, 0, 1), (QueryUpdated(0, 1),)),
+                now=10)
+    assert not state.synced  # a:c has no result yet: the resync is not complete
     state.apply(Transition(StateVersion(1, 0, 1), StateVersion(1, 0, 2),
-                           (QueryUpdated(1, 1),)))
-    assert state.retries == 0 and state.synced
+                           (QueryUpdated(1, 1),)), now=15)
+    assert state.synced and state.retries == 3
+    assert state.on_close("x", None, jitter=0.5, now=15 + HEALTHY_AFTER_S - 0.1) == 8.0
+    _resynced(state, now=100)
+    assert state.on_close("x", None, jitter=0.5, now=100 + HEALTHY_AFTER_S) == 1.0
+    assert state.retries == 1
+
+
+def test_a_socket_that_never_resynced_is_not_healthy_however_long_it_stayed():
+    state = SyncState("s")
+    state.add("a:b", {})
+    state.on_close("x", None, jitter=0.5, now=0)
+    _opened(state, now=0)  # the server accepts, then never answers
+    assert state.on_close("InactiveServer", CLIENT_CLOSE, jitter=0.5, now=60) == pytest.approx(0.2)
+
+
+def test_refused_sockets_cap_at_16_s_and_failing_open_ones_at_60_s():
+    state = SyncState("s")
+    refused = [state.on_close("x", None, jitter=0.5, now=0) for _ in range(7)]
+    assert refused[-2:] == [16.0, 16.0]
+    _opened(state, now=0)
+    assert state.on_close("x", None, jitter=0.5, now=1) == 60.0
+
+
+def test_reconnect_log_warns_first_then_summarises_every_window():
+    log = ReconnectLog(window=300)
+    reports = {t: log.on_reconnect(t) for t in (0, 1, 3, 7, 299, 300, 301, 900, 901)}
+    assert reports[0] == ReconnectReport(loud=True)
+    assert [reports[t].loud for t in (1, 3, 7, 299)] == [False] * 4
+    assert reports[300] == ReconnectReport(loud=True, repeats=5, span=300)  # 1..299 and 300
+    assert not reports[301].loud
+    # A burst that stopped is summarised at the next reconnect, with its true span.
+    assert reports[900] == ReconnectReport(loud=True, repeats=2, span=600)
+    assert not reports[901].loud
+    quiet = ReconnectLog(window=300)
+    assert quiet.on_reconnect(0).loud and quiet.on_reconnect(400) == ReconnectReport(loud=True)
 
 
 def test_backoff_follows_the_js_client():
@@ -244,6 +390,7 @@ def test_backoff_follows_the_js_client():
     assert backoff_delay(None, 10, 0.5) == 16.0  # capped
     assert backoff_delay(None, 10, 0.0) == 8.0 and backoff_delay(None, 10, 0.999) < 24.0
     assert backoff_delay(None, 10_000, 0.5) == 16.0  # no overflow
+    assert backoff_delay(None, 10_000, 0.5, max_backoff=60.0) == 60.0
 
 
 def test_transition_chunks_join_into_one_transition():

@@ -2,14 +2,18 @@
 
 `ConvexSubscriptions` opens `/api/<client version>/sync` with httpx-ws (so tests plug in
 at the httpx transport), replays its query set on every new socket, and reconnects with
-the JS client's backoff when the socket closes, the server falls silent for 60 s, or a
-Transition does not follow on from the client's version. The protocol decisions live in
-the pure `SyncState`; this module only moves frames and time.
+backoff when the socket closes, the server falls silent for 60 s, or sends a frame this
+client cannot read (not JSON, binary, the wrong shape, over `MAX_FRAME_BYTES`, a
+FatalError, a Transition that does not follow on from the client's version). A frame from
+the server never raises out of here: a bad one ends the socket, a bad result fails its
+query. The protocol decisions live in the pure `SyncState`; this module moves frames and
+time, and passes every text from the server through `oco._text.external` before logging it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import random
 import time
@@ -18,10 +22,14 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import anyio
+import attrs
 import httpx
 import trio
 import trio_util
+import wsproto.connection
+import wsproto.events
 from httpx_ws import (
+    AsyncWebSocketSession,
     HTTPXWSException,
     WebSocketDisconnect,
     WebSocketInvalidTypeReceived,
@@ -30,6 +38,8 @@ from httpx_ws import (
     aconnect_ws,
 )
 from wsproto.utilities import LocalProtocolError
+
+from oco._text import external
 
 from oco.convex._sync_protocol import (
     AuthError,
@@ -44,31 +54,87 @@ from oco.convex._sync_protocol import (
 )
 from oco.convex._sync_state import (
     CLIENT_CLOSE,
-    EXPECTED_CLOSE_CODES,
+    MAX_TRANSITION_CHARS,
     QueryError,
     QueryResult,
     QuerySuccess,
+    ReconnectLog,
     SyncState,
 )
 from oco.errors import OcoError
 
-__all__ = ["CLIENT_VERSION", "ConvexSubscriptions", "Subscription", "SyncQueryError",
-           "sync_url"]
+__all__ = ["CLIENT_VERSION", "MAX_FRAME_BYTES", "ConvexSubscriptions", "Subscription",
+           "SyncQueryError", "sync_url"]
 
 log = logging.getLogger("oco.convex.sync")
 
 CLIENT_VERSION = "1.48.0"  # the npm client whose protocol we follow; goes into the URL
 INACTIVITY_TIMEOUT = 60.0  # the JS client's serverInactivityThreshold
-_MAX_FRAME_READ = 1 << 20
+# Largest frame read from the server. httpx-ws joins a message's fragments without any
+# bound (its max_message_size_bytes is the size of one network read), so `_BoundedSession`
+# counts them. 16 MiB is what one Convex function may return; larger Transitions come as
+# TransitionChunks, which join up to MAX_TRANSITION_CHARS.
+MAX_FRAME_BYTES = 16 << 20
+_READ_SIZE = 1 << 20
 
 
 class SyncQueryError(OcoError):
-    """The server reported that a subscribed query failed (a `QueryFailed`)."""
+    """The server reported that a subscribed query failed (a `QueryFailed`), or sent a
+    result for it that could not be read. The message is the server's, made inert."""
 
     def __init__(self, udf_path: str, message: str, data: Any = None) -> None:
-        super().__init__(f"{udf_path}: {message}")
+        super().__init__(f"{udf_path}: {external(message)}")
         self.udf_path = udf_path
         self.data = data
+
+
+class FrameTooLarge(HTTPXWSException):
+    """The server sent a websocket message over the client's bound."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"a frame over {limit} bytes")
+        self.limit = limit
+
+
+class _BoundedConnection(wsproto.connection.Connection):
+    """A wsproto client connection that refuses a message once its fragments pass `limit`
+    bytes, before httpx-ws has buffered more of it (it reads 1 MiB at a time)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(wsproto.ConnectionType.CLIENT)
+        self._limit = limit
+        self._pending = 0
+
+    def events(self) -> Any:
+        for event in super().events():
+            if isinstance(event, wsproto.events.Message):
+                data = event.data
+                self._pending += len(data) if isinstance(data, bytes) or data.isascii() \
+                    else len(data.encode("utf-8"))
+                if self._pending > self._limit:
+                    raise FrameTooLarge(self._limit)
+                if event.message_finished:
+                    self._pending = 0
+            yield event
+
+
+class _BoundedSession(AsyncWebSocketSession):
+    """An httpx-ws session over `_BoundedConnection`."""
+
+    def __init__(self, *args: Any, max_frame_bytes: int, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.connection = _BoundedConnection(max_frame_bytes)
+
+
+@attrs.frozen
+class _SocketEnd:
+    """Why one socket ended: `close_reason` for the next Connect's lastCloseReason, `kind`
+    for the backoff (CLIENT_CLOSE, the server's reason, or None when unknown), and `cause`,
+    one inert line for the log."""
+
+    close_reason: str
+    kind: str | None
+    cause: str
 
 
 def sync_url(deployment_url: str, client_version: str = CLIENT_VERSION) -> str:
@@ -159,16 +225,21 @@ class ConvexSubscriptions:
         client_version: str = CLIENT_VERSION,
         inactivity_timeout: float = INACTIVITY_TIMEOUT,
         jitter: Callable[[], float] = random.random,
+        max_frame_bytes: int = MAX_FRAME_BYTES,
+        max_transition_chars: int = MAX_TRANSITION_CHARS,
     ) -> None:
         self.url = sync_url(url, client_version)
         self.connected = trio_util.AsyncValue(False)
         self._client = client
         self._inactivity_timeout = inactivity_timeout
         self._jitter = jitter
-        self._state = SyncState(session_id=str(uuid.uuid4()))
+        self._max_frame_bytes = max_frame_bytes
+        self._state = SyncState(session_id=str(uuid.uuid4()),
+                                max_transition_chars=max_transition_chars)
         self._subs: dict[int, Subscription] = {}
         self._wake_writer = trio.Event()
-        self._warned = False
+        self._reconnects = ReconnectLog()
+        self._warned = False  # a WARNING went out; the next subscription says it is back
         self._stack: contextlib.AsyncExitStack | None = None
 
     @property
@@ -216,90 +287,112 @@ class ConvexSubscriptions:
 
     async def _maintain_socket(self) -> None:
         while True:
-            reason, kind = await self._one_socket()
+            end = await self._one_socket()
             was_connected = self.connected.value
             self.connected.value = False
-            delay = self._state.on_close(reason, kind, self._jitter())
-            if was_connected:
-                log.info("sync socket to %s lost (%s); reconnecting in %.1fs",
-                         self.url, reason, delay)
-            elif not self._warned:
-                self._warned = True
-                log.warning("cannot subscribe over %s (%s); retrying with backoff",
-                            self.url, reason)
-            else:
-                log.debug("sync reconnect failed (%s); next try in %.1fs", reason, delay)
+            now = trio.current_time()
+            delay = self._state.on_close(end.close_reason, end.kind, self._jitter(), now=now)
+            self._log_reconnect(end, delay, was_connected, now)
             await trio.sleep(delay)
 
-    async def _one_socket(self) -> tuple[str, str | None]:
-        """Run one socket until it ends; returns (close reason, backoff kind)."""
+    def _log_reconnect(self, end: _SocketEnd, delay: float, was_connected: bool,
+                       now: float) -> None:
+        report = self._reconnects.on_reconnect(now)
+        if not report.loud:
+            log.debug("sync socket to %s closed (%s); reconnecting in %.1f s",
+                      self.url, end.cause, delay)
+            return
+        self._warned = True
+        if report.repeats:
+            log.warning("sync socket to %s reconnected %d times in the last %.0f min: %s",
+                        self.url, report.repeats, report.span / 60, end.cause)
+        elif was_connected:
+            log.warning("sync socket to %s lost (%s); reconnecting in %.1f s",
+                        self.url, end.cause, delay)
+        else:
+            log.warning("cannot subscribe over %s (%s); retrying with backoff",
+                        self.url, end.cause)
+
+    async def _one_socket(self) -> _SocketEnd:
+        """Run one socket until it ends; returns why."""
         # One deadline bounds the handshake and then every wait for a server message;
         # each message pushes it back (the JS client's server inactivity timer).
         deadline = trio.CancelScope(deadline=trio.current_time() + self._inactivity_timeout)
-        outcome: list[tuple[str, str | None]] = []
+        outcome: list[_SocketEnd] = []
+        session = functools.partial(_BoundedSession, max_frame_bytes=self._max_frame_bytes)
         try:
             with deadline:
-                async with aconnect_ws(self.url, self._client,
-                                       max_message_size_bytes=_MAX_FRAME_READ) as ws:
-                    self._state.on_open(int(time.time() * 1000))
+                async with aconnect_ws(self.url, self._client, max_message_size_bytes=_READ_SIZE,
+                                       session_class=session) as ws:  # type: ignore[arg-type]
+                    self._state.on_open(int(time.time() * 1000), now=trio.current_time())
                     self._wake_writer.set()
                     log.debug("sync socket open to %s", self.url)
                     async with trio.open_nursery() as nursery:
                         nursery.start_soon(self._write, ws, outcome, nursery.cancel_scope)
-                        await self._read(ws, outcome, deadline)
+                        outcome.append(await self._read(ws, deadline))
                         nursery.cancel_scope.cancel()
         except* WebSocketUpgradeError as group:
             status = group.exceptions[0].response.status_code  # type: ignore[attr-defined]
-            outcome.append((f"upgrade refused with HTTP {status}", None))
+            outcome.append(_SocketEnd(f"upgrade refused with HTTP {status}", None,
+                                      f"upgrade refused with HTTP {status}"))
         except* WebSocketDisconnect as group:  # the server closed before accepting
-            e = group.exceptions[0]
-            outcome.append((e.reason or f"closed with code {e.code}", e.reason or None))  # type: ignore[attr-defined]
+            outcome.append(_closed_by_server(group.exceptions[0]))  # type: ignore[arg-type]
+        except* FrameTooLarge as group:
+            limit = group.exceptions[0].limit  # type: ignore[attr-defined]
+            outcome.append(_SocketEnd("FrameTooLarge", None,
+                                      f"the server sent a frame over {limit} bytes"))
         except* (httpx.TransportError, HTTPXWSException, OSError) as group:
-            outcome.append((f"{type(group.exceptions[0]).__name__}: {group.exceptions[0]}",
-                            None))
+            e = group.exceptions[0]
+            outcome.append(_SocketEnd(type(e).__name__, None,
+                                      external(f"{type(e).__name__}: {e}")))
         if deadline.cancelled_caught and not outcome:
-            outcome.append(("InactiveServer", CLIENT_CLOSE))
-        return outcome[0] if outcome else ("closed", None)
+            outcome.append(_SocketEnd("InactiveServer", CLIENT_CLOSE,
+                                      f"no message from the server for "
+                                      f"{self._inactivity_timeout:.0f} s"))
+        return outcome[0] if outcome else _SocketEnd("closed", None, "closed")
 
-    async def _read(self, ws: Any, outcome: list[tuple[str, str | None]],
-                    deadline: trio.CancelScope) -> None:
+    async def _read(self, ws: Any, deadline: trio.CancelScope) -> _SocketEnd:
         while True:
             try:
                 text = await ws.receive_text()
             except WebSocketDisconnect as e:
-                if e.code not in EXPECTED_CLOSE_CODES:
-                    log.warning("sync socket closed with code %s: %s", e.code, e.reason)
-                outcome.append((e.reason or f"closed with code {e.code}", e.reason or None))
-                return
-            except (WebSocketNetworkError, WebSocketInvalidTypeReceived) as e:
-                outcome.append((f"{type(e).__name__}", None))
-                return
+                return _closed_by_server(e)
+            except WebSocketInvalidTypeReceived:
+                return _SocketEnd("BinaryFrame", None,
+                                  "the server sent a binary frame (the protocol is text only)")
+            except WebSocketNetworkError as e:
+                return _SocketEnd(type(e).__name__, None, "the network connection broke")
             deadline.deadline = trio.current_time() + self._inactivity_timeout
             try:
-                message = decode_server_message(text)
-                if isinstance(message, TransitionChunk):
-                    message = self._state.chunks.feed(message)
-                elif self._state.chunks.busy:
-                    log.warning("sync: %s arrived amid TransitionChunks",
-                                type(message).__name__)
-                    self._state.chunks.reset()
-                if isinstance(message, Transition):
-                    self._apply(message)
+                end = self._handle(text)
             except SyncProtocolError as e:
-                log.warning("sync protocol error: %s", e)
-                outcome.append((type(e).__name__, CLIENT_CLOSE))
-                return
-            if isinstance(message, (FatalError, AuthError)):
-                log.error("sync server sent %s: %s", type(message).__name__, message.error)
-                outcome.append((message.error, message.error))
-                return
-            if isinstance(message, UnknownServerMessage):
-                log.debug("sync: ignoring %s", message.type)
-            elif isinstance(message, Ping):
+                return _SocketEnd(type(e).__name__, None, f"unreadable frame: {external(e)}")
+            if end is not None:
+                return end
+
+    def _handle(self, text: str) -> _SocketEnd | None:
+        """One server frame; a `_SocketEnd` when it ends the socket."""
+        message = decode_server_message(text)
+        if isinstance(message, TransitionChunk):
+            message = self._state.chunks.feed(message)
+        elif self._state.chunks.busy:
+            log.debug("sync: %s arrived amid TransitionChunks", type(message).__name__)
+            self._state.chunks.reset()
+        match message:
+            case Transition():
+                self._apply(message)
+            case FatalError() | AuthError():
+                name = type(message).__name__
+                return _SocketEnd(message.error[:200], message.error,
+                                  f"the server sent {name}: {external(message.error)}")
+            case UnknownServerMessage():
+                log.debug("sync: ignoring %s", external(message.type, 80))
+            case Ping():
                 log.debug("sync: ping")
+        return None
 
     def _apply(self, transition: Transition) -> None:
-        results = self._state.apply(transition)
+        results = self._state.apply(transition, now=trio.current_time())
         log.debug("sync transition %s -> %s, %d result(s)", transition.start_version,
                   transition.end_version, len(results))
         for query_id, result in results.items():
@@ -312,7 +405,7 @@ class ConvexSubscriptions:
             self._warned = False
             self.connected.value = True
 
-    async def _write(self, ws: Any, outcome: list[tuple[str, str | None]],
+    async def _write(self, ws: Any, outcome: list[_SocketEnd],
                      connection: trio.CancelScope) -> None:
         while True:
             try:
@@ -320,12 +413,20 @@ class ConvexSubscriptions:
                     await ws.send_text(encode_message(message))
             except (HTTPXWSException, httpx.TransportError, LocalProtocolError, OSError,
                     anyio.ClosedResourceError, anyio.BrokenResourceError) as e:
-                outcome.append((f"FailedToSendMessage: {type(e).__name__}", CLIENT_CLOSE))
+                outcome.append(_SocketEnd("FailedToSendMessage", CLIENT_CLOSE,
+                                          f"could not send ({type(e).__name__})"))
                 connection.cancel()
                 return
             if not self._state.has_outbox:
                 self._wake_writer = trio.Event()
                 await self._wake_writer.wait()
+
+
+def _closed_by_server(e: WebSocketDisconnect) -> _SocketEnd:
+    reason = e.reason or ""
+    cause = f"closed by the server with code {e.code}" + (
+        f": {external(reason, 200)}" if reason else "")
+    return _SocketEnd(reason[:200] or f"closed with code {e.code}", reason or None, cause)
 
 
 __all__ += ["QueryError", "QueryResult", "QuerySuccess"]

@@ -3,11 +3,17 @@
 Mirrors `src/browser/sync/protocol.ts` of the `convex` npm package 1.48.0. Query args and
 results inside messages are plain Python values here; they travel in Convex's encoded
 JSON (`$integer`, `$float`, `$bytes`) and 64-bit timestamps as base64 of 8 LE bytes.
+
+Server frames are read strictly, since any of them may be malformed: a frame whose shape
+is wrong (not JSON, a version that is not an int, `modifications` not a list) is a
+`SyncProtocolError`; a modification whose query id is readable but whose other fields are
+not becomes `QueryMalformed`, so one bad result fails that query instead of the socket.
 """
 
 from __future__ import annotations
 
 import base64
+import binascii
 import json
 import struct
 from typing import Any
@@ -28,6 +34,7 @@ __all__ = [
     "ModifyQuerySet",
     "Ping",
     "QueryFailed",
+    "QueryMalformed",
     "QueryRemoved",
     "QueryUpdated",
     "RemoveQuery",
@@ -165,10 +172,19 @@ class QueryRemoved:
 
 
 @attrs.frozen
+class QueryMalformed:
+    """A modification for `query_id` that could not be read (not on the wire: what the
+    decoder makes of a QueryUpdated/QueryFailed with wrong-typed fields)."""
+
+    query_id: int
+    detail: str
+
+
+@attrs.frozen
 class Transition:
     start_version: StateVersion
     end_version: StateVersion
-    modifications: tuple[QueryUpdated | QueryFailed | QueryRemoved, ...]
+    modifications: tuple[QueryUpdated | QueryFailed | QueryRemoved | QueryMalformed, ...]
     client_clock_skew: float | None = None
     server_ts: float | None = None
 
@@ -296,37 +312,100 @@ def encode_message(message: Any) -> str:
 
 # -- decoding ---------------------------------------------------------------------------
 
+# What reading a hostile frame can raise besides the checks below: bad base64 (binascii),
+# an int too big for a float (OverflowError), nesting deeper than the stack (RecursionError).
+_DECODE_ERRORS = (KeyError, TypeError, ValueError, IndexError, AttributeError,
+                  OverflowError, RecursionError, struct.error, binascii.Error)
+
 
 def _load(text: str | dict[str, Any]) -> dict[str, Any]:
     if isinstance(text, dict):
-        return text
-    try:
-        obj = json.loads(text)
-    except ValueError as e:
-        raise SyncProtocolError(f"sync frame is not JSON: {e}") from None
+        obj: Any = text
+    else:
+        try:
+            obj = json.loads(text)
+        except (ValueError, RecursionError) as e:
+            raise SyncProtocolError(f"sync frame is not JSON ({type(e).__name__})") from None
     if not isinstance(obj, dict) or not isinstance(obj.get("type"), str):
         raise SyncProtocolError("sync frame is not an object with a string 'type'")
     return obj
 
 
+def _int(value: Any, what: str) -> int:
+    # JSON numbers: an int, or a float with an integral value; never a bool or a string.
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{what} must be a number, got {type(value).__name__}")
+    if isinstance(value, float) and not value.is_integer():
+        raise ValueError(f"{what} must be an integer")
+    return int(value)
+
+
+def _str(value: Any, what: str) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"{what} must be a string, got {type(value).__name__}")
+    return value
+
+
+def _optional_str(value: Any, what: str) -> str | None:
+    return None if value is None else _str(value, what)
+
+
+def _optional_number(value: Any, what: str) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{what} must be a number, got {type(value).__name__}")
+    return float(value)
+
+
+def _log_lines(value: Any) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(line, str) for line in value):
+        raise TypeError("logLines must be a list of strings")
+    return tuple(value)
+
+
 def _version(obj: Any) -> StateVersion:
-    return StateVersion(query_set=int(obj["querySet"]), identity=int(obj["identity"]),
-                        ts=decode_ts(obj["ts"]))
+    if not isinstance(obj, dict):
+        raise TypeError(f"a version must be an object, got {type(obj).__name__}")
+    return StateVersion(query_set=_int(obj["querySet"], "querySet"),
+                        identity=_int(obj["identity"], "identity"), ts=decode_ts(obj["ts"]))
 
 
-def _server_modification(m: dict[str, Any]) -> QueryUpdated | QueryFailed | QueryRemoved:
-    kind = m["type"]
-    qid = int(m["queryId"])
-    if kind == "QueryUpdated":
-        return QueryUpdated(qid, decode_value(m.get("value")),
-                            tuple(m.get("logLines") or ()), m.get("journal"))
-    if kind == "QueryFailed":
-        data = m.get("errorData")
-        return QueryFailed(qid, str(m["errorMessage"]), tuple(m.get("logLines") or ()),
-                           decode_value(data) if data is not None else None, m.get("journal"))
+def _server_modification(
+    m: Any,
+) -> QueryUpdated | QueryFailed | QueryRemoved | QueryMalformed | None:
+    """One modification; None for a kind this client does not know (skipped)."""
+    if not isinstance(m, dict):
+        raise TypeError(f"a modification must be an object, got {type(m).__name__}")
+    kind = _str(m["type"], "a modification's type")
+    if kind not in ("QueryUpdated", "QueryFailed", "QueryRemoved"):
+        return None  # a newer server's kind: it cannot concern what this client reads
+    qid = _int(m["queryId"], "queryId")  # without it the frame cannot be attributed
+    try:
+        if kind == "QueryUpdated":
+            if "value" not in m:
+                raise KeyError("value")
+            return QueryUpdated(qid, decode_value(m["value"]), _log_lines(m.get("logLines")),
+                                _optional_str(m.get("journal"), "journal"))
+        if kind == "QueryFailed":
+            data = m.get("errorData")
+            return QueryFailed(qid, _str(m["errorMessage"], "errorMessage"),
+                               _log_lines(m.get("logLines")),
+                               decode_value(data) if data is not None else None,
+                               _optional_str(m.get("journal"), "journal"))
+    except _DECODE_ERRORS as e:
+        return QueryMalformed(qid, f"{kind}: {_reason(e)}")
     if kind == "QueryRemoved":
         return QueryRemoved(qid)
-    raise ValueError(f"unknown state modification {kind!r}")
+    return None
+
+
+def _reason(e: BaseException) -> str:
+    if isinstance(e, KeyError):
+        return f"missing {e.args[0]!r}" if e.args else "missing field"
+    return f"{type(e).__name__}: {e}"
 
 
 def decode_server_message(text: str | dict[str, Any]) -> ServerMessage:
@@ -336,24 +415,35 @@ def decode_server_message(text: str | dict[str, Any]) -> ServerMessage:
     try:
         match kind:
             case "Transition":
+                raw = obj["modifications"]
+                if not isinstance(raw, list):
+                    raise TypeError("modifications must be a list")
+                modifications = tuple(m for m in map(_server_modification, raw)
+                                      if m is not None)
                 return Transition(
-                    _version(obj["startVersion"]), _version(obj["endVersion"]),
-                    tuple(_server_modification(m) for m in obj["modifications"]),
-                    obj.get("clientClockSkew"), obj.get("serverTs"))
+                    _version(obj["startVersion"]), _version(obj["endVersion"]), modifications,
+                    _optional_number(obj.get("clientClockSkew"), "clientClockSkew"),
+                    _optional_number(obj.get("serverTs"), "serverTs"))
             case "TransitionChunk":
-                return TransitionChunk(str(obj["chunk"]), int(obj["partNumber"]),
-                                       int(obj["totalParts"]), str(obj["transitionId"]))
+                return TransitionChunk(_str(obj["chunk"], "chunk"),
+                                       _int(obj["partNumber"], "partNumber"),
+                                       _int(obj["totalParts"], "totalParts"),
+                                       _str(obj["transitionId"], "transitionId"))
             case "Ping":
                 return Ping()
             case "AuthError":
-                return AuthError(str(obj["error"]), int(obj.get("baseVersion", 0)),
-                                 bool(obj.get("authUpdateAttempted", False)))
+                attempted = obj.get("authUpdateAttempted", False)
+                if not isinstance(attempted, bool):
+                    raise TypeError("authUpdateAttempted must be a bool")
+                return AuthError(_str(obj["error"], "error"),
+                                 _int(obj.get("baseVersion", 0), "baseVersion"), attempted)
             case "FatalError":
-                return FatalError(str(obj["error"]))
+                return FatalError(_str(obj["error"], "error"))
             case _:
                 return UnknownServerMessage(kind)
-    except (KeyError, TypeError, ValueError) as e:
-        raise SyncProtocolError(f"malformed {kind} message: {e!r}") from None
+    except _DECODE_ERRORS as e:
+        # The server's type name is echoed: bound it, it is the one free-form part.
+        raise SyncProtocolError(f"malformed {kind[:40]} message: {_reason(e)}") from None
 
 
 def _client_modification(m: dict[str, Any]) -> AddQuery | RemoveQuery:
@@ -392,5 +482,5 @@ def decode_client_message(text: str | dict[str, Any]) -> ClientMessage:
                     tuple(_client_modification(m) for m in obj["modifications"]))
             case _:
                 return Action(kind, obj)
-    except (KeyError, TypeError, ValueError, IndexError) as e:
-        raise SyncProtocolError(f"malformed {kind} message: {e!r}") from None
+    except _DECODE_ERRORS as e:
+        raise SyncProtocolError(f"malformed {kind[:40]} message: {_reason(e)}") from None

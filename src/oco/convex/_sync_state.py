@@ -3,7 +3,8 @@
 It keeps what `local_state.ts`, `remote_query_set.ts` and `web_socket_manager.ts` of the
 `convex` npm package keep: the local query set and its version, the remote state version,
 the reconnect bookkeeping (connection count, last close reason, backoff retries) and the
-outgoing messages. The trio shell in `_sync_client.py` moves frames and time around it.
+outgoing messages; and how loudly to log reconnects (`ReconnectLog`). Time comes in as
+arguments (monotonic seconds), so the backoff rules are tested without a clock. The trio shell in `_sync_client.py` moves frames and time around it.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from oco.convex._sync_protocol import (
     Connect,
     ModifyQuerySet,
     QueryFailed,
+    QueryMalformed,
     QueryRemoved,
     QueryUpdated,
     RemoveQuery,
@@ -29,11 +31,26 @@ from oco.convex._sync_protocol import (
 )
 
 # Backoff as in web_socket_manager.ts: 100 ms after a close we initiated (no sign of a
-# server problem), 1 s after an unexplained server close, 3 s for "overloaded" reasons;
-# doubling per consecutive failure, capped at 16 s, with +-50 % jitter.
+# server problem), 1 s after an unexplained server close or a frame we cannot read, 3 s for
+# "overloaded" reasons; doubling per consecutive failure, with +-50 % jitter.
 CLIENT_INITIAL_BACKOFF = 0.1
 UNKNOWN_INITIAL_BACKOFF = 1.0
+# The cap: the JS client's 16 s while no socket opens (a refused upgrade costs the server
+# one request); 60 s once sockets open and then fail, since every opening re-runs the whole
+# query set (the worker's message history among it) only for the next frame to break it.
 MAX_BACKOFF = 16.0
+MAX_REOPEN_BACKOFF = 60.0
+# Where the JS client resets its retry count on every Transition that completes a resync,
+# we wait until the socket has also stayed open this long after it: a server that sends
+# one good Transition and then a bad frame otherwise gets a 0.1 s loop (issue 13 counted
+# 130 reconnects in 20 s). 30 s is two of the server's 15 s Ping intervals.
+HEALTHY_AFTER_S = 30.0
+# A failing socket logs its first reconnect at WARNING, later ones at DEBUG, and a WARNING
+# summary when this long has passed since the last warning.
+SUMMARY_WINDOW_S = 300.0
+# Longest Transition that TransitionChunks may join into (each frame is bounded by the
+# transport): three query results at the 16 MiB a Convex function may return, and margin.
+MAX_TRANSITION_CHARS = 64 << 20
 _SERVER_REASON_BACKOFF = {
     "InternalServerError": 1.0,
     "SubscriptionsWorkerFullError": 3.0,
@@ -74,6 +91,37 @@ def backoff_delay(reason: str | None, retries: int, jitter: float, *,
 
 
 @attrs.frozen
+class ReconnectReport:
+    """How to log one reconnect: `loud` at WARNING (else DEBUG); a loud one with `repeats`
+    is a summary of that many reconnects over the last `span` seconds."""
+
+    loud: bool
+    repeats: int = 0
+    span: float = 0.0
+
+
+class ReconnectLog:
+    """Decides how loudly each reconnect is logged, so a server that keeps failing costs a
+    few lines, not one per attempt: the first of a burst at WARNING with its cause, the
+    rest at DEBUG, and a WARNING summary once `window` seconds passed since the last one."""
+
+    def __init__(self, window: float = SUMMARY_WINDOW_S) -> None:
+        self._window = window
+        self._since: float | None = None  # when the last WARNING went out
+        self._quiet = 0  # reconnects since then, logged at DEBUG only
+
+    def on_reconnect(self, now: float) -> ReconnectReport:
+        if self._since is not None and now - self._since < self._window:
+            self._quiet += 1
+            return ReconnectReport(loud=False)
+        since, repeats = self._since, self._quiet
+        self._since, self._quiet = now, 0
+        if since is None or repeats == 0:
+            return ReconnectReport(loud=True)
+        return ReconnectReport(loud=True, repeats=repeats + 1, span=now - since)
+
+
+@attrs.frozen
 class QuerySuccess:
     value: Any
 
@@ -92,19 +140,22 @@ class VersionMismatch(SyncProtocolError):
 
 
 class ChunkAssembler:
-    """Joins TransitionChunks (they arrive in order) into one Transition."""
+    """Joins TransitionChunks (they arrive in order) into one Transition of at most
+    `max_chars` characters."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_chars: int = MAX_TRANSITION_CHARS) -> None:
         self._parts: list[str] = []
         self._id: str | None = None
         self._total = 0
+        self._chars = 0
+        self._max_chars = max_chars
 
     @property
     def busy(self) -> bool:
         return self._id is not None
 
     def reset(self) -> None:
-        self._parts, self._id, self._total = [], None, 0
+        self._parts, self._id, self._total, self._chars = [], None, 0, 0
 
     def feed(self, chunk: TransitionChunk) -> Transition | None:
         bad = (chunk.part_number < 0 or chunk.total_parts <= 0
@@ -114,6 +165,11 @@ class ChunkAssembler:
         if bad or chunk.part_number != len(self._parts):
             self.reset()
             raise SyncProtocolError("invalid or out-of-order TransitionChunk")
+        self._chars += len(chunk.chunk)
+        if self._chars > self._max_chars:
+            self.reset()
+            raise SyncProtocolError(f"TransitionChunks join into more than {self._max_chars}"
+                                    " characters")
         self._id, self._total = chunk.transition_id, chunk.total_parts
         self._parts.append(chunk.chunk)
         if len(self._parts) < self._total:
@@ -129,7 +185,8 @@ class ChunkAssembler:
 class SyncState:
     """Local query set, remote version, reconnect bookkeeping and outbox of one client."""
 
-    def __init__(self, session_id: str) -> None:
+    def __init__(self, session_id: str, *, max_transition_chars: int = MAX_TRANSITION_CHARS
+                 ) -> None:
         self.session_id = session_id
         self.queries: dict[int, AddQuery] = {}
         self.connection_count = 0
@@ -141,7 +198,9 @@ class SyncState:
         self._remote = INITIAL_VERSION
         self._outstanding: set[int] = set()
         self._outbox: list[Connect | ModifyQuerySet] = []
-        self.chunks = ChunkAssembler()
+        self._opened_at: float | None = None  # the current socket's opening, if any
+        self._synced_at: float | None = None  # when it first had every result again
+        self.chunks = ChunkAssembler(max_transition_chars)
 
     # -- local query set ----------------------------------------------------------------
 
@@ -177,9 +236,10 @@ class SyncState:
 
     # -- socket lifecycle ----------------------------------------------------------------
 
-    def on_open(self, client_ts_ms: int) -> None:
-        """A new socket is up: queue Connect and the full query set from scratch."""
+    def on_open(self, client_ts_ms: int, *, now: float) -> None:
+        """A new socket is up (at monotonic `now`): queue Connect and the query set anew."""
         self.chunks.reset()
+        self._opened_at, self._synced_at = now, None
         self._remote = INITIAL_VERSION
         self._outstanding = set(self.queries)
         self._query_set_version = 1
@@ -191,14 +251,20 @@ class SyncState:
         self.connection_count += 1
         self.last_close_reason = None
 
-    def on_close(self, reason: str, kind: str | None, jitter: float) -> float:
+    def on_close(self, reason: str, kind: str | None, jitter: float, *, now: float) -> float:
         """The socket is gone because of `reason`; returns the delay before reconnecting.
 
-        `kind` is CLIENT_CLOSE when we closed it, else the server's close reason."""
+        `kind` is CLIENT_CLOSE when we closed it, else the server's close reason (None when
+        unknown). Consecutive failures back off further; only a socket that was healthy
+        (`HEALTHY_AFTER_S` past its resync) starts the count over."""
         self.chunks.reset()
         if self.last_close_reason is None:
             self.last_close_reason = reason
-        delay = backoff_delay(kind, self.retries, jitter)
+        if self._synced_at is not None and now - self._synced_at >= HEALTHY_AFTER_S:
+            self.retries = 0
+        cap = MAX_BACKOFF if self._opened_at is None else MAX_REOPEN_BACKOFF
+        self._opened_at = self._synced_at = None
+        delay = backoff_delay(kind, self.retries, jitter, max_backoff=cap)
         self.retries += 1
         return delay
 
@@ -209,8 +275,9 @@ class SyncState:
         """Every query re-sent at the last reconnect has its result again."""
         return not self._outstanding
 
-    def apply(self, transition: Transition) -> dict[int, QueryResult]:
-        """Apply a Transition; returns the new results of live queries by query id."""
+    def apply(self, transition: Transition, *, now: float) -> dict[int, QueryResult]:
+        """Apply a Transition (at monotonic `now`); returns the new results of live queries
+        by query id. A modification that could not be read fails its query."""
         if transition.start_version != self._remote:
             raise VersionMismatch(
                 f"transition starts at {transition.start_version}, client is at {self._remote}")
@@ -221,6 +288,8 @@ class SyncState:
                     result: QueryResult = QuerySuccess(m.value)
                 case QueryFailed():
                     result = QueryError(m.error_message, m.error_data)
+                case QueryMalformed():
+                    result = QueryError(f"malformed result from the server ({m.detail})")
                 case QueryRemoved():
                     results.pop(m.query_id, None)
                     continue
@@ -231,8 +300,8 @@ class SyncState:
         ts = transition.end_version.ts
         if self.max_observed_ts is None or ts > self.max_observed_ts:
             self.max_observed_ts = ts
-        if self.synced:
-            self.retries = 0
+        if self.synced and self._synced_at is None and self._opened_at is not None:
+            self._synced_at = now
         return results
 
 
