@@ -79,7 +79,7 @@ async def test_env_in_the_agents_bash_tool_shows_no_worker_token(tmp_path):
         }
         async with open_opencode_server(_opencode_bin(), project, env=env, secrets=[token, secret]) as server:
             session = await server.client.create_session("env")
-            result = await run_turn(server, session, "USE_TOOL env", FAKE_MODEL, timeout=60)
+            result = await run_turn(server, session, "BASH env", FAKE_MODEL, timeout=60)
     tools = [p for p in result.other_parts if p["type"] == "tool"]
     output = tools[0]["state"]["output"]
     assert result.error is None and tools[0]["state"]["status"] == "completed"

@@ -4,8 +4,8 @@ It speaks `POST /v1/chat/completions` with `stream: true` (SSE `chat.completion.
 `data: [DONE]`), the way `@ai-sdk/openai-compatible` expects, so an unmodified `opencode serve`
 can run whole turns (text, reasoning, tool calls, errors) offline. Scripts, by the last user
 message: default → a reasoning delta then "Hello from fake LLM"; `ECHO <text>` → exactly <text>;
-`USE_TOOL [<command>]` → a bash call (of <command>, default an echo), then "tool said:
-<output>"; `SLOW <s>` → tokens spread over <s> seconds; `DEMO [<s>]` → reasoning and an
+`USE_TOOL` → a bash call of an echo, `BASH <command>` → a bash call of <command>, each then
+"tool said: <output>"; `SLOW <s>` → tokens spread over <s> seconds; `DEMO [<s>]` → reasoning and an
 introduction spread over <s> seconds (default 2), then a bash `ls` call (the demo's one-turn
 showcase); `FAIL400` / `FAIL500` → that HTTP error.
 Title requests get a short title. `faults` (`LLMFaults`) injects HTTP 500s and extra latency
@@ -100,8 +100,8 @@ def script_for(body: dict[str, Any], call_ids: Iterator[int]) -> _Stream | _Fail
         return _Failure(500, "fake server error: FAIL500")
     if text.startswith("ECHO "):
         return _Stream([("content", t) for t in _tokens(raw[len("ECHO ") :])])
-    if text.startswith("USE_TOOL"):
-        command = text[len("USE_TOOL") :].strip() or TOOL_COMMAND
+    if text.startswith("USE_TOOL") or text.startswith("BASH "):
+        command = text[len("BASH ") :].strip() if text.startswith("BASH ") else TOOL_COMMAND
         call = {
             "index": 0,
             "id": f"call_fake_{next(call_ids)}",
