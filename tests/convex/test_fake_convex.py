@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import httpx
@@ -9,6 +10,7 @@ import pytest
 import trio
 
 from oco.testing import FakeConvex, FakeFunctionError
+from oco.testing._fake_convex_errors import FunctionFailure
 from oco.testing._fake_convex_webapp_api import session_name
 
 
@@ -70,11 +72,12 @@ def test_request_connect_reports_offline_and_refuses_pending() -> None:
         fake.request_connect(pending.worker_id)
 
 
-def test_workers_create_issues_a_random_url_safe_secret() -> None:
+def test_workers_create_issues_a_document_id_as_the_secret() -> None:
+    # The reference stores what scheduler.runAfter resolves to: a Convex document id.
     fake = FakeConvex()
     a, b = fake.create_worker(), fake.create_worker()
     secret = a.token.split(":secret_")[1]
-    assert len(secret) == 43 and a.token != b.token
+    assert re.fullmatch(r"[0-9a-z]{32}", secret) and a.token != b.token
     assert a.token.startswith(f"machine_{a.machine_id}:worker_{a.worker_id}:secret_")
 
 
@@ -108,7 +111,7 @@ async def raw(fake: FakeConvex, route: str, body: Any) -> httpx.Response:
 @pytest.mark.parametrize(
     ("route", "body", "code"),
     [
-        ("query", {"path": "no:such", "args": {}, "format": "json"}, "InvalidConvexFunction"),
+        ("query", {"path": "no:such:thing", "args": {}, "format": "json"}, "BadConvexFunctionIdentifier"),
         ("query", {"path": "workers:getByMachineAndWorker", "args": {}, "format": "xml"}, "BadFormat"),
         ("mutation", {"args": {}}, "BadJsonBody"),
     ],
@@ -121,7 +124,13 @@ async def test_bad_requests_are_400_with_code(route: str, body: Any, code: str) 
 async def test_function_error_is_560_udf_response() -> None:
     response = await raw(FakeConvex(), "mutation", {"path": "workers:requestConnect", "args": {"workerId": "x"}, "format": "json"})
     assert response.status_code == 560
-    assert response.json() == {"status": "error", "errorMessage": "Uncaught Error: Worker not found"}
+    body = response.json()
+    assert re.fullmatch(
+        r"\[Request ID: [0-9a-f]{16}\] Server Error\nUncaught Error: Worker not found\n"
+        r"    at handler \(\.\./convex/workers\.ts:578:13\)\n",
+        body.pop("errorMessage"),
+    )
+    assert body == {"status": "error", "logLines": ["[LOG] '[workers.requestConnect] Connect request for worker:' 'x'"]}
 
 
 async def test_legacy_list_args_and_unknown_routes() -> None:
@@ -133,5 +142,5 @@ async def test_legacy_list_args_and_unknown_routes() -> None:
 
 
 def test_run_query_refuses_mutations() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(FunctionFailure, match="as Query, but it is defined as Mutation"):
         FakeConvex().run_query("workers:heartbeat", {})

@@ -17,14 +17,35 @@ import attrs
 import trio
 from trio_util import AsyncValue
 
-from oco.convex import structure
+from oco.convex import CodecError, decode, structure
 from oco.convex.types import ChatMessage, WorkerRecord
 from oco.testing import _fake_convex_webapp_api, _fake_convex_worker_api  # noqa: F401 (register)
 from oco.testing._fake_convex_app import make_app
+from oco.testing._fake_convex_errors import (
+    FunctionFailure,
+    QueryFailure,
+    canonical,
+    not_found,
+    render,
+    stable_request_id,
+    throw_site,
+    wrong_kind,
+)
 from oco.testing._fake_convex_faults import Faults
-from oco.testing._fake_convex_store import FUNCTIONS, FunctionFailure, Store, validate_args
+from oco.testing._fake_convex_store import FUNCTIONS, Function, Store, validate_args
+from oco.testing._fake_convex_values import (
+    MAX_ARGS_SIZE,
+    MAX_RESULT_SIZE,
+    display,
+    format_size,
+    size,
+    value_problem,
+)
 from oco.testing._fake_convex_worker_api import nanoid
 from oco.testing._sync_server import sync_endpoint
+
+# The two kinds of Convex deployment a test can run against: `FakeConvex(prod=mode == "prod")`.
+CONVEX_MODES = ("dev", "prod")
 
 WebSocketHandler = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
 
@@ -63,9 +84,23 @@ _REDACTED = {"secret", "sessionId"}
 
 
 class FakeConvex:
-    """The fake backend. `clock` gives Convex timestamps in ms (pass a trio clock under MockClock)."""
+    """The fake backend. `clock` gives Convex timestamps in ms (pass a trio clock under MockClock).
 
-    def __init__(self, *, clock: Callable[[], float] = lambda: time.time() * 1000) -> None:
+    `prod=True` behaves like a production deployment: a failed function's error reaches the
+    client as `[Request ID: ...] Server Error` only (a ConvexError's data kept) and log lines
+    are dropped. `strict_client_version` refuses a `Convex-Client` header that is not
+    `<name>-<semver>`; real Convex refuses only one without a `-` (see `_fake_convex_http`).
+    """
+
+    def __init__(
+        self,
+        *,
+        clock: Callable[[], float] = lambda: time.time() * 1000,
+        prod: bool = False,
+        strict_client_version: bool = True,
+    ) -> None:
+        self.prod = prod
+        self.strict_client_version = strict_client_version
         self.store = Store(clock)
         self.version: AsyncValue[int] = AsyncValue(0)
         self.faults = Faults()
@@ -84,7 +119,8 @@ class FakeConvex:
         self._default_user_session: str | None = None
 
     def __repr__(self) -> str:
-        return f"<FakeConvex version={self.version.value} requests={self.http_requests}>"
+        mode = "prod" if self.prod else "dev"
+        return f"<FakeConvex {mode} version={self.version.value} requests={self.http_requests}>"
 
     # -- running functions ----------------------------------------------------------------
 
@@ -93,20 +129,92 @@ class FakeConvex:
         self.calls.append(Call(function, kind, shown, self.store.now()))
         self.counts[function] += 1
 
+    def resolve(self, path: str, kind: str) -> Function:
+        """The public function `path` called as `kind`, or the failure Convex answers."""
+        function = FUNCTIONS.get(path)
+        if function is None or not function.public:
+            raise not_found(path)
+        if function.kind != kind:
+            raise wrong_kind(path, kind, function.kind)
+        return function
+
+    def invoke(self, kind: str, path: str, raw_args: Any) -> Any:
+        """Run `path` as a client call does: resolve it, parse and check its arguments (JSON
+        from the request: an object, or the legacy list of one), then `execute` it."""
+        self.resolve(path, kind)
+        target = canonical(path)
+        positional = raw_args if isinstance(raw_args, list) else [raw_args]
+        try:
+            values = [decode(arg) for arg in positional]
+        except CodecError as exc:
+            raise FunctionFailure(f"Invalid arguments for {target}: {exc}", uncaught=False) from None
+        if (problem := value_problem(values)) is not None:
+            raise FunctionFailure(f"Invalid arguments for {target}: {problem}", uncaught=False)
+        if (measured := size(values)) > MAX_ARGS_SIZE:
+            raise FunctionFailure(
+                f"Arguments for {target} are too large (actual: {format_size(measured)}, "
+                f"limit: {format_size(MAX_ARGS_SIZE)})",
+                uncaught=False,
+            )
+        if len(values) != 1:
+            raise FunctionFailure(
+                "ArgumentValidationError: Expected to receive a single object as the function's "
+                f"argument. Instead received {len(values)} arguments: {display(values)}",
+                uncaught=False,
+            )
+        if not isinstance(values[0], dict):
+            raise FunctionFailure(
+                "ArgumentValidationError: Expected to receive an object as the function's "
+                f"argument. Instead received: {display(values[0])}",
+                uncaught=False,
+            )
+        return self.execute(path, values[0])
+
     def execute(self, path: str, args: dict[str, Any]) -> Any:
-        """Run a function as one transaction; a committed mutation bumps `version`."""
+        """Run a function as one transaction; a committed mutation bumps `version`.
+
+        A failure (`FunctionFailure`) undoes the function's writes; `store.log_lines` holds
+        what it logged either way."""
         function = FUNCTIONS[path]
-        validate_args(function.args, args)
-        value = function.handler(self.store, args)
+        self.store.begin()
+        try:
+            validate_args(function.args, args)
+            value = function.handler(self.store, args)
+            if (problem := value_problem(value)) is not None:
+                raise FunctionFailure(
+                    f"Function {canonical(path)} return value invalid: {problem}", uncaught=False
+                )
+            if (measured := size(value)) > MAX_RESULT_SIZE:
+                raise FunctionFailure(
+                    f"Function {canonical(path)} return value is too large (actual: "
+                    f"{format_size(measured)}, limit: {format_size(MAX_RESULT_SIZE)})",
+                    uncaught=False,
+                )
+            self.store.commit()
+        except FunctionFailure as failure:
+            if failure.uncaught and failure.site is None:
+                failure.site = throw_site(path, failure.message)
+            raise
+        finally:
+            if self.store.in_transaction:  # it failed: undo its writes
+                self.store.rollback()
         if function.kind == "mutation":
             self.version.value += 1
         return value
 
+    def error_message(self, failure: FunctionFailure, request_id: str) -> str:
+        """The `errorMessage` this deployment sends for `failure`."""
+        return render(failure, request_id, prod=self.prod)
+
     def run_query(self, path: str, args: dict[str, Any]) -> Any:
-        """A query's current value (pure: no version bump, no call record)."""
-        if FUNCTIONS[path].kind != "query":
-            raise ValueError(f"{path} is not a query")
-        return self.execute(path, args)
+        """A query's current value (pure: no version bump, no call record), as the sync
+        endpoint runs it: a failure is a `QueryFailure` carrying the deployment's text."""
+        try:
+            self.resolve(path, "query")
+            return self.execute(path, args)
+        except FunctionFailure as failure:
+            request = stable_request_id(path, args, failure.message)
+            raise QueryFailure(failure, self.error_message(failure, request), prod=self.prod) from None
 
     def websocket_route(self, path: str) -> WebSocketHandler | None:
         if path in self.websocket_routes:

@@ -1,33 +1,47 @@
-"""The fake Convex backend's ASGI app: the Convex HTTP API wire format, exactly as documented.
+"""The fake Convex backend's ASGI app: the Convex HTTP API wire format, as Convex serves it.
 
-`POST /api/{query,mutation,action}` and `/api/query_batch` with JSON bodies; a function error
-is HTTP 560 with a `UdfResponse`; an unknown function, wrong kind or bad format is HTTP 400
-`{"code", "message"}`. WebSocket routes are looked up in `fake.websocket_routes`.
+`POST /api/{query,mutation,action}` and `/api/query_batch` with JSON bodies. A failed
+function (its own throw, an unknown or internal function, the wrong kind, bad arguments,
+Convex's limits) is HTTP 560 with a `UdfResponse` `{"status": "error", "errorMessage", ...}`
+worded for a dev or prod deployment (`_fake_convex_errors`); a request Convex refuses before
+running anything (bad `Convex-Client` header, body, path or `format`) is HTTP 400
+`{"code", "message"}` (`_fake_convex_http`). In a batch each query gets its own result.
+WebSocket routes are looked up in `fake.websocket_routes`.
 """
 
 from __future__ import annotations
 
+import base64
 import json
+import math
+import struct
 from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs, unquote
 
 import trio
 
-from oco.convex import CodecError, decode, encode
+from oco.convex import encode
 from oco.testing._asgi import answer_lifespan, read_body
-from oco.testing._fake_convex_store import FUNCTIONS, FunctionFailure
+from oco.testing._fake_convex_errors import FunctionFailure, request_id
+from oco.testing._fake_convex_faults import Fault
+from oco.testing._fake_convex_http import (
+    BadRequest,
+    batch_request,
+    check_client_version,
+    default_format,
+    function_path,
+    read_json_body,
+    sync_path_version_problem,
+    udf_request,
+    value_format,
+)
 
 if TYPE_CHECKING:
     from oco.testing._fake_convex import FakeConvex
 
-FORMATS = {"json", "convex_clean_json", "convex_encoded_json", "convex_json"}
 _KINDS = {"/api/query": "query", "/api/mutation": "mutation", "/api/action": "action"}
-
-
-class BadRequest(Exception):
-    def __init__(self, code: str, message: str) -> None:
-        self.code = code
-        self.message = message
-        super().__init__(message)
+_BATCH = "/api/query_batch"
+_INJECTED = "injected fault"
 
 
 class _Reply(Exception):
@@ -38,108 +52,189 @@ class _Reply(Exception):
         self.payload = payload
 
 
-def _parse_call(kind: str, body: Any) -> tuple[str, dict[str, Any], str]:
-    if not isinstance(body, dict) or not isinstance(body.get("path"), str):
-        raise BadRequest("BadJsonBody", "Expected an object with a string `path`.")
-    path, fmt = body["path"], body.get("format", "json")
-    if fmt not in FORMATS:
-        raise BadRequest("BadFormat", f"Invalid value format {fmt!r}")
-    function = FUNCTIONS.get(path)
-    if function is None:
-        raise BadRequest(
-            "InvalidConvexFunction", f"Could not find public function for '{path}'."
-        )
-    if function.kind != kind:
-        raise BadRequest(
-            "InvalidConvexFunction",
-            f"Trying to execute {path} as {kind.capitalize()}, "
-            f"but it is defined as {function.kind.capitalize()}.",
-        )
-    args = body.get("args", {})
-    if isinstance(args, list) and len(args) == 1:  # the legacy one-element list
-        args = args[0]
-    if not isinstance(args, dict):
-        raise BadRequest("BadJsonBody", "`args` must be an object.")
-    try:
-        return path, decode(args), fmt
-    except CodecError as exc:
-        raise BadRequest("BadJsonBody", f"Invalid argument value: {exc}") from None
+# -- values out ---------------------------------------------------------------------------------
 
 
-def _udf(value: Any, fmt: str) -> dict[str, Any]:
-    encoded = fmt in ("convex_encoded_json", "convex_json")
-    return {"status": "success", "value": encode(value) if encoded else value}
+def _special(x: float) -> bool:
+    return math.isnan(x) or math.isinf(x) or (x == 0.0 and math.copysign(1.0, x) < 0)
 
 
-def _udf_error(message: str) -> dict[str, Any]:
-    return {"status": "error", "errorMessage": message}
+def export(value: Any, fmt: str) -> Any:
+    """`value` in the requested format: clean `json` (lossy), `encoded` or `export` JSON."""
+    if fmt == "encoded":
+        return encode(value)
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, int):
+        return value if fmt == "export" else str(value)
+    if isinstance(value, float):
+        if fmt == "json" and (math.isnan(value) or math.isinf(value)):
+            return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+        if fmt == "export" and _special(value):
+            return {"$float": base64.b64encode(struct.pack("<d", value)).decode()}
+        return value
+    if isinstance(value, (bytes, bytearray)):
+        text = base64.b64encode(bytes(value)).decode()
+        return text if fmt == "json" else {"$bytes": text}
+    if isinstance(value, list):
+        return [export(item, fmt) for item in value]
+    return {key: export(item, fmt) for key, item in value.items()}
 
 
-async def _apply_fault(fake: FakeConvex, path: str) -> tuple[int | None, Any]:
-    """Latency and hangs now; returns the status to answer after the function, if any."""
+class _Answer:
+    """One call's `UdfResponse`, built once the value format is known."""
+
+    def __init__(self, fake: FakeConvex, request: str, default_format: str) -> None:
+        self.fake = fake
+        self.request = request
+        self.default_format = default_format  # when a call names no `format`
+
+    def format_of(self, call: dict[str, Any]) -> str:
+        return value_format(call.get("format"), self.default_format)
+
+    def _logs(self, body: dict[str, Any], lines: list[str]) -> dict[str, Any]:
+        if lines and not self.fake.prod:  # a production deployment never sends log lines
+            body["logLines"] = list(lines)
+        return body
+
+    def success(self, value: Any, fmt: str, lines: list[str]) -> dict[str, Any]:
+        return self._logs({"status": "success", "value": export(value, fmt)}, lines)
+
+    def failure(self, failure: FunctionFailure, fmt: str, lines: list[str]) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "status": "error", "errorMessage": self.fake.error_message(failure, self.request),
+        }
+        if failure.has_data:
+            body["errorData"] = export(failure.data, fmt)
+        return self._logs(body, lines)
+
+
+def _fault_failure(fault: Fault) -> FunctionFailure:
+    if fault.throws_convex_error:
+        return FunctionFailure.convex_error(fault.error_data)
+    return FunctionFailure(_INJECTED)
+
+
+async def _apply_fault(fake: FakeConvex, path: str) -> Fault | None:
+    """Latency and hangs now; returns the fault whose status answers this call, if any."""
     fault = fake.faults.take(path)
     if fault is None:
-        return None, None
+        return None
     if fault.latency:
         await trio.sleep(fault.latency)
     if fault.hang:
         await trio.sleep_forever()
-    if fault.status is None:
-        return None, None
-    payload = (
-        _udf_error("Uncaught Error: injected fault")
-        if fault.status == 560
-        else "injected fault"
-    )
-    if not fault.after:
-        raise _Reply(fault.status, payload)
-    return fault.status, payload
+    return fault if fault.status is not None else None
 
 
-async def _run_one(fake: FakeConvex, kind: str, body: Any) -> tuple[int, Any]:
-    path, args, fmt = _parse_call(kind, body)
-    fake.record(path, kind, args)
-    late_status, late_payload = await _apply_fault(fake, path)
+def _fault_reply(answer: _Answer, fault: Fault, fmt: str) -> tuple[int, Any]:
+    if fault.status == 560:
+        return 560, answer.failure(_fault_failure(fault), fmt, [])
+    return fault.status or 500, _INJECTED
+
+
+async def _run(
+    fake: FakeConvex, answer: _Answer, kind: str, request: dict[str, Any], fmt_first: str | None
+) -> tuple[int, Any]:
+    """Run one `{path, args, format?}` call: (HTTP status, UdfResponse or fault payload).
+
+    Convex parses `format` after running a single call (so a mutation commits, then the
+    request is refused) and before each query of a batch: `fmt_first` is that early parse."""
+    path = function_path(request["path"])
+    raw_args = request["args"]
+    fake.record(path, kind, raw_args if isinstance(raw_args, dict) else {})
+    fault = await _apply_fault(fake, path)
+    if fault is not None and not fault.after:
+        raise _Reply(*_fault_reply(answer, fault, fmt_first or "json"))
     try:
-        value = fake.execute(path, args)
-    except FunctionFailure as exc:
-        status, payload = 560, _udf_error(exc.error_message)
+        value = fake.invoke(kind, path, raw_args)
+    except FunctionFailure as failure:
+        outcome: tuple[bool, Any] = (False, failure)
     else:
-        status, payload = 200, _udf(value, fmt)
-    if late_status is not None:
-        return late_status, late_payload
-    return status, payload
+        outcome = (True, value)
+    lines = list(fake.store.log_lines)
+    fmt = fmt_first if fmt_first is not None else answer.format_of(request)
+    if fault is not None:
+        return _fault_reply(answer, fault, fmt)
+    ok, result = outcome
+    if ok:
+        return 200, answer.success(result, fmt, lines)
+    return 560, answer.failure(result, fmt, lines)
 
 
-async def _batch_route(fake: FakeConvex, body: Any) -> tuple[int, Any]:
+async def _batch(fake: FakeConvex, answer: _Answer, body: Any, text: str) -> tuple[int, Any]:
     if not fake.batch_enabled:
         return 404, "No route"
-    queries = body.get("queries") if isinstance(body, dict) else None
-    if not isinstance(queries, list):
-        raise BadRequest("BadJsonBody", "Expected `queries`, a list.")
     results = []
-    for query in queries:
+    for query in batch_request(body, text):
         # All run at one timestamp: nothing awaits between them unless a fault says so.
-        status, payload = await _run_one(fake, "query", query)
+        try:
+            status, payload = await _run(fake, answer, "query", query, answer.format_of(query))
+        except _Reply as reply:
+            status, payload = reply.status, reply.payload
         if status not in (200, 560):
-            return status, payload
+            raise _Reply(status, payload)  # an injected infrastructure failure fails it all
         results.append(payload)
     return 200, {"results": results}
 
 
-async def _respond(send: Any, status: int, payload: Any) -> None:
-    if isinstance(payload, str):
+# -- the HTTP shell ---------------------------------------------------------------------------------
+
+
+async def _respond(
+    send: Any, status: int, payload: Any, headers: tuple[tuple[str, str], ...] = ()
+) -> None:
+    if payload is None:
+        body, ctype = b"", None
+    elif isinstance(payload, str):
         body, ctype = payload.encode(), b"text/plain; charset=utf-8"
     else:
         body, ctype = json.dumps(payload).encode(), b"application/json"
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [(b"content-type", ctype), (b"content-length", str(len(body)).encode())],
-        }
-    )
+    raw_headers = [(b"content-length", str(len(body)).encode())]
+    if ctype is not None:
+        raw_headers.insert(0, (b"content-type", ctype))
+    raw_headers += [(k.encode(), v.encode("latin-1", "replace")) for k, v in headers]
+    await send({"type": "http.response.start", "status": status, "headers": raw_headers})
     await send({"type": "http.response.body", "body": body})
+
+
+def _headers(scope: dict[str, Any]) -> dict[str, str]:
+    return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+
+
+def _get_query(scope: dict[str, Any]) -> BadRequest:
+    """`GET /api/query`: Convex's route exists but cannot deserialize `args` from a query string."""
+    fields = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+    if "args" in fields:
+        why = "args: invalid type: newtype struct, expected any valid JSON value"
+    else:
+        why = "missing field `path`" if "path" not in fields else "missing field `args`"
+    return BadRequest("BadQueryArgs", f"Failed to deserialize query string: {why}")
+
+
+async def _refuse_websocket(scope: dict[str, Any], send: Any, message: str) -> None:
+    if "websocket.http.response" in scope.get("extensions", {}):
+        body = json.dumps({"code": "InvalidClientVersion", "message": message}).encode()
+        await send({"type": "websocket.http.response.start", "status": 400,
+                    "headers": [(b"content-type", b"application/json")]})
+        await send({"type": "websocket.http.response.body", "body": body})
+    else:
+        await send({"type": "websocket.close", "code": 1008})
+
+
+async def _websocket(fake: FakeConvex, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    handler = fake.websocket_route(scope["path"])
+    if handler is None:
+        await send({"type": "websocket.close", "code": 1008})
+        return
+    parts = scope["path"].split("/")
+    if len(parts) == 4 and parts[3] == "sync":
+        problem = sync_path_version_problem(unquote(parts[2]))
+        if problem is not None:
+            await receive()  # websocket.connect
+            await _refuse_websocket(scope, send, problem)
+            return
+    await handler(scope, receive, send)
 
 
 def make_app(fake: FakeConvex) -> Any:
@@ -150,31 +245,36 @@ def make_app(fake: FakeConvex) -> Any:
             await answer_lifespan(receive, send)
             return
         if scope["type"] == "websocket":
-            handler = fake.websocket_route(scope["path"])
-            if handler is None:
-                await send({"type": "websocket.close", "code": 1008})
-                return
-            await handler(scope, receive, send)
+            await _websocket(fake, scope, receive, send)
             return
         fake.http_requests += 1
-        body_bytes = await read_body(receive)
-        path = scope["path"]
-        if scope["method"] != "POST" or (path not in _KINDS and path != "/api/query_batch"):
+        raw = await read_body(receive)
+        route, method = scope["path"], scope["method"]
+        if route not in _KINDS and route != _BATCH:
             await _respond(send, 404, "No route")
             return
+        headers = _headers(scope)
+        extra: tuple[tuple[str, str], ...] = ()
         try:
-            try:
-                body = json.loads(body_bytes or b"null")
-            except ValueError:
-                raise BadRequest("BadJsonBody", "The request body is not JSON.") from None
-            if path == "/api/query_batch":
-                status, payload = await _batch_route(fake, body)
+            extra = check_client_version(headers.get("convex-client"),
+                                         strict=fake.strict_client_version)
+            if method != "POST":
+                if route == "/api/query" and method in ("GET", "HEAD"):
+                    raise _get_query(scope)
+                allow = "GET,HEAD,POST" if route == "/api/query" else "POST"
+                await _respond(send, 405, None, (("allow", allow),))
+                return
+            body, text = read_json_body(headers.get("content-type"), raw)
+            answer = _Answer(fake, request_id(), default_format(headers.get("convex-client")))
+            if route == _BATCH:
+                status, payload = await _batch(fake, answer, body, text)
             else:
-                status, payload = await _run_one(fake, _KINDS[path], body)
+                status, payload = await _run(fake, answer, _KINDS[route], udf_request(body, text), None)
         except BadRequest as exc:
-            status, payload = 400, {"code": exc.code, "message": exc.message}
+            status, payload = exc.status, {"code": exc.code, "message": exc.message}
+            extra = exc.headers or extra
         except _Reply as reply:
             status, payload = reply.status, reply.payload
-        await _respond(send, status, payload)
+        await _respond(send, status, payload, extra)
 
     return app

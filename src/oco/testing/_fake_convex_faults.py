@@ -6,9 +6,12 @@ Refused connections are a property of the server, not of the app: see
 
 from __future__ import annotations
 
+from typing import Any
+
 import attrs
 
 ERROR_STATUSES = (500, 502, 503, 560)
+_UNSET: Any = object()
 
 
 @attrs.frozen
@@ -19,12 +22,16 @@ class Fault:
     error); with `after=True` the function runs and commits first, then the answer is lost —
     the ambiguous case a non-idempotent mutation must not blindly retry. `hang` never answers
     (until the request is cancelled). `latency` (seconds, trio time) delays the answer.
+    A 560 reads as the function's own `Uncaught Error: injected fault`, or, with
+    `throws_convex_error`, as `throw new ConvexError(error_data)` (whose data survives prod).
     """
 
     latency: float = 0.0
     status: int | None = attrs.field(default=None)
     hang: bool = False
     after: bool = False
+    throws_convex_error: bool = False
+    error_data: Any = None
 
     @status.validator
     def _check_status(self, _attribute: object, value: int | None) -> None:
@@ -54,9 +61,16 @@ class Faults:
         hang: bool = False,
         after: bool = False,
         times: int | None = None,
+        convex_error: Any = _UNSET,
     ) -> Fault:
-        """Apply a fault to `function` (every function when None), `times` times or forever."""
-        fault = Fault(latency=latency, status=status, hang=hang, after=after)
+        """Apply a fault to `function` (every function when None), `times` times or forever.
+
+        `convex_error=data` answers 560 as if the function threw `ConvexError(data)`."""
+        throws = convex_error is not _UNSET
+        if throws and status is None:
+            status = 560
+        fault = Fault(latency=latency, status=status, hang=hang, after=after,
+                      throws_convex_error=throws, error_data=None if not throws else convex_error)
         self._rules.append(_Rule(function, fault, times))
         return fault
 

@@ -1,7 +1,12 @@
 """The fake backend's worker-facing functions (reference-worker.md §2.2), texts and shapes kept.
 
-Bugs of the reference backend that define the contract are kept too (e.g. `setOffline`
-answering `sessionsTerminated` for a missing worker, `writeChunk` not de-duplicating).
+Each follows the reference backend's source (`services/backend/convex/{workers,chat,
+workerModels}.ts`, branch update-opencode-sdk): the same checks in the same order, the same
+thrown texts, the same `console.log` lines, the same result fields (absent when `undefined`).
+Bugs of the reference that define the contract are kept too (e.g. `setOffline` answering
+`sessionsTerminated` for a missing worker, `writeChunk` not de-duplicating). One difference:
+`updateMachineStatus`, which the reference schedules to run just after the mutation, runs
+inside it here.
 """
 
 from __future__ import annotations
@@ -15,14 +20,20 @@ from oco.testing._fake_convex_store import (
     Store,
     array,
     function,
+    number,
     obj,
     optional,
     string,
-    number,
 )
+from oco.testing._fake_convex_values import UNDEFINED
 
 AUTH = {"machineId": string, "workerId": string, "secret": string}
 _NANOID = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-"
+
+
+def js_length(text: str) -> float:
+    """JavaScript's `text.length` (UTF-16 code units), as a Convex number."""
+    return float(len(text.encode("utf-16-le", "surrogatepass")) // 2)
 
 
 def nanoid() -> str:
@@ -50,6 +61,17 @@ def update_machine_status(db: Store, machine_id: str) -> None:
         return
     online = any(w.get("status") == "online" for w in db.find("workers", machineId=machine_id))
     db.patch(machine, status="online" if online else "offline", lastHeartbeat=db.now())
+
+
+@function("machines:updateMachineStatus", "mutation", public=False, machineId=string)
+def update_machine_status_function(db: Store, args: dict[str, Any]) -> Any:
+    update_machine_status(db, args["machineId"])
+    return None
+
+
+@function("workerActions:generateSecret", "action", public=False)
+def generate_secret(db: Store, args: dict[str, Any]) -> Any:
+    return secrets.token_urlsafe(32)
 
 
 def _authenticated(db: Store, args: dict[str, Any], missing: str) -> Doc:
@@ -99,6 +121,8 @@ def set_offline(db: Store, args: dict[str, Any]) -> Any:
     _authenticated(db, args, "Worker not found")
     db.patch(worker, status="offline", lastHeartbeat=db.now())
     count = _deactivate_sessions(db, worker["workerId"])
+    if count > 0:
+        db.log(f"[workers.setOffline] Marked {count} session(s) as inactive for offline worker")
     update_machine_status(db, worker["machineId"])
     return {"sessionsInactivated": float(count)}
 
@@ -108,6 +132,10 @@ def mark_connected(db: Store, args: dict[str, Any]) -> Any:
     worker = _authenticated(db, args, "Worker not found")
     db.patch(worker, connectedAt=db.now())
     count = _deactivate_sessions(db, worker["workerId"], opencodeSessionId=None)
+    db.log("[workers.markConnected] Worker marked as connected:", args["workerId"])
+    if count > 0:
+        db.log(f"[workers.markConnected] Invalidated {count} active session(s) from previous "
+               "worker instance")
     return {"success": True, "sessionsInvalidated": float(count)}
 
 
@@ -116,22 +144,25 @@ MODEL = obj({"id": string, "name": string, "provider": string})
 
 @function("workerModels:updateModels", "mutation", workerId=string, models=array(MODEL))
 def update_models(db: Store, args: dict[str, Any]) -> Any:
-    worker_id = args["workerId"]
+    worker_id, models = args["workerId"], args["models"]
+    db.log("[updateModels] Updating models for worker:", worker_id)
+    db.log(f"[updateModels] Received {len(models)} models:")
+    for model in models:
+        db.log(f"[updateModels]   - {model['id']} ({model['provider']}): {model['name']}")
     if db.first("workers", workerId=worker_id) is None:
         raise FunctionFailure(f"Worker {worker_id} not found")
     row = db.first("workerModels", workerId=worker_id)
     if row is None:
-        db.insert("workerModels", {"workerId": worker_id, "models": args["models"], "updatedAt": db.now()})
+        db.insert("workerModels", {"workerId": worker_id, "models": models, "updatedAt": db.now()})
+        db.log("[updateModels] ✅ Created new models record")
     else:
-        db.patch(row, models=args["models"], updatedAt=db.now())
-    return {"success": True, "modelsCount": float(len(args["models"]))}
+        db.patch(row, models=models, updatedAt=db.now())
+        db.log("[updateModels] ✅ Updated existing models record")
+    db.log("[updateModels] ✅ Models successfully stored in Convex")
+    return {"success": True, "modelsCount": float(len(models))}
 
 
-@function("workers:getByMachineAndWorker", "query", machineId=string, workerId=string)
-def get_by_machine_and_worker(db: Store, args: dict[str, Any]) -> Any:
-    worker = db.first("workers", machineId=args["machineId"], workerId=args["workerId"])
-    if worker is None:
-        return None
+def worker_record(worker: Doc) -> dict[str, Any]:
     return public(
         worker, "workerId", "machineId", "name", "approvalStatus", "status", "createdAt",
         "approvedAt", "lastHeartbeat", "connectRequestedAt", "connectedAt",
@@ -139,22 +170,29 @@ def get_by_machine_and_worker(db: Store, args: dict[str, Any]) -> Any:
     )
 
 
+@function("workers:getByMachineAndWorker", "query", machineId=string, workerId=string)
+def get_by_machine_and_worker(db: Store, args: dict[str, Any]) -> Any:
+    worker = db.first("workers", machineId=args["machineId"], workerId=args["workerId"])
+    return None if worker is None else worker_record(worker)
+
+
+def session_row(session: Doc) -> dict[str, Any]:
+    return public(session, "sessionId", "workerId", "model", "status", "createdAt", "lastActivity")
+
+
 @function("chat:subscribeToWorkerSessions", "query", workerId=string)
 def subscribe_to_worker_sessions(db: Store, args: dict[str, Any]) -> Any:
-    return [
-        public(s, "sessionId", "workerId", "model", "status", "createdAt", "lastActivity")
-        for s in db.find("chatSessions", workerId=args["workerId"], status="active")
-    ]
+    return [session_row(s) for s in db.find("chatSessions", workerId=args["workerId"], status="active")]
 
 
 @function("chat:subscribeToWorkerMessages", "query", workerId=string)
 def subscribe_to_worker_messages(db: Store, args: dict[str, Any]) -> Any:
     messages = [
-        message_view(m)
+        m
         for s in db.find("chatSessions", workerId=args["workerId"])
         for m in db.find("chatMessages", sessionId=s["sessionId"])
     ]
-    return sorted(messages, key=lambda m: m["timestamp"])
+    return [message_view(m) for m in sorted(messages, key=lambda m: m["timestamp"])]
 
 
 @function("chat:getActiveSessions", "query", workerId=string)
@@ -176,7 +214,7 @@ def get_session_name(db: Store, args: dict[str, Any]) -> Any:
     return session.get("name") or None
 
 
-def _session(db: Store, chat_session_id: str) -> Doc:
+def chat_session(db: Store, chat_session_id: str) -> Doc:
     session = db.first("chatSessions", sessionId=chat_session_id)
     if session is None:
         raise FunctionFailure("Session not found")
@@ -192,8 +230,10 @@ def _message(db: Store, message_id: str) -> Doc:
 
 @function("chat:sessionReady", "mutation", chatSessionId=string, opencodeSessionId=optional(string))
 def session_ready(db: Store, args: dict[str, Any]) -> Any:
-    session = _session(db, args["chatSessionId"])
+    session = chat_session(db, args["chatSessionId"])
     db.patch(session, opencodeSessionId=args.get("opencodeSessionId"), lastActivity=db.now())
+    db.log("[sessionReady] Session ready:", args["chatSessionId"], "opencodeSessionId:",
+           args.get("opencodeSessionId", UNDEFINED))
     return None
 
 
@@ -202,12 +242,12 @@ def session_ready(db: Store, args: dict[str, Any]) -> Any:
     chatSessionId=string, messageId=string, chunk=string, sequence=number,
 )
 def write_chunk(db: Store, args: dict[str, Any]) -> Any:
-    session = _session(db, args["chatSessionId"])
+    session = chat_session(db, args["chatSessionId"])
     _message(db, args["messageId"])  # the reference does not check it belongs to the session
     db.insert(
         "chatChunks",
         {
-            "chunkId": nanoid(), "messageId": args["messageId"], "sessionId": session["sessionId"],
+            "chunkId": nanoid(), "messageId": args["messageId"], "sessionId": args["chatSessionId"],
             "chunk": args["chunk"], "sequence": args["sequence"], "timestamp": db.now(),
         },
     )
@@ -221,20 +261,95 @@ def write_chunk(db: Store, args: dict[str, Any]) -> Any:
     reasoning=optional(string), otherParts=optional(string),
 )
 def complete_structured_message(db: Store, args: dict[str, Any]) -> Any:
-    session = _session(db, args["chatSessionId"])
+    session = chat_session(db, args["chatSessionId"])
     message = _message(db, args["messageId"])
     db.patch(
         message, content=args["content"], reasoning=args.get("reasoning"),
         otherParts=args.get("otherParts"), completed=True,
     )
     db.patch(session, lastActivity=db.now())
+    db.log(
+        f"[completeStructuredMessage] Message {args['messageId']} completed with structured content:",
+        {
+            "contentLength": js_length(args["content"]),
+            "reasoningLength": js_length(args.get("reasoning") or ""),
+            "hasOtherParts": bool(args.get("otherParts")),
+        },
+    )
     return None
 
 
 @function("chat:completeMessage", "mutation", chatSessionId=string, messageId=string, content=string)
 def complete_message(db: Store, args: dict[str, Any]) -> Any:
-    session = _session(db, args["chatSessionId"])
+    session = chat_session(db, args["chatSessionId"])
     message = _message(db, args["messageId"])
     db.patch(message, content=args["content"], completed=True)
     db.patch(session, lastActivity=db.now())
     return None
+
+
+# -- left over from the removed session sync: public, never called by the worker ---------------
+
+
+@function("chat:getLastSyncTimestamp", "query", workerId=string)
+def get_last_sync_timestamp(db: Store, args: dict[str, Any]) -> Any:
+    state = db.first("workerSyncState", workerId=args["workerId"])
+    return None if state is None else state.get("lastSyncedAt")
+
+
+@function("chat:updateLastSyncTimestamp", "mutation", workerId=string, timestamp=number)
+def update_last_sync_timestamp(db: Store, args: dict[str, Any]) -> Any:
+    state = db.first("workerSyncState", workerId=args["workerId"])
+    if state is None:
+        db.insert("workerSyncState", {"workerId": args["workerId"], "lastSyncedAt": args["timestamp"]})
+    else:
+        db.patch(state, lastSyncedAt=args["timestamp"])
+    return None
+
+
+@function("chat:updateSessionName", "mutation", chatSessionId=string, name=string)
+def update_session_name(db: Store, args: dict[str, Any]) -> Any:
+    session = chat_session(db, args["chatSessionId"])
+    if session.get("name") == args["name"]:
+        return False
+    db.patch(session, name=args["name"], lastSyncedNameAt=db.now(), lastActivity=db.now())
+    return True
+
+
+@function("chat:markSessionDeletedInOpencode", "mutation", chatSessionId=string)
+def mark_session_deleted_in_opencode(db: Store, args: dict[str, Any]) -> Any:
+    session = chat_session(db, args["chatSessionId"])
+    db.patch(session, deletedAt=db.now(), deletedInOpencode=True, status="inactive")
+    db.log("[markSessionDeletedInOpencode] Session marked as deleted:", args["chatSessionId"])
+    return None
+
+
+@function(
+    "chat:createSyncedSession", "mutation",
+    opencodeSessionId=string, workerId=string, model=string, name=optional(string),
+)
+def create_synced_session(db: Store, args: dict[str, Any]) -> Any:
+    worker = db.first("workers", workerId=args["workerId"])
+    if worker is None:
+        raise FunctionFailure("Worker not found")
+    machine = db.first("machines", machineId=worker["machineId"])
+    if machine is None:
+        raise FunctionFailure("Machine not found")
+    existing = db.first("chatSessions", opencodeSessionId=args["opencodeSessionId"])
+    if existing is not None:
+        db.log("[createSyncedSession] Session already exists:", existing["sessionId"])
+        return existing["sessionId"]
+    chat_session_id = nanoid()
+    now = db.now()
+    db.insert(
+        "chatSessions",
+        {
+            "sessionId": chat_session_id, "opencodeSessionId": args["opencodeSessionId"],
+            "name": args.get("name"), "workerId": args["workerId"], "userId": machine["userId"],
+            "model": args["model"], "status": "active", "createdAt": now, "lastActivity": now,
+            "syncedFromOpencode": True,
+        },
+    )
+    db.log("[createSyncedSession] Created synced session:", chat_session_id, "from OpenCode:",
+           args["opencodeSessionId"])
+    return chat_session_id
