@@ -6,6 +6,12 @@ idle worker makes no function call at all (heartbeats aside) and a new message a
 round trip after it is written. When the websocket cannot be had (refused upgrade, protocol
 error, nothing within `connect_timeout`), the worker polls over HTTP meanwhile while the
 socket keeps retrying with backoff, and goes back to subscriptions once it is up again.
+
+A result the server sends may not fit the contract (a string where the message list should
+be): it is skipped, logged once, and the last good snapshot stays; the next good result
+replaces it. A socket that keeps failing makes the watcher switch between subscriptions
+and polling at the socket's backoff pace; those switches are logged at WARNING at most
+once per `SWITCH_LOG_WINDOW_S`.
 """
 
 from __future__ import annotations
@@ -18,8 +24,9 @@ from typing import Any
 import trio
 import trio_util
 
+from oco._text import external
 from oco.config import Settings
-from oco.convex import ConvexSubscriptions, QueryError, Subscription
+from oco.convex import ConvexProtocolError, ConvexSubscriptions, QueryError, Subscription
 from oco.convex.api import WorkerBackend
 
 from ._watch import Snapshot, Watcher
@@ -27,6 +34,8 @@ from ._watch import Snapshot, Watcher
 log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT_S = 5.0  # how long a worker waits for the websocket before it polls
+SWITCH_LOG_WINDOW_S = 300.0  # at most one WARNING per this long for subscription<->polling
+BAD_RESULT_LOG_S = 60.0  # at most one WARNING per this long for failed or unusable results
 
 WORKER_QUERY = "workers:getByMachineAndWorker"
 SESSIONS_QUERY = "chat:subscribeToWorkerSessions"
@@ -56,6 +65,10 @@ class SubscriptionWatcher:
         self._connect_timeout = connect_timeout
         self._published: tuple[Any, ...] | None = None
         self._failed: tuple[Any, ...] | None = None
+        self._bad_logged: str | None = None  # the last failed/unusable result logged loudly
+        self._bad_logged_at = -BAD_RESULT_LOG_S
+        self._switch_warned_at: float | None = None
+        self._fallback_loud = False
         self.mode = trio_util.AsyncValue("connecting")
 
     async def run(self, publish: Callable[[Snapshot], None]) -> None:
@@ -77,15 +90,26 @@ class SubscriptionWatcher:
                         # Lost: give the reconnect a chance before falling back to polling.
                         self.mode.value = "connecting"
                         continue
-                    log.warning(
+                    self._fallback_loud = self._switch_is_news()
+                    log.log(
+                        logging.WARNING if self._fallback_loud else logging.DEBUG,
                         "no Convex subscription within %.0f s; polling until the websocket works",
                         self._connect_timeout,
                     )
                     self.mode.value = "polling"
                     await self._poll_until_connected(subs, publish)
-                    log.info("Convex subscription up again; polling stopped")
+                    log.log(logging.INFO if self._fallback_loud else logging.DEBUG,
+                            "Convex subscription up again; polling stopped")
                     # Polling published newer snapshots than our last one: publish again.
                     self._published = None
+
+    def _switch_is_news(self) -> bool:
+        """True at most once per SWITCH_LOG_WINDOW_S: a flapping socket is not news each time."""
+        now = trio.current_time()
+        if self._switch_warned_at is None or now - self._switch_warned_at >= SWITCH_LOG_WINDOW_S:
+            self._switch_warned_at = now
+            return True
+        return False
 
     async def _follow(
         self,
@@ -119,23 +143,44 @@ class SubscriptionWatcher:
         results = tuple(query.latest for query in queries)
         if any(result is None for result in results) or results == self._published:
             return
+        if results == self._failed:
+            return
         failed = [f"{q.udf_path}: {r.message}"
                   for q, r in zip(queries, results) if isinstance(r, QueryError)]
         if failed:
-            if results != self._failed:
-                log.warning("subscribed query failed: %s", "; ".join(failed))
+            text = external("; ".join(failed))
+            log.log(self._bad_result_level(text), "subscribed query failed: %s", text)
             self._failed = results
             return
-        self._published = results
         worker, sessions, messages = (r.value for r in results)  # type: ignore[union-attr]
-        publish(
-            Snapshot(
+        try:
+            snapshot = Snapshot(
                 self._backend.parse_worker(worker),
                 # Item by item: a malformed row is logged once and left out, not fatal.
                 tuple(self._backend.parse_sessions(sessions)),
                 tuple(self._backend.parse_messages(messages)),
             )
-        )
+        except ConvexProtocolError as exc:
+            # The whole value is unusable (a string for the message list): keep acting on
+            # the last good snapshot until the next result, and say so once.
+            text = external(exc)
+            log.log(self._bad_result_level(text),
+                    "ignoring a subscription result that breaks the contract (%s); "
+                    "keeping the last good one", text)
+            self._failed = results
+            return
+        self._published = results
+        self._failed = None
+        publish(snapshot)
+
+    def _bad_result_level(self, text: str) -> int:
+        """WARNING for a new complaint, at most one per BAD_RESULT_LOG_S: a hostile server
+        may send a different bad result in every frame."""
+        now = trio.current_time()
+        if text == self._bad_logged or now - self._bad_logged_at < BAD_RESULT_LOG_S:
+            return logging.DEBUG
+        self._bad_logged, self._bad_logged_at = text, now
+        return logging.WARNING
 
     async def _poll_until_connected(
         self, subs: ConvexSubscriptions, publish: Callable[[Snapshot], None]
