@@ -135,3 +135,83 @@ def test_no_text_is_lost_no_sequence_reused_and_paced_writes_keep_their_distance
     assert "".join(c.text for c in chunks) + buffer.pending == "".join(added) == buffer.text
     for earlier, later in zip(take_times, take_times[1:]):
         assert later - earlier >= interval - 1e-9
+
+
+# -- Convex's limits (issue 13: an answer over 1 MiB never completed) -----------------------
+
+from oco.worker._chunks import STREAM_CUT_NOTE  # noqa: E402
+from oco.worker._limits import CHUNK_LIMIT, MAX_CHUNK_SEQUENCE, STREAM_BUDGET, VALUE_LIMIT, json_size  # noqa: E402
+
+
+def _drain(buffer: ChunkBuffer) -> list[Chunk]:
+    chunks = []
+    while (chunk := buffer.flush_all()) is not None:
+        chunks.append(chunk)
+    return chunks
+
+
+def test_a_huge_delta_is_split_into_chunks_that_fit_and_the_stream_stops_with_a_note() -> None:
+    buffer = ChunkBuffer(0.2)
+    delta = "é\"\n" * (2 * 1024 * 1024)  # 2 Mi × 3 characters: 8 MiB as JSON
+    buffer.add(delta, 0.0)
+    first = buffer.take(0.0)
+    chunks = [first, *_drain(buffer)]
+    assert all(json_size(c.text) <= CHUNK_LIMIT <= VALUE_LIMIT for c in chunks)
+    assert sum(json_size(c.text) for c in chunks) <= STREAM_BUDGET
+    assert [c.sequence for c in chunks] == list(range(len(chunks)))
+    assert chunks[-1].text.endswith(STREAM_CUT_NOTE)
+    shown = "".join(c.text for c in chunks)[: -len(STREAM_CUT_NOTE)]
+    assert delta.startswith(shown) and len(shown) > 300_000  # most of a budget's worth of text
+    assert buffer.closed and buffer.text == delta  # the completion still has it all
+    buffer.add("more", 1.0)
+    assert buffer.next_flush_at() is None and buffer.flush_all() is None
+
+
+def test_sequence_numbers_stop_below_the_limit_whatever_the_number_of_deltas() -> None:
+    buffer = ChunkBuffer(0.0, first_sequence=MAX_CHUNK_SEQUENCE - 3)
+    sequences = []
+    for step in range(10):
+        buffer.add("x", float(step))
+        if (chunk := buffer.take(float(step))) is not None:
+            sequences.append(chunk.sequence)
+    assert sequences == [MAX_CHUNK_SEQUENCE - 3, MAX_CHUNK_SEQUENCE - 2, MAX_CHUNK_SEQUENCE - 1]
+    assert buffer.closed
+
+
+def test_a_standalone_chunk_goes_first_and_is_not_part_of_the_answer_text() -> None:
+    buffer = ChunkBuffer(0.2, first_sequence=100)
+    buffer.add("Hel", 0.0)
+    assert buffer.standalone("--- again ---") == Chunk("--- again ---", 100)
+    assert buffer.take(0.0) == Chunk("Hel", 101)  # not delayed by the separator
+    assert buffer.text == "Hel"
+    assert ChunkBuffer(first_sequence=MAX_CHUNK_SEQUENCE).standalone("x") is None
+
+
+_small_limits = {"chunk_limit": 400, "stream_budget": 1000, "sequence_limit": 30}
+
+
+@given(_ops, st.integers(0, 40), st.text(max_size=300))
+def test_under_small_limits_chunks_fit_numbers_stay_below_and_the_shown_text_is_a_prefix(
+    ops, first, big
+) -> None:
+    buffer = ChunkBuffer(0.0, first_sequence=first, **_small_limits)
+    added = [big]
+    buffer.add(big, 0.0)
+    chunks: list[Chunk] = []
+    for op, text, step in [*ops, ("flush", "", 0.0)]:
+        if op == "add":
+            buffer.add(text, step)
+            added.append(text)
+        elif op == "take":
+            chunks += [c for c in [buffer.take(step)] if c is not None]
+        else:
+            chunks += _drain(buffer)
+    assert all(json_size(c.text) <= 400 for c in chunks)
+    assert sum(json_size(c.text) for c in chunks) <= 1000
+    assert [c.sequence for c in chunks] == list(range(first, first + len(chunks)))
+    assert all(c.sequence < 30 for c in chunks)
+    shown = "".join(c.text for c in chunks)
+    if buffer.closed and chunks:
+        assert shown.endswith(STREAM_CUT_NOTE)
+        shown = shown[: -len(STREAM_CUT_NOTE)]
+    assert "".join(added).startswith(shown)

@@ -1,21 +1,22 @@
 """The per-worker state file: chat → OpenCode session links and the replies being streamed."""
 
 from oco.worker._chunks import ChunkBuffer
-from oco.worker._session_map import SessionLink, SessionMap
+from oco.worker._session_map import SEQUENCE_BLOCK, ReplyStart, SessionLink, SessionMap
 
 
 def test_links_and_open_replies_survive_a_new_process(tmp_path):
     path = tmp_path / "state" / "w.json"
     first = SessionMap(path)
     first.set("chat1", SessionLink("ses_1", "Title"))
-    assert first.begin_reply("reply1") is False
-    assert first.begin_reply("reply2") is False
+    assert first.begin_reply("reply1") == ReplyStart(rerun=False, first_sequence=0)
+    assert first.begin_reply("reply2").rerun is False
     first.end_reply("reply2")
 
     second = SessionMap(path)  # what the next run sees after a crash
     assert second.get("chat1") == SessionLink("ses_1", "Title")
-    assert second.begin_reply("reply1") is True  # begun before: its chunks exist
-    assert second.begin_reply("reply2") is False
+    # begun before: its chunks exist, and its numbers continue above the reserved block
+    assert second.begin_reply("reply1") == ReplyStart(rerun=True, first_sequence=SEQUENCE_BLOCK)
+    assert second.begin_reply("reply2").rerun is False
     assert path.stat().st_mode & 0o777 == 0o600
 
 
@@ -24,7 +25,7 @@ def test_a_damaged_state_file_costs_only_context(tmp_path):
     path.write_text("{not json")
     links = SessionMap(path)
     assert links.get("chat1") is None
-    assert links.begin_reply("reply1") is False
+    assert links.begin_reply("reply1").rerun is False
 
 
 def test_chunks_can_start_after_an_earlier_attempts_numbers():

@@ -4,6 +4,12 @@ One task per chat session with work runs that session's replies one after anothe
 limiter bounds the turns a worker runs at once. A reply is claimed (in flight, then finished)
 for the life of the process, so a live worker never answers a message twice; nothing is written
 to Convex as "processed" before the answer, so a restart never loses one.
+
+A reply counts as finished only once Convex has it completed (or it provably no longer
+exists). Completing it is retried for as long as Convex is out (`ReplyCompleter`); only a
+cancellation cuts that short, and then the reply stays begun in the session map and
+unclaimed, so the next serve or the next run answers it (after a visible separator, with
+chunk numbers above the earlier attempt's).
 """
 
 from __future__ import annotations
@@ -11,16 +17,15 @@ from __future__ import annotations
 import enum
 import logging
 import math
-import time
 
 import attrs
 import trio
 import trio_util
 
+from oco._text import external
 from oco.config import Settings
 from oco.convex import (
     ConvexException,
-    ConvexFunctionError,
     MessageNotFound,
     SessionNotFound,
     WorkerRejected,
@@ -28,20 +33,32 @@ from oco.convex import (
 )
 from oco.convex.api import WorkerBackend
 from oco.convex.types import ChatMessage
-from oco.opencode import OpenCodeServer, run_turn
+from oco.opencode import OpenCodeServer, TurnResult, run_turn
 
-from ._chunks import ChunkBuffer
+from ._chunks import Chunk, ChunkBuffer
+from ._completion import (
+    EMPTY_REPLY,
+    Fate,
+    FinalReply,
+    Outcome,
+    ReplyCompleter,
+    reply_fate,
+    reply_from_note,
+    reply_from_turn,
+)
 from ._opencode_host import OpenCodeHost, OpenCodeUnavailable
-from ._parts import encode_other_parts
 from ._planner import INTERRUPTED_NOTE, NO_MODEL_NOTE, STALE_NOTE, PendingReply
-from ._session_map import SessionLink, SessionMap
+from ._session_map import ReplyStart, SessionLink, SessionMap
 from ._stop import StopControl
 
 log = logging.getLogger(__name__)
 
-CLEANUP_GRACE_S = 10.0
+CLEANUP_GRACE_S = 10.0  # a last try at completing, when the worker leaves its serve (no stop)
 PREPARE_PATIENCE_S = 120.0  # how long a turn waits for Convex before it starts
-EMPTY_REPLY = "(The agent finished without a text reply.)"
+FATE_CHECK_INTERVAL_S = 30.0  # at most one state check per reply this often for refused chunks
+RERUN_SEPARATOR = "\n\n— answering again after a restart —\n\n"
+
+__all__ = ["CLEANUP_GRACE_S", "EMPTY_REPLY", "RERUN_SEPARATOR", "ChatRelay", "JobKind"]
 
 
 class JobKind(enum.Enum):
@@ -56,8 +73,35 @@ class Job:
     reply: PendingReply
 
 
-def _joined(text: str, note: str) -> str:
-    return f"{text.rstrip()}\n\n{note}" if text.strip() else note
+class ReplyGone(Exception):
+    """Internal: the reply's message or session was deleted (or it was completed elsewhere)
+    while it was being answered: nobody is left to answer."""
+
+
+@attrs.define
+class _Turn:
+    """One attempt at answering a reply: what it streamed and where."""
+
+    reply: PendingReply
+    start: ReplyStart
+    streamed: list[str] = attrs.field(factory=list)
+    opencode_session: str | None = None
+    fate_checked_at: float = -math.inf
+    chunk_failures: int = 0
+
+    @property
+    def text(self) -> str:
+        return "".join(self.streamed)
+
+
+def _only_error(group: BaseExceptionGroup) -> BaseException | None:
+    """The one exception of a nursery that failed with exactly one, if it is an `Exception`."""
+    leaves = group.exceptions
+    if len(leaves) == 1 and isinstance(leaves[0], Exception):
+        if isinstance(leaves[0], BaseExceptionGroup):
+            return _only_error(leaves[0])
+        return leaves[0]
+    return None
 
 
 class ChatRelay:
@@ -77,6 +121,7 @@ class ChatRelay:
         self._sessions = sessions
         self._settings = settings
         self._stop = stop
+        self._completer = ReplyCompleter(backend)
         self._in_flight: dict[str, Job] = {}
         self._finished: set[str] = set()
         self._queues: dict[str, trio.MemorySendChannel[Job]] = {}
@@ -140,16 +185,15 @@ class ChatRelay:
                 try:
                     await self._run(job)
                 finally:
-                    reply_id = job.reply.reply_message_id
-                    self._in_flight.pop(reply_id, None)
-                    self._finished.add(reply_id)
+                    # Finished only once closed (`_record`); a reply left open is planned again.
+                    self._in_flight.pop(job.reply.reply_message_id, None)
 
     async def _run(self, job: Job) -> None:
         reply = job.reply
         if job.kind is JobKind.CLOSE_STALE:
-            await self._complete_plain(reply, STALE_NOTE)
+            await self._close(reply, reply_from_note("", STALE_NOTE))
         elif job.kind is JobKind.NO_MODEL:
-            await self._complete_plain(reply, NO_MODEL_NOTE)
+            await self._close(reply, reply_from_note("", NO_MODEL_NOTE))
         else:
             async with self._limiter:
                 self.turns.value += 1
@@ -159,107 +203,182 @@ class ChatRelay:
                     self.turns.value -= 1
 
     async def _answer(self, reply: PendingReply) -> None:
-        streamed: list[str] = []
-        completed = False
-        error: str | None = None
-        first_sequence = 0
-        if self._sessions.begin_reply(reply.reply_message_id):
-            # An earlier run crashed while streaming this reply and its chunks are in Convex:
-            # number ours after any it can have written, never reusing a sequence number.
-            first_sequence = int(time.time() * 1000) * 1000
+        turn = _Turn(reply, self._sessions.begin_reply(reply.reply_message_id))
+        final: FinalReply | None = None
+        gone = False
         try:
-            try:
-                async with self._host.lease() as server:
-                    result = await self._stream_turn(server, reply, streamed, first_sequence)
-                text = result.content if result.content.strip() else "".join(streamed)
-                if result.error:
-                    error = result.error
-                else:
-                    await self._backend.complete_structured(
-                        reply.session_id,
-                        reply.reply_message_id,
-                        text if text.strip() else (EMPTY_REPLY if not result.other_parts else ""),
-                        result.reasoning or None,
-                        encode_other_parts(result.other_parts),
+            final = await self._turn_reply(turn)
+        except ReplyGone:
+            gone = True
+            log.info("reply %s was deleted in Convex while being answered; dropped", reply.reply_message_id)
+            self._record(reply, Outcome.GONE)
+        finally:
+            if not gone:
+                if final is None:  # cancelled (a stop, or the worker left its serve), or rejected
+                    await self._close(
+                        reply,
+                        reply_from_note(turn.text, INTERRUPTED_NOTE, opencode_session=turn.opencode_session),
+                        patient=False,
                     )
-                    completed = True
-                    self._sessions.end_reply(reply.reply_message_id)
-            except (OpenCodeUnavailable, WorkerRejected):
-                raise
-            except Exception as exc:
-                if is_transient(exc):
-                    error = "the chat backend was unreachable while answering; please resend"
-                elif isinstance(exc, ConvexException):
-                    # The backend refused a call (a function error): expected, not a bug here.
-                    log.warning("reply %s failed: %s", reply.reply_message_id, exc)
-                    error = "the chat backend reported an error while answering; please resend"
                 else:
-                    log.exception("reply %s failed", reply.reply_message_id)
-                    error = f"internal error in the worker ({type(exc).__name__})"
+                    await self._close(reply, final)
+
+    async def _turn_reply(self, turn: _Turn) -> FinalReply:
+        """Run the turn; what to complete the reply with: the answer, or what went wrong."""
+        reply = turn.reply
+        try:
+            async with self._host.lease() as server:
+                result = await self._stream_turn(server, turn)
+            return reply_from_turn(result, turn.text, opencode_session=turn.opencode_session)
+        except (WorkerRejected, ReplyGone):
+            raise
         except OpenCodeUnavailable as exc:
             error = str(exc)
-        finally:
-            if not completed:
-                note = f"Error: {error}" if error else INTERRUPTED_NOTE
-                # Runs during cancellation too: the placeholder must not stay incomplete.
-                with self._stop.cleanup_scope(CLEANUP_GRACE_S):
-                    if await self._complete_plain(reply, _joined("".join(streamed), note)):
-                        self._sessions.end_reply(reply.reply_message_id)
+        except Exception as exc:
+            if is_transient(exc):
+                error = "the chat backend was unreachable while answering; please resend"
+            elif isinstance(exc, ConvexException):
+                # The backend refused a call (a function error): expected, not a bug here.
+                log.warning("reply %s failed: %s", reply.reply_message_id, external(exc))
+                error = "the chat backend reported an error while answering; please resend"
+            else:
+                log.exception("reply %s failed", reply.reply_message_id)
+                error = f"internal error in the worker ({type(exc).__name__})"
+        return reply_from_note(turn.text, f"Error: {error}", opencode_session=turn.opencode_session)
 
-    async def _stream_turn(
-        self, server: OpenCodeServer, reply: PendingReply, streamed: list[str], first_sequence: int
-    ):
-        opencode_session = await self._opencode_session_patiently(server, reply.session_id)
-        buffer = ChunkBuffer(self._settings.chunk_interval_s, first_sequence=first_sequence)
+    # -- completing -------------------------------------------------------------------------
+
+    async def _close(self, reply: PendingReply, final: FinalReply, *, patient: bool = True) -> None:
+        """Complete `reply` with `final`, retried for as long as Convex is out.
+
+        A cancellation (a stop, or the worker leaving its serve) turns it into a last,
+        shielded try: until the stop's deadline during a stop, `CLEANUP_GRACE_S` otherwise.
+        `patient=False` starts with that last try (the caller is being cancelled already).
+        """
+        if patient:
+            try:
+                outcome = await self._completer.complete(reply, final)
+            except trio.Cancelled:
+                await self._close_within_grace(reply, final)
+                raise
+            self._record(reply, outcome)
+        else:
+            await self._close_within_grace(reply, final)
+
+    async def _close_within_grace(self, reply: PendingReply, final: FinalReply) -> None:
+        # Runs during cancellation too: the placeholder should not stay incomplete.
+        grace = math.inf if self._stop.requested.is_set() else CLEANUP_GRACE_S
+        outcome: Outcome | None = None
+        with self._stop.cleanup_scope(grace):
+            outcome = await self._completer.complete(reply, final)
+        if outcome is None:
+            log.warning(
+                "reply %s could not be completed before the %s; it is answered again by the next run",
+                reply.reply_message_id,
+                "stop deadline" if self._stop.requested.is_set() else "worker left",
+            )
+        self._record(reply, outcome)
+
+    def _record(self, reply: PendingReply, outcome: Outcome | None) -> None:
+        """A closed reply (completed, or gone) is finished: never answered again by this process."""
+        if outcome is None:
+            return
+        self._sessions.end_reply(reply.reply_message_id)
+        self._finished.add(reply.reply_message_id)
+
+    # -- streaming --------------------------------------------------------------------------
+
+    async def _stream_turn(self, server: OpenCodeServer, turn: _Turn) -> TurnResult:
+        reply = turn.reply
+        turn.opencode_session = await self._opencode_session_patiently(server, reply.session_id)
+        buffer = ChunkBuffer(self._settings.chunk_interval_s, first_sequence=turn.start.first_sequence)
         text_arrived = trio.Event()
 
         def on_text(delta: str) -> None:
             nonlocal text_arrived
-            streamed.append(delta)
+            turn.streamed.append(delta)
             buffer.add(delta, trio.current_time())
             text_arrived.set()
 
-        async with trio.open_nursery() as nursery:
-            turn_done = trio.Event()
+        turn_done = trio.Event()
 
-            async def write_chunks() -> None:
-                nonlocal text_arrived
-                while not (turn_done.is_set() and buffer.next_flush_at() is None):
-                    flush_at = buffer.next_flush_at()
-                    if flush_at is None:
-                        await trio_util.wait_any(text_arrived.wait, turn_done.wait)
-                        text_arrived = trio.Event()
-                        continue
-                    if not turn_done.is_set():
-                        with trio.move_on_at(flush_at):
-                            await turn_done.wait()
-                    chunk = buffer.flush_all() if turn_done.is_set() else buffer.take(trio.current_time())
-                    if chunk is not None:
-                        await self._write_chunk(reply, chunk.text, chunk.sequence)
+        async def write_chunks() -> None:
+            nonlocal text_arrived
+            if turn.start.rerun:
+                # The killed attempt's chunks stay in Convex and the web app shows them: say
+                # that what follows starts over.
+                separator = buffer.standalone(RERUN_SEPARATOR)
+                if separator is not None:
+                    await self._write_chunk(turn, separator)
+            while not (turn_done.is_set() and buffer.next_flush_at() is None):
+                flush_at = buffer.next_flush_at()
+                if flush_at is None:
+                    await trio_util.wait_any(text_arrived.wait, turn_done.wait)
+                    text_arrived = trio.Event()
+                    continue
+                if not turn_done.is_set():
+                    with trio.move_on_at(flush_at):
+                        await turn_done.wait()
+                chunk = buffer.flush_all() if turn_done.is_set() else buffer.take(trio.current_time())
+                if chunk is not None:
+                    await self._write_chunk(turn, chunk)
 
-            nursery.start_soon(write_chunks)
-            try:
-                result = await run_turn(
-                    server,
-                    opencode_session,
-                    reply.content,
-                    reply.model,
-                    timeout=self._settings.turn_timeout_s,
-                    on_text=on_text,
-                    permission_policy=self._settings.permission_policy,
-                )
-            finally:
-                turn_done.set()
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(write_chunks)
+                try:
+                    result = await run_turn(
+                        server,
+                        turn.opencode_session,
+                        reply.content,
+                        reply.model,
+                        timeout=self._settings.turn_timeout_s,
+                        on_text=on_text,
+                        permission_policy=self._settings.permission_policy,
+                    )
+                finally:
+                    turn_done.set()
+        except BaseExceptionGroup as group:
+            # One failure of the chunk writer (ReplyGone, WorkerRejected, ...) is that failure.
+            only = _only_error(group)
+            if only is None:
+                raise
+            raise only from None
         return result
 
-    async def _write_chunk(self, reply: PendingReply, text: str, sequence: int) -> None:
+    async def _write_chunk(self, turn: _Turn, chunk: Chunk) -> None:
+        """One `chat:writeChunk`; a failure costs only that piece of the live view (the
+        completion carries the whole text), unless the reply is provably gone."""
+        reply_id = turn.reply.reply_message_id
+        self._sessions.reserve(reply_id, chunk.sequence)  # before: never reuse a number
         try:
-            await self._backend.write_chunk(reply.session_id, reply.reply_message_id, text, sequence)
-        except Exception as exc:
-            if not is_transient(exc):
-                raise
-            # The full text still arrives with the completion; a lost chunk only delays display.
-            log.warning("chunk %d of %s not written (%s)", sequence, reply.reply_message_id, exc)
+            await self._backend.write_chunk(turn.reply.session_id, reply_id, chunk.text, chunk.sequence)
+            return
+        except WorkerRejected:
+            raise
+        except ConvexException as exc:
+            failure = exc
+        turn.chunk_failures += 1
+        level = logging.WARNING if turn.chunk_failures == 1 else logging.DEBUG
+        log.log(level, "chunk %d of %s not written (%s)", chunk.sequence, reply_id, external(failure))
+        if is_transient(failure):
+            return
+        # Refused: find out from state whether anyone is left to answer (the error text may be
+        # a redacted "Server Error"); the dev deployment's typed text is the fast path.
+        if isinstance(failure, (MessageNotFound, SessionNotFound)):
+            fate = Fate.GONE
+        elif trio.current_time() - turn.fate_checked_at < FATE_CHECK_INTERVAL_S:
+            return
+        else:
+            turn.fate_checked_at = trio.current_time()
+            try:
+                fate = await reply_fate(self._backend, reply_id)
+            except ConvexException as exc:
+                if isinstance(exc, WorkerRejected):
+                    raise
+                return
+        if fate in (Fate.GONE, Fate.COMPLETED):
+            raise ReplyGone(reply_id)
 
     async def _opencode_session_patiently(self, server: OpenCodeServer, chat_session_id: str) -> str:
         """`_opencode_session`, waiting out a Convex outage: nothing has been streamed yet,
@@ -295,28 +414,3 @@ class ChatRelay:
             await self._backend.session_ready(chat_session_id, link.opencode_session_id)
             self._reported.add(chat_session_id)
         return link.opencode_session_id
-
-    async def _complete_plain(self, reply: PendingReply, content: str) -> bool:
-        """`chat:completeMessage`, retried while Convex is unreachable; True once it landed."""
-        delay = 1.0
-        for _attempt in range(6):
-            try:
-                await self._backend.complete_message(reply.session_id, reply.reply_message_id, content)
-                return True
-            except WorkerRejected:
-                raise
-            except Exception as exc:
-                # A function error may pass (the soak saw one 560 leave a reply open for good);
-                # only a missing message or session is final.
-                retryable = is_transient(exc) or (
-                    isinstance(exc, ConvexFunctionError)
-                    and not isinstance(exc, (SessionNotFound, MessageNotFound))
-                )
-                if not retryable:
-                    log.warning("could not complete reply %s (%s)", reply.reply_message_id, exc)
-                    return False
-                log.warning("completing reply %s failed (%s); retrying", reply.reply_message_id, exc)
-                await trio.sleep(delay)
-                delay = min(delay * 2, 30.0)
-        log.error("gave up completing reply %s; it is answered after a restart", reply.reply_message_id)
-        return False

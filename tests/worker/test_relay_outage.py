@@ -1,0 +1,133 @@
+"""Completing a reply outlasts any Convex outage; only a stop cuts it short (issue 13).
+
+A Convex outage of 45 s or more at the end of a turn used to leave the reply open for good:
+the completion's retries ran in a 10 s cleanup scope (or gave up after six tries) and the
+reply was marked finished anyway. These run on a MockClock against the fake in process; the
+turn's OpenCode half is in test_relay_rerun.py (a real opencode).
+"""
+
+from __future__ import annotations
+
+import pytest
+import trio
+
+from oco.opencode import TurnResult
+from oco.testing import FakeConvex
+from oco.worker import NO_MODEL_NOTE, State, StopControl
+from oco.worker._completion import Outcome, ReplyCompleter, reply_from_turn
+from oco.worker._planner import PendingReply
+from oco.worker._relay import JobKind
+from worker_support import make_worker, trio_ms
+
+COMPLETIONS = ("chat:completeStructuredMessage", "chat:completeMessage")
+
+
+@pytest.fixture
+def fake() -> FakeConvex:
+    return FakeConvex(clock=trio_ms)
+
+
+def online_worker(fake: FakeConvex):
+    """A worker as if it ran already (the web app starts sessions only on online workers)."""
+    created = fake.create_worker()
+    fake.store.first("workers", workerId=created.worker_id)["status"] = "online"
+    return created
+
+
+def pending(fake: FakeConvex, chat: str, reply_id: str) -> PendingReply:
+    user = [m for m in fake.messages(chat) if m.role == "user"][-1]
+    return PendingReply(chat, user.id, reply_id, user.content, user.model or None, user.timestamp)
+
+
+async def outage(
+    fake: FakeConvex, seconds: float, function: str | None = None, *, task_status=trio.TASK_STATUS_IGNORED
+) -> None:
+    """Convex answers 503 to every call (of `function`) for `seconds` from now, then is back."""
+    fake.faults.add(function=function, status=503)
+    task_status.started()
+    await trio.sleep(seconds)
+    fake.faults.clear()
+
+
+def completion_times(fake: FakeConvex, reply_id: str) -> list[float]:
+    return [c.at / 1000 for c in fake.calls if c.function in COMPLETIONS and c.args["messageId"] == reply_id]
+
+
+@pytest.mark.parametrize("seconds", [45, 75, 600])
+async def test_the_whole_answer_lands_once_convex_is_back_after_an_outage(fake, tmp_path, autojump_clock, seconds):
+    created = online_worker(fake)
+    worker = make_worker(fake, created, tmp_path)
+    chat = fake.start_session(created.worker_id)
+    reply_id = fake.send_message(chat, "hello")
+    result = TurnResult("the whole answer", "some reasoning", [{"type": "tool", "tool": "bash"}])
+    final = reply_from_turn(result, "the whole answer", opencode_session="ses_1")
+    started = trio.current_time()
+    async with trio.open_nursery() as nursery:
+        await nursery.start(outage, fake, seconds)
+        outcome = await ReplyCompleter(worker.backend).complete(pending(fake, chat, reply_id), final)
+    assert outcome is Outcome.LANDED
+    reply = fake.message(reply_id)
+    # The structured answer itself, not an error note: retried with the full content.
+    assert reply.completed and reply.content == "the whole answer"
+    assert reply.reasoning == "some reasoning" and "bash" in reply.other_parts
+    times = completion_times(fake, reply_id)
+    assert times[-1] - started >= seconds  # it landed after the outage ...
+    assert times[-1] - started <= seconds + 31  # ... within one backoff step (30 s + jitter)
+    assert len(times) <= seconds / 10 + 10  # with backoff, not a storm
+
+
+async def test_a_reply_closed_by_the_relay_survives_a_75_s_outage_of_its_completion(fake, tmp_path, autojump_clock):
+    created = fake.create_worker()
+    worker = make_worker(fake, created, tmp_path)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(worker.run)
+        await worker.state.wait_value(State.READY)
+        await nursery.start(outage, fake, 75, "chat:completeMessage")
+        chat = fake.start_session(created.worker_id)
+        sent_at = trio.current_time()
+        reply_id = fake.send_message(chat, "no model chosen", model="")
+        reply = await fake.wait_reply(reply_id, timeout=300)
+        nursery.cancel_scope.cancel()
+    assert reply.content == NO_MODEL_NOTE
+    assert completion_times(fake, reply_id)[-1] - sent_at >= 75
+
+
+async def test_a_stop_during_an_outage_ends_within_its_deadline_and_leaves_the_reply_to_the_restart(
+    fake, tmp_path, autojump_clock
+):
+    created = online_worker(fake)
+    stop = StopControl()
+    worker = make_worker(fake, created, tmp_path, stop=stop)
+    relay, sessions = worker.relay, worker.relay._sessions
+    chat = fake.start_session(created.worker_id)
+    reply_id = fake.send_message(chat, "hello", model="")
+    sessions.begin_reply(reply_id)  # as an answer that streamed would have
+    fake.faults.add(status=503)  # Convex is out and stays out
+    async with trio.open_nursery() as nursery:
+        await nursery.start(relay.run)
+        relay.submit(JobKind.NO_MODEL, pending(fake, chat, reply_id))
+        await trio.sleep(120)  # two minutes into the outage, the completion still retries
+        assert relay.claimed() == {reply_id} and completion_times(fake, reply_id)
+        stop_at = trio.current_time()
+        stop.request(5.0)
+        nursery.cancel_scope.cancel()
+    assert trio.current_time() - stop_at <= 5.0
+    assert not fake.message(reply_id).completed
+    assert relay.claimed() == frozenset()  # not finished: the next serve or run answers it
+    assert sessions.begun(reply_id)  # and it knows the reply had begun
+
+
+async def test_without_a_stop_the_completion_is_not_cut_by_the_cleanup_grace(fake, tmp_path, autojump_clock):
+    created = online_worker(fake)
+    stop = StopControl()
+    worker = make_worker(fake, created, tmp_path, stop=stop)
+    chat = fake.start_session(created.worker_id)
+    reply_id = fake.send_message(chat, "hello", model="")
+    async with trio.open_nursery() as nursery:
+        await nursery.start(worker.relay.run)
+        await nursery.start(outage, fake, 45)
+        worker.relay.submit(JobKind.NO_MODEL, pending(fake, chat, reply_id))
+        await fake.wait_reply(reply_id, timeout=120)
+        nursery.cancel_scope.cancel()
+    assert not stop.cut_short  # no cleanup scope was cut: there was no stop
+    assert worker.relay.claimed() == {reply_id}  # finished: never answered again by this process
