@@ -1,14 +1,18 @@
 """A toy database served by the fake sync endpoint, in process through httpx-ws's ASGI
-transport (for MockClock tests of `ConvexSubscriptions`)."""
+transport (for MockClock tests of `ConvexSubscriptions`), or over real loopback through hypercorn."""
 
 from __future__ import annotations
 
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any
 
 import httpx
+import trio
 import trio_util
 from httpx_ws.transport import ASGIWebSocketTransport
+from hypercorn.config import Config
+from hypercorn.trio import serve
 
 from oco.convex._sync_client import ConvexSubscriptions
 from oco.testing._sync_server import SyncFaults, sync_app, sync_endpoint
@@ -41,3 +45,16 @@ async def in_process(db: ToyDatabase, faults: SyncFaults | None = None, **kw: An
         kw.setdefault("jitter", lambda: 0.5)  # exact backoff: the base delay
         async with ConvexSubscriptions("http://toy", client=client, **kw) as subs:
             yield endpoint, subs
+
+
+@asynccontextmanager
+async def on_loopback(db: ToyDatabase, faults: SyncFaults | None = None):
+    endpoint = sync_endpoint(db.run_query, db.version, faults=faults)
+    config = Config()
+    config.bind = ["127.0.0.1:0"]
+    config.accesslog = config.errorlog = None
+    async with trio.open_nursery() as nursery:
+        binds = await nursery.start(partial(serve, sync_app(endpoint), config,
+                                            shutdown_trigger=trio.sleep_forever))
+        yield endpoint, binds[0]
+        nursery.cancel_scope.cancel()

@@ -4,20 +4,16 @@ transport on a MockClock (timing), and over real loopback through hypercorn."""
 from __future__ import annotations
 
 import logging
-from contextlib import asynccontextmanager
-from functools import partial
 from typing import Any
 
 import httpx
 import pytest
 import trio
-from hypercorn.config import Config
-from hypercorn.trio import serve
 
 from oco.convex._sync_client import ConvexSubscriptions, SyncQueryError, sync_url
 from oco.convex._sync_state import QueryError, QuerySuccess
-from oco.testing._sync_server import SyncFaults, sync_app, sync_endpoint
-from sync_support import ToyDatabase, in_process
+from oco.testing._sync_server import SyncFaults
+from sync_support import ToyDatabase, in_process, on_loopback
 
 
 async def test_sync_url_follows_the_js_client():
@@ -204,19 +200,6 @@ async def test_closing_the_client_ends_every_iteration(autojump_clock):
 
 
 # -- real loopback ----------------------------------------------------------------------
-
-
-@asynccontextmanager
-async def on_loopback(db: ToyDatabase, faults: SyncFaults | None = None):
-    endpoint = sync_endpoint(db.run_query, db.version, faults=faults)
-    config = Config()
-    config.bind = ["127.0.0.1:0"]
-    config.accesslog = config.errorlog = None
-    async with trio.open_nursery() as nursery:
-        binds = await nursery.start(partial(serve, sync_app(endpoint), config,
-                                            shutdown_trigger=trio.sleep_forever))
-        yield endpoint, binds[0]
-        nursery.cancel_scope.cancel()
 
 
 async def test_loopback_subscription_survives_a_server_drop():

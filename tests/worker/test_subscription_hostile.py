@@ -20,6 +20,7 @@ from subscription_support import (
     convex_in_process,
     fake,  # noqa: F401 - the fixture
     subscribing_worker,
+    watch_calls,
 )
 
 _VERSION = {"querySet": 1, "identity": 0, "ts": "AQAAAAAAAAA="}
@@ -130,6 +131,7 @@ async def test_a_server_that_breaks_every_socket_costs_a_dozen_reconnects_in_ten
         assert fake.sync.attempts.value <= 15
         # Each socket re-runs the three queries (48 runs in all, measured; was 18 000).
         assert fake.sync.query_runs <= 100
+        assert watch_calls(fake) > 0  # between sockets, the worker polled
         nursery.cancel_scope.cancel()
     warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
     assert len(warnings) <= 6, warnings
