@@ -1,8 +1,8 @@
 """`trio-oco fake-convex`: serve the fake Convex backend until SIGINT/SIGTERM.
 
 Once listening it prints exactly one JSON line on stdout: the URL, the web-app user's
-`sessionId`, and the workers created for it (with their tokens), so scripts and other
-processes can drive a real worker against it.
+`sessionId`, the deployment mode (`dev`, or `prod` with `--prod`), and the workers created
+for it (with their tokens), so scripts and other processes can drive a real worker against it.
 """
 
 from __future__ import annotations
@@ -28,6 +28,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, default=0, help="port (default 0: any free port)")
     parser.add_argument("--workers", type=int, default=1, metavar="N", help="workers to create (default 1)")
     parser.add_argument("--pending", action="store_true", help="leave the workers pending approval")
+    parser.add_argument(
+        "--prod", action="store_true",
+        help="answer like a production deployment: errors redacted to 'Server Error', no log lines",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -47,13 +51,14 @@ def run(args: argparse.Namespace) -> int:
 async def _serve(args: argparse.Namespace) -> int:
     from oco.testing import FakeConvex, serve_fake_convex
 
-    fake = FakeConvex()
+    fake = FakeConvex(prod=args.prod)
     workers = [fake.create_worker(approved=not args.pending) for _ in range(args.workers)]
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         try:
             async with serve_fake_convex(fake, host=args.host, port=args.port) as server:
                 line = {
                     "url": server.url,
+                    "mode": "prod" if args.prod else "dev",
                     "user_session": fake.user_session,
                     "workers": [
                         {"token": w.token, "machineId": w.machine_id, "workerId": w.worker_id}

@@ -2,12 +2,15 @@
 
 `FakeConvex` is the reference Convex backend in memory (ASGI app + web-app helpers);
 `serve_fake_convex` serves it on loopback with hypercorn's trio worker; `fake.sync` is its
-sync-protocol websocket endpoint (`SyncEndpoint`, faults in `SyncFaults`).
+sync-protocol websocket endpoint (`SyncEndpoint`, faults in `SyncFaults`). It answers as a dev
+deployment or, with `prod=True`, as a production one; `CONVEX_MODES` names both for a
+`pytest.mark.parametrize("mode", CONVEX_MODES)` with `serve_fake_convex(prod=mode == "prod")`.
 `FakeLLM` / `serve_fake_llm` is a scripted OpenAI-compatible LLM for a real OpenCode;
 `opencode_config` / `opencode_env` point an isolated `opencode serve` at it.
 """
 
 from oco.testing._fake_convex import (
+    CONVEX_MODES,
     Call,
     Chunk,
     CreatedWorker,
@@ -29,6 +32,7 @@ __all__ = [
     "opencode_config",
     "opencode_env",
     "serve_fake_llm",
+    "CONVEX_MODES",
     "Call",
     "Chunk",
     "CreatedWorker",

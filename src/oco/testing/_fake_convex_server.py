@@ -75,11 +75,22 @@ class FakeConvexServer:
 
 @asynccontextmanager
 async def serve_fake_convex(
-    fake: FakeConvex | None = None, *, host: str = "127.0.0.1", port: int = 0
+    fake: FakeConvex | None = None,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    prod: bool | None = None,
 ) -> AsyncIterator[FakeConvexServer]:
-    """Serve `fake` (a new one when None) until the block ends; yields the server handle."""
+    """Serve `fake` (a new one when None) until the block ends; yields the server handle.
+
+    `prod=True` serves it as a production deployment (errors redacted, no log lines), `False`
+    as a dev one; None keeps the mode of the given fake (dev for a new one)."""
+    if fake is None:
+        fake = FakeConvex(prod=bool(prod))
+    elif prod is not None:
+        fake.prod = prod
     async with trio.open_nursery() as nursery:
-        server = FakeConvexServer(fake or FakeConvex(), host, nursery)
+        server = FakeConvexServer(fake, host, nursery)
         server.port = port
         await server.start_listening()
         try:
