@@ -14,6 +14,7 @@ import trio
 from hypothesis import given
 from hypothesis import strategies as st
 
+from oco.convex import ConvexFunctionError
 from oco.opencode import PermissionDecision, TurnResult
 from oco.testing import FakeConvex
 from oco.worker._completion import (
@@ -146,3 +147,17 @@ async def test_the_oversized_answer_completes_in_convex_with_every_argument_with
     assert [c.function for c in fake.calls][-1] == "chat:completeStructuredMessage"  # first form took
     for call in fake.calls:
         _arg_sizes_fit(call.args)
+
+
+async def test_the_fake_refuses_the_whole_oversized_answer_as_the_relay_used_to_send_it(
+    fake, tmp_path, autojump_clock
+):
+    # What the completion above is up against (and what every restart re-ran before).
+    created = fake.create_worker()
+    fake.store.first("workers", workerId=created.worker_id)["status"] = "online"
+    worker = make_worker(fake, created, tmp_path)
+    chat = fake.start_session(created.worker_id)
+    reply_id = fake.send_message(chat, "write a lot")
+    result = _huge_turn()
+    with pytest.raises(ConvexFunctionError, match="too large"):
+        await worker.backend.complete_structured(chat, reply_id, result.content, result.reasoning, None)
