@@ -13,6 +13,7 @@ The tree (what the supervisor does with each, see `oco.orchestrator._supervisor.
     ├── ConvexFunctionError ........ the function failed (HTTP 560 / status "error")
     │   ├── WorkerRejected ......... the backend refuses this worker: park
     │   │   ├── WorkerNotFound ..... no such worker (deleted, or a wrong token)
+    │   │   │   └── WorkerDeleted .. gone after the backend had accepted this token
     │   │   └── InvalidSecret ...... the worker exists, the secret is wrong
     │   ├── WorkerNotApproved ...... the record exists but is not approved: wait for approval
     │   ├── BackendFault ........... credentials are fine, the function failed: transient
@@ -113,6 +114,14 @@ class WorkerNotFound(WorkerRejected):
     advice = "create the worker in the web app (or copy its token again) and use that token"
 
 
+class WorkerDeleted(WorkerNotFound):
+    """The worker's record disappeared after the backend had accepted this token: it was
+    deleted in the web app while the worker ran."""
+
+    reason = "the worker was deleted in the web app"
+    advice = "create a worker in the web app and use its token"
+
+
 class InvalidSecret(WorkerRejected):
     """The worker exists but the token's secret does not match."""
 
@@ -168,7 +177,7 @@ class ConvexAuthError(ConvexException):
 class ConvexServerError(ConvexException):
     """Any other HTTP status; 5xx (and 429) are transient."""
 
-    advice = "the deployment has a problem; retrying"
+    advice = "the deployment has a problem (see its status page or logs)"
 
     def __init__(self, status: int, *, function: str | None = None, text: str | None = None) -> None:
         self.status = status
@@ -182,7 +191,7 @@ class ConvexUnavailable(ConvexException):
     what makes retrying a non-idempotent mutation safe.
     """
 
-    advice = "check the network and convex_url; retrying"
+    advice = "check the network and convex_url"
 
     def __init__(self, reason: str, *, sent: bool, function: str | None = None) -> None:
         self.reason = external(reason)

@@ -1,8 +1,13 @@
 """`WorkerBackend`: one typed method per backend function the worker calls (reference §2.2).
 
 Arguments go out with the reference's wire names and types (numbers as float64); results
-come back as the attrs types of `oco.convex.types`, checked by `_convert`. Contract error
-texts arrive already typed (`WorkerNotFound`, `InvalidSecret`, `SessionNotFound`, ...).
+come back as the attrs types of `oco.convex.types`, checked by `_convert`.
+
+Why a call that names this worker failed is decided from state: a dev deployment's error
+text may already name a contract type (`WorkerNotFound`, `InvalidSecret`), but a production
+deployment redacts every text, so an untyped function error of register, heartbeat,
+setOffline, markConnected or updateModels is explained by one `workers:getByMachineAndWorker`
+call (`_why.why_failed`): the caller always gets the typed rejection, after two calls at most.
 
 List results are checked item by item: one malformed row (a newer or broken backend) is
 logged once and left out, so it cannot hide the good rows or stop the worker.
@@ -10,13 +15,24 @@ logged once and left out, so it cannot hide the good rows or stop the worker.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from oco.convex._client import ConvexClient
 from oco.convex._convert import structure, unstructure
-from oco.convex._errors import ConvexProtocolError
+from oco.convex._errors import (
+    ConvexException,
+    ConvexProtocolError,
+    WorkerDeleted,
+    WorkerNotFound,
+    is_transient,
+    is_untyped,
+)
+from oco.convex._outage import OutageReport
+from oco.convex._why import SECRET_CHECKED, why_failed
 from oco.convex.types import (
     ActiveSession,
     ChatMessage,
@@ -32,6 +48,40 @@ T = TypeVar("T")
 
 # Bad rows remembered so each is logged once, not on every poll; bounded against a flood.
 _MAX_REPORTED = 1000
+# Calls whose success proves the backend accepts this token's secret (setOffline answers a
+# missing worker without checking it).
+_ACCEPTING = SECRET_CHECKED - {"workers:setOffline"}
+
+
+def _at_deployment(method: Callable[..., Any]) -> Callable[..., Any]:
+    """Stamps the deployment URL on a Convex error the method raises (a malformed result is
+    found here, after the client has returned)."""
+
+    def stamp(backend: WorkerBackend, exc: ConvexException) -> None:
+        if exc.url is None:
+            exc.url = backend.client.url
+
+    if inspect.iscoroutinefunction(method):
+
+        @functools.wraps(method)
+        async def located(self: WorkerBackend, *args: Any, **kwargs: Any) -> Any:
+            try:
+                return await method(self, *args, **kwargs)
+            except ConvexException as exc:
+                stamp(self, exc)
+                raise
+
+        return located
+
+    @functools.wraps(method)
+    def located_sync(self: WorkerBackend, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except ConvexException as exc:
+            stamp(self, exc)
+            raise
+
+    return located_sync
 
 
 def structure_items(
@@ -62,6 +112,8 @@ class WorkerBackend:
         self.worker_id = worker_id
         self.__secret = secret
         self._reported: set[str] = set()
+        self.secret_accepted = False  # a secret-checked call with this token has succeeded
+        self.outage = OutageReport()  # when to say this worker cannot reach its deployment
 
     def __repr__(self) -> str:
         return (
@@ -82,14 +134,17 @@ class WorkerBackend:
 
     # -- results of the watched queries (also used for subscription values) --------------
 
+    @_at_deployment
     def parse_worker(self, value: Any) -> WorkerRecord | None:
         """A `workers:getByMachineAndWorker` value; a malformed record is a protocol error."""
         return structure("workers:getByMachineAndWorker", value, WorkerRecord | None)
 
+    @_at_deployment
     def parse_sessions(self, value: Any) -> list[ActiveSession]:
         """A `chat:subscribeToWorkerSessions` value; malformed rows are logged once and dropped."""
         return self._items("chat:subscribeToWorkerSessions", value, ActiveSession)
 
+    @_at_deployment
     def parse_messages(self, value: Any) -> list[ChatMessage]:
         """A `chat:subscribeToWorkerMessages` value; malformed rows are logged once and dropped."""
         return self._items("chat:subscribeToWorkerMessages", value, ChatMessage)
@@ -97,67 +152,107 @@ class WorkerBackend:
     def _auth(self) -> dict[str, str]:
         return {"machineId": self.machine_id, "workerId": self.worker_id, "secret": self.__secret}
 
+    async def _as_worker(self, function: str, args: dict[str, Any]) -> Any:
+        """A mutation that names this worker, its failure typed from the worker's state."""
+        try:
+            result = await self.client.mutation(function, args)
+        except ConvexException as exc:
+            if self.secret_accepted and type(exc) is WorkerNotFound:
+                # The text said "not found" (dev) after this token worked: deleted meanwhile.
+                raise WorkerDeleted(exc.message, function=function, url=exc.url) from None
+            if not is_untyped(exc):
+                raise
+            raise await self._explained(function, exc) from None
+        if function in _ACCEPTING:
+            self.secret_accepted = True
+        return result
+
+    async def _explained(self, function: str, exc: ConvexException) -> ConvexException:
+        """The error `exc` (a function error of unknown cause) means, asked from the record."""
+        try:
+            record = await self.get_worker()
+        except ConvexException as lookup:
+            # If the lookup is unreachable too, the caller retries; if it fails otherwise,
+            # nothing more is known than the original error.
+            return lookup if is_transient(lookup) else exc
+        kind = why_failed(function, record, secret_accepted=self.secret_accepted)
+        if kind is None:
+            return exc
+        log.debug("%s failed (%s); from the worker's record: %s", function, exc, kind.__name__)
+        return kind(getattr(exc, "message", ""), function=function, url=exc.url)
+
     # -- lifecycle ------------------------------------------------------------------------
 
+    @_at_deployment
     async def register(self, working_directory: str, username: str) -> Registration:
         """`workers:register`: announce the worker; `approved` says whether it may serve."""
         path = "workers:register"
         args = {**self._auth(), "workingDirectory": working_directory, "username": username}
-        return structure(path, await self.client.mutation(path, args), Registration)
+        return structure(path, await self._as_worker(path, args), Registration)
 
+    @_at_deployment
     async def heartbeat(self) -> None:
         """`workers:heartbeat`: keep `status: online` (a no-op while not approved)."""
-        await self.client.mutation("workers:heartbeat", self._auth())
+        await self._as_worker("workers:heartbeat", self._auth())
 
+    @_at_deployment
     async def set_offline(self) -> int:
         """`workers:setOffline`: go offline; returns how many active sessions became inactive."""
         path = "workers:setOffline"
-        result = await self.client.mutation(path, self._auth())
+        result = await self._as_worker(path, self._auth())
         # The backend says sessionsTerminated (always 0) when the worker row is missing.
         return _count(path, result, "sessionsInactivated", "sessionsTerminated")
 
+    @_at_deployment
     async def mark_connected(self) -> int:
         """`workers:markConnected`: returns how many active sessions the backend invalidated."""
         path = "workers:markConnected"
-        return _count(path, await self.client.mutation(path, self._auth()), "sessionsInvalidated")
+        return _count(path, await self._as_worker(path, self._auth()), "sessionsInvalidated")
 
+    @_at_deployment
     async def update_models(self, models: Sequence[ModelInfo]) -> None:
         """`workerModels:updateModels`: publish the models this worker's OpenCode offers."""
-        await self.client.mutation(
+        await self._as_worker(
             "workerModels:updateModels",
             {"workerId": self.worker_id, "models": [unstructure(m) for m in models]},
         )
 
     # -- what the worker watches ----------------------------------------------------------
 
+    @_at_deployment
     async def get_worker(self) -> WorkerRecord | None:
         """`workers:getByMachineAndWorker`: the worker row, None once it is deleted."""
         path = "workers:getByMachineAndWorker"
         args = {"machineId": self.machine_id, "workerId": self.worker_id}
         return self.parse_worker(await self.client.query(path, args))
 
+    @_at_deployment
     async def worker_sessions(self) -> list[ActiveSession]:
         """`chat:subscribeToWorkerSessions`: the worker's active sessions (cheap to poll)."""
         path = "chat:subscribeToWorkerSessions"
         return self.parse_sessions(await self.client.query(path, {"workerId": self.worker_id}))
 
+    @_at_deployment
     async def worker_messages(self) -> list[ChatMessage]:
         """`chat:subscribeToWorkerMessages`: every message of every session, by timestamp."""
         path = "chat:subscribeToWorkerMessages"
         return self.parse_messages(await self.client.query(path, {"workerId": self.worker_id}))
 
+    @_at_deployment
     async def active_sessions(self) -> list[SessionDetails]:
         """`chat:getActiveSessions`: active sessions with their OpenCode session ids and names."""
         path = "chat:getActiveSessions"
         result = await self.client.query(path, {"workerId": self.worker_id})
         return self._items(path, result, SessionDetails)
 
+    @_at_deployment
     async def session_name(self, chat_session_id: str) -> str | None:
         """`chat:getSessionName`: the session's name, None if unnamed, missing or not ours."""
         path = "chat:getSessionName"
         args = {"chatSessionId": chat_session_id, "workerId": self.worker_id}
         return structure(path, await self.client.query(path, args), str | None)
 
+    @_at_deployment
     async def poll_watch(self) -> tuple[WorkerRecord | None, list[ActiveSession]]:
         """The worker row and its active sessions at one timestamp (one request when batched)."""
         get_worker = "workers:getByMachineAndWorker"
@@ -172,6 +267,7 @@ class WorkerBackend:
 
     # -- chat write-back ------------------------------------------------------------------
 
+    @_at_deployment
     async def session_ready(self, chat_session_id: str, opencode_session_id: str | None) -> None:
         """`chat:sessionReady`: record the OpenCode session serving this chat session."""
         args: dict[str, Any] = {"chatSessionId": chat_session_id}
@@ -179,6 +275,7 @@ class WorkerBackend:
             args["opencodeSessionId"] = opencode_session_id
         await self.client.mutation("chat:sessionReady", args)
 
+    @_at_deployment
     async def write_chunk(
         self, chat_session_id: str, message_id: str, chunk: str, sequence: int
     ) -> None:
@@ -193,6 +290,7 @@ class WorkerBackend:
             },
         )
 
+    @_at_deployment
     async def complete_structured(
         self,
         chat_session_id: str,
@@ -213,6 +311,7 @@ class WorkerBackend:
             args["otherParts"] = other_parts
         await self.client.mutation("chat:completeStructuredMessage", args)
 
+    @_at_deployment
     async def complete_message(self, chat_session_id: str, message_id: str, content: str) -> None:
         """`chat:completeMessage`: complete a message with plain content (the error path)."""
         await self.client.mutation(
