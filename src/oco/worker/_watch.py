@@ -15,7 +15,7 @@ import attrs
 import trio
 
 from oco.config import Settings
-from oco.convex import is_transient
+from oco.convex import ConvexProtocolError, NotAConvexDeployment, is_transient
 from oco.convex.api import WorkerBackend
 from oco.convex.types import ActiveSession, ChatMessage, WorkerRecord
 
@@ -68,6 +68,7 @@ class PollingWatcher:
         seen: frozenset[tuple[str, float]] | None = None
         messages: tuple[ChatMessage, ...] = ()
         failures = 0
+        malformed_reported = False
         while True:
             try:
                 worker, sessions_list = await self._backend.poll_watch()
@@ -80,11 +81,23 @@ class PollingWatcher:
                 publish(Snapshot(worker, sessions, messages))
                 interval = self._interval(sessions)
             except Exception as exc:
-                if not is_transient(exc):
+                malformed = isinstance(exc, ConvexProtocolError) and not isinstance(
+                    exc, NotAConvexDeployment
+                )
+                if not (is_transient(exc) or malformed):
                     raise
                 failures += 1
                 interval = min(self._settings.poll_idle_interval_s * 2**failures, 60.0)
-                log.warning("Convex unreachable while watching (%s); retrying in %.0f s", exc, interval)
+                if malformed:
+                    # A result that breaks the contract (a newer or broken backend): skip this
+                    # tick and keep the last good snapshot; a crash would only loop.
+                    level = logging.DEBUG if malformed_reported else logging.WARNING
+                    malformed_reported = True
+                    log.log(level, "ignoring a malformed poll result (%s); polling again in %.0f s",
+                            exc, interval)
+                else:
+                    log.warning("Convex unreachable while watching (%s); retrying in %.0f s",
+                                exc, interval)
             await trio.sleep(interval)
 
     def _interval(self, sessions: tuple[ActiveSession, ...]) -> float:
