@@ -5,6 +5,10 @@
 logger, message (and exc). The worker label comes from a context variable: trio tasks
 inherit context from their spawner, so `with bind_worker(name):` around a worker's task
 tree labels every line it logs.
+
+Every message is one inert line of bounded length (`oco._text.external`): callers escape
+what they echo from outside, and this is the net under them, so an escape sequence or a
+newline in someone else's text can neither drive the terminal nor forge a log line.
 """
 
 from __future__ import annotations
@@ -19,12 +23,15 @@ import threading
 import time
 from collections.abc import Iterator
 
+from oco._text import external
+
 worker_label: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "oco_worker_label", default=None
 )
 
 NOISY_LOGGERS = ("httpx", "httpcore", "hypercorn", "hypercorn.error", "hypercorn.access")
 DEFAULT_LABEL = "oco"
+LOG_MESSAGE_MAX_CHARS = 8000  # a message longer than this is cut (ours are far shorter)
 
 _secrets: set[str] = set()
 _secrets_lock = threading.Lock()
@@ -86,7 +93,7 @@ class SecretRedactor(logging.Filter):
             message = record.getMessage()
         except Exception:  # a broken format string: keep the raw parts, redacted
             message = f"{record.msg!s} {record.args!r}"
-        record.msg = redact(message)
+        record.msg = external(redact(message), LOG_MESSAGE_MAX_CHARS)
         record.args = None
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
@@ -168,11 +175,17 @@ def _log_retries_in_our_words() -> None:
     """stamina's own retry log line carries its details only as structured extras; say them."""
     import stamina.instrumentation
 
+    from oco.convex import ConvexUnavailable
+
     retry_log = logging.getLogger("oco.retry")
 
     def on_retry(details: stamina.instrumentation.RetryDetails) -> None:
         cause = details.caused_by
-        retry_log.warning(
+        # An unreachable deployment is reported by the worker (once, then every few
+        # minutes); each retry of each call saying so again would be a storm.
+        level = logging.DEBUG if isinstance(cause, ConvexUnavailable) else logging.WARNING
+        retry_log.log(
+            level,
             "%s failed (%s); retry %d in %.1f s",
             getattr(cause, "function", None) or details.name,
             cause,

@@ -49,7 +49,7 @@ async def test_status_file_follows_state_changes_and_ends_stopped(autojump_clock
         assert snapshot is not None
         assert {w.key: w.state for w in snapshot.workers} == {config(1).key: "ready", parked: "parked"}
         row = next(w for w in snapshot.workers if w.key == parked)
-        assert row.last_error and "worker not found" in row.last_error
+        assert row.last_error and "unknown worker" in row.last_error
         assert wall_before - 1 <= row.since <= time.time() + 1  # wall clock, not trio time
         assert snapshot.pid > 0 and snapshot.all_ready is False
         assert stat.S_IMODE(path.stat().st_mode) == 0o600

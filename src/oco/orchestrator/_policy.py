@@ -1,11 +1,12 @@
 """When to restart a failed worker, or whether to park it: a pure decision from a few facts.
 
-Transient failures and crashes back off exponentially with jitter (1 s, ×2, capped at 60 s,
+Transient failures, unexpected backend answers and crashes back off exponentially with jitter (1 s, ×2, capped at 60 s,
 ±20 %); the streak resets once the failed attempt had been ready for `healthy_after` seconds,
 so a worker that ran fine for an hour and then lost the network restarts after ~1 s, not 60 s
 (pm2's reset, driven by health rather than by uptime alone). A rejected token (wrong secret,
-deleted worker) or a configuration error cannot heal by retrying, so the worker is parked and
-probed again only every `park_retry` seconds (or on reload, which the shell handles).
+deleted worker) or a configuration error (a convex_url that is no Convex deployment, a missing
+opencode) cannot heal by retrying, so the worker is parked and probed again only every
+`park_retry` seconds (or on reload, which the shell handles).
 
 Every delay is at least `initial × (1 - jitter)` > 0, so there is never a busy loop, and the
 shell starts at most once per decision, so never more than one start per backoff period.
@@ -23,8 +24,9 @@ class FailureKind(enum.Enum):
     """How an attempt ended, as classified by the shell from the exception types."""
 
     TRANSIENT = "transient"  # network, 5xx, OpenCode hiccup: back off and retry
-    REJECTED = "rejected"  # wrong secret or deleted worker: park
-    CONFIG = "config"  # e.g. the opencode binary or the directory is missing: park
+    BACKEND = "backend"  # the backend answered outside the contract or failed: back off, retry
+    REJECTED = "rejected"  # wrong secret, unknown or deleted worker: park
+    CONFIG = "config"  # e.g. opencode missing, convex_url is no Convex deployment: park
     CRASH = "crash"  # a bug (any other exception): back off and retry
 
 
@@ -103,11 +105,13 @@ def decide(
     now: float,
     ready_since: float | None,
     rng: random.Random,
+    reason: str | None = None,
 ) -> Restart | Park:
     """Decide what follows a failed attempt and record the failure in `history`.
 
     `ready_since`: when the failed attempt reached `ready` (None if it never did); if it had
     been ready for at least `policy.healthy_after`, the backoff streak starts over.
+    `reason`: what a park says (e.g. "wrong secret in the token"); a generic text if None.
     """
     if ready_since is not None and now - ready_since >= policy.healthy_after:
         history.streak = 0
@@ -115,7 +119,7 @@ def decide(
     if failure in _PARK_REASONS:
         # A park is not a restart: the streak is kept, so a parked worker that later fails
         # transiently continues where its backoff stood.
-        return Park(_PARK_REASONS[failure], now + policy.park_retry, failure)
+        return Park(reason or _PARK_REASONS[failure], now + policy.park_retry, failure)
     history.streak += 1
     history.restarts += 1
     spread = rng.uniform(-policy.jitter, policy.jitter)

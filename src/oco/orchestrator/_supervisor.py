@@ -3,6 +3,11 @@
 Containment comes from this loop, not from the nursery (a trio nursery is all-or-nothing by
 design): each attempt runs inside `try/except Exception`, so a worker's failure, however deep
 in its task tree, ends only that attempt. Cancellation is a BaseException and passes through.
+
+Each failure is said in one line naming what happened, where and what to do (the worker's log
+prefix names the worker): a park, or a restart with its delay. An expected failure of the
+outside world (any `OcoError`: whatever Convex answered, an OpenCode failure) never prints a
+traceback; a bug in trio-oco prints exactly one, its own (the leaf of the exception group).
 """
 
 from __future__ import annotations
@@ -17,7 +22,15 @@ import trio
 import trio_util
 
 from oco.config import WorkerConfig
-from oco.convex import ConvexClient, WorkerRejected, is_transient
+from oco.convex import (
+    ConvexClient,
+    ConvexException,
+    NotAConvexDeployment,
+    WorkerRejected,
+    describe,
+    is_transient,
+)
+from oco.errors import OcoError
 from oco.logs import bind_worker
 from oco.opencode import OpenCodeError, OpenCodeNotFound
 from oco.worker import State
@@ -38,19 +51,34 @@ def _leaves(exc: BaseException) -> list[BaseException]:
     return [exc]
 
 
+def is_bug(exc: BaseException) -> bool:
+    """A failure no outside answer explains: anything but an `OcoError` (expected failures)."""
+    return not isinstance(exc, OcoError)
+
+
 def classify(exc: BaseException) -> tuple[FailureKind, BaseException]:
-    """What kind of failure ended an attempt, and the leaf exception that says so."""
+    """What kind of failure ended an attempt, and the leaf exception that says so.
+
+    A rejection or a configuration error decides (they park); then a bug, if any leaf is one
+    (it must not hide behind an outage that happened at the same time); then the rest.
+    """
     leaves = _leaves(exc)
     for leaf in leaves:
         if isinstance(leaf, WorkerRejected):
             return FailureKind.REJECTED, leaf
     for leaf in leaves:
-        if isinstance(leaf, OpenCodeNotFound):
+        if isinstance(leaf, (OpenCodeNotFound, NotAConvexDeployment)):
             return FailureKind.CONFIG, leaf
+    for leaf in leaves:
+        if is_bug(leaf):
+            return FailureKind.CRASH, leaf
     for leaf in leaves:
         if is_transient(leaf) or isinstance(leaf, OpenCodeError):
             return FailureKind.TRANSIENT, leaf
-    return FailureKind.CRASH, leaves[0]
+    for leaf in leaves:
+        if isinstance(leaf, ConvexException):
+            return FailureKind.BACKEND, leaf
+    return FailureKind.TRANSIENT, leaves[0]  # another expected failure (an OcoError)
 
 
 class WorkerSlot:
@@ -80,12 +108,23 @@ class WorkerSlot:
         self.worker: WorkerLike | None = None
         self.attempts = 0
         self.restarts = 0
-        self.last_error: str | None = None
+        self._last_failure: str | None = None
+        self._running = False  # an attempt is under way: its worker's own last_error is newest
         self.state = trio_util.AsyncValue("starting")
         self.since = trio.current_time()
         self.first_attempt_done = trio.Event()
         self.retry_now = trio.Event()  # set by a reload to end a park early
         self.done = trio.Event()  # the slot's task has ended (its worker cleaned up)
+
+    @property
+    def last_error(self) -> str | None:
+        """The newest error to show in status: what the running worker last retried (e.g. an
+        unreachable deployment), else how the last attempt ended."""
+        if self._running:
+            live = getattr(self.worker, "last_error", None)
+            if live:
+                return live
+        return self._last_failure
 
     def _set_state(self, state: str) -> None:
         if state != self.state.value:
@@ -112,6 +151,7 @@ class WorkerSlot:
                 self.attempts += 1
                 ready_since: list[float] = []
                 failure: BaseException | None = None
+                self._running = True
                 try:
                     try:
                         async with trio.open_nursery() as watch:
@@ -119,13 +159,14 @@ class WorkerSlot:
                             await worker.run()
                             watch.cancel_scope.cancel()
                     finally:
+                        self._running = False
                         # The mirror is gone by now; show how the attempt really ended.
                         self._set_state(worker.state.value.value)
                 except* Exception as group:
                     # `except*`: when a stop cancels the attempt as it crashes, the group holds
                     # both; the Cancelled part propagates (no restart), the crash is logged.
                     failure = group
-                    kind = self._note_failure(group)  # here, as a Cancelled part skips the rest
+                    kind, _ = self._note_failure(group)  # here, as a Cancelled part skips the rest
                 if failure is None:
                     log.warning("worker returned by itself; not restarting it")
                     return
@@ -140,32 +181,44 @@ class WorkerSlot:
                     now=trio.current_time(),
                     ready_since=ready_since[0] if ready_since else None,
                     rng=self._rng,
+                    reason=self._last_failure,
                 )
                 if isinstance(decision, Park):
                     self._set_state("parked")
                     log.error(
-                        "parked: %s: %s (retrying in %.0f s, or on reload)",
+                        "parked: %s (retrying in %.0f s, or on reload)",
                         decision.reason,
-                        self.last_error,
                         decision.retry_at - trio.current_time(),
                     )
                     with trio.move_on_at(decision.retry_at):
                         await self.retry_now.wait()
                 else:
                     self._set_state("backoff")
-                    log.info("restarting in %.1f s", decision.delay)
+                    if kind is FailureKind.CRASH:
+                        log.info("restarting in %.1f s", decision.delay)  # the crash is logged
+                    else:
+                        log.warning("%s; restarting in %.1f s", self._last_failure, decision.delay)
                     await trio.sleep(decision.delay)
                 self.retry_now = trio.Event()
                 self.restarts += 1
 
-    def _note_failure(self, failure: BaseException) -> FailureKind:
+    def _note_failure(self, failure: BaseException) -> tuple[FailureKind, BaseException]:
+        """Records how the attempt ended; logs a bug at once, with its own traceback only.
+
+        Other failures are logged with the decision that follows (park or restart), in one
+        line. The whole exception group is never printed: its frames are the nurseries'.
+        """
         kind, cause = classify(failure)
-        self.last_error = str(cause) or type(cause).__name__
+        self._last_failure = describe(cause)
         if kind is FailureKind.CRASH:
-            log.error("worker crashed: %s", self.last_error, exc_info=failure)
-        else:
-            log.warning("worker failed (%s): %s", kind.value, self.last_error)
-        return kind
+            others = sum(1 for leaf in _leaves(failure) if leaf is not cause)
+            log.error(
+                "worker crashed (a bug in trio-oco): %s%s",
+                self._last_failure,
+                f" (and {others} more error(s) in the same attempt)" if others else "",
+                exc_info=(type(cause), cause, cause.__traceback__),
+            )
+        return kind, cause
 
     async def _mirror(self, worker: WorkerLike, ready_since: list[float]) -> None:
         """Copies the worker's lifecycle state into the slot and notes when it became ready."""

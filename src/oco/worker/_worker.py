@@ -1,8 +1,11 @@
 """One worker's trio shell: register, wait for approval, connect, then heartbeat, watch and relay.
 
 Decisions come from the pure cores (`Lifecycle`, `plan`); this module only moves bytes and time.
-Transient backend failures are retried here with backoff, on the same client; a rejection
-(`WorkerRejected`: wrong secret, worker deleted) and bugs propagate to the supervisor.
+Transient backend failures are retried here with backoff, on the same client, and reported
+through the backend's `OutageReport` (one WARNING naming the deployment, then one every few
+minutes); the latest is the worker's `last_error`, which status shows. A rejection
+(`WorkerRejected`: wrong secret, worker unknown or deleted), any other backend answer and
+bugs propagate to the supervisor, which says it in one line (a traceback only for a bug).
 """
 
 from __future__ import annotations
@@ -19,11 +22,15 @@ import trio_util
 from oco.config import Settings, WorkerConfig
 from oco.convex import (
     ConvexClient,
+    WorkerDeleted,
+    WorkerNotApproved,
     WorkerNotFound,
     WorkerRejected,
+    describe,
     is_transient,
     shared_subscriptions_for,
 )
+from oco.convex._outage import duration
 from oco.convex.api import WorkerBackend
 from oco.convex.types import Registration, WorkerRecord
 from oco.logs import bind_worker
@@ -47,8 +54,11 @@ REMOVED_NOTE = (
 )
 
 
-class WorkerRevoked(WorkerNotFound):
+class WorkerRevoked(WorkerDeleted):
     """The worker's record disappeared from Convex while it ran (deleted in the web app)."""
+
+    def __init__(self, *, url: str | None = None) -> None:
+        super().__init__("", function="workers:getByMachineAndWorker", url=url)
 
 
 class ApprovalWithdrawn(Exception):
@@ -65,6 +75,12 @@ def _rejection(exc: BaseException | None) -> WorkerRejected | None:
             if found is not None:
                 return found
     return None
+
+
+def _first_leaf(exc: BaseException) -> BaseException:
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return exc
 
 
 def _backoff(failures: int, cap: float = 60.0) -> float:
@@ -134,10 +150,9 @@ class Worker:
             try:
                 await self._attempt()
             except Exception as exc:
+                # The supervisor logs the failure (one line); here only what it cannot do.
                 rejection = _rejection(exc)
-                self.last_error = str(rejection or exc)
-                if rejection is not None:
-                    log.error("rejected by the backend: %s", rejection)
+                self.last_error = describe(rejection or _first_leaf(exc))
                 if isinstance(rejection, WorkerNotFound):  # deleted (WorkerRevoked is one too)
                     await self._close_open_messages()
                 self._apply(Event.FAIL, cause=exc)
@@ -163,7 +178,7 @@ class Worker:
                     await self.backend.complete_message(reply.session_id, reply.reply_message_id, REMOVED_NOTE)
                     log.info("closed reply %s: the worker was removed", reply.reply_message_id)
             except Exception as exc:
-                log.warning("could not close the open messages of the removed worker: %s", exc)
+                log.warning("could not close the open messages of the removed worker: %s", describe(exc))
 
     async def _leave(self) -> None:
         if not self.lifecycle.terminal:
@@ -178,7 +193,7 @@ class Worker:
                     inactivated = await self.backend.set_offline()
                     log.info("offline in Convex (%d session(s) inactivated)", inactivated)
                 except Exception as exc:
-                    log.warning("could not mark the worker offline: %s", exc)
+                    log.warning("could not mark the worker offline: %s", describe(exc))
         if self.lifecycle.state is State.STOPPING:
             self._apply(Event.STOPPED)
 
@@ -201,18 +216,37 @@ class Worker:
 
     # -- registration ---------------------------------------------------------------------
 
+    def _transient_failure(self, exc: Exception, delay: float) -> None:
+        """Reports a failure worth retrying (an unreachable or failing deployment): at
+        WARNING at first and then every few minutes, at DEBUG in between; status shows it."""
+        self.last_error = describe(exc)
+        now = trio.current_time()
+        outage = self.backend.outage
+        level = outage.failed(now)
+        lasted = now - (outage.since if outage.since is not None else now)
+        log.log(level, "%s%s; retrying in %.0f s", self.last_error,
+                f" (for {duration(lasted)})" if lasted >= 60 else "", delay)
+
+    def _reachable(self) -> None:
+        lasted = self.backend.outage.recovered(trio.current_time())
+        if lasted is not None:
+            log.info("Convex deployment %s answers again (after %s)", self.backend.client.url, duration(lasted))
+
     async def _register(self) -> Registration:
         failures = 0
         while True:
             try:
-                return await self.backend.register(str(self.config.working_directory), getpass.getuser())
+                registration = await self.backend.register(str(self.config.working_directory), getpass.getuser())
             except Exception as exc:
                 if not is_transient(exc):
                     raise
                 failures += 1
                 delay = _backoff(failures)
-                log.warning("register failed (%s); retrying in %.0f s", exc, delay)
+                self._transient_failure(exc, delay)
                 await trio.sleep(delay)
+            else:
+                self._reachable()
+                return registration
 
     async def _wait_for_approval(self) -> None:
         while True:
@@ -240,13 +274,19 @@ class Worker:
         while True:
             try:
                 await self.backend.mark_connected()
-                self.relay.forget_reported()
-                return
+            except WorkerNotApproved:
+                raise ApprovalWithdrawn() from None
             except Exception as exc:
                 if not is_transient(exc):
                     raise
                 failures += 1
-                await trio.sleep(_backoff(failures))
+                delay = _backoff(failures)
+                self._transient_failure(exc, delay)
+                await trio.sleep(delay)
+            else:
+                self._reachable()
+                self.relay.forget_reported()
+                return
 
     async def _publish_models(self) -> None:
         """Publishes the model list whenever asked, one listing at a time, latest request wins."""
@@ -262,7 +302,7 @@ class Worker:
             except WorkerRejected:
                 raise
             except Exception as exc:
-                log.warning("could not publish models: %s", exc)
+                log.warning("could not publish models: %s", describe(exc))
             done = wanted
 
     async def _warm_up(self) -> None:
@@ -279,15 +319,19 @@ class Worker:
             await trio.sleep_until(next_beat)
             try:
                 await self.backend.heartbeat()
-                failures = 0
-                next_beat = trio.current_time() + self.settings.heartbeat_interval_s
+            except WorkerNotApproved:
+                raise ApprovalWithdrawn() from None
             except Exception as exc:
                 if not is_transient(exc):
                     raise
                 failures += 1
                 delay = min(self.settings.heartbeat_interval_s, _backoff(failures))
-                log.warning("heartbeat failed (%s); retrying in %.0f s", exc, delay)
+                self._transient_failure(exc, delay)
                 next_beat = trio.current_time() + delay
+            else:
+                self._reachable()
+                failures = 0
+                next_beat = trio.current_time() + self.settings.heartbeat_interval_s
 
     def _publish(self, snapshot: Snapshot) -> None:
         seq, _ = self._snapshot.value
@@ -303,7 +347,7 @@ class Worker:
             assert snapshot is not None
             record = snapshot.worker
             if record is None:
-                raise WorkerRevoked("the worker was deleted in the web app")
+                raise WorkerRevoked(url=self.backend.client.url)
             if record.approval_status != "approved":
                 raise ApprovalWithdrawn()
             if _connect_requested(record) and record.connect_requested_at != last_connect:

@@ -1,0 +1,262 @@
+"""Whatever a Convex URL answers, the user reads one line; a traceback only for a bug, just one.
+
+Real workers under their real supervisor: against a URL that is no Convex deployment (a tiny
+ASGI app served by hypercorn on loopback), an unreachable one (a closed loopback port, on a
+MockClock), a backend that answers outside the contract, and one whose error text carries
+terminal escape sequences. A stub worker stands in for a bug.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import socket
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import hypercorn.trio
+import pytest
+import trio
+from hypercorn.config import Config
+from stubs import SETTINGS, Script, StubFactory, config, configs, no_convex
+
+from oco.config import Settings, WorkerConfig, parse_token
+from oco.convex import ConvexClient, RetryPolicy
+from oco.logs import setup_logging
+from oco.orchestrator import Orchestrator, RestartPolicy
+from oco.orchestrator._status import format_status_table, read_status
+from oco.orchestrator._supervisor import WorkerSlot
+from oco.testing._asgi import answer_lifespan, read_body
+from oco.worker import ModelCatalog, StopControl, Worker
+
+TOKEN = "machine_m1:worker_w1:secret_s3cr3tvalue"
+
+
+async def _no_models(directory: Path, env: object) -> list[Any]:
+    return []
+
+
+def worker_config(url: str) -> WorkerConfig:
+    return WorkerConfig(token=parse_token(TOKEN), convex_url=url, working_directory=Path("/tmp"), name="w1")
+
+
+def real_worker(cfg: WorkerConfig, convex: ConvexClient, stop: StopControl, tmp_path: Path) -> Worker:
+    return Worker(
+        cfg, Settings(convex_transport="poll"), convex=convex, stop=stop,
+        opencode_bin="/nonexistent/opencode", models=ModelCatalog(_no_models),
+        state_dir=tmp_path / "state", now_ms=lambda: trio.current_time() * 1000,
+    )
+
+
+class Timed(logging.Handler):
+    """Every record with the trio time it was logged at."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[tuple[float, logging.LogRecord]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append((trio.current_time(), record))
+
+
+@pytest.fixture
+def timed() -> Any:
+    handler = Timed()
+    root = logging.getLogger()
+    level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    yield handler
+    root.removeHandler(handler)
+    root.setLevel(level)
+
+
+@pytest.fixture
+def terminal() -> Any:
+    """The text a user's terminal would show (the real handler and formatter)."""
+    out = io.StringIO()
+    handler = setup_logging("DEBUG", "text", stream=out)
+    yield out
+    logging.getLogger().removeHandler(handler)
+    for name in ("httpx", "httpcore", "hypercorn", "hypercorn.error", "hypercorn.access"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+@asynccontextmanager
+async def serve_asgi(app: Any) -> AsyncIterator[str]:
+    """`app` served by hypercorn on a free loopback port; yields its URL."""
+    async def with_lifespan(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            await answer_lifespan(receive, send)
+        else:
+            await app(scope, receive, send)
+
+    cfg = Config()
+    cfg.bind = ["127.0.0.1:0"]
+    cfg.accesslog = None
+    stop = trio.Event()
+    async with trio.open_nursery() as nursery:
+        binds = await nursery.start(lambda task_status: hypercorn.trio.serve(
+            with_lifespan, cfg, shutdown_trigger=stop.wait, task_status=task_status))
+        yield binds[0]
+        stop.set()
+
+
+def answering(status: int, body: bytes, content_type: bytes) -> Any:
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await read_body(receive)
+        await send({"type": "http.response.start", "status": status, "headers": [(b"content-type", content_type)]})
+        await send({"type": "http.response.body", "body": body})
+
+    return app
+
+
+def in_process(app: Any) -> Callable[[str], Any]:
+    @asynccontextmanager
+    async def convex_for(url: str) -> AsyncIterator[ConvexClient]:
+        http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app))
+        async with ConvexClient(url, http=http, retry=RetryPolicy.never()) as client:
+            yield client
+
+    return convex_for
+
+
+async def run_slot(slot: WorkerSlot, until: Callable[[WorkerSlot], bool], timeout: float) -> None:
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(slot.run)
+        with trio.fail_after(timeout):
+            await slot.state.wait_value(lambda _: until(slot))
+        nursery.cancel_scope.cancel()
+
+
+# -- a URL that is no Convex deployment ----------------------------------------------------
+
+@pytest.mark.parametrize(
+    ("status", "body", "ctype", "what"),
+    [
+        (404, b"Not Found", b"text/plain", "HTTP 404"),
+        (200, b"<!doctype html><html><body>My blog</body></html>", b"text/html", "HTTP 200 with a non-JSON body"),
+    ],
+    ids=["404", "html-200"],
+)
+async def test_a_url_that_is_no_convex_deployment_parks_with_that_reason(
+    status: int, body: bytes, ctype: bytes, what: str, tmp_path: Path, timed: Timed
+) -> None:
+    async with serve_asgi(answering(status, body, ctype)) as url:
+        from oco.convex import shared_convex_client
+
+        cfg = worker_config(url)
+        slot = WorkerSlot(cfg, lambda convex: real_worker(cfg, convex, StopControl(), tmp_path),
+                          shared_convex_client, RestartPolicy())
+        await run_slot(slot, lambda s: s.state.value == "parked", timeout=30)
+    expected = f"{url} is not a Convex deployment ({what} from /api/mutation, calling workers:register): check convex_url"
+    assert slot.last_error == expected
+    loud = [r.getMessage() for _, r in timed.records if r.levelno >= logging.WARNING]
+    assert loud == [f"parked: {expected} (retrying in 600 s, or on reload)"]
+    assert slot.attempts == 1 and not any(r.exc_info for _, r in timed.records)
+
+
+# -- an unreachable deployment -------------------------------------------------------------
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+async def test_an_unreachable_deployment_is_named_once_then_every_five_minutes_and_in_status(
+    tmp_path: Path, autojump_clock: object, timed: Timed
+) -> None:
+    url = f"http://127.0.0.1:{closed_port()}"
+    cfg = worker_config(url)
+    orch = Orchestrator(
+        {cfg.key: cfg}, SETTINGS,
+        worker_factory=lambda c, convex, stop: real_worker(c, convex, stop, tmp_path),
+        handle_signals=False, hard_exit=None, status_dir=tmp_path / "status",
+    )
+    start = trio.current_time()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(orch.run)
+        await trio.sleep(16 * 60)
+        snapshot = read_status(tmp_path / "status" / "status.json")
+        orch.request_stop("test")
+    about_url = [(t - start, r) for t, r in timed.records if url in r.getMessage()]
+    warnings = [t for t, r in about_url if r.levelno == logging.WARNING]
+    assert warnings and warnings[0] < 60  # said at once
+    assert all(b - a >= 300 for a, b in zip(warnings, warnings[1:])), warnings
+    assert 3 <= len(warnings) <= 4, warnings  # 16 min: at 0, 5, 10 (and 15) min
+    assert sum(1 for _, r in about_url if r.levelno == logging.DEBUG) >= 10  # the retries in between
+    first = next(r.getMessage() for t, r in about_url if r.levelno == logging.WARNING)
+    assert first.startswith(f"cannot reach {url} (") and "calling workers:register" in first
+    assert all(r.levelno <= logging.WARNING and not r.exc_info for _, r in timed.records)
+    assert snapshot is not None
+    row = snapshot.workers[0]
+    assert row.state == "registering" and row.last_error and row.last_error.startswith(f"cannot reach {url}")
+    assert f"w1: last error: cannot reach {url}" in format_status_table(snapshot)
+
+
+# -- answers outside the contract ----------------------------------------------------------
+
+async def test_a_wrong_typed_result_is_one_line_and_a_restart_not_a_crash(
+    tmp_path: Path, autojump_clock: object, timed: Timed
+) -> None:
+    body = json.dumps({"status": "success", "value": {"approved": "yes", "approvalStatus": 7}}).encode()
+    cfg = worker_config("https://wrong.convex.cloud")
+    slot = WorkerSlot(cfg, lambda convex: real_worker(cfg, convex, StopControl(), tmp_path),
+                      in_process(answering(200, body, b"application/json")), RestartPolicy(jitter=0.0))
+    await run_slot(slot, lambda s: s.attempts >= 3, timeout=600)
+    loud = [r.getMessage() for _, r in timed.records if r.levelno >= logging.WARNING]
+    assert loud[:2] == [
+        "unexpected response at $.approved: invalid value for type, expected bool (calling "
+        "workers:register on https://wrong.convex.cloud): check that convex_url is the OpenCode "
+        f"Orchestrator backend, and its version; restarting in {delay} s"
+        for delay in ("1.0", "2.0")
+    ]
+    assert not any(r.exc_info for _, r in timed.records)
+
+
+async def test_escape_sequences_in_a_convex_error_never_reach_the_terminal(
+    tmp_path: Path, autojump_clock: object, terminal: io.StringIO
+) -> None:
+    evil = "Uncaught Error: \x1b]0;owned\x07\x1b[2J\x1b[31mboom\x1b[0m\n2026-01-01T00:00:00Z ERROR [w2] forged"
+    body = json.dumps({"status": "error", "errorMessage": evil, "logLines": ["\x1b[5mblink\x1b[0m"]}).encode()
+    cfg = worker_config("https://evil.convex.cloud")
+    slot = WorkerSlot(cfg, lambda convex: real_worker(cfg, convex, StopControl(), tmp_path),
+                      in_process(answering(560, body, b"application/json")), RestartPolicy(jitter=0.0))
+    await run_slot(slot, lambda s: s.attempts >= 2, timeout=600)
+    text = terminal.getvalue()
+    assert "boom" in text and "blink" in text
+    assert "\x1b" not in text and "\x07" not in text
+    assert not any(line.startswith("2026-01-01T00:00:00Z") for line in text.splitlines())
+    assert "Traceback" not in text
+    assert slot.last_error and "\x1b" not in slot.last_error and "\n" not in slot.last_error
+
+
+# -- a bug: exactly one traceback, its own ---------------------------------------------------
+
+def nested_bug(attempt: int) -> BaseException:
+    try:
+        {}["missing"]  # noqa: B018 - the bug
+    except KeyError as bug:
+        leaf = bug
+    return ExceptionGroup("outer nursery", [ExceptionGroup("inner nursery", [leaf])])
+
+
+async def test_a_bug_prints_exactly_one_traceback_of_the_leaf(autojump_clock: object, terminal: io.StringIO) -> None:
+    key = config(1).key
+    factory = StubFactory({key: Script(fail_with=nested_bug)})
+    orch = Orchestrator(configs(1), SETTINGS, worker_factory=factory, convex_for=no_convex,
+                        handle_signals=False, hard_exit=None, policy=RestartPolicy(jitter=0.0))
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(orch.run)
+        await orch.started.wait()
+        await orch.slots[key].state.wait_value("backoff")
+        orch.request_stop("test")
+    text = terminal.getvalue()
+    assert text.count("Traceback (most recent call last)") == 1, text
+    assert "ExceptionGroup" not in text and "KeyError: 'missing'" in text
+    assert "worker crashed (a bug in trio-oco): KeyError: 'missing'" in text

@@ -1,0 +1,242 @@
+"""A rejected worker parks with the precise reason, no traceback, within two calls: dev and prod.
+
+A production Convex deployment redacts what a function throws to `[Request ID: …] Server
+Error`, so the error text cannot say why `workers:register` failed; the worker asks
+`workers:getByMachineAndWorker` (public, no secret) and decides from the record. On a dev
+deployment the text is a fast path (one call). The worker runs under its real supervisor slot
+against the fake Convex mounted in process, on a MockClock.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+
+from oco.config import Settings
+from oco.convex import ConvexClient
+from oco.orchestrator import RestartPolicy
+from oco.orchestrator._supervisor import WorkerSlot
+from oco.testing import CreatedWorker, FakeConvex, collect_output, serve_fake_convex
+from oco.worker import ModelCatalog, State, StopControl, Worker
+from worker_support import MODELS, in_process_client, trio_ms, worker_config
+
+REDACTED = "[Request ID: 8c2f5e] Server Error"
+
+
+def redacting(app: Any) -> Any:
+    """`app` answering as a production deployment does: a thrown Error's text and the log
+    lines are dropped, ConvexError data kept (stand-in until the fake has a prod mode)."""
+
+    def redact(payload: Any) -> Any:
+        if isinstance(payload, dict) and payload.get("status") == "error":
+            kept = {"errorData": payload["errorData"]} if "errorData" in payload else {}
+            return {"status": "error", "errorMessage": REDACTED, **kept}
+        if isinstance(payload, dict) and isinstance(payload.get("results"), list):
+            return {**payload, "results": [redact(r) for r in payload["results"]]}
+        if isinstance(payload, dict):
+            payload.pop("logLines", None)
+        return payload
+
+    async def wrapped(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await app(scope, receive, send)
+            return
+        start: dict[str, Any] = {}
+
+        async def rewrite(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                start.update(message)
+                return
+            body = message.get("body", b"")
+            try:
+                body = json.dumps(redact(json.loads(body))).encode()
+            except ValueError:
+                pass
+            headers = [(k, v) for k, v in start["headers"] if k != b"content-length"]
+            await send({**start, "headers": [*headers, (b"content-length", str(len(body)).encode())]})
+            await send({"type": "http.response.body", "body": body})
+
+        await app(scope, receive, rewrite)
+
+    return wrapped
+
+
+def make_fake(prod: bool) -> FakeConvex:
+    fake = FakeConvex(clock=trio_ms)
+    if prod:
+        fake.app = redacting(fake.app)
+    return fake
+
+
+async def _models(directory: Path, env: object) -> list[Any]:
+    return MODELS
+
+
+def slot_for(fake: FakeConvex, created: CreatedWorker, tmp_path: Path, token: str | None = None) -> WorkerSlot:
+    config = worker_config(created, tmp_path, token)
+
+    @asynccontextmanager
+    async def convex_for(url: str) -> AsyncIterator[ConvexClient]:
+        async with in_process_client(fake) as client:
+            yield client
+
+    def make_worker(convex: ConvexClient) -> Worker:
+        return Worker(
+            config, Settings(convex_transport="poll"), convex=convex, stop=StopControl(),
+            opencode_bin="/nonexistent/opencode", models=ModelCatalog(_models),
+            state_dir=tmp_path / "state", now_ms=trio_ms,
+        )
+
+    return WorkerSlot(config, make_worker, convex_for, RestartPolicy())
+
+
+async def run_until_parked(slot: WorkerSlot) -> None:
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(slot.run)
+        with trio.fail_after(60):
+            await slot.state.wait_value("parked")
+        nursery.cancel_scope.cancel()
+
+
+def wrong_secret(fake: FakeConvex) -> tuple[CreatedWorker, str]:
+    created = fake.create_worker()
+    return created, created.token.rsplit("secret_", 1)[0] + "secret_NotTheRightOne42"
+
+
+def unknown(fake: FakeConvex) -> tuple[CreatedWorker, str]:
+    # A well-formed token the backend never issued (a typo in the ids, another deployment).
+    real = fake.create_worker()
+    created = CreatedWorker(f"machine_{real.machine_id}:worker_nosuchworker:secret_s3cr3t",
+                            real.machine_id, "nosuchworker")
+    return created, created.token
+
+
+def deleted(fake: FakeConvex) -> tuple[CreatedWorker, str]:
+    created = fake.create_worker()
+    fake.remove(created.worker_id)
+    return created, created.token
+
+
+CASES = {
+    "wrong secret": (wrong_secret, "wrong secret in the token"),
+    "unknown worker": (unknown, "unknown worker (deleted in the web app, or a wrong token)"),
+    "deleted worker": (deleted, "unknown worker (deleted in the web app, or a wrong token)"),
+}
+
+
+@pytest.mark.parametrize("prod", [True, False], ids=["prod", "dev"])
+@pytest.mark.parametrize("case", list(CASES))
+async def test_a_rejected_worker_parks_with_its_reason_in_one_line_within_two_calls(
+    case: str, prod: bool, tmp_path: Path, autojump_clock: object, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake = make_fake(prod)
+    make_token, reason = CASES[case]
+    created, token = make_token(fake)
+    slot = slot_for(fake, created, tmp_path, token)
+    caplog.set_level(logging.DEBUG)
+
+    await run_until_parked(slot)
+
+    assert fake.counts["workers:register"] == 1
+    # Prod asks the worker's record once; dev's error text already said why.
+    assert fake.counts["workers:getByMachineAndWorker"] == (1 if prod else 0)
+    assert slot.last_error is not None and slot.last_error.startswith(reason), slot.last_error
+    assert "calling workers:register on http://fake.convex" in slot.last_error
+    loud = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert [r.getMessage() for r in loud] == [
+        f"parked: {slot.last_error} (retrying in 600 s, or on reload)"
+    ]
+    assert not any(r.exc_info for r in caplog.records)
+    assert "NotTheRightOne42" not in caplog.text and "s3cr3t" not in caplog.text
+
+
+@pytest.mark.parametrize("prod", [True, False], ids=["prod", "dev"])
+async def test_a_worker_deleted_while_it_runs_parks_as_deleted(
+    prod: bool, tmp_path: Path, autojump_clock: object, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake = make_fake(prod)
+    created = fake.create_worker()
+    slot = slot_for(fake, created, tmp_path)
+    caplog.set_level(logging.DEBUG)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(slot.run)
+        with trio.fail_after(60):
+            await slot.state.wait_value("ready")
+        fake.remove(created.worker_id)
+        with trio.fail_after(120):
+            await slot.state.wait_value("parked")
+        nursery.cancel_scope.cancel()
+    assert slot.last_error and slot.last_error.startswith("the worker was deleted in the web app")
+    assert not any(r.exc_info for r in caplog.records)
+
+
+async def test_a_backend_fault_in_the_heartbeat_of_a_known_worker_is_retried_not_a_rejection(
+    tmp_path: Path, autojump_clock: object, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Prod: a redacted heartbeat failure of an approved worker whose secret worked is the
+    backend's fault; the heartbeat is retried and the worker stays ready."""
+    fake = make_fake(prod=True)
+    created = fake.create_worker()
+    slot = slot_for(fake, created, tmp_path)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(slot.run)
+        with trio.fail_after(60):
+            await slot.state.wait_value("ready")
+        fake.faults.add(function="workers:heartbeat", status=560, times=2)
+        beats = fake.counts["workers:heartbeat"]
+        with trio.fail_after(300):
+            await fake.wait_for(lambda: fake.counts["workers:heartbeat"] >= beats + 3, timeout=300)
+        assert slot.state.value == "ready" and slot.restarts == 0
+        nursery.cancel_scope.cancel()
+    assert not any(r.exc_info for r in caplog.records)
+
+
+async def test_dev_with_a_wrong_secret_against_a_prod_deployment_prints_one_line(tmp_path: Path) -> None:
+    """`trio-oco dev` as a subprocess: the wrong secret is said in one line, no traceback."""
+    project = tmp_path / "project"
+    project.mkdir()
+    fake = FakeConvex()
+    fake.app = redacting(fake.app)
+    async with serve_fake_convex(fake) as convex:
+        created, token = wrong_secret(fake)
+        (project / ".env").write_text(f"WORKER_TOKEN={token}\nCONVEX_URL={convex.url}\n")
+        env = {**os.environ, "XDG_STATE_HOME": str(tmp_path / "state"), "OCO_OPENCODE_BIN": "/bin/false"}
+        env.pop("WORKER_TOKEN", None)
+        env.pop("CONVEX_URL", None)
+        output = bytearray()
+        process = await trio.lowlevel.open_process(
+            [sys.executable, "-m", "oco", "dev"], cwd=project, env=env,
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        )
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(collect_output, process.stdout, output)
+                with trio.fail_after(30):
+                    while b"parked:" not in output:
+                        await trio.sleep(0.05)
+                process.send_signal(signal.SIGINT)
+                with trio.fail_after(15):
+                    await process.wait()
+                nursery.cancel_scope.cancel()
+        finally:
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
+    text = output.decode(errors="replace")
+    assert "Traceback" not in text, text
+    loud = [line for line in text.splitlines() if " ERROR " in line or " WARNING " in line]
+    assert len(loud) == 1, text
+    assert "parked: wrong secret in the token (calling workers:register on " + convex.url in loud[0]
+    assert "NotTheRightOne42" not in text
+    assert fake.counts["workers:register"] == 1 and fake.counts["workers:getByMachineAndWorker"] == 1
