@@ -260,3 +260,17 @@ async def test_a_bug_prints_exactly_one_traceback_of_the_leaf(autojump_clock: ob
     assert text.count("Traceback (most recent call last)") == 1, text
     assert "ExceptionGroup" not in text and "KeyError: 'missing'" in text
     assert "worker crashed (a bug in trio-oco): KeyError: 'missing'" in text
+
+
+# -- the status table ----------------------------------------------------------------------
+
+def test_the_status_table_never_prints_an_escape_sequence_or_a_huge_error() -> None:
+    from oco.orchestrator._status import StatusSnapshot, WorkerStatus
+
+    row = WorkerStatus(
+        name="w\x1b[31m1", machine_id="m", worker_id="w", directory="/tmp/\x1b]0;title\x07dir",
+        state="backoff", since=0.0, last_error="\x1b[2Jboom " + "x" * 1_000_000,
+    )
+    table = format_status_table(StatusSnapshot(pid=1, started_at=0.0, updated_at=0.0, workers=[row]), now=1.0)
+    assert "\x1b" not in table and "\x07" not in table
+    assert "boom" in table and len(table) < 2000

@@ -25,6 +25,7 @@ from pathlib import Path
 import attrs
 import cattrs
 
+from oco._text import external
 from oco.config import WorkerConfig, ensure_private_dir, write_private_file
 from oco.errors import OcoError
 
@@ -216,7 +217,11 @@ _COLUMNS = ("NAME", "STATE", "SINCE", "RESTARTS", "SESSIONS", "TURNS", "OPENCODE
 
 
 def format_status_table(snapshot: StatusSnapshot, *, now: float | None = None) -> str:
-    """A plain-text table for `trio-oco status`: a header line, one row per worker, errors."""
+    """A plain-text table for `trio-oco status`: a header line, one row per worker, errors.
+
+    Every cell goes through `external`: the file is ours, but what it quotes (an error a
+    backend sent, a directory name) must not drive the terminal that prints the table.
+    """
     now = time.time() if now is None else now
     lines = [
         f"orchestrator pid {snapshot.pid}, up {_age(now - snapshot.started_at)}, "
@@ -227,14 +232,14 @@ def format_status_table(snapshot: StatusSnapshot, *, now: float | None = None) -
         return "\n".join(lines)
     rows = [_COLUMNS] + [
         (
-            w.name,
-            w.state,
+            external(w.name, 100),
+            external(w.state, 40),
             _age(now - w.since),
             str(w.restarts),
             str(w.active_sessions),
             str(w.turns_in_flight),
             str(w.opencode_pid) if w.opencode_pid is not None else "-",
-            w.directory,
+            external(w.directory),
         )
         for w in snapshot.workers
     ]
@@ -244,5 +249,5 @@ def format_status_table(snapshot: StatusSnapshot, *, now: float | None = None) -
     errors = [w for w in snapshot.workers if w.last_error]
     for w in errors:
         first_line = w.last_error.splitlines()[0] if w.last_error else ""
-        lines.append(f"{w.name}: last error: {first_line}")
+        lines.append(f"{external(w.name, 100)}: last error: {external(first_line)}")
     return "\n".join(lines)
