@@ -11,6 +11,7 @@ import pytest
 import trio
 
 from oco.testing._fake_llm import (
+    BIG_DEFAULT_BYTES,
     DEFAULT_REASONING,
     DEFAULT_REPLY,
     DEMO_INTRO,
@@ -18,6 +19,7 @@ from oco.testing._fake_llm import (
     DEMO_TOOL_COMMAND,
     TITLE,
     TOOL_COMMAND,
+    big_text,
     serve_fake_llm,
 )
 from oco.testing import opencode_config, opencode_env
@@ -123,6 +125,23 @@ async def test_demo_thinks_streams_over_the_requested_time_then_calls_ls():
     assert json.loads(call["function"]["arguments"])["command"] == DEMO_TOOL_COMMAND
     assert chunks[-2]["choices"][0]["finish_reason"] == "tool_calls"
     assert arrivals[-1] - arrivals[0] >= 0.8  # spread over about 1 s, not one burst
+
+
+@pytest.mark.parametrize("script,size", [("BIG 1300000", 1_300_000), ("BIG", BIG_DEFAULT_BYTES), ("BIG 100", 100)])
+async def test_big_answers_exactly_that_many_bytes_in_a_few_hundred_deltas(script, size):
+    async with serve_fake_llm() as llm:
+        _, chunks = await _chat(llm.base_url, user(script))
+    text = _joined(chunks, "content")
+    assert len(text.encode()) == size and text == big_text(size)
+    assert text.startswith("big answer line 0000000 ")
+    deltas = [c for c in chunks if c.get("choices") and c["choices"][0]["delta"].get("content")]
+    assert len(deltas) <= 300 and (size < 300 or len(deltas) >= 100)
+
+
+async def test_big_needs_a_word_of_its_own():
+    async with serve_fake_llm() as llm:
+        _, chunks = await _chat(llm.base_url, user("BIGGER plans"))
+    assert _joined(chunks, "content") == DEFAULT_REPLY
 
 
 async def test_requests_are_recorded_with_headers_and_can_be_awaited():

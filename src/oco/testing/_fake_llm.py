@@ -7,7 +7,8 @@ message: default → a reasoning delta then "Hello from fake LLM"; `ECHO <text>`
 `USE_TOOL` → a bash call of an echo, `BASH <command>` → a bash call of <command>, each then
 "tool said: <output>"; `SLOW <s>` → tokens spread over <s> seconds; `DEMO [<s>]` → reasoning and an
 introduction spread over <s> seconds (default 2), then a bash `ls` call (the demo's one-turn
-showcase); `FAIL400` / `FAIL500` → that HTTP error.
+showcase); `BIG <bytes>` → exactly that many bytes of text (`big_text`) in about 300 deltas, for
+answers over Convex's 1 MiB value limit; `FAIL400` / `FAIL500` → that HTTP error.
 Title requests get a short title. `faults` (`LLMFaults`) injects HTTP 500s and extra latency
 into any answer, whatever its script, for soak tests.
 """
@@ -41,6 +42,16 @@ DEMO_INTRO = "Let me take a look around this project. I will list its files with
 DEMO_TOOL_COMMAND = "ls"
 DEMO_SECONDS = 2.0
 _TITLE_MARKER = "You are a title generator"
+BIG_DEFAULT_BYTES = 3 * 1024 * 1024 // 2  # `BIG` without a size: 1.5 MiB
+BIG_MAX_BYTES = 64 * 1024 * 1024  # a typo in a test must not eat the machine's memory
+BIG_DELTAS = 300
+
+
+def big_text(size: int) -> str:
+    """The `BIG <size>` answer: `size` ASCII bytes of numbered 64-byte lines (so a cut is visible)."""
+    line_count = size // 64 + 1
+    lines = (f"big answer line {n:07d} ".ljust(63, ".") + "\n" for n in range(line_count))
+    return "".join(lines)[:size]
 
 
 @attrs.frozen
@@ -131,6 +142,12 @@ def script_for(body: dict[str, Any], call_ids: Iterator[int]) -> _Stream | _Fail
             },
         }
         return _Stream(pieces, tool_call=call, interval=seconds / len(pieces))
+    if re.match(r"BIG(?:\s|$)", text):
+        match = re.match(r"BIG\s+(\d+)(?:\s|$)", text)
+        size = min(int(match.group(1)), BIG_MAX_BYTES) if match else BIG_DEFAULT_BYTES
+        whole = big_text(size)
+        step = max(1, -(-size // BIG_DELTAS))
+        return _Stream([("content", whole[i : i + step]) for i in range(0, size, step)])
     if text.startswith("SLOW"):
         try:
             seconds = float(text.split()[1])
