@@ -143,3 +143,39 @@ async def test_ansi_and_huge_texts_in_an_error_message_are_made_inert(caplog: py
     assert len(shown) <= EXTERNAL_MAX_CHARS + 100
     logged = "\n".join(r.getMessage() for r in caplog.records)
     assert "red log" in logged and "\x1b" not in logged and "\nforged" not in logged
+
+
+# -- any status, any body: a value or a Convex error, said in one inert line -------------------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from oco.convex import ConvexException, NotAConvexDeployment  # noqa: E402
+
+BODIES = st.one_of(
+    st.binary(max_size=200),
+    st.sampled_from([b"", b"null", b"<html>hi</html>", b'{"status":"success"}', b'{"status":"error"}',
+                     b'{"code":"InvalidClientVersion","message":"\\u001b[31mbad"}', b'{"results":[]}']),
+    st.text(max_size=100).map(lambda t: json.dumps({"status": "error", "errorMessage": t}).encode()),
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+@given(status=st.integers(200, 599), body=BODIES, route=st.sampled_from(["query", "mutation"]))
+async def test_any_status_and_body_is_a_value_or_a_convex_error_in_one_line(
+    status: int, body: bytes, route: str
+) -> None:
+    import httpx
+
+    transport = httpx.MockTransport(lambda request: httpx.Response(status, content=body))
+    http = httpx.AsyncClient(transport=transport)
+    async with ConvexClient("http://convex.test", http=http, retry=RetryPolicy.never()) as convex:
+        try:
+            await getattr(convex, route)("a:b")
+        except ConvexException as exc:
+            line = exc.describe()
+            assert line.isprintable() and "\x1b" not in line and exc.url == "http://convex.test"
+            if status in (404, 405) or 300 <= status < 400:
+                assert isinstance(exc, NotAConvexDeployment)
+            return
+    assert status in (200, 560)  # a UdfResponse that says success, whatever the status

@@ -270,9 +270,11 @@ class ConvexClient:
             raise ConvexRequestError(code, redact(message, secrets), function=function)
         if status in (401, 403):
             raise ConvexAuthError(status, text[:200], function=function)
-        if status in (404, 405):
-            # Every Convex deployment serves these routes (query_batch aside, see there).
-            raise NotAConvexDeployment(function, status=status, route=route, what=f"HTTP {status}")
+        if status in (404, 405) or 300 <= status < 400:
+            # Every Convex deployment serves these routes (query_batch aside, see there), and
+            # none redirects them: this URL is something else (a web site, a proxy's page).
+            what = f"HTTP {status}" if status >= 400 else f"HTTP {status} redirect"
+            raise NotAConvexDeployment(function, status=status, route=route, what=what)
         raise ConvexServerError(status, function=function)
 
     def _udf_value(self, payload: Any, function: str, secrets: list[str]) -> Any:
