@@ -13,7 +13,7 @@ import time
 import pytest
 import trio
 
-from oco.testing import FakeConvex, processes_in, serve_fake_convex, serve_fake_llm
+from oco.testing import CONVEX_MODES, FakeConvex, processes_in, serve_fake_convex, serve_fake_llm
 from oco.worker import STALE_NOTE
 from reliability_support import (
     DevSetup,
@@ -45,8 +45,9 @@ def age_message_pair(fake: FakeConvex, reply_id: str, by_ms: float) -> None:
 
 
 @needs_opencode
-async def test_sigkill_mid_answer_then_restart_answers_each_pending_message_once(tmp_path):
-    async with serve_fake_convex() as convex, serve_fake_llm() as llm:
+@pytest.mark.parametrize("mode", CONVEX_MODES)
+async def test_sigkill_mid_answer_then_restart_answers_each_pending_message_once(tmp_path, mode):
+    async with serve_fake_convex(prod=mode == "prod") as convex, serve_fake_llm() as llm:
         fake = convex.fake
         setup = DevSetup.make(tmp_path, convex, llm)
         worker_id = setup.created.worker_id

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import trio
 
-from oco.testing import collect_output, kill_leftovers, processes_in, serve_fake_convex
+from oco.testing import CONVEX_MODES, collect_output, kill_leftovers, processes_in, serve_fake_convex
 from oco.testing._fake_llm import serve_fake_llm
 from oco.testing._opencode_env import opencode_env
 from oco.worker import INTERRUPTED_NOTE
@@ -29,11 +29,12 @@ pytestmark = [pytest.mark.opencode, pytest.mark.slow]
 
 
 @pytest.mark.skipif(not Path(OPENCODE).exists() and not shutil.which("opencode"), reason="opencode not installed")
-async def test_dev_answers_streams_reuses_the_session_and_stops_gracefully(tmp_path):
+@pytest.mark.parametrize("mode", CONVEX_MODES)
+async def test_dev_answers_streams_reuses_the_session_and_stops_gracefully(tmp_path, mode):
     project = tmp_path / "project"
     project.mkdir()
     subprocess.run(["git", "init", "-q", str(project)], check=True)
-    async with serve_fake_convex() as convex, serve_fake_llm() as llm:
+    async with serve_fake_convex(prod=mode == "prod") as convex, serve_fake_llm() as llm:
         fake = convex.fake
         created = fake.create_worker(name="dev-worker")
         secret = created.token.split(":secret_", 1)[1]
