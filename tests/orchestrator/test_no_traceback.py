@@ -25,7 +25,7 @@ from hypercorn.config import Config
 from stubs import SETTINGS, Script, StubFactory, config, configs, no_convex
 
 from oco.config import Settings, WorkerConfig, parse_token
-from oco.convex import ConvexClient, RetryPolicy
+from oco.convex import ConvexClient, RetryPolicy, shared_convex_client
 from oco.logs import setup_logging
 from oco.orchestrator import Orchestrator, RestartPolicy
 from oco.orchestrator._status import format_status_table, read_status
@@ -147,8 +147,6 @@ async def test_a_url_that_is_no_convex_deployment_parks_with_that_reason(
     status: int, body: bytes, ctype: bytes, what: str, tmp_path: Path, timed: Timed
 ) -> None:
     async with serve_asgi(answering(status, body, ctype)) as url:
-        from oco.convex import shared_convex_client
-
         cfg = worker_config(url)
         slot = WorkerSlot(cfg, lambda convex: real_worker(cfg, convex, StopControl(), tmp_path),
                           shared_convex_client, RestartPolicy())

@@ -9,7 +9,6 @@ against the fake Convex mounted in process, on a MockClock.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import signal
@@ -28,55 +27,12 @@ from oco.convex import ConvexClient
 from oco.orchestrator import RestartPolicy
 from oco.orchestrator._supervisor import WorkerSlot
 from oco.testing import CreatedWorker, FakeConvex, collect_output, serve_fake_convex
-from oco.worker import ModelCatalog, State, StopControl, Worker
+from oco.worker import ModelCatalog, StopControl, Worker
 from worker_support import MODELS, in_process_client, trio_ms, worker_config
-
-REDACTED = "[Request ID: 8c2f5e] Server Error"
-
-
-def redacting(app: Any) -> Any:
-    """`app` answering as a production deployment does: a thrown Error's text and the log
-    lines are dropped, ConvexError data kept (stand-in until the fake has a prod mode)."""
-
-    def redact(payload: Any) -> Any:
-        if isinstance(payload, dict) and payload.get("status") == "error":
-            kept = {"errorData": payload["errorData"]} if "errorData" in payload else {}
-            return {"status": "error", "errorMessage": REDACTED, **kept}
-        if isinstance(payload, dict) and isinstance(payload.get("results"), list):
-            return {**payload, "results": [redact(r) for r in payload["results"]]}
-        if isinstance(payload, dict):
-            payload.pop("logLines", None)
-        return payload
-
-    async def wrapped(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            await app(scope, receive, send)
-            return
-        start: dict[str, Any] = {}
-
-        async def rewrite(message: dict[str, Any]) -> None:
-            if message["type"] == "http.response.start":
-                start.update(message)
-                return
-            body = message.get("body", b"")
-            try:
-                body = json.dumps(redact(json.loads(body))).encode()
-            except ValueError:
-                pass
-            headers = [(k, v) for k, v in start["headers"] if k != b"content-length"]
-            await send({**start, "headers": [*headers, (b"content-length", str(len(body)).encode())]})
-            await send({"type": "http.response.body", "body": body})
-
-        await app(scope, receive, rewrite)
-
-    return wrapped
 
 
 def make_fake(prod: bool) -> FakeConvex:
-    fake = FakeConvex(clock=trio_ms)
-    if prod:
-        fake.app = redacting(fake.app)
-    return fake
+    return FakeConvex(clock=trio_ms, prod=prod)
 
 
 async def _models(directory: Path, env: object) -> list[Any]:
@@ -206,9 +162,8 @@ async def test_dev_with_a_wrong_secret_against_a_prod_deployment_prints_one_line
     """`trio-oco dev` as a subprocess: the wrong secret is said in one line, no traceback."""
     project = tmp_path / "project"
     project.mkdir()
-    fake = FakeConvex()
-    fake.app = redacting(fake.app)
-    async with serve_fake_convex(fake) as convex:
+    async with serve_fake_convex(prod=True) as convex:
+        fake = convex.fake
         created, token = wrong_secret(fake)
         (project / ".env").write_text(f"WORKER_TOKEN={token}\nCONVEX_URL={convex.url}\n")
         env = {**os.environ, "XDG_STATE_HOME": str(tmp_path / "state"), "OCO_OPENCODE_BIN": "/bin/false"}
