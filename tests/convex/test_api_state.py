@@ -1,0 +1,84 @@
+"""`WorkerBackend` types a redacted failure from the worker's record, on the fake's prod mode.
+
+Each call that names the worker and fails with a bare `[Request ID: …] Server Error` costs one
+more call, `workers:getByMachineAndWorker`, and comes back as the rejection it means.
+"""
+
+from __future__ import annotations
+
+import pytest
+from convex_helpers import backend_for, in_process, secret_of, trio_ms
+
+from oco.convex import (
+    BackendFault,
+    ConvexFunctionError,
+    InvalidSecret,
+    RetryPolicy,
+    WorkerDeleted,
+    WorkerNotFound,
+)
+from oco.convex.types import ModelInfo
+from oco.testing import FakeConvex
+
+MODELS = [ModelInfo(id="p/m", name="M", provider="p")]
+
+
+@pytest.fixture
+def fake() -> FakeConvex:
+    return FakeConvex(clock=trio_ms, prod=True)
+
+
+async def test_update_models_of_a_deleted_worker_is_worker_deleted(fake: FakeConvex) -> None:
+    created = fake.create_worker()
+    async with in_process(fake, retry=RetryPolicy.never()) as client:
+        backend = backend_for(client, created)
+        await backend.register("/p", "me")
+        fake.remove(created.worker_id)
+        before = fake.counts["workers:getByMachineAndWorker"]
+        with pytest.raises(WorkerDeleted) as caught:
+            await backend.update_models(MODELS)
+    assert fake.counts["workerModels:updateModels"] == 1
+    assert fake.counts["workers:getByMachineAndWorker"] == before + 1
+    assert caught.value.url == "http://fake.convex" and caught.value.function == "workerModels:updateModels"
+    assert caught.value.describe().startswith("the worker was deleted in the web app (calling workerModels")
+
+
+async def test_update_models_of_a_worker_never_seen_is_worker_not_found(fake: FakeConvex) -> None:
+    created = fake.create_worker()
+    fake.remove(created.worker_id)
+    async with in_process(fake, retry=RetryPolicy.never()) as client:
+        with pytest.raises(WorkerNotFound) as caught:
+            await backend_for(client, created).update_models(MODELS)
+    assert not isinstance(caught.value, WorkerDeleted)
+
+
+async def test_set_offline_with_a_wrong_secret_is_invalid_secret_and_of_a_missing_worker_is_zero(
+    fake: FakeConvex,
+) -> None:
+    created = fake.create_worker()
+    async with in_process(fake, retry=RetryPolicy.never()) as client:
+        with pytest.raises(InvalidSecret):
+            await backend_for(client, created, secret="NotTheRightOne42").set_offline()
+        fake.remove(created.worker_id)
+        assert await backend_for(client, created).set_offline() == 0  # the backend's no-op
+
+
+async def test_a_redacted_heartbeat_failure_after_a_good_register_is_a_backend_fault(fake: FakeConvex) -> None:
+    created = fake.create_worker()
+    async with in_process(fake, retry=RetryPolicy.never()) as client:
+        backend = backend_for(client, created)
+        await backend.register("/p", "me")
+        fake.faults.add(function="workers:heartbeat", status=560, times=1)
+        with pytest.raises(BackendFault):
+            await backend.heartbeat()
+        await backend.heartbeat()  # the next beat goes through
+
+
+async def test_a_failing_lookup_leaves_the_original_error(fake: FakeConvex) -> None:
+    created = fake.create_worker()
+    fake.faults.add(function="workers:getByMachineAndWorker", status=560, times=1)
+    async with in_process(fake, retry=RetryPolicy.never()) as client:
+        with pytest.raises(ConvexFunctionError) as caught:
+            await backend_for(client, created, secret="NotTheRightOne42").register("/p", "me")
+    assert type(caught.value) is ConvexFunctionError
+    assert secret_of(created) not in str(caught.value)
