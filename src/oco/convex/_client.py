@@ -248,10 +248,10 @@ class ConvexClient:
         log.debug("%s %s -> HTTP %d (%d bytes%s)", route, function, status, len(raw),
                   "" if complete else ", cut")
         if status == 200 and not complete:
-            raise ConvexProtocolError(function, "body", f"response over {limit // MIB} MiB (not read)")
+            raise ConvexProtocolError(function, "body", f"response over {limit // MIB} MiB (refused)")
         if status == 560 and not complete:
             # The function failed; what it said is too long to read. Why is found from state.
-            raise ConvexFunctionError(f"error response over {limit // MIB} MiB (not read)", function=function)
+            raise ConvexFunctionError(f"error response over {limit // MIB} MiB (refused)", function=function)
         if status in (200, 560):
             try:
                 payload = json.loads(raw)
