@@ -82,3 +82,16 @@ async def test_a_failing_lookup_leaves_the_original_error(fake: FakeConvex) -> N
             await backend_for(client, created, secret="NotTheRightOne42").register("/p", "me")
     assert type(caught.value) is ConvexFunctionError
     assert secret_of(created) not in str(caught.value)
+
+
+async def test_on_dev_an_unexpected_text_is_not_taken_for_a_wrong_secret() -> None:
+    """A dev deployment's text that names no contract error (here a validator that no longer
+    takes our arguments) keeps its own words instead of becoming "wrong secret"."""
+    fake = FakeConvex(clock=trio_ms)
+    created = fake.create_worker()
+    fake.faults.add(function="workers:register", status=560, times=1)  # "Uncaught Error: injected fault"
+    async with in_process(fake, retry=RetryPolicy.never()) as client:
+        with pytest.raises(ConvexFunctionError) as caught:
+            await backend_for(client, created).register("/p", "me")
+    assert type(caught.value) is ConvexFunctionError and "injected fault" in str(caught.value)
+    assert fake.counts["workers:getByMachineAndWorker"] == 1

@@ -37,6 +37,13 @@ def test_a_record_and_a_secret_never_accepted_means_a_wrong_secret(function: str
     assert why_failed(function, record(approval), secret_accepted=False) is InvalidSecret
 
 
+@pytest.mark.parametrize("function", sorted(SECRET_CHECKED))
+def test_a_dev_text_that_is_not_the_wrong_secret_text_stands(function: str) -> None:
+    # e.g. "ArgumentValidationError: ..." from a backend whose validator changed: not a secret
+    assert why_failed(function, record(), secret_accepted=False, redacted=False) is None
+    assert why_failed(function, None, secret_accepted=False, redacted=False) is WorkerNotFound
+
+
 @pytest.mark.parametrize("function", ["workers:heartbeat", "workers:markConnected"])
 def test_a_known_good_secret_and_no_approval_means_not_approved(function: str) -> None:
     assert why_failed(function, record("pending"), secret_accepted=True) is WorkerNotApproved

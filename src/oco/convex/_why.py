@@ -9,7 +9,9 @@ worker's record (`workers:getByMachineAndWorker`, public, no secret needed) tell
 - a record, for a function that checks the secret (reference §2.2: register, heartbeat,
   setOffline, markConnected): the secret is wrong, unless the backend accepted this same
   secret earlier, in which case the record's `approvalStatus` may say why (markConnected and
-  heartbeat of a worker no longer approved) or the backend itself failed (transient);
+  heartbeat of a worker no longer approved) or the backend itself failed (transient). A text
+  that is not redacted (a dev deployment) but is not the backend's wrong-secret text says
+  what else went wrong (an argument the backend no longer takes, say): it stands;
 - a record, for a function that checks no secret (`workerModels:updateModels`): the failure
   has another cause; the original error stands.
 
@@ -37,18 +39,19 @@ APPROVAL_GATED: frozenset[str] = frozenset({"workers:heartbeat", "workers:markCo
 
 
 def why_failed(
-    function: str, record: WorkerRecord | None, *, secret_accepted: bool
+    function: str, record: WorkerRecord | None, *, secret_accepted: bool, redacted: bool = True
 ) -> type[ConvexFunctionError] | None:
     """The error type a failed `function` call means, given the worker's current record.
 
-    `secret_accepted`: a secret-checked call with this token has succeeded before.
+    `secret_accepted`: a secret-checked call with this token has succeeded before;
+    `redacted`: the error text said nothing (a production deployment).
     """
     if record is None:
         return WorkerDeleted if secret_accepted else WorkerNotFound
     if function not in SECRET_CHECKED:
         return None
     if not secret_accepted:
-        return InvalidSecret
+        return InvalidSecret if redacted else None
     if function in APPROVAL_GATED and record.approval_status != "approved":
         return WorkerNotApproved
     return BackendFault

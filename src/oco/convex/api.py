@@ -28,6 +28,7 @@ from oco.convex._errors import (
     ConvexProtocolError,
     WorkerDeleted,
     WorkerNotFound,
+    is_redacted,
     is_transient,
     is_untyped,
 )
@@ -175,7 +176,8 @@ class WorkerBackend:
             # If the lookup is unreachable too, the caller retries; if it fails otherwise,
             # nothing more is known than the original error.
             return lookup if is_transient(lookup) else exc
-        kind = why_failed(function, record, secret_accepted=self.secret_accepted)
+        redacted = is_redacted(getattr(exc, "message", ""))
+        kind = why_failed(function, record, secret_accepted=self.secret_accepted, redacted=redacted)
         if kind is None:
             return exc
         log.debug("%s failed (%s); from the worker's record: %s", function, exc, kind.__name__)
