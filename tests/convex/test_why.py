@@ -89,3 +89,14 @@ def test_an_outage_is_a_warning_at_first_and_then_every_five_minutes() -> None:
 
 def test_durations_read_naturally() -> None:
     assert [duration(s) for s in (5, 60, 299, 3600, 7500)] == ["5 s", "1 min", "4 min", "1 h 0 min", "2 h 5 min"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["[Request ID: 8c2f5e] Server Error", "Server Error", "[CONVEX M(workers:register)] [Request ID: a1] Server Error", ""],
+)
+def test_what_a_production_deployment_leaves_counts_as_redacted(text: str) -> None:
+    from oco.convex._errors import is_redacted
+
+    assert is_redacted(text)
+    assert not is_redacted("[Request ID: 1] Server Error\nUncaught Error: Invalid worker secret")

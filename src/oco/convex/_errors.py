@@ -246,7 +246,9 @@ def is_transient(exc: BaseException) -> bool:
     return isinstance(exc, ConvexServerError) and (exc.status >= 500 or exc.status == 429)
 
 
-_REQUEST_ID = re.compile(r"^\[Request ID: [^\]]*\] Server Error$")
+# What a production deployment leaves of a thrown Error (optionally with the client-style
+# `[CONVEX M(path)]` prefix): nothing about why.
+_REQUEST_ID = re.compile(r"^(?:\[CONVEX [A-Z]+\([^)]*\)\] )?(?:\[Request ID: [^\]]*\] )?Server Error$")
 _UNCAUGHT = re.compile(r"^Uncaught (?:Convex)?Error: ")
 
 
