@@ -680,3 +680,13 @@ async def test_the_fake_convex_command_serves_a_prod_deployment() -> None:
         if process.returncode is None:
             process.kill()
             await process.wait()
+
+
+def test_date_now_is_whole_milliseconds_frozen_for_the_whole_function() -> None:
+    ticks = iter([1000.25, 1000.75, 1003.5, 1007.9, 1010.1])
+    fake = FakeConvex(clock=lambda: next(ticks))
+    fake.store.begin()
+    first, second = fake.store.now(), fake.store.now()
+    fake.store.commit()
+    assert first == second == 1000.0  # Convex: Date.now() is the time the function started
+    assert fake.store.now() == 1003.0

@@ -126,7 +126,7 @@ class FakeConvex:
 
     def record(self, function: str, kind: str, args: dict[str, Any]) -> None:
         shown = {k: ("***" if k in _REDACTED else v) for k, v in args.items()}
-        self.calls.append(Call(function, kind, shown, self.store.now()))
+        self.calls.append(Call(function, kind, shown, float(self.store.clock())))
         self.counts[function] += 1
 
     def resolve(self, path: str, kind: str) -> Function:

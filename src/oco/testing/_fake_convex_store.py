@@ -9,6 +9,7 @@ it made. `log` collects the function's `console.*` lines.
 from __future__ import annotations
 
 import itertools
+import math
 import secrets
 from collections.abc import Callable, Iterator
 from typing import Any, Literal
@@ -38,9 +39,13 @@ class Store:
         self.log_lines: list[str] = []
         self._ids = itertools.count(1)
         self._undo: list[Callable[[], None]] | None = None
+        self._frozen_now: float | None = None
 
     def now(self) -> float:
-        return float(self.clock())
+        """`Date.now()`: whole milliseconds, frozen while a function runs (as in Convex)."""
+        if self._frozen_now is not None:
+            return self._frozen_now
+        return float(math.floor(self.clock()))
 
     # -- transactions ------------------------------------------------------------------
 
@@ -49,16 +54,18 @@ class Store:
         can be undone; log lines start afresh."""
         self._undo = []
         self.log_lines = []
+        self._frozen_now = None
+        self._frozen_now = self.now()
 
     @property
     def in_transaction(self) -> bool:
         return self._undo is not None
 
     def commit(self) -> None:
-        self._undo = None
+        self._undo = self._frozen_now = None
 
     def rollback(self) -> None:
-        undo, self._undo = self._undo or [], None
+        undo, self._undo, self._frozen_now = self._undo or [], None, None
         for step in reversed(undo):
             step()
 
