@@ -88,7 +88,7 @@ def test_noisy_libraries_are_quiet_unless_debug(stream: io.StringIO) -> None:
             logging.getLogger(name).setLevel(logging.WARNING)
 
 
-async def test_convex_retries_are_logged_as_one_readable_line(stream: io.StringIO, autojump_clock) -> None:
+async def test_convex_retries_are_one_readable_debug_line(stream: io.StringIO, autojump_clock) -> None:
     import httpx
 
     from oco.convex import ConvexClient
@@ -99,6 +99,15 @@ async def test_convex_retries_are_logged_as_one_readable_line(stream: io.StringI
     http = httpx.AsyncClient(transport=httpx.ASGITransport(app=fake.app))
     async with ConvexClient("http://fake.convex", http=http) as convex:
         await convex.query("workers:getByMachineAndWorker", {"machineId": "m", "workerId": "w"})
+    assert "retry" not in stream.getvalue()  # a retry that worked is no news at INFO
+    logging.getLogger().setLevel(logging.DEBUG)
+    try:
+        fake.faults.add(function="workers:getByMachineAndWorker", status=503, times=1)
+        http = httpx.AsyncClient(transport=httpx.ASGITransport(app=fake.app))
+        async with ConvexClient("http://fake.convex", http=http) as convex:
+            await convex.query("workers:getByMachineAndWorker", {"machineId": "m", "workerId": "w"})
+    finally:
+        logging.getLogger().setLevel(logging.INFO)
     lines = [line for line in stream.getvalue().splitlines() if "retry 1" in line]
     assert len(lines) == 1
-    assert "WARNING" in lines[0] and "workers:getByMachineAndWorker failed" in lines[0]
+    assert "DEBUG" in lines[0] and "workers:getByMachineAndWorker failed" in lines[0]

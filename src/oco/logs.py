@@ -175,17 +175,14 @@ def _log_retries_in_our_words() -> None:
     """stamina's own retry log line carries its details only as structured extras; say them."""
     import stamina.instrumentation
 
-    from oco.convex import ConvexUnavailable
-
     retry_log = logging.getLogger("oco.retry")
 
     def on_retry(details: stamina.instrumentation.RetryDetails) -> None:
         cause = details.caused_by
-        # An unreachable deployment is reported by the worker (once, then every few
-        # minutes); each retry of each call saying so again would be a storm.
-        level = logging.DEBUG if isinstance(cause, ConvexUnavailable) else logging.WARNING
-        retry_log.log(
-            level,
+        # DEBUG: a retry that works needs no one's attention, and one that keeps failing is
+        # reported by its caller (an outage once, then every few minutes): a line per retry
+        # of every call would be a storm.
+        retry_log.debug(
             "%s failed (%s); retry %d in %.1f s",
             getattr(cause, "function", None) or details.name,
             cause,

@@ -16,6 +16,7 @@ import trio
 
 from oco.config import Settings
 from oco.convex import ConvexProtocolError, NotAConvexDeployment, is_transient
+from oco.convex._outage import OutageReport
 from oco.convex.api import WorkerBackend
 from oco.convex.types import ActiveSession, ChatMessage, WorkerRecord
 
@@ -63,6 +64,7 @@ class PollingWatcher:
         self._settings = settings
         self._busy = busy
         self._now_ms = now_ms
+        self._outage = OutageReport()  # an outage is said once, then every few minutes
 
     async def run(self, publish: Callable[[Snapshot], None]) -> None:
         seen: frozenset[tuple[str, float]] | None = None
@@ -78,6 +80,7 @@ class PollingWatcher:
                     messages = tuple(await self._backend.worker_messages())
                     seen = key
                 failures = 0
+                self._outage.recovered(trio.current_time())
                 publish(Snapshot(worker, sessions, messages))
                 interval = self._interval(sessions)
             except Exception as exc:
@@ -96,8 +99,8 @@ class PollingWatcher:
                     log.log(level, "ignoring a malformed poll result (%s); polling again in %.0f s",
                             exc, interval)
                 else:
-                    log.warning("Convex unreachable while watching (%s); retrying in %.0f s",
-                                exc, interval)
+                    log.log(self._outage.failed(trio.current_time()),
+                            "Convex unreachable while watching (%s); retrying in %.0f s", exc, interval)
             await trio.sleep(interval)
 
     def _interval(self, sessions: tuple[ActiveSession, ...]) -> float:
