@@ -273,32 +273,3 @@ def test_the_status_table_never_prints_an_escape_sequence_or_a_huge_error() -> N
     assert "\x1b" not in table and "\x07" not in table
     assert "boom" in table and len(table) < 2000
 
-
-# -- an outage while ready: the watcher says so once, then every few minutes -----------------
-
-async def test_a_watched_query_failing_for_minutes_is_a_warning_every_five_minutes(
-    tmp_path: Path, autojump_clock: object, timed: Timed
-) -> None:
-    import sys
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "worker"))
-    from worker_support import make_worker, trio_ms
-
-    from oco.testing import FakeConvex
-
-    fake = FakeConvex(clock=trio_ms)
-    created = fake.create_worker()
-    worker = make_worker(fake, created, tmp_path)
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(worker.run)
-        await worker.state.wait_value(lambda s: s.value == "ready")
-        fake.faults.add(function="workers:getByMachineAndWorker", status=503)
-        start = trio.current_time()
-        await trio.sleep(12 * 60)
-        nursery.cancel_scope.cancel()
-    warnings = [t - start for t, r in timed.records
-                if r.levelno >= logging.WARNING and t >= start and "watching" in r.getMessage()]
-    assert 2 <= len(warnings) <= 3, warnings  # at once, after 5 and (maybe) 10 minutes
-    assert all(b - a >= 300 for a, b in zip(warnings, warnings[1:]))
-    # The client's own retries of each poll stay at DEBUG.
-    assert not any(r.levelno >= logging.WARNING and r.name == "oco.retry" for _, r in timed.records)
