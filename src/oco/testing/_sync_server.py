@@ -262,8 +262,9 @@ class _ServerSocket:
             result: QueryUpdated | QueryFailed = QueryUpdated(query.query_id, value)
             encode_value(value)  # a result the codec cannot encode is a failed query
         except Exception as e:  # noqa: BLE001 — a failing query is data for the client
-            result = QueryFailed(query.query_id, f"Uncaught Error: {e}",
-                                 error_data=getattr(e, "data", None))
+            # The fake's own failures carry the exact text Convex sends (redacted in prod).
+            message = getattr(e, "error_message", None) or f"Uncaught Error: {e}"
+            result = QueryFailed(query.query_id, message, error_data=getattr(e, "data", None))
         self.last[query.query_id] = json.dumps(modification_json(result), sort_keys=True)
         return result
 
