@@ -127,8 +127,10 @@ async def test_a_server_that_breaks_every_socket_costs_a_dozen_reconnects_in_ten
             assert await ask_without_model(fake, created.worker_id, timeout=60) == NO_MODEL_NOTE
             await trio.sleep_until(started + 60 * (_ + 1))
         assert worker.state.value is State.READY
-        # Was 130 reconnects in 20 s, each re-running the whole message history.
-        assert fake.sync.attempts.value <= 15
+        # Was 130 reconnects in 20 s, each re-running the whole message history. Backoff
+        # 1, 2, 4 … 32 s, then 60 s: about 15 sockets in 10 min. The jitter is random (±50 %,
+        # the JS client's rule); at its worst every delay is halved, which allows 25.
+        assert fake.sync.attempts.value <= 25
         # Each socket re-runs the three queries (48 runs in all, measured; was 18 000).
         assert fake.sync.query_runs <= 100
         assert watch_calls(fake) > 0  # between sockets, the worker polled
