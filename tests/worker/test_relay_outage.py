@@ -131,3 +131,40 @@ async def test_without_a_stop_the_completion_is_not_cut_by_the_cleanup_grace(fak
         nursery.cancel_scope.cancel()
     assert not stop.cut_short  # no cleanup scope was cut: there was no stop
     assert worker.relay.claimed() == {reply_id}  # finished: never answered again by this process
+
+
+class _OpenCodeSessions:
+    """The three session calls the relay makes of OpenCode before a turn (an OpenCode that
+    always answers; what is under test is the waiting for Convex)."""
+
+    def __init__(self) -> None:
+        self.created: list[str] = []
+
+    async def get_session(self, session_id: str):
+        return {"id": session_id} if session_id in self.created else None
+
+    async def create_session(self, title: str) -> str:
+        self.created.append(f"ses_{len(self.created)}")
+        return self.created[-1]
+
+    async def rename_session(self, session_id: str, title: str) -> None:
+        pass
+
+
+class _Server:
+    def __init__(self) -> None:
+        self.client = _OpenCodeSessions()
+
+
+async def test_a_turn_waits_out_a_10_minute_outage_before_it_starts(fake, tmp_path, autojump_clock):
+    # It gave up after 2 minutes and answered "the chat backend was unreachable; please resend".
+    created = online_worker(fake)
+    worker = make_worker(fake, created, tmp_path)
+    chat = fake.start_session(created.worker_id)
+    started = trio.current_time()
+    async with trio.open_nursery() as nursery:
+        await nursery.start(outage, fake, 600)
+        opencode_id = await worker.relay._opencode_session_patiently(_Server(), chat)
+    assert opencode_id == "ses_0"
+    assert trio.current_time() - started >= 600
+    assert fake.store.first("chatSessions", sessionId=chat)["opencodeSessionId"] == "ses_0"

@@ -19,6 +19,7 @@ import logging
 import math
 
 import attrs
+import stamina
 import trio
 import trio_util
 
@@ -54,7 +55,6 @@ from ._stop import StopControl
 log = logging.getLogger(__name__)
 
 CLEANUP_GRACE_S = 10.0  # a last try at completing, when the worker leaves its serve (no stop)
-PREPARE_PATIENCE_S = 120.0  # how long a turn waits for Convex before it starts
 FATE_CHECK_INTERVAL_S = 30.0  # at most one state check per reply this often for refused chunks
 RERUN_SEPARATOR = "\n\n— answering again after a restart —\n\n"
 
@@ -381,19 +381,26 @@ class ChatRelay:
             raise ReplyGone(reply_id)
 
     async def _opencode_session_patiently(self, server: OpenCodeServer, chat_session_id: str) -> str:
-        """`_opencode_session`, waiting out a Convex outage: nothing has been streamed yet,
-        and its calls are safe to repeat, so an outage delays the answer instead of failing it."""
-        delay = 1.0
-        give_up_at = trio.current_time() + PREPARE_PATIENCE_S
-        while True:
-            try:
-                return await self._opencode_session(server, chat_session_id)
-            except Exception as exc:
-                if not is_transient(exc) or trio.current_time() + delay > give_up_at:
+        """`_opencode_session`, waiting out a Convex outage however long it lasts: nothing has
+        been streamed yet and its calls are safe to repeat, so an outage delays the answer
+        instead of failing it (it gave up after 2 minutes with "please resend")."""
+        failures = 0
+        async for attempt in stamina.retry_context(
+            on=is_transient, attempts=None, timeout=None, wait_initial=1.0, wait_max=15.0
+        ):
+            with attempt:
+                try:
+                    return await self._opencode_session(server, chat_session_id)
+                except ConvexException as exc:
+                    if is_transient(exc):
+                        failures += 1
+                        log.log(
+                            logging.WARNING if failures == 1 else logging.DEBUG,
+                            "Convex unreachable before a turn (%s); waiting for it",
+                            external(exc),
+                        )
                     raise
-                log.warning("Convex unreachable before a turn (%s); retrying in %.0f s", exc, delay)
-                await trio.sleep(delay)
-                delay = min(delay * 2, 15.0)
+        raise AssertionError("unreachable: the retries are unbounded")  # pragma: no cover
 
     async def _opencode_session(self, server: OpenCodeServer, chat_session_id: str) -> str:
         name = await self._backend.session_name(chat_session_id)
