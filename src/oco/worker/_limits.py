@@ -57,9 +57,13 @@ def prefix_within(text: str, limit: int) -> str:
     """The longest prefix of `text` whose `json_size` is at most `limit` (never splits a pair)."""
     if fits(text, limit):
         return text
-    low, high = 0, len(text)  # json_size(text[:low]) <= limit < json_size(text[:high])
     if not fits("", limit):
         return ""
+    # Each character costs at least one byte, so the answer is at most `limit` characters:
+    # json_size(text[:low]) <= limit < json_size(text[:high]).
+    low, high = 0, min(len(text), limit)
+    if json_size(text[:high]) <= limit:
+        return text[:high]
     while high - low > 1:
         middle = (low + high) // 2
         if json_size(text[:middle]) <= limit:
