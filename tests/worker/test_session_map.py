@@ -34,3 +34,23 @@ def test_chunks_can_start_after_an_earlier_attempts_numbers():
     first = buffer.take(0.0)
     buffer.add("b", 1.0)
     assert [first.sequence, buffer.take(1.0).sequence] == [5_000, 5_001]
+
+
+def test_a_rerun_starts_above_every_chunk_number_an_earlier_run_reserved(tmp_path):
+    path = tmp_path / "w.json"
+    first = SessionMap(path)
+    first.begin_reply("reply1")
+    for sequence in range(250):  # the state file is written once per block, not per chunk
+        first.reserve("reply1", sequence)
+    start = SessionMap(path).begin_reply("reply1")
+    assert start.rerun and 249 < start.first_sequence <= 249 + SEQUENCE_BLOCK
+
+
+def test_a_reply_begun_by_a_version_that_kept_no_numbers_streams_nothing_on_its_rerun(tmp_path):
+    from oco.worker._limits import MAX_CHUNK_SEQUENCE
+
+    path = tmp_path / "w.json"
+    path.write_text('{"version": 1, "replies": ["reply1"], "sessions": {}}')
+    start = SessionMap(path).begin_reply("reply1")
+    assert start.rerun and start.first_sequence >= MAX_CHUNK_SEQUENCE
+    assert ChunkBuffer(first_sequence=start.first_sequence).standalone("again") is None
