@@ -82,6 +82,12 @@ def test_an_error_note_after_a_huge_stream_still_fits_and_keeps_the_note() -> No
     assert "[… answer cut: 3.0 MiB" in final.content
 
 
+def test_a_huge_error_note_is_bounded_too() -> None:
+    final = reply_from_note("streamed", "Error: " + "z" * 3 * MIB)
+    assert final.content.startswith("streamed\n\nError: zzz") and "[… note cut: 3.0 MiB" in final.content
+    assert _size(final.content) <= 20 * 1024
+
+
 def test_a_turn_whose_only_tool_call_was_rejected_gets_a_readable_reply() -> None:
     rejected = PermissionDecision("per_1", "bash", ["echo *"], "reject")
     tool = {"type": "tool", "tool": "bash", "state": {"status": "error", "error": "rejected"}}

@@ -46,6 +46,7 @@ log = logging.getLogger(__name__)
 EMPTY_REPLY = "(The agent finished without a text reply.)"
 REFUSALS_PER_STAGE = 3  # refusals of one form of the completion before a smaller one is sent
 RETRY_WAIT_MAX_S = 30.0
+NOTE_LIMIT = 16 * 1024  # an error or status note
 
 
 class Outcome(enum.Enum):
@@ -116,7 +117,9 @@ def reply_from_turn(
 def reply_from_note(
     streamed: str, note: str, *, opencode_session: str | None = None
 ) -> FinalReply:
-    """A plain completion: what was streamed (cut to fit) followed by `note`."""
+    """A plain completion: what was streamed (cut to fit) followed by `note` (bounded too:
+    an error sentence may quote a peer)."""
+    note = fit(note, NOTE_LIMIT, "note", None)
     room = MESSAGE_BUDGET - json_size("\n\n" + note) + 2  # the two share one pair of quotes
     text = fit(streamed, room, "answer", opencode_session) if streamed.strip() else ""
     return FinalReply(joined(text, note), opencode_session=opencode_session)
