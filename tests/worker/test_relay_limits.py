@@ -61,7 +61,7 @@ def test_an_answer_over_1_mib_is_cut_with_a_marker_and_the_message_fits_one_docu
     assert result.content.startswith(final.content[:cut])
     assert cut > 500_000  # the answer keeps most of the room
     marker = final.content[cut:]
-    assert "MiB is over what a Convex message can hold (1 MiB)" in marker
+    assert marker.startswith("\n\n[… answer cut: it is 1.") and "a Convex message holds 1 MiB in all" in marker
     assert "the full text is in OpenCode session ses_abc" in marker
     assert "[… reasoning cut: " in final.reasoning
     assert json.loads(final.other_parts)[-1]["type"] in ("tool", "truncated")
@@ -79,12 +79,12 @@ def test_an_error_note_after_a_huge_stream_still_fits_and_keeps_the_note() -> No
     assert not final.structured
     assert _size(final.content) <= MESSAGE_BUDGET
     assert final.content.endswith("\n\nError: OpenCode stopped unexpectedly (exit code 1)")
-    assert "[… answer cut: 3.0 MiB" in final.content
+    assert "[… answer cut: it is 3.0 MiB" in final.content
 
 
 def test_a_huge_error_note_is_bounded_too() -> None:
     final = reply_from_note("streamed", "Error: " + "z" * 3 * MIB)
-    assert final.content.startswith("streamed\n\nError: zzz") and "[… note cut: 3.0 MiB" in final.content
+    assert final.content.startswith("streamed\n\nError: zzz") and "[… note cut: it is 3.0 MiB" in final.content
     assert _size(final.content) <= 20 * 1024
 
 

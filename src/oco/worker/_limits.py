@@ -83,16 +83,12 @@ def describe_size(size: int) -> str:
     return f"{max(1, round(size / 1024))} KiB"
 
 
-def cut_marker(what: str, size: int, opencode_session: str | None) -> str:
-    """The visible note where `what` ("answer", "reasoning") was cut."""
-    where = (
-        f"; the full text is in OpenCode session {opencode_session}"
-        if opencode_session
-        else ""
-    )
+def cut_marker(what: str, size: int, limit: int, opencode_session: str | None) -> str:
+    """The visible note where `what` ("answer", "reasoning") was cut to `limit` bytes."""
+    where = f"; the full text is in OpenCode session {opencode_session}" if opencode_session else ""
     return (
-        f"\n\n[… {what} cut: {describe_size(size)} is over what a Convex message can hold "
-        f"(1 MiB){where}]"
+        f"\n\n[… {what} cut: it is {describe_size(size)}, and a Convex message holds 1 MiB "
+        f"in all (this part {describe_size(limit)}){where}]"
     )
 
 
@@ -101,6 +97,6 @@ def fit(text: str, limit: int, what: str, opencode_session: str | None) -> str:
     text = clean(text)
     if fits(text, limit):
         return text
-    marker = cut_marker(what, json_size(text), opencode_session)
+    marker = cut_marker(what, json_size(text), limit, opencode_session)
     room = limit - json_size(marker) + 2  # one pair of quotes for the joined string
     return prefix_within(text, max(2, room)) + marker
