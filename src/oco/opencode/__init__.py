@@ -27,11 +27,17 @@ from ._events import (
     StreamReconnected,
     parse_event,
 )
-from ._process import OpenCodeServer, open_opencode_server
+from ._identity import ProcessIdentity, leftover_pid
+from ._identity import encode as encode_identity
+from ._process import open_opencode_server
+from ._server import HEALTH_INTERVAL, HEALTH_TIMEOUT, UNRESPONSIVE_NOTE, OpenCodeServer
 from ._transcript import PermissionDecision, TurnResult, describe_error, reconcile
 from ._turn import TurnBackend, run_turn
 
 __all__ = [
+    "HEALTH_INTERVAL",
+    "HEALTH_TIMEOUT",
+    "UNRESPONSIVE_NOTE",
     "Event",
     "EventHub",
     "MessageUpdated",
@@ -45,6 +51,7 @@ __all__ = [
     "PermissionAsked",
     "PermissionDecision",
     "PermissionReply",
+    "ProcessIdentity",
     "QuestionAsked",
     "ServerConnected",
     "ServerHeartbeat",
@@ -55,7 +62,9 @@ __all__ = [
     "TurnBackend",
     "TurnResult",
     "describe_error",
+    "encode_identity",
     "find_opencode_bin",
+    "leftover_pid",
     "list_models_cli",
     "models_from_providers",
     "open_opencode_server",

@@ -5,18 +5,18 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 from collections.abc import Mapping
 from pathlib import Path
 
 import trio
 
-from ._startup import start_lock
-
+from oco._text import external
 from oco.convex.types import ModelInfo
 
+from ._child import MAX_OUTPUT_BYTES, OutputTooLarge, run_bounded
 from ._environment import opencode_environment
 from ._errors import OpenCodeError, OpenCodeNotFound
+from ._startup import start_ticket
 
 
 def find_opencode_bin(
@@ -79,30 +79,34 @@ async def list_models_cli(
     timeout: float = 30.0,
     *,
     verbose: bool = True,
+    max_output: int = MAX_OUTPUT_BYTES,
 ) -> list[ModelInfo]:
     """Run `opencode models` in `directory` (so project config counts) with a deadline.
 
-    `verbose` adds display names (the plain listing has only ids).
+    `verbose` adds display names (the plain listing has only ids). It runs in its own process
+    group, killed whole when the call ends (`run_bounded`); more than `max_output` bytes of
+    output is an error.
     """
     command = [bin, "models"] + (["--verbose"] if verbose else [])
+    child_env = opencode_environment(os.environ if env is None else env)
+    # It migrates OpenCode's database like a server start does (see _startup).
+    ticket = await start_ticket(child_env)
     try:
-        async with start_lock():  # it migrates OpenCode's database like a server start does
-            with trio.fail_after(timeout):
-                # run_process kills the child if the deadline cancels it.
-                result = await trio.run_process(
-                    command,
-                    cwd=str(directory),
-                    env=opencode_environment(os.environ if env is None else env),
-                    stdin=subprocess.DEVNULL,
-                    capture_stdout=True,
-                    capture_stderr=True,
-                    check=False,
-                )
+        result = await run_bounded(command, cwd=directory, env=child_env, timeout=timeout, max_output=max_output)
+        if result.returncode == 0:
+            ticket.succeeded()
     except trio.TooSlowError:
         raise OpenCodeError(None, f"`opencode models` gave no answer within {timeout:g} s") from None
+    except OutputTooLarge:
+        raise OpenCodeError(
+            None, f"`opencode models` printed more than {max_output // (1024 * 1024)} MiB; stopped it"
+        ) from None
     except OSError as exc:
         raise OpenCodeError(None, f"cannot run {bin}: {exc.strerror or exc}") from exc
+    finally:
+        ticket.release()
     if result.returncode != 0:
-        last = (result.stderr or b"").decode(errors="replace").strip().splitlines()[-1:] or [""]
-        raise OpenCodeError(None, f"`opencode models` exited with {result.returncode}: {last[0][:300]}")
+        lines = result.stderr_tail.decode(errors="replace").strip().splitlines()
+        last = external(lines[-1], 300) if lines else ""
+        raise OpenCodeError(None, f"`opencode models` exited with {result.returncode}: {last}")
     return parse_models_output(result.stdout.decode(errors="replace"))

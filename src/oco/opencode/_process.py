@@ -4,7 +4,9 @@ Fixes of the reference (§4.3, §9.3 items 28-29): the server runs in the workin
 picks its own port (`--port 0`, read back from its "listening on" line: no check-then-use
 race), requires a random per-start password, is killed on a failed start, and is always
 stopped (SIGTERM to its process group, SIGKILL after a grace period) and reaped when the
-block ends, also by cancellation. Its output is drained into DEBUG logs with a bounded tail.
+block ends, also by cancellation. Its output is drained into DEBUG logs with a bounded,
+escaped tail. While it runs it must answer a health check every `health_interval` seconds;
+one that does not is killed (it is stuck: alive, not answering), which ends its turns.
 """
 
 from __future__ import annotations
@@ -15,10 +17,11 @@ import os
 import re
 import signal
 import subprocess
-from secrets import token_urlsafe
+import uuid
 from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
+from secrets import token_urlsafe
 
 import trio
 
@@ -28,7 +31,9 @@ from ._client import OpenCodeClient
 from ._environment import opencode_environment
 from ._errors import OpenCodeError, OpenCodeStartError
 from ._events import EventHub
-from ._startup import start_lock
+from ._identity import INSTANCE_VARIABLE, ProcessIdentity, identify
+from ._server import HEALTH_INTERVAL, HEALTH_TIMEOUT, OpenCodeServer
+from ._startup import start_ticket
 
 log = logging.getLogger("oco.opencode.process")
 
@@ -36,36 +41,9 @@ log = logging.getLogger("oco.opencode.process")
 # sends the password wherever this line points.
 _LISTENING = re.compile(rb"opencode server listening on (http://127\.0\.0\.1:\d{1,5})(?![\d])")
 STOP_GRACE = 5.0
+KILL_GRACE = 2.0  # a server that stopped answering gets this long to honour SIGTERM
 TAIL_LINES = 50  # lines of output kept for error messages
 TAIL_LINE_CHARS = 300  # each one escaped and cut to this length
-
-
-class OpenCodeServer:
-    """A running `opencode serve`: its URL, client, event hub and exit notification."""
-
-    def __init__(self, process: trio.Process, base_url: str, client: OpenCodeClient, events: EventHub, tail: collections.deque[str]) -> None:
-        self.process = process
-        self.base_url = base_url
-        self.client = client
-        self.events = events
-        self.crashed = trio.Event()  # set when the process exits while we did not stop it
-        self._tail = tail
-
-    @property
-    def pid(self) -> int:
-        return self.process.pid
-
-    @property
-    def exit_code(self) -> int | None:
-        """The exit status once the process has ended (negative: killed by that signal)."""
-        return self.process.returncode
-
-    def output_tail(self) -> list[str]:
-        """The last lines the server printed (for error messages)."""
-        return list(self._tail)
-
-    def __repr__(self) -> str:
-        return f"OpenCodeServer(pid={self.pid}, base_url={self.base_url!r})"
 
 
 class _Output:
@@ -118,6 +96,7 @@ async def _stop(process: trio.Process, grace: float) -> None:
     """SIGTERM the group, wait up to `grace`, then SIGKILL; always reap."""
     if process.returncode is None:
         _signal_group(process.pid, signal.SIGTERM)
+        _signal_group(process.pid, signal.SIGCONT)  # a stopped process handles SIGTERM only once resumed
         with trio.move_on_after(grace):
             await process.wait()
     # SIGKILL whatever is left of the group (the server itself, or tool processes it spawned).
@@ -133,19 +112,25 @@ async def open_opencode_server(
     env: Mapping[str, str] | None = None,
     secrets: Iterable[str] = (),
     start_timeout: float = 15.0,
+    health_interval: float = HEALTH_INTERVAL,
+    health_timeout: float = HEALTH_TIMEOUT,
 ) -> AsyncIterator[OpenCodeServer]:
     """Start `opencode serve` in `directory`; yield it ready (health checked, events flowing).
 
     Its environment is `env` (default `os.environ`) without trio-oco's own secrets and
-    variables (`opencode_environment`; `secrets` adds the configured ones).
+    variables (`opencode_environment`; `secrets` adds the configured ones), plus the marker
+    of its `identity`. While the block runs, it must answer a health check every
+    `health_interval` seconds within `health_timeout`; when it does not, it is killed and
+    `crashed` is set (with `stopped_answering`).
     """
     password = token_urlsafe(24)
     child_env = opencode_environment(os.environ if env is None else env, secrets)
     # OpenCode reads the password only from its environment, so the agent's tools see it too
     # (they inherit OpenCode's). It guards a loopback server started for this run alone.
     child_env["OPENCODE_SERVER_PASSWORD"] = password
-    lock = start_lock()
-    await lock.acquire()  # waiting for another start does not count against start_timeout
+    instance = uuid.uuid4().hex
+    child_env[INSTANCE_VARIABLE] = instance  # read back by a later run's stale-pid sweep
+    ticket = await start_ticket(child_env)  # a fresh home's first start goes alone
     try:
         process = await trio.lowlevel.open_process(
             [bin, "serve", "--hostname", "127.0.0.1", "--port", "0"],
@@ -157,16 +142,22 @@ async def open_opencode_server(
             start_new_session=True,  # its own process group, so we can stop everything it spawns
         )
     except OSError as exc:
-        lock.release()
+        ticket.release()
         raise OpenCodeStartError(f"cannot run {bin}: {exc.strerror or exc}", []) from exc
+    identity = identify(process.pid, instance)  # read now, while the pid surely is this process
     watch = _ExitWatch(process)
     try:
         with _single_errors():
             async with trio.open_nursery() as nursery:
                 try:
-                    server = await _start(nursery, watch, password, directory, start_timeout)
+                    server = await _start(
+                        nursery, watch, password, directory, start_timeout, identity, health_timeout
+                    )
+                    ticket.succeeded()  # it answered: its database is migrated
                 finally:
-                    lock.release()
+                    ticket.release()
+                nursery.start_soon(_replace_when_asked, server)
+                nursery.start_soon(_keep_checking, server, health_interval)
                 try:
                     yield server
                 finally:
@@ -197,14 +188,36 @@ class _ExitWatch:
         self.hub_scope.cancel()  # nothing left to read events from
         if self.stopping:
             return
-        log.warning("opencode[%d] exited unexpectedly (exit code %s)", self.process.pid, self.process.returncode)
+        if self.server is not None and self.server.stopped_answering:
+            log.info("opencode[%d] stopped (exit code %s)", self.process.pid, self.process.returncode)
+        else:
+            log.warning("opencode[%d] exited unexpectedly (exit code %s)", self.process.pid, self.process.returncode)
         if self.server is not None:
             self.server.crashed.set()
             self.server.events.close()  # in-flight turns end now, with a crash error
 
 
+async def _replace_when_asked(server: OpenCodeServer) -> None:
+    """Kill the server once it is reported unresponsive; the exit watch then ends its turns."""
+    await server.wait_reported()
+    await _stop(server.process, KILL_GRACE)
+
+
+async def _keep_checking(server: OpenCodeServer, interval: float) -> None:
+    """A health check every `interval` seconds while the server runs, leased or idle."""
+    while not server.lost:
+        await trio.sleep(interval)
+        await server.check_health()
+
+
 async def _start(
-    nursery: trio.Nursery, watch: _ExitWatch, password: str, directory: Path, timeout: float
+    nursery: trio.Nursery,
+    watch: _ExitWatch,
+    password: str,
+    directory: Path,
+    timeout: float,
+    identity: ProcessIdentity | None,
+    health_timeout: float,
 ) -> OpenCodeServer:
     """Start the output drain and exit watch, wait until the server answers, open its events."""
     process, output = watch.process, watch.output
@@ -217,7 +230,9 @@ async def _start(
             client = OpenCodeClient(base_url, password, directory)
             nursery.start_soon(_close_client_at_exit, client)
             hub = EventHub(client)
-            watch.server = OpenCodeServer(process, base_url, client, hub, output.tail)
+            watch.server = OpenCodeServer(
+                process, base_url, client, hub, output.tail, identity=identity, health_timeout=health_timeout
+            )
 
             async def run_hub(task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
                 with watch.hub_scope:

@@ -1,23 +1,86 @@
-"""One OpenCode start at a time per process.
+"""One first OpenCode start at a time per data home, until one has succeeded there.
 
-OpenCode migrates its SQLite database under `$XDG_DATA_HOME` when it starts; two processes
-starting at once against a fresh home race that migration and one exits with code 1 (seen
-with a model listing and a server starting together). Starts are short, so serialising them
-costs little; servers run concurrently once they answer.
+OpenCode opens its SQLite database (`$XDG_DATA_HOME/opencode/opencode.db`, or `OPENCODE_DB`)
+and applies its migrations when it starts; two processes starting at once against a fresh
+home race that migration and one exits with code 1 (seen with a model listing and a server
+starting together). Once one start has succeeded in a home its database is migrated, and
+later starts there (servers of other workers, listings) run in parallel.
+
+How we know: `opencode serve` applies its migrations before it prints its listening line
+(verified on opencode-ai 1.18.33: a fresh home's database holds all its tables, `migration`
+included, at the server's first health answer), and `opencode models` exits 0 only after it
+opened the database. So a server that answered its health check, or a listing that exited 0,
+marks its home migrated for the rest of this process.
+
+A start waits for the gate at most `GATE_PATIENCE_S`: a migration takes about a second, so a
+start still holding the gate after that is past it (or hung), and waiting behind a hung
+`opencode models` would delay the first reply by the listing's whole timeout.
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
+
+import attrs
 import trio
 
-_lock: trio.lowlevel.RunVar[trio.Lock] = trio.lowlevel.RunVar("opencode_start_lock")
+GATE_PATIENCE_S = 10.0
 
 
-def start_lock() -> trio.Lock:
-    """The lock every OpenCode start (server or `opencode models`) holds until it is up."""
+@attrs.define
+class _Home:
+    gate: trio.Semaphore = attrs.field(factory=lambda: trio.Semaphore(1))  # any task may release
+    migrated: bool = False
+
+
+class StartTicket:
+    """A start's hold on its home's gate (or no hold, once the home is migrated)."""
+
+    def __init__(self, home: _Home, held: bool) -> None:
+        self._home = home
+        self._held = held
+
+    def succeeded(self) -> None:
+        """This start proved the database migrated: no later start needs the gate."""
+        self._home.migrated = True
+        self.release()
+
+    def release(self) -> None:
+        if self._held:
+            self._held = False
+            self._home.gate.release()
+
+
+_homes: trio.lowlevel.RunVar[dict[str, _Home]] = trio.lowlevel.RunVar("opencode_homes")
+
+
+def data_home(env: Mapping[str, str]) -> str:
+    """Which OpenCode database a process with environment `env` opens, as a key (pure)."""
+    base = env.get("XDG_DATA_HOME") or os.path.join(env.get("HOME", ""), ".local", "share")
+    return f"{os.path.join(base, 'opencode')}\0{env.get('OPENCODE_DB', '')}"
+
+
+def _home(env: Mapping[str, str]) -> _Home:
     try:
-        return _lock.get()
+        homes = _homes.get()
     except LookupError:
-        lock = trio.Lock()
-        _lock.set(lock)
-        return lock
+        homes = {}
+        _homes.set(homes)
+    return homes.setdefault(data_home(env), _Home())
+
+
+async def start_ticket(env: Mapping[str, str], *, patience: float = GATE_PATIENCE_S) -> StartTicket:
+    """Wait (at most `patience`) for the gate of `env`'s home unless a start there has
+    succeeded already. The caller calls `succeeded()` or `release()` on the ticket when its
+    start is over, in a `finally`. Waiting here does not count against a start's timeout."""
+    home = _home(env)
+    held = False
+    if not home.migrated:
+        with trio.move_on_after(patience):
+            await home.gate.acquire()
+            held = True
+        if held and home.migrated:  # another start finished the migration while we waited
+            home.gate.release()
+            held = False
+    return StartTicket(home, held)

@@ -3,7 +3,9 @@
 Fixes of the reference (§4.3, §9.3 items 22-24): text streams as it is produced, every turn
 has a deadline and is aborted when it passes or when the caller is cancelled, errors become
 a readable sentence instead of an empty answer, and permission questions are answered by
-policy so a turn cannot wait for a user who never sees them.
+policy so a turn cannot wait for a user who never sees them. A deadline, or a call that
+gets no answer, asks the server whether it still answers; one that does not is replaced
+(`OpenCodeServer.check_health`) and the turn says so. `run_turn` raises no `OpenCodeError`.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from collections.abc import Awaitable, Callable
 from typing import Literal, Protocol
 
 import trio
+
+from oco._text import external
 
 from ._client import OpenCodeClient, split_model
 from ._errors import OpenCodeError
@@ -38,7 +42,8 @@ ABORT_GRACE = 5.0
 
 class TurnBackend(Protocol):
     """What a turn needs: `OpenCodeServer` fits; so does any object with `client` and `events`
-    (and optionally `crashed: trio.Event` and `exit_code`)."""
+    (and optionally `crashed: trio.Event`, `exit_code`, and `lost`, `check_health()` and
+    `failure_message()` as `OpenCodeServer` has them)."""
 
     client: OpenCodeClient
     events: EventHub
@@ -61,13 +66,12 @@ async def run_turn(
     back in `TurnResult.error`; cancellation aborts the session and propagates.
     """
     client, hub = server.client, server.events
-    crashed: trio.Event | None = getattr(server, "crashed", None)
     try:
         split_model(model)
     except ValueError as exc:
         return TurnResult("", "", [], error=str(exc))
-    if crashed is not None and crashed.is_set():
-        return TurnResult("", "", [], error=_crash_message(server))
+    if _lost(server):
+        return TurnResult("", "", [], error=_lost_message(server))
 
     transcript = TurnTranscript()
     decisions: list[PermissionDecision] = []
@@ -88,7 +92,7 @@ async def run_turn(
                 continue
             if isinstance(event, QuestionAsked):
                 # Nobody can answer in the chat while the turn runs: dismiss it instead of hanging.
-                log.info("dismissing question %s asked in %s", event.id, session_id)
+                log.info("dismissing question %s asked in %s", external(event.id, 100), session_id)
                 await client.reject_question(event.id)
                 continue
             if isinstance(event, StreamReconnected):
@@ -113,20 +117,29 @@ async def run_turn(
                     outcome = await follow(events)
             except OpenCodeError as exc:
                 settled = True
-                if crashed is not None and crashed.is_set():
-                    return _finish(transcript.result(), _crash_message(server), decisions)
+                if _lost(server) or (exc.status is None and not await _answers(server)):
+                    return _finish(transcript.result(), _lost_message(server), decisions)
                 return _finish(transcript.result(), f"OpenCode failed: {exc}", decisions)
-            if outcome == "closed" or (crashed is not None and crashed.is_set()):
+            if outcome == "closed" or _lost(server):
                 settled = True
-                return _finish(transcript.result(), _crash_message(server), decisions)
+                return _finish(transcript.result(), _lost_message(server), decisions)
             error = None
             if outcome == "timeout":
                 error = f"timed out after {timeout:g} s"
                 log.info("turn in %s timed out after %g s; aborting", session_id, timeout)
+                # A deadline can mean a slow model or a server that stopped answering: ask it.
+                if not await _answers(server):
+                    settled = True
+                    return _finish(transcript.result(), _lost_message(server), decisions)
                 with trio.move_on_after(ABORT_GRACE):
-                    await client.abort(session_id)
-                    await follow(events)  # collect what was produced up to the abort
+                    try:
+                        await client.abort(session_id)
+                        await follow(events)  # collect what was produced up to the abort
+                    except OpenCodeError as exc:
+                        log.warning("could not abort %s after its deadline: %s", session_id, exc)
             settled = True
+            if _lost(server):
+                return _finish(transcript.result(), _lost_message(server), decisions)
             try:
                 messages = await client.messages(session_id)
             except OpenCodeError as exc:
@@ -136,7 +149,7 @@ async def run_turn(
             result = final or transcript.result()
             return _finish(result, error or result.error or transcript.result().error, decisions)
         finally:
-            if not settled:
+            if not settled and not _lost(server):
                 # Cancelled (or failed): stop OpenCode working for nobody, even under cancellation.
                 with trio.move_on_after(ABORT_GRACE, shield=True):
                     try:
@@ -145,17 +158,40 @@ async def run_turn(
                         log.warning("could not abort %s: %s", session_id, exc)
 
 
+def _lost(server: object) -> bool:
+    """The server crashed or stopped answering (an `OpenCodeServer`; other backends: crashed)."""
+    lost = getattr(server, "lost", None)
+    if isinstance(lost, bool):
+        return lost
+    crashed = getattr(server, "crashed", None)
+    return crashed is not None and crashed.is_set()
+
+
+async def _answers(server: object) -> bool:
+    """Whether the server still answers; a backend without health checks is assumed to."""
+    check = getattr(server, "check_health", None)
+    return True if check is None else await check()
+
+
+def _lost_message(server: object) -> str:
+    message = getattr(server, "failure_message", None)
+    if message is not None:
+        return message()
+    return f"OpenCode stopped unexpectedly (exit code {getattr(server, 'exit_code', None)})"
+
+
 def _finish(result: TurnResult, error: str | None, decisions: list[PermissionDecision]) -> TurnResult:
     return TurnResult(result.content, result.reasoning, result.other_parts, error, list(decisions))
 
 
-def _crash_message(server: object) -> str:
-    code = getattr(server, "exit_code", None)
-    return f"OpenCode stopped unexpectedly (exit code {code})"
-
-
 async def _answer(client: OpenCodeClient, event: PermissionAsked, policy: str) -> PermissionDecision:
     reply = "once" if policy == "allow" else "reject"
-    log.info("permission %s for %s %s: %s", event.id, event.permission, event.patterns, reply)
+    log.info(
+        "permission %s for %s %s: %s",
+        external(event.id, 100),
+        external(event.permission, 100),
+        external(event.patterns, 200),
+        reply,
+    )
     await client.reply_permission(event.id, reply)
     return PermissionDecision(event.id, event.permission, event.patterns, reply)

@@ -1,8 +1,9 @@
-"""One worker's OpenCode server: started on the first turn, stopped when idle, restarted after a crash.
+"""One worker's OpenCode server: started on demand, stopped when idle, replaced when it fails.
 
 OpenCode costs about 700 MB while it runs, so a worker keeps it only while turns need it
 (reference §9.3-28 never stopped it). Turns borrow the server through `lease()`; the host task
-owns the process and is the only one that starts or stops it.
+owns the process and is the only one that starts or stops it. A server that crashes, or that
+stops answering its health checks (then it is killed), is replaced on the next turn.
 """
 
 from __future__ import annotations
@@ -20,39 +21,62 @@ import trio_util
 
 from oco.config import write_private_file
 from oco.errors import OcoError
-from oco.opencode import OpenCodeServer, OpenCodeStartError, open_opencode_server
+from oco.opencode import (
+    HEALTH_INTERVAL,
+    HEALTH_TIMEOUT,
+    UNRESPONSIVE_NOTE,
+    OpenCodeError,
+    OpenCodeServer,
+    OpenCodeStartError,
+    encode_identity,
+    leftover_pid,
+    open_opencode_server,
+)
 
 log = logging.getLogger(__name__)
 
 CRASH_BACKOFF = (1.0, 2.0, 5.0, 10.0, 30.0)
+LEASE_REPLACEMENTS = 2  # servers a lease lets fail their pre-lend check before it gives up
+LEND_WITHOUT_CHECK_S = 2.0  # an idle server that answered this recently is lent unchecked
 
 
-def _sweep_orphan(pid_file: Path, directory: Path) -> None:
+def _sweep_orphan(pid_file: Path) -> None:
     """Kill an OpenCode that a previous run of this worker left behind (it was SIGKILLed).
 
-    OpenCode runs in its own process group, so it outlives a killed parent. The pid is only
-    trusted while it still names an `opencode serve` in this worker's directory.
+    OpenCode runs in its own process group, so it outlives a killed parent. The pid file
+    records the server's identity (pid, start time, executable, environment marker); only a
+    process that matches all of it, and still leads its own group, is ours. Anything else
+    (a reused pid, an old bare-pid file) is left alone.
     """
     try:
-        pid = int(pid_file.read_text().strip())
-    except (OSError, ValueError):
+        text = pid_file.read_text()
+    except FileNotFoundError:
         return
-    try:
-        same_directory = Path(os.readlink(f"/proc/{pid}/cwd")) == directory.resolve()
-        serving = b"serve" in Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        same_directory = serving = False
-    if same_directory and serving:
+    except (OSError, UnicodeDecodeError) as exc:
+        log.warning("cannot read %s (%s); not sweeping", pid_file, describe_os_error(exc))
+        return
+    pid = leftover_pid(text)
+    if pid is not None:
         log.warning("stopping OpenCode (pid %d) left running by a previous run", pid)
         try:
             os.killpg(pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
-    pid_file.unlink(missing_ok=True)
+    else:
+        log.debug("%s names no OpenCode of ours; leaving its pid alone", pid_file)
+    try:
+        pid_file.unlink(missing_ok=True)
+    except OSError as exc:
+        log.warning("cannot remove %s (%s)", pid_file, describe_os_error(exc))
+
+
+def describe_os_error(exc: Exception) -> str:
+    return getattr(exc, "strerror", None) or type(exc).__name__
 
 
 class OpenCodeUnavailable(OcoError):
-    """OpenCode could not be started for a turn; the message says why in user terms."""
+    """OpenCode cannot serve a turn (it did not start, stopped answering or failed a call);
+    the message says why in words a chat reply can carry."""
 
 
 @attrs.frozen
@@ -75,16 +99,23 @@ class OpenCodeHost:
         idle_timeout: float,
         pid_file: Path | None = None,
         secrets: Iterable[str] = (),
+        health_interval: float = HEALTH_INTERVAL,
+        health_timeout: float = HEALTH_TIMEOUT,
     ) -> None:
         """`secrets` (the worker's token and its secret) are kept out of OpenCode's environment,
-        with every worker token and trio-oco variable (`oco.opencode.opencode_environment`)."""
+        with every worker token and trio-oco variable (`oco.opencode.opencode_environment`).
+        A server that misses a health check (every `health_interval` s, within
+        `health_timeout` s, and before it is lent after being idle) is killed and replaced."""
         self._bin = opencode_bin
         self._pid_file = pid_file
+        self._pid_file_warned = False
         self._directory = directory
         self._env = env
         self._secrets = tuple(secrets)
         self._start_timeout = start_timeout
         self._idle_timeout = idle_timeout
+        self._health_interval = health_interval
+        self._health_timeout = health_timeout
         self._users = trio_util.AsyncValue(0)
         self._state = trio_util.AsyncValue(_HostState())
 
@@ -97,7 +128,7 @@ class OpenCodeHost:
         """The host task: start on demand, stop when idle, back off when starts or the process fail."""
         failures = 0
         if self._pid_file is not None:
-            _sweep_orphan(self._pid_file, self._directory)
+            _sweep_orphan(self._pid_file)
         while True:
             await self._users.wait_value(lambda n: n > 0)
             attempt = self._state.value.attempt + 1
@@ -110,19 +141,21 @@ class OpenCodeHost:
                     env=self._env,
                     secrets=self._secrets,
                     start_timeout=self._start_timeout,
+                    health_interval=self._health_interval,
+                    health_timeout=self._health_timeout,
                 ) as server:
                     log.info("OpenCode started (pid %s)", server.pid)
                     self._state.value = _HostState(attempt=attempt, server=server)
-                    if self._pid_file is not None:
-                        write_private_file(self._pid_file, f"{server.pid}\n")
+                    self._record(server)
                     try:
                         crashed = await self._serve(server)
                     finally:
-                        if self._pid_file is not None:
-                            self._pid_file.unlink(missing_ok=True)
+                        self._forget()
                     # Withdraw the server before it stops, so no new turn borrows a dying process.
                     self._state.value = _HostState(attempt=attempt)
-                    if crashed:
+                    if server.stopped_answering:
+                        log.warning("OpenCode (pid %s) stopped answering; the next turn starts a new one", server.pid)
+                    elif crashed:
                         log.warning(
                             "OpenCode stopped unexpectedly (exit code %s)", server.exit_code
                         )
@@ -141,6 +174,29 @@ class OpenCodeHost:
                 await trio.sleep(CRASH_BACKOFF[min(failures, len(CRASH_BACKOFF)) - 1])
             else:
                 failures = 0
+
+    def _record(self, server: OpenCodeServer) -> None:
+        """Write the server's identity for a later run's sweep. A failed write costs only that
+        sweep, never the server: logged once."""
+        if self._pid_file is None or server.identity is None:
+            return
+        try:
+            write_private_file(self._pid_file, encode_identity(server.identity))
+        except OSError as exc:
+            self._warn_pid_file(f"cannot write {self._pid_file} ({describe_os_error(exc)})")
+
+    def _forget(self) -> None:
+        if self._pid_file is None:
+            return
+        try:
+            self._pid_file.unlink(missing_ok=True)
+        except OSError as exc:
+            self._warn_pid_file(f"cannot remove {self._pid_file} ({describe_os_error(exc)})")
+
+    def _warn_pid_file(self, problem: str) -> None:
+        if not self._pid_file_warned:
+            self._pid_file_warned = True
+            log.warning("%s; an OpenCode left by a crash of this run will not be stopped by the next one", problem)
 
     async def _serve(self, server: OpenCodeServer) -> bool:
         """Keep the server while it is used; True when it crashed, False when it went idle."""
@@ -163,15 +219,60 @@ class OpenCodeHost:
 
     @asynccontextmanager
     async def lease(self) -> AsyncIterator[OpenCodeServer]:
-        """Borrow the running server for one turn, starting it if needed."""
+        """Borrow a running server for one turn, starting it if needed.
+
+        A server that has been idle is health-checked before it is lent; one that fails is
+        replaced and the lease waits for the new one. An `OpenCodeError` from the block (a
+        call to OpenCode that failed) leaves as `OpenCodeUnavailable` with a readable reason,
+        after checking whether the server still answers.
+        """
         seen_attempt = self._state.value.attempt
+        was_idle = self._users.value == 0
         self._users.value += 1
         try:
+            server = await self._usable_server(seen_attempt, was_idle)
+            try:
+                yield server
+            except OpenCodeError as exc:
+                raise await self._unavailable(server, exc) from exc
+            except ExceptionGroup as group:
+                matched, rest = group.split(OpenCodeError)
+                if matched is None or rest is not None:
+                    raise
+                first = _first_leaf(matched)
+                raise await self._unavailable(server, first) from group
+        finally:
+            self._users.value -= 1
+
+    async def _usable_server(self, seen_attempt: int, was_idle: bool) -> OpenCodeServer:
+        for _ in range(LEASE_REPLACEMENTS + 1):
             state = await self._state.wait_value(
-                lambda s: s.server is not None or (s.error is not None and s.attempt > seen_attempt)
+                lambda s: (s.server is not None and not s.server.lost)
+                or (s.error is not None and s.attempt > seen_attempt)
             )
             if state.server is None:
                 raise OpenCodeUnavailable(state.error or "OpenCode is not available")
-            yield state.server
-        finally:
-            self._users.value -= 1
+            server = state.server
+            fresh = trio.current_time() - server.last_answer < LEND_WITHOUT_CHECK_S
+            if not was_idle or fresh or await server.check_health():
+                return server
+            seen_attempt = state.attempt  # it is being replaced: wait for the next one
+        raise OpenCodeUnavailable(UNRESPONSIVE_NOTE)
+
+    async def _unavailable(self, server: OpenCodeServer, exc: OpenCodeError) -> OpenCodeUnavailable:
+        """What to tell the chat when a call to OpenCode failed during a turn."""
+        if not server.lost and exc.status is None:
+            await server.check_health()  # unreachable or timed out: is it still there?
+        if server.lost:
+            log.info("turn ended: %s", server.failure_message())
+            return OpenCodeUnavailable(server.failure_message())
+        log.warning("OpenCode call failed during a turn: %s", exc)
+        return OpenCodeUnavailable(f"OpenCode failed: {exc.summary}")
+
+
+def _first_leaf(group: BaseExceptionGroup) -> OpenCodeError:
+    for exc in group.exceptions:
+        leaf = _first_leaf(exc) if isinstance(exc, BaseExceptionGroup) else exc
+        if isinstance(leaf, OpenCodeError):
+            return leaf
+    raise AssertionError("split() kept a group without an OpenCodeError")
