@@ -155,3 +155,29 @@ def test_only_a_loopback_listening_line_is_believed():
     # The client sends the password wherever this line points.
     assert _LISTENING.search(b"opencode server listening on http://127.0.0.1:4096").group(1) == b"http://127.0.0.1:4096"
     assert _LISTENING.search(b"opencode server listening on http://example.com:80") is None
+
+
+class Recording:
+    """An OpenCode that hands out a forged session id and records the paths it is asked."""
+
+    def __init__(self) -> None:
+        self.paths: list[bytes] = []
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "lifespan":
+            await answer_lifespan(receive, send)
+            return
+        self.paths.append(scope["raw_path"])
+        body = json.dumps({"id": "\x1b[31m../../global/health"} if scope["method"] == "POST" else {"id": "ses_1"})
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})
+        await send({"type": "http.response.body", "body": body.encode()})
+
+
+async def test_ids_from_opencode_stay_one_inert_path_segment():
+    app = Recording()
+    async with _serving(app) as client:
+        with pytest.raises(OpenCodeError) as info:
+            await client.create_session("title")
+        assert "no usable session id" in str(info.value) and "\x1b" not in str(info.value)
+        await client.get_session("../../global/health")
+    assert app.paths == [b"/session", b"/session/..%2F..%2Fglobal%2Fhealth"]

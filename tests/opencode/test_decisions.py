@@ -67,7 +67,12 @@ def test_errors_become_readable_sentences(error, sentence):
 
 def test_long_provider_messages_are_shortened():
     sentence = describe_error({"name": "APIError", "data": {"message": "x" * 5000, "statusCode": 400}})
-    assert len(sentence) < 600 and sentence.endswith("…")
+    assert len(sentence) < 600 and sentence.endswith("… (5000 chars)")
+
+
+def test_provider_error_texts_reach_the_chat_inert():
+    sentence = describe_error({"name": "Bad\x1b[2J", "data": {"message": "\x1b]0;owned\x07no \x1b[31mred\x00"}})
+    assert sentence == "OpenCode failed (Bad): no red\\x00"
 
 
 def _part(part_id: str, kind: str, message_id: str = "msg_a", **extra) -> PartUpdated:

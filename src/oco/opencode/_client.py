@@ -10,7 +10,9 @@ error quotes from OpenCode goes through `oco._text.external`.
 from __future__ import annotations
 
 import json as _json
+import re
 from pathlib import Path
+from urllib.parse import quote
 from typing import Any, Literal
 
 import httpx
@@ -27,6 +29,12 @@ PermissionReply = Literal["once", "always", "reject"]
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=5.0)
 # The largest answer we read (a long session's message list is a few MB; this is far above).
 BODY_MAX_BYTES = 32 * 1024 * 1024
+_SESSION_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
+
+
+def _part(identifier: str) -> str:
+    """An id from OpenCode's events, as one URL path segment whatever it holds."""
+    return quote(str(identifier), safe="")
 
 
 def split_model(model: str) -> dict[str, str]:
@@ -138,23 +146,27 @@ class OpenCodeClient:
     async def create_session(self, title: str) -> str:
         """A new session with a title (a title avoids OpenCode's extra title-generation call)."""
         session = await self.request("POST", "/session", json={"title": title})
-        return str(session["id"])
+        session_id = session.get("id") if isinstance(session, dict) else None
+        # The id goes into URLs, log lines and Convex: accept only the shape OpenCode uses.
+        if not isinstance(session_id, str) or not _SESSION_ID.fullmatch(session_id):
+            raise OpenCodeError(200, f"POST /session: no usable session id in {external(session, 100)}")
+        return session_id
 
     async def get_session(self, session_id: str) -> dict[str, Any] | None:
         """The session, or None when OpenCode does not know it (404)."""
-        return await self.request("GET", f"/session/{session_id}", allow_404=True)
+        return await self.request("GET", f"/session/{_part(session_id)}", allow_404=True)
 
     async def rename_session(self, session_id: str, title: str) -> None:
-        await self.request("PATCH", f"/session/{session_id}", json={"title": title})
+        await self.request("PATCH", f"/session/{_part(session_id)}", json={"title": title})
 
     async def prompt_async(self, session_id: str, text: str, model: str) -> None:
         """Queue a user message and start the turn; returns at once (HTTP 204)."""
         body = {"parts": [{"type": "text", "text": text}], "model": split_model(model)}
-        await self.request("POST", f"/session/{session_id}/prompt_async", json=body)
+        await self.request("POST", f"/session/{_part(session_id)}/prompt_async", json=body)
 
     async def messages(self, session_id: str) -> list[dict[str, Any]]:
         """Every message of the session: `[{info, parts}, …]`, oldest first."""
-        return await self.request("GET", f"/session/{session_id}/message")
+        return await self.request("GET", f"/session/{_part(session_id)}/message")
 
     async def session_status(self) -> dict[str, Any]:
         """Busy sessions only: `{session_id: {"type": "busy" | "retry", …}}`."""
@@ -162,7 +174,7 @@ class OpenCodeClient:
 
     async def abort(self, session_id: str) -> bool:
         """Stop the running turn; the assistant message ends with `MessageAbortedError`."""
-        return bool(await self.request("POST", f"/session/{session_id}/abort"))
+        return bool(await self.request("POST", f"/session/{_part(session_id)}/abort"))
 
     async def list_models(self) -> list[ModelInfo]:
         """Configured models as `provider/model` ids with display names, sorted by id."""
@@ -174,12 +186,12 @@ class OpenCodeClient:
         return await self.request("GET", "/permission")
 
     async def reply_permission(self, permission_id: str, reply: PermissionReply) -> None:
-        await self.request("POST", f"/permission/{permission_id}/reply", json={"reply": reply})
+        await self.request("POST", f"/permission/{_part(permission_id)}/reply", json={"reply": reply})
 
 
     async def reject_question(self, request_id: str) -> None:
         """Dismiss a `question` tool request; the agent continues without an answer."""
-        await self.request("POST", f"/question/{request_id}/reject")
+        await self.request("POST", f"/question/{_part(request_id)}/reject")
 
 
 def models_from_providers(body: Any) -> list[ModelInfo]:

@@ -10,6 +10,8 @@ from typing import Any
 
 import attrs
 
+from oco._text import external
+
 from ._events import Event, MessageUpdated, PartDelta, PartUpdated, SessionError
 
 _MAX_DETAIL = 500
@@ -37,15 +39,16 @@ class TurnResult:
 
 
 def _detail(text: Any) -> str:
+    """OpenCode's (or the provider's) words, inert and bounded, for a chat reply and the logs."""
     text = " ".join(str(text or "").split())
-    return text if len(text) <= _MAX_DETAIL else text[:_MAX_DETAIL] + "…"
+    return external(text, _MAX_DETAIL)
 
 
 def describe_error(error: Any) -> str:
     """An OpenCode error object `{name, data}` → one readable sentence for the chat."""
     if not isinstance(error, dict):
         return f"OpenCode failed: {_detail(error)}"
-    name = str(error.get("name") or "UnknownError")
+    name = external(error.get("name") or "UnknownError", 100)
     data = error.get("data") if isinstance(error.get("data"), dict) else {}
     message = _detail(data.get("message") or error.get("message") or "")
     match name:

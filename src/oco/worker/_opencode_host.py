@@ -37,7 +37,8 @@ log = logging.getLogger(__name__)
 
 CRASH_BACKOFF = (1.0, 2.0, 5.0, 10.0, 30.0)
 LEASE_REPLACEMENTS = 2  # servers a lease lets fail their pre-lend check before it gives up
-LEND_WITHOUT_CHECK_S = 2.0  # an idle server that answered this recently is lent unchecked
+LEND_WITHOUT_CHECK_S = 2.0
+PID_FILE_MAX_BYTES = 4096  # an identity record is ~200 bytes  # an idle server that answered this recently is lent unchecked
 
 
 def _sweep_orphan(pid_file: Path) -> None:
@@ -49,10 +50,11 @@ def _sweep_orphan(pid_file: Path) -> None:
     (a reused pid, an old bare-pid file) is left alone.
     """
     try:
-        text = pid_file.read_text()
+        with pid_file.open("rb") as recorded:
+            text = recorded.read(PID_FILE_MAX_BYTES).decode(errors="replace")
     except FileNotFoundError:
         return
-    except (OSError, UnicodeDecodeError) as exc:
+    except OSError as exc:
         log.warning("cannot read %s (%s); not sweeping", pid_file, describe_os_error(exc))
         return
     pid = leftover_pid(text)
