@@ -30,3 +30,21 @@ async def test_a_removed_worker_closes_its_open_messages_and_leaves_answered_one
         assert reply.completed and reply.content == REMOVED_NOTE
     assert fake.message(answered).content == "done"
     assert fake.counts["chat:completeMessage"] == 2  # the two open ones, once each
+
+
+@pytest.mark.parametrize("prod", [False, True])
+async def test_one_refused_close_does_not_leave_the_other_replies_open(tmp_path, autojump_clock, prod):
+    fake = FakeConvex(clock=trio_ms, prod=prod)
+    created = fake.create_worker()
+    fake.store.first("workers", workerId=created.worker_id)["status"] = "online"
+    chat = fake.start_session(created.worker_id)
+    waiting = [fake.send_message(chat, f"never picked up {n}") for n in range(3)]
+    fake.remove(created.worker_id)
+    fake.faults.add(function="chat:completeMessage", status=560, times=1)  # the first close fails once
+
+    worker = make_worker(fake, created, tmp_path)
+    with trio.fail_after(30), pytest.RaisesGroup(WorkerNotFound, allow_unwrapped=True, flatten_subgroups=True):
+        await worker.run()
+
+    # It gave up on every reply after the first refusal before.
+    assert [fake.message(r).content for r in waiting] == [REMOVED_NOTE] * 3

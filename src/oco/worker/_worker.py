@@ -35,6 +35,7 @@ from oco.convex.api import WorkerBackend
 from oco.convex.types import Registration, WorkerRecord
 from oco.logs import bind_worker
 
+from ._completion import Outcome, ReplyCompleter, reply_from_note
 from ._lifecycle import Event, Lifecycle, State
 from ._models import ModelCatalog
 from ._opencode_host import OpenCodeHost, OpenCodeUnavailable
@@ -166,19 +167,29 @@ class Worker:
         Turns in flight already closed theirs with the interrupted note (the serving nursery
         has exited); this catches the replies that were queued or not yet picked up.
         """
-        # Bounded like the offline call, and by the stop deadline if a stop comes meanwhile.
+        # Bounded like the offline call, and by the stop deadline if a stop comes meanwhile;
+        # what is left open is closed at the next probe of the parked worker.
         with self._stop.cleanup_scope(OFFLINE_GRACE_S):
             try:
                 messages = await self.backend.worker_messages()
-                plan = plan_replies(
-                    messages, in_flight=frozenset(), now_ms=self._now_ms(), stale_age_ms=0,
-                    online_since_ms=None,
-                )
-                for reply in (*plan.start, *plan.no_model):
-                    await self.backend.complete_message(reply.session_id, reply.reply_message_id, REMOVED_NOTE)
-                    log.info("closed reply %s: the worker was removed", reply.reply_message_id)
             except Exception as exc:
                 log.warning("could not close the open messages of the removed worker: %s", describe(exc))
+                return
+            plan = plan_replies(
+                messages, in_flight=frozenset(), now_ms=self._now_ms(), stale_age_ms=0,
+                online_since_ms=None,
+            )
+            completer = ReplyCompleter(self.backend)
+            for reply in (*plan.start, *plan.no_model):
+                # One reply that cannot be closed must not leave the others open.
+                try:
+                    outcome = await completer.complete(reply, reply_from_note("", REMOVED_NOTE))
+                except Exception as exc:
+                    log.warning("could not close reply %s of the removed worker: %s",
+                                reply.reply_message_id, describe(exc))
+                    continue
+                if outcome is Outcome.LANDED:
+                    log.info("closed reply %s: the worker was removed", reply.reply_message_id)
 
     async def _leave(self) -> None:
         if not self.lifecycle.terminal:
