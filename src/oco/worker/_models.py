@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import stat
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 
@@ -33,11 +34,23 @@ def config_identity(directory: Path, env: Mapping[str, str] | None) -> str:
     for key in _CONFIG_ENV_KEYS:
         digest.update(f"{key}={env.get(key, '')}\0".encode())
     for name in _PROJECT_CONFIG_FILES:
-        try:
-            digest.update(name.encode() + b"\0" + (directory / name).read_bytes() + b"\0")
-        except OSError:
-            digest.update(name.encode() + b"\0-\0")
+        digest.update(name.encode() + b"\0")
+        _digest_file(digest, directory / name)
     return digest.hexdigest()
+
+
+def _digest_file(digest: hashlib._Hash, path: Path) -> None:
+    """Feed a regular file's bytes to `digest` in pieces (memory stays bounded whatever its
+    size); anything else (missing, a directory, a FIFO that would block) counts as absent."""
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            raise OSError("not a regular file")
+        with open(path, "rb") as config:
+            while piece := config.read(65536):
+                digest.update(piece)
+        digest.update(b"\0")
+    except OSError:
+        digest.update(b"-\0")
 
 
 class ModelCatalog:
