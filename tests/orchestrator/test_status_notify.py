@@ -165,3 +165,21 @@ async def test_the_watchdog_thread_exits_when_the_loop_is_blocked() -> None:
     assert fired.wait(timeout=5)
     assert exits[0][0] == 1
     assert 0.9 <= exits[0][1] - forced_at <= 1.4
+
+
+async def test_an_unusable_state_directory_costs_the_status_file_not_the_workers(
+    autojump_clock, tmp_path, caplog
+) -> None:
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("a file where the state directory should be")
+    orch = orchestrator(StubFactory(), 1, status_dir=blocker / "state")
+    caplog.set_level("DEBUG", logger="oco.orchestrator")
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(orch.run)  # raised NotADirectoryError out of run() before
+        await orch.started.wait()
+        await orch.slots[config(1).key].state.wait_value("ready")
+        await trio.sleep(30)  # six status rewrites, each failing
+        orch.request_stop("test")
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= 30]
+    assert any("running without the single-instance lock" in w and "not-a-directory" in w for w in warnings)
+    assert len([w for w in warnings if w.startswith("could not write")]) == 1, warnings

@@ -34,7 +34,14 @@ from oco.worker import StopControl
 from ._notify import SystemdNotifier
 from ._policy import RestartPolicy
 from ._reload import plan_reload
-from ._status import STATUS_FILE, StatusSnapshot, WorkerStatus, acquire_lock, write_status
+from ._status import (
+    STATUS_FILE,
+    StateDirUnusable,
+    StatusSnapshot,
+    WorkerStatus,
+    acquire_lock,
+    write_status,
+)
 from ._supervisor import ConvexFor, WorkerLike, WorkerSlot
 
 log = logging.getLogger(__name__)
@@ -98,6 +105,7 @@ class Orchestrator:
         self._policy = policy or RestartPolicy()
         self._handle_signals = handle_signals
         self._status_path = Path(status_dir) / STATUS_FILE if status_dir is not None else None
+        self._status_write_failed = False
         self._reload = reload
         self._notifier = notifier or SystemdNotifier(None)
         self._hard_exit = hard_exit
@@ -120,7 +128,13 @@ class Orchestrator:
 
     async def run(self) -> int:
         """Run until stopped; raises `AlreadyRunning` (exit 2) when the state dir is taken."""
-        lock = acquire_lock(self._status_path.parent) if self._status_path is not None else None
+        lock = None
+        if self._status_path is not None:
+            try:
+                lock = acquire_lock(self._status_path.parent)
+            except StateDirUnusable as exc:
+                # The state directory only saves context: the workers run without it.
+                log.warning("%s; running without the single-instance lock and status file", exc)
         try:
             return await self._run()
         finally:
@@ -337,7 +351,12 @@ class Orchestrator:
         try:
             write_status(self._status_path, self.snapshot())
         except OSError as exc:  # a full disk must not take the workers down
-            log.warning("could not write %s: %s", self._status_path, exc.strerror or exc)
+            # Once at WARNING, then DEBUG until a write succeeds again (it is retried every 5 s).
+            level = logging.DEBUG if self._status_write_failed else logging.WARNING
+            self._status_write_failed = True
+            log.log(level, "could not write %s: %s", self._status_path, exc.strerror or exc)
+        else:
+            self._status_write_failed = False
 
     async def _status_writer(self) -> None:
         while True:

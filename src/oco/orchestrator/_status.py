@@ -169,6 +169,8 @@ class LockHandle:
         fd, self._fd = self._fd, None
         try:
             os.ftruncate(fd, 0)  # no stale pid for the next reader
+        except OSError:
+            pass  # opened read-only (a read-only state directory): nothing to clear
         finally:
             os.close(fd)  # closing the descriptor drops the flock
 
@@ -179,11 +181,25 @@ class LockHandle:
         self.release()
 
 
+class StateDirUnusable(OcoError):
+    """The state directory cannot hold the lock file (read-only, full, not a directory)."""
+
+
 def acquire_lock(directory: Path) -> LockHandle:
-    """Take `directory/orchestrator.lock` or raise `AlreadyRunning` with the holder's pid."""
-    directory = ensure_private_dir(Path(directory))
-    path = directory / LOCK_FILE
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    """Take `directory/orchestrator.lock` or raise `AlreadyRunning` with the holder's pid.
+
+    `StateDirUnusable` when the directory cannot be made or the file opened at all; a lock
+    file that exists on a read-only file system is still locked (flock needs no write).
+    """
+    path = Path(directory) / LOCK_FILE
+    try:
+        ensure_private_dir(Path(directory))
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    except OSError as exc:
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError:
+            raise StateDirUnusable(f"cannot use {path}: {exc.strerror or exc}") from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError as exc:
@@ -192,8 +208,11 @@ def acquire_lock(directory: Path) -> LockHandle:
         if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
             raise AlreadyRunning(holder, path) from None
         raise OcoError(f"cannot lock {path}: {exc.strerror}") from None
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    except OSError:
+        pass  # a read-only lock file still locks; only the holder's pid is not shown
     return LockHandle(path, fd)
 
 
