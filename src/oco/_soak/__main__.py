@@ -1,4 +1,4 @@
-"""`python -m oco._soak [--quick] [--json FILE] [--messages N]`: the fault soak; exit 1 on a failed check."""
+"""`python -m oco._soak [--quick] [--prod] [--json FILE] [--messages N]`: the fault soak; exit 1 on a failed check."""
 
 from __future__ import annotations
 
@@ -23,6 +23,8 @@ REPO = Path(__file__).resolve().parents[3]
 def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="scripts/soak", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="at least 50 messages, under 10 minutes")
+    parser.add_argument("--prod", action="store_true",
+                        help="serve the fake Convex as a production deployment (errors redacted)")
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write the figures as JSON here")
     parser.add_argument("--messages", type=int, metavar="N", help="messages to send (default 100, 50 with --quick)")
     args = parser.parse_args(argv)
@@ -44,9 +46,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"soak: no opencode at {opencode_bin}; run scripts/setup or set OCO_OPENCODE_BIN", file=sys.stderr)
         return 2
     if args.quick:
-        plan = SoakPlan.quick(args.messages or 50)
+        plan = SoakPlan.quick(args.messages or 50, prod=args.prod)
     else:
-        plan = SoakPlan(messages=args.messages or 100)
+        plan = SoakPlan(messages=args.messages or 100, prod=args.prod)
     with tempfile.TemporaryDirectory(prefix="oco-soak-") as scratch:
         facts, extra = trio.run(_main, plan, opencode_bin, Path(scratch) / "run")
     figures, failed = evaluate(facts)  # type: ignore[arg-type]
