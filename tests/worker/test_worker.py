@@ -9,7 +9,7 @@ import trio.testing
 from oco.convex import InvalidSecret, WorkerRejected
 from oco.testing import FakeConvex
 from oco.worker import INTERRUPTED_NOTE, NO_MODEL_NOTE, STALE_NOTE, State
-from worker_support import make_worker, trio_ms
+from worker_support import in_process_client, make_worker, trio_ms
 
 
 @pytest.fixture
@@ -174,3 +174,27 @@ async def test_a_turn_that_cannot_start_opencode_ends_with_a_readable_error(fake
         nursery.cancel_scope.cancel()
     assert reply.content.startswith("Error: OpenCode failed to start")
     assert INTERRUPTED_NOTE not in reply.content
+
+
+async def test_models_are_published_once_convex_takes_them_again(fake, tmp_path, autojump_clock):
+    created = fake.create_worker()
+    fake.faults.add(function="workerModels:updateModels", status=503, times=4)
+    worker = make_worker(fake, created, tmp_path)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(worker.run)
+        # Given up after the first 503 until the next connect request before.
+        await fake.wait_for(lambda: fake.store.first("workerModels", workerId=created.worker_id) is not None, 120)
+        assert fake.counts["workerModels:updateModels"] == 5
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_model_list_over_convexs_array_limit_is_cut_to_fit(fake, tmp_path, autojump_clock):
+    from oco.convex.api import MAX_ARRAY_ITEMS, WorkerBackend
+    from oco.convex.types import ModelInfo
+
+    created = fake.create_worker()
+    backend = WorkerBackend(in_process_client(fake), created.machine_id, created.worker_id, "unused")
+    many = [ModelInfo(id=f"p/m{n}", name=f"M{n}", provider="p") for n in range(MAX_ARRAY_ITEMS + 5)]
+    await backend.update_models(many)  # refused whole by Convex before
+    stored = fake.store.first("workerModels", workerId=created.worker_id)
+    assert len(stored["models"]) == MAX_ARRAY_ITEMS

@@ -45,6 +45,8 @@ from oco.convex.types import (
 
 log = logging.getLogger(__name__)
 
+MAX_ARRAY_ITEMS = 8192  # Convex's limit on an array's length (arguments and documents)
+
 T = TypeVar("T")
 
 # Bad rows remembered so each is logged once, not on every poll; bounded against a flood.
@@ -213,7 +215,14 @@ class WorkerBackend:
 
     @_at_deployment
     async def update_models(self, models: Sequence[ModelInfo]) -> None:
-        """`workerModels:updateModels`: publish the models this worker's OpenCode offers."""
+        """`workerModels:updateModels`: publish the models this worker's OpenCode offers.
+
+        Convex refuses arrays over 8192 items: a longer list is cut (and said so once).
+        """
+        if len(models) > MAX_ARRAY_ITEMS:
+            log.warning("publishing the first %d of %d models (Convex's array limit)",
+                        MAX_ARRAY_ITEMS, len(models))
+            models = models[:MAX_ARRAY_ITEMS]
         await self._as_worker(
             "workerModels:updateModels",
             {"workerId": self.worker_id, "models": [unstructure(m) for m in models]},

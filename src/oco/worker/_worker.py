@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
+import stamina
 import trio
 import trio_util
 
@@ -32,7 +33,7 @@ from oco.convex import (
 )
 from oco.convex._outage import duration
 from oco.convex.api import WorkerBackend
-from oco.convex.types import Registration, WorkerRecord
+from oco.convex.types import ModelInfo, Registration, WorkerRecord
 from oco.logs import bind_worker
 
 from ._completion import Outcome, ReplyCompleter, reply_from_note
@@ -308,13 +309,31 @@ class Worker:
                 models = await self._models.models(
                     self.config.working_directory, self._opencode_env, refresh=done > 0
                 )
-                await self.backend.update_models(models)
-                log.info("published %d model(s)", len(models))
+                # An outage only delays the list (the web app shows no model until it lands);
+                # a newer request (a connect in the web app) starts over with a fresh listing.
+                with trio.CancelScope() as superseded:
+                    async with trio.open_nursery() as nursery:
+                        nursery.start_soon(self._cancel_when_asked_again, wanted, superseded)
+                        await self._update_models_patiently(models)
+                        nursery.cancel_scope.cancel()
+                if not superseded.cancelled_caught:
+                    log.info("published %d model(s)", len(models))
             except WorkerRejected:
                 raise
             except Exception as exc:
                 log.warning("could not publish models: %s", describe(exc))
             done = wanted
+
+    async def _cancel_when_asked_again(self, wanted: int, scope: trio.CancelScope) -> None:
+        await self._models_wanted.wait_value(lambda n: n > wanted)
+        scope.cancel()
+
+    async def _update_models_patiently(self, models: list[ModelInfo]) -> None:
+        async for attempt in stamina.retry_context(
+            on=is_transient, attempts=None, timeout=None, wait_initial=1.0, wait_max=60.0
+        ):
+            with attempt:
+                await self.backend.update_models(models)
 
     async def _warm_up(self) -> None:
         try:
