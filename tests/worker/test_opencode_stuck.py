@@ -113,7 +113,8 @@ async def _echo(host: OpenCodeHost, text: str) -> tuple[int, str]:
 async def test_a_server_stuck_while_idle_is_replaced_before_it_is_lent(tmp_path):
     # The periodic check is far away: only the check before lending can catch it.
     async with _host(tmp_path, health_interval=600, health_timeout=1) as host:
-        first, _ = await _echo(host, "one")
+        async with host.lease() as server:  # it has just answered its start-up check
+            first = server.pid
         os.killpg(first, signal.SIGSTOP)
         with trio.fail_after(60):
             second, content = await _echo(host, "two")

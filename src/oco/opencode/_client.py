@@ -129,7 +129,9 @@ class OpenCodeClient:
                     raise OpenCodeError(status, f"{method} {path}: {_summary(body, response.reason_phrase)}")
                 body, too_large = await read_at_most(response, limit)
         except httpx.RequestError as exc:
-            raise OpenCodeError(None, f"{method} {path}: {type(exc).__name__}: {external(exc, 300)}") from exc
+            detail = external(exc, 300)
+            reason = f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
+            raise OpenCodeError(None, f"{method} {path}: {reason}") from exc
         if too_large:
             raise OpenCodeError(status, f"{method} {path}: answer larger than {limit // (1024 * 1024)} MiB")
         if status == 204 or not body:

@@ -37,7 +37,6 @@ log = logging.getLogger(__name__)
 
 CRASH_BACKOFF = (1.0, 2.0, 5.0, 10.0, 30.0)
 LEASE_REPLACEMENTS = 2  # servers a lease lets fail their pre-lend check before it gives up
-LEND_WITHOUT_CHECK_S = 2.0
 PID_FILE_MAX_BYTES = 4096  # an identity record is ~200 bytes  # an idle server that answered this recently is lent unchecked
 
 
@@ -255,8 +254,8 @@ class OpenCodeHost:
             if state.server is None:
                 raise OpenCodeUnavailable(state.error or "OpenCode is not available")
             server = state.server
-            fresh = trio.current_time() - server.last_answer < LEND_WITHOUT_CHECK_S
-            if not was_idle or fresh or await server.check_health():
+            # Idle, nothing would have noticed it stop answering since the last periodic check.
+            if not was_idle or await server.check_health():
                 return server
             seen_attempt = state.attempt  # it is being replaced: wait for the next one
         raise OpenCodeUnavailable(UNRESPONSIVE_NOTE)
