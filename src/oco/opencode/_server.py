@@ -54,7 +54,6 @@ class OpenCodeServer:
         self.identity = identity
         self.health_timeout = health_timeout
         self.crashed = trio.Event()
-        self.last_answer = trio.current_time()  # when it last answered a health check
         self._tail = tail
         self._stopped_answering = False
         self._replace = trio.Event()  # asks the task that owns the process to kill it
@@ -101,7 +100,6 @@ class OpenCodeServer:
                 reason = exc.summary
                 continue
             if isinstance(health, dict) and health.get("healthy") is True:
-                self.last_answer = trio.current_time()
                 return True
             reason = "it says it is not healthy"
         self.report_unresponsive(reason)
