@@ -25,6 +25,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from oco.demo import DemoOptions, run_demo
+    from oco.testing import require_hypercorn
+
+    require_hypercorn("trio-oco demo")
 
     if getattr(args, "log_level", None) is None:
         # The demo's own output is the show; logs stay on stderr for warnings unless asked.

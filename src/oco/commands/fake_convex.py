@@ -45,6 +45,9 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--port must be between 0 and 65535")
     if args.workers < 0:
         raise UsageError("--workers must be 0 or more")
+    from oco.testing import require_hypercorn
+
+    require_hypercorn("trio-oco fake-convex")
     return trio.run(_serve, args)
 
 

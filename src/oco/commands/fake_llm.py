@@ -24,12 +24,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     if not 0 <= args.port <= 65535:
         raise UsageError(f"--port must be between 0 and 65535, not {args.port}")
+    from oco.testing import require_hypercorn
+
+    require_hypercorn("trio-oco fake-llm")
     return trio.run(_serve, args.port)
 
 
 async def _serve(port: int) -> int:
-    from oco.testing._fake_llm import serve_fake_llm
-    from oco.testing._opencode_env import opencode_config
+    from oco.testing import opencode_config, serve_fake_llm
 
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         try:

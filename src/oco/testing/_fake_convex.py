@@ -1,7 +1,7 @@
 """`FakeConvex`: the reference backend's tables and functions in memory, plus web-app helpers.
 
 Tests drive it two ways: over HTTP like a worker (`fake.app`, in process through
-`httpx.ASGITransport` or served by `serve_fake_convex`), and directly in Python like the web
+`in_process_convex` or served by `serve_fake_convex`), and directly in Python like the web
 app (`create_worker`, `send_message`, `wait_reply`, ...). Every committed mutation bumps
 `fake.version`, which waiters and the sync endpoint (`fake.sync`) watch.
 """
@@ -67,6 +67,15 @@ class CreatedWorker:
     token: str = attrs.field(repr=False)
     machine_id: str
     worker_id: str
+
+    @property
+    def secret(self) -> str:
+        """The secret part of `token` (what must never show in output)."""
+        return self.token.split(":secret_", 1)[1]
+
+    def token_with_secret(self, secret: str) -> str:
+        """This worker's token with another secret (a wrong one, for rejection tests)."""
+        return f"{self.token.rsplit(':secret_', 1)[0]}:secret_{secret}"
 
 
 @attrs.frozen
@@ -256,8 +265,12 @@ class FakeConvex:
         name: str | None = None,
         machine_id: str | None = None,
         user_session: str | None = None,
+        online: bool = False,
     ) -> CreatedWorker:
-        """A worker on a (new or given) machine of the user; approved unless told otherwise."""
+        """A worker on a (new or given) machine of the user; approved unless told otherwise.
+
+        `online=True` marks it online as if it had run already (the web app starts sessions
+        only with online workers)."""
         session = user_session or self.user_session
         machine_id = machine_id or nanoid()
         if self.store.first("machines", machineId=machine_id) is None:
@@ -269,6 +282,8 @@ class FakeConvex:
         created = self.call("workers:create", args)
         if approved:
             self.call("workers:approve", {"sessionId": session, "workerId": worker_id})
+        if online:
+            self.store.patch(self.store.first("workers", workerId=worker_id), status="online")
         return CreatedWorker(created["token"], machine_id, worker_id)
 
     def _session_owning_worker(self, worker_id: str) -> str:

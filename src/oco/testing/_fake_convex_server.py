@@ -1,4 +1,8 @@
-"""Serve a `FakeConvex` on loopback with hypercorn's trio worker, with outages on demand."""
+"""Serve a `FakeConvex` on loopback with hypercorn's trio worker, with outages on demand.
+
+Needs the `trio-oco[testing]` extra (hypercorn); without it `serve_fake_convex` raises
+`MissingExtra` before it opens anything.
+"""
 
 from __future__ import annotations
 
@@ -7,16 +11,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from urllib.parse import urlsplit
 
-import hypercorn.trio
 import trio
-from hypercorn.config import Config
 
 from oco.testing._fake_convex import FakeConvex
+from oco.testing._serve import require_hypercorn, serve_hypercorn
 
 log = logging.getLogger("oco.testing.fake_convex")
-
-# How long a stop waits for requests in flight (a hanging request is cut after this).
-GRACEFUL_TIMEOUT_S = 0.5
 
 
 class FakeConvexServer:
@@ -56,17 +56,14 @@ class FakeConvexServer:
         self._listening = False
 
     async def _serve(self, port: int, *, task_status: trio.TaskStatus[list[str]]) -> None:
-        config = Config()
-        config.bind = [f"{self.host}:{port}"]
-        config.graceful_timeout = GRACEFUL_TIMEOUT_S
-        config.accesslog = None
-        config.errorlog = log
         stopped = self._stopped
         try:
-            await hypercorn.trio.serve(
-                self.fake.app,  # type: ignore[arg-type]
-                config,
+            await serve_hypercorn(
+                self.fake.app,
+                self.host,
+                port,
                 shutdown_trigger=self._stop.wait,
+                errorlog=log,
                 task_status=task_status,
             )
         finally:
@@ -85,6 +82,7 @@ async def serve_fake_convex(
 
     `prod=True` serves it as a production deployment (errors redacted, no log lines), `False`
     as a dev one; None keeps the mode of the given fake (dev for a new one)."""
+    require_hypercorn()
     if fake is None:
         fake = FakeConvex(prod=bool(prod))
     elif prod is not None:

@@ -28,10 +28,9 @@ from typing import Any
 import attrs
 import trio
 import trio_util
-from hypercorn.config import Config
-from hypercorn.trio import serve
 
 from oco.testing._asgi import answer_lifespan, read_body
+from oco.testing._serve import require_hypercorn, serve_hypercorn
 
 DEFAULT_REPLY = "Hello from fake LLM"
 DEFAULT_REASONING = "Thinking about it."
@@ -303,16 +302,16 @@ class FakeLLMServer:
 
 @asynccontextmanager
 async def serve_fake_llm(*, host: str = "127.0.0.1", port: int = 0) -> AsyncIterator[FakeLLMServer]:
-    """Serve a fresh `FakeLLM` over real HTTP (hypercorn's trio worker) until the block ends."""
-    config = Config()
-    config.bind = [f"{host}:{port}"]
-    config.accesslog = None
-    config.errorlog = logging.getLogger("oco.testing.fake_llm")  # not hypercorn's stderr banner
-    config.graceful_timeout = 0.5
+    """Serve a fresh `FakeLLM` over real HTTP (hypercorn's trio worker) until the block ends.
+
+    Needs the `trio-oco[testing]` extra (hypercorn): `MissingExtra` without it."""
+    require_hypercorn()
     llm = FakeLLM()
     try:
         async with trio.open_nursery() as nursery:
-            binds = await nursery.start(partial(serve, llm, config, mode="asgi"))
+            binds = await nursery.start(
+                partial(serve_hypercorn, llm, host, port, errorlog=logging.getLogger("oco.testing.fake_llm"))
+            )
             url = next(b for b in binds if b.startswith("http://"))
             try:
                 yield FakeLLMServer(base_url=f"{url}/v1", llm=llm)

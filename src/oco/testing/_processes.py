@@ -1,33 +1,29 @@
-"""What end-to-end tests check about child processes: who still works in a directory."""
+"""What end-to-end tests check about child processes: who still works in a directory, and
+that what was killed is gone."""
 
 from __future__ import annotations
 
 import os
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 
 import trio
 
 
 def processes_in(*directories: Path) -> list[int]:
-    """Live processes whose working directory is one of `directories` (OpenCode runs there)."""
-    wanted = {Path(d) for d in directories}
+    """Live processes working in one of `directories` or below (OpenCode runs there)."""
+    wanted = [Path(d) for d in directories]
     found = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                if Path(os.readlink(entry / "cwd")) in wanted:
-                    found.append(int(entry.name))
+                cwd = Path(os.readlink(entry / "cwd"))
             except OSError:
                 continue  # gone meanwhile, or not ours to inspect
+            if any(cwd.is_relative_to(d) for d in wanted):
+                found.append(int(entry.name))
     return found
-
-
-async def collect_output(stream: trio.abc.ReceiveStream, sink: bytearray) -> None:
-    """Append everything `stream` yields to `sink` until it closes."""
-    async for data in stream:
-        sink.extend(data)
 
 
 def kill_leftovers(*directories: Path) -> list[int]:
@@ -48,6 +44,23 @@ def kill_leftovers(*directories: Path) -> list[int]:
         except ProcessLookupError:
             continue
     return pids
+
+
+async def wait_gone(pids: Iterable[int], timeout: float = 10) -> None:
+    """Return once each of `pids` has exited (a pidfd turns readable at exit: no polling)."""
+    pidfds = []
+    try:
+        for pid in pids:
+            try:
+                pidfds.append(os.pidfd_open(pid))
+            except ProcessLookupError:
+                continue  # gone already
+        with trio.fail_after(timeout):
+            for fd in pidfds:
+                await trio.lowlevel.wait_readable(fd)
+    finally:
+        for fd in pidfds:
+            os.close(fd)
 
 
 async def output_lines(stream: trio.abc.ReceiveStream) -> AsyncIterator[str]:
