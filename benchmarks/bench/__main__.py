@@ -1,4 +1,4 @@
-"""`python -m oco._bench [--quick] [--json FILE]`: run issue 7's benchmarks, print the table."""
+"""`python -m benchmarks.bench [--quick] [--json FILE]`: run issue 7's benchmarks, print the table."""
 
 from __future__ import annotations
 

@@ -56,8 +56,3 @@ def cpu_seconds(pid: int) -> float:
         return 0.0
     # After the name: state is field 3 of stat(5), so utime (14) and stime (15) sit at 11, 12.
     return (int(fields[11]) + int(fields[12])) / _CLK_TCK
-
-
-def tree_cpu_seconds(root: int) -> float:
-    """CPU time of `root` and its live descendants (exited children are not counted)."""
-    return sum(cpu_seconds(pid) for pid in [root, *descendants(root)])

@@ -11,7 +11,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -21,7 +20,7 @@ from typing import Any
 import trio
 import trio_util
 
-from oco.testing import CreatedWorker, FakeConvexServer, FakeLLMServer, opencode_env
+from oco.testing import CreatedWorker, FakeConvexServer, FakeLLMServer, oco_command, opencode_env
 
 from ._proc import cpu_seconds, descendants, tree_rss_bytes
 
@@ -139,7 +138,7 @@ async def run_process(
     env["OCO_OPENCODE_BIN"] = opencode_bin
     spawned, spawned_wall = trio.current_time(), time.time()
     process = await trio.lowlevel.open_process(
-        [sys.executable, "-m", "oco", "run", "--config", str(workers_file)],
+        oco_command("run", "--config", str(workers_file)),
         env=env,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,

@@ -1,6 +1,6 @@
-"""The fault soak behind `scripts/soak` (issue 9): private, not part of trio-oco's API.
+"""The fault soak behind `scripts/soak` (issue 9): not part of trio-oco (not in its wheel).
 
-Run it with `python -m oco._soak [--quick] [--prod] [--json FILE] [--messages N]`. It serves the fake
+Run it with `python -m benchmarks.soak [--quick] [--prod] [--json FILE] [--messages N]`. It serves the fake
 Convex and the fake LLM in this process, runs `trio-oco run` (with a real OpenCode per worker)
 as a subprocess against them, injects faults while it chats, and checks the fake's tables.
 """

@@ -1,4 +1,4 @@
-"""`python -m oco._soak [--quick] [--prod] [--json FILE] [--messages N]`: the fault soak; exit 1 on a failed check."""
+"""`python -m benchmarks.soak [--quick] [--prod] [--json FILE] [--messages N]`: the fault soak; exit 1 on a failed check."""
 
 from __future__ import annotations
 

@@ -27,8 +27,8 @@ from typing import Any
 import attrs
 import trio
 
-from oco._bench._proc import descendants, rss_bytes
-from oco._bench._run_process import RunProcess, run_process
+from benchmarks.bench._proc import descendants, rss_bytes
+from benchmarks.bench._run_process import RunProcess, run_process
 from oco.orchestrator import read_status
 from oco.testing import FakeConvex, FakeLLMServer, serve_fake_convex
 from oco.testing._fake_llm import script_for
@@ -101,7 +101,7 @@ class SoakPlan:
         return {"turn_timeout_s": self.turn_timeout_s, "shutdown_timeout_s": SHUTDOWN_TIMEOUT_S}
 
     def faults(self) -> list[str]:
-        """Issue 13's faults this plan asks for (names of `oco._soak._checks.FAULTS`)."""
+        """Issue 13's faults this plan asks for (names of `benchmarks.soak._checks.FAULTS`)."""
         asked = {"long_outage": self.long_outage_s > 0, "oversized": self.oversized_bytes > 0,
                  "stuck": self.stuck_opencode, "bad_frames": self.bad_frames}
         return [name for name, wanted in asked.items() if wanted]
@@ -482,7 +482,7 @@ async def run_soak(plan: SoakPlan, llm: FakeLLMServer, opencode_bin: str, root: 
             doc["messageId"]: Placeholder(bool(doc["completed"]), doc["content"])
             for doc in fake.store.find("chatMessages", role="assistant")
         }
-        secrets = [w.token.split(":secret_", 1)[1] for w in run.workers]
+        secrets = [w.secret for w in run.workers]
         facts = SoakFacts(
             sent=soak.sent, placeholders=placeholders, completions=dict(fake.committed),
             parked=parked, expected_parked=soak.deleted, exit_code=exit_code,

@@ -9,8 +9,8 @@ from __future__ import annotations
 import attrs
 import pytest
 
-from oco._soak import SentMessage, SoakFacts, evaluate
-from oco._soak._checks import BadFrameFacts, OversizedFacts, Placeholder, StuckFacts
+from benchmarks.soak import SentMessage, SoakFacts, evaluate
+from benchmarks.soak._checks import BadFrameFacts, OversizedFacts, Placeholder, StuckFacts
 from oco.testing._fake_llm import big_text
 
 MIB = 1024 * 1024

@@ -11,22 +11,13 @@ memory steady. Once against a dev deployment, once against a production one (err
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
+from real_opencode import OPENCODE, REAL_OPENCODE
 
-from oco._soak import SoakPlan, evaluate, run_soak
+from benchmarks.soak import SoakPlan, evaluate, run_soak
 from oco.testing import serve_fake_llm
 
-REPO = Path(__file__).resolve().parents[2]
-OPENCODE = os.environ.get("OCO_OPENCODE_BIN") or str(REPO / "node_modules" / ".bin" / "opencode")
-
-pytestmark = [
-    pytest.mark.opencode,
-    pytest.mark.slow,
-    pytest.mark.skipif(not Path(OPENCODE).exists(), reason="opencode not installed"),
-]
+pytestmark = REAL_OPENCODE
 
 
 @pytest.mark.parametrize("mode", ["dev", "prod"])
