@@ -20,50 +20,26 @@ import tempfile
 import time
 from pathlib import Path
 
-import httpx
 import trio
 import trio.testing
-from httpx_ws.transport import ASGIWebSocketTransport
 
-from oco.config import Settings, WorkerConfig, parse_token
 from oco.convex import ConvexClient, RetryPolicy
-from oco.convex.types import ModelInfo
-from oco.testing import CreatedWorker, FakeConvex, serve_fake_convex
-from oco.worker import ModelCatalog, State, StopControl, Worker
+from oco.testing import FakeConvex, in_process_convex, make_worker, running_worker, serve_fake_convex, trio_ms
 
 TRANSPORTS = ("subscribe", "poll")
-MODELS = [ModelInfo(id="fake/fake-model", name="Fake Model", provider="fake")]
-
-
-async def _models(directory: Path, env: object) -> list[ModelInfo]:
-    return MODELS
-
-
-def _worker(convex: ConvexClient, created: CreatedWorker, directory: Path, transport: str,
-            now_ms) -> Worker:
-    config = WorkerConfig(token=parse_token(created.token), convex_url=convex.url,
-                          working_directory=directory, name=transport)
-    return Worker(config, Settings(convex_transport=transport), convex=convex,
-                  stop=StopControl(), opencode_bin="/nonexistent/opencode",
-                  models=ModelCatalog(_models), state_dir=directory / "state", now_ms=now_ms)
 
 
 async def idle_calls(transport: str, directory: Path) -> dict[str, float]:
     """Calls in one virtual idle hour, after a minute to settle (run under a MockClock)."""
-    fake = FakeConvex(clock=lambda: trio.current_time() * 1000)
+    fake = FakeConvex(clock=trio_ms)
     created = fake.create_worker()
-    async with httpx.AsyncClient(transport=ASGIWebSocketTransport(fake.app)) as http:
-        convex = ConvexClient("http://fake.convex", http=http, retry=RetryPolicy.never())
-        async with trio.open_nursery() as nursery:
-            worker = _worker(convex, created, directory, transport,
-                             lambda: trio.current_time() * 1000)
-            nursery.start_soon(worker.run)
-            await worker.state.wait_value(State.READY)
+    async with in_process_convex(fake, retry=RetryPolicy.never()) as convex:
+        worker = make_worker(created, convex, directory, name=transport, convex_transport=transport, now_ms=trio_ms)
+        async with running_worker(worker):
             await trio.sleep(60)
             before = fake.counts.copy()
             await trio.sleep(3600)
             spent = fake.counts - before
-            nursery.cancel_scope.cancel()
     return {"total": sum(spent.values()), "heartbeats": spent["workers:heartbeat"]}
 
 
@@ -74,11 +50,9 @@ async def pickups(transport: str, directory: Path, messages: int) -> list[float]
     rng = random.Random(8)
     out: list[float] = []
     async with serve_fake_convex(fake) as server, ConvexClient(server.url) as convex:
-        async with trio.open_nursery() as nursery:
-            worker = _worker(convex, created, directory, transport, lambda: time.time() * 1000)
-            nursery.start_soon(worker.run)
+        worker = make_worker(created, convex, directory, name=transport, convex_transport=transport)
+        async with running_worker(worker, timeout=20):
             with trio.fail_after(20):
-                await worker.state.wait_value(State.READY)
                 if transport == "subscribe":
                     await fake.sync.open_sockets.wait_value(lambda n: n >= 1)
             chat = fake.start_session(created.worker_id)
@@ -89,7 +63,6 @@ async def pickups(transport: str, directory: Path, messages: int) -> list[float]
                 reply = fake.send_message(chat, "which model?", model="")
                 await fake.wait_reply(reply, timeout=20)
                 out.append((time.perf_counter() - started) * 1000)
-            nursery.cancel_scope.cancel()
     return out
 
 

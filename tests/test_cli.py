@@ -6,10 +6,11 @@ import json
 import os
 import stat
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from oco.testing import run_oco
 
 SECRET = "cli-secret-9f8e7d6c5b4a"
 
@@ -27,10 +28,7 @@ def home(tmp_path: Path) -> Path:
 def oco(home: Path, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OCO_", "XDG_"))}
     env.update(HOME=str(home), XDG_CONFIG_HOME=str(home / "xdg"), PYTHONIOENCODING="utf-8")
-    done = subprocess.run(
-        [sys.executable, "-m", "oco", *args], input=stdin, capture_output=True, text=True,
-        env=env, cwd=home, timeout=60,
-    )
+    done = run_oco(*args, input=stdin, env=env, cwd=home)
     assert SECRET not in done.stdout + done.stderr
     assert "Traceback" not in done.stderr
     return done
@@ -112,10 +110,7 @@ def test_check_without_a_file_writes_the_template_at_the_xdg_path_and_exits_2(ho
 def test_oco_config_environment_variable_is_used(home: Path) -> None:
     path = write(home, [good("w1")])
     env_home = home
-    done = subprocess.run(
-        [sys.executable, "-m", "oco", "check"], capture_output=True, text=True, cwd=env_home,
-        env={**os.environ, "HOME": str(home), "OCO_CONFIG": str(path)}, timeout=60,
-    )
+    done = run_oco("check", cwd=env_home, env={**os.environ, "HOME": str(home), "OCO_CONFIG": str(path)})
     assert done.returncode == 0, done.stderr
     assert SECRET not in done.stdout + done.stderr
 
@@ -134,8 +129,7 @@ def test_init_writes_the_template_and_never_overwrites_without_force(home: Path)
 
 
 def test_unknown_option_is_a_usage_error(home: Path) -> None:
-    done = subprocess.run([sys.executable, "-m", "oco", "check", "--nope"], capture_output=True,
-                          text=True, timeout=60)
+    done = run_oco("check", "--nope")
     assert done.returncode == 2 and "unrecognized arguments: --nope" in done.stderr
 
 

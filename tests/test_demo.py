@@ -8,19 +8,17 @@ import re
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
+from real_opencode import OPENCODE, needs_opencode
 
 from oco.convex.types import ChatMessage
 from oco.demo import DEMO_PROMPT, PROJECTS, MessageTiming, format_summary, tool_lines
 from oco.demo._setup import read_opencode_config, workers_document
 from oco.demo._view import is_error_reply, one_line
 from oco.errors import UsageError
+from oco.testing import processes_in, run_oco
 from oco.testing._fake_llm import DEMO_INTRO
-
-REPO = Path(__file__).resolve().parents[1]
-OPENCODE = os.environ.get("OCO_OPENCODE_BIN") or str(REPO / "node_modules" / ".bin" / "opencode")
 
 
 def _message(content: str) -> ChatMessage:
@@ -88,37 +86,31 @@ def test_opencode_config_needs_a_model_and_accepts_jsonc(tmp_path):
 def test_cli_reports_a_bad_opencode_config_in_one_line(tmp_path):
     bad = tmp_path / "bad.json"
     bad.write_text("[1, 2")
-    result = subprocess.run(
-        [sys.executable, "-m", "oco", "demo", "--opencode-config", str(bad)],
-        capture_output=True, text=True, timeout=60,
-    )
+    result = run_oco("demo", "--opencode-config", str(bad))
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1 and "not valid JSON" in result.stderr
     assert "Traceback" not in result.stderr
 
 
-def _processes_in(directory: Path) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if Path(os.readlink(entry / "cwd")).is_relative_to(directory):
-                    found.append(int(entry.name))
-            except OSError:
-                continue
-    return found
+@pytest.mark.parametrize("command", ["demo", "fake-convex", "fake-llm"])
+def test_without_the_testing_extra_the_fake_commands_say_what_to_install_in_one_line(command):
+    # hypercorn hidden as if `pip install trio-oco` had been run without `[testing]`.
+    hide = "import sys; sys.modules['hypercorn'] = None; from oco.cli import main; sys.exit(main(sys.argv[1:]))"
+    result = subprocess.run([sys.executable, "-c", hide, command], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr == (
+        f"trio-oco: trio-oco {command} needs hypercorn (the fakes' web server), which is not installed: "
+        "pip install 'trio-oco[testing]'\n"
+    )
 
 
 @pytest.mark.opencode
 @pytest.mark.slow
-@pytest.mark.skipif(not Path(OPENCODE).exists(), reason="opencode not installed")
+@needs_opencode
 def test_demo_runs_two_workers_end_to_end_and_leaves_nothing_running(tmp_path):
     env = {**os.environ, "OCO_OPENCODE_BIN": OPENCODE, "TMPDIR": str(tmp_path)}
     started = time.monotonic()
-    result = subprocess.run(
-        [sys.executable, "-m", "oco", "demo"],
-        stdin=subprocess.DEVNULL, capture_output=True, text=True, env=env, timeout=90,
-    )
+    result = run_oco("demo", env=env, timeout=90)
     elapsed = time.monotonic() - started
     out = result.stdout
     assert result.returncode == 0, out[-3000:] + result.stderr[-3000:]
@@ -138,5 +130,5 @@ def test_demo_runs_two_workers_end_to_end_and_leaves_nothing_running(tmp_path):
     assert re.search(r"trio-oco-demo-\w+", out)
     leftovers = sorted(p.name for p in tmp_path.iterdir())
     assert leftovers == [], "the demo (or its OpenCode) left files in TMPDIR"
-    assert _processes_in(tmp_path) == [], "a process was left behind in the demo's directories"
+    assert processes_in(tmp_path) == [], "a process was left behind in the demo's directories"
     print(f"\ndemo took {elapsed:.1f} s")

@@ -89,22 +89,17 @@ def test_noisy_libraries_are_quiet_unless_debug(stream: io.StringIO) -> None:
 
 
 async def test_convex_retries_are_one_readable_debug_line(stream: io.StringIO, autojump_clock) -> None:
-    import httpx
-
-    from oco.convex import ConvexClient
-    from oco.testing import FakeConvex
+    from oco.testing import FakeConvex, in_process_convex
 
     fake = FakeConvex()
     fake.faults.add(function="workers:getByMachineAndWorker", status=503, times=1)
-    http = httpx.AsyncClient(transport=httpx.ASGITransport(app=fake.app))
-    async with ConvexClient("http://fake.convex", http=http) as convex:
+    async with in_process_convex(fake) as convex:
         await convex.query("workers:getByMachineAndWorker", {"machineId": "m", "workerId": "w"})
     assert "retry" not in stream.getvalue()  # a retry that worked is no news at INFO
     logging.getLogger().setLevel(logging.DEBUG)
     try:
         fake.faults.add(function="workers:getByMachineAndWorker", status=503, times=1)
-        http = httpx.AsyncClient(transport=httpx.ASGITransport(app=fake.app))
-        async with ConvexClient("http://fake.convex", http=http) as convex:
+        async with in_process_convex(fake) as convex:
             await convex.query("workers:getByMachineAndWorker", {"machineId": "m", "workerId": "w"})
     finally:
         logging.getLogger().setLevel(logging.INFO)

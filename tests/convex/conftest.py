@@ -1,11 +1,10 @@
-"""Fixtures: the fake Convex served on loopback, and in process for MockClock tests."""
+"""Fixtures: the fake Convex served on loopback (the in-process one is tests/conftest.py's `fake`)."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
 import pytest
-from convex_helpers import trio_ms
 
 from oco.convex import ConvexClient, RetryPolicy
 from oco.testing import FakeConvex, FakeConvexServer, serve_fake_convex
@@ -24,8 +23,6 @@ async def client(server: FakeConvexServer) -> AsyncIterator[ConvexClient]:
 
 
 @pytest.fixture
-def mock_fake() -> FakeConvex:
-    """A fake whose timestamps are trio time (ms): call times measure the client's delays."""
-    return FakeConvex(clock=trio_ms)
-
-
+def mock_fake(fake: FakeConvex) -> FakeConvex:
+    """The shared `fake` (timestamps in trio time, ms: call times measure the client's delays)."""
+    return fake

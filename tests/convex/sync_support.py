@@ -4,18 +4,14 @@ transport (for MockClock tests of `ConvexSubscriptions`), or over real loopback 
 from __future__ import annotations
 
 from contextlib import asynccontextmanager
-from functools import partial
 from typing import Any
 
 import httpx
-import trio
 import trio_util
 from httpx_ws.transport import ASGIWebSocketTransport
-from hypercorn.config import Config
-from hypercorn.trio import serve
 
 from oco.convex._sync_client import ConvexSubscriptions
-from oco.testing._sync_server import SyncFaults, sync_app, sync_endpoint
+from oco.testing import SyncFaults, serve_asgi, sync_app, sync_endpoint
 
 
 class ToyDatabase:
@@ -50,11 +46,5 @@ async def in_process(db: ToyDatabase, faults: SyncFaults | None = None, **kw: An
 @asynccontextmanager
 async def on_loopback(db: ToyDatabase, faults: SyncFaults | None = None):
     endpoint = sync_endpoint(db.run_query, db.version, faults=faults)
-    config = Config()
-    config.bind = ["127.0.0.1:0"]
-    config.accesslog = config.errorlog = None
-    async with trio.open_nursery() as nursery:
-        binds = await nursery.start(partial(serve, sync_app(endpoint), config,
-                                            shutdown_trigger=trio.sleep_forever))
-        yield endpoint, binds[0]
-        nursery.cancel_scope.cancel()
+    async with serve_asgi(sync_app(endpoint)) as url:
+        yield endpoint, url

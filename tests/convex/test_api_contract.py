@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from convex_helpers import backend_for, secret_of
+from convex_helpers import backend_for
 
 from oco.convex import (
     ConvexClient,
@@ -127,7 +127,7 @@ async def test_get_worker_hides_the_secret_and_is_none_when_gone(fake: FakeConve
     raw = await client.query(
         "workers:getByMachineAndWorker", {"machineId": worker.machine_id, "workerId": worker.worker_id}
     )
-    assert "secret" not in raw and secret_of(worker) not in repr(raw)
+    assert "secret" not in raw and worker.secret not in repr(raw)
     fake.remove(worker.worker_id)
     assert await backend.get_worker() is None
 

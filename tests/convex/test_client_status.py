@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
-import httpx
 import pytest
 
 from oco.convex import (
@@ -21,9 +21,7 @@ from oco.convex import (
     RetryPolicy,
     is_transient,
 )
-from oco.testing import FakeConvexServer
-
-from convex_helpers import in_process
+from oco.testing import FakeConvexServer, in_process_convex
 
 
 def canned(status: int, body: Any, content_type: str = "application/json") -> Any:
@@ -38,9 +36,8 @@ def canned(status: int, body: Any, content_type: str = "application/json") -> An
     return app
 
 
-def client_for(app: Any) -> ConvexClient:
-    http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app))
-    return ConvexClient("http://convex.test", http=http, retry=RetryPolicy.never())
+def client_for(app: Any) -> AbstractAsyncContextManager[ConvexClient]:
+    return in_process_convex(app, "http://convex.test", retry=RetryPolicy.never())
 
 
 async def test_success_decodes_the_encoded_value(client: ConvexClient, server: FakeConvexServer) -> None:
@@ -172,7 +169,7 @@ async def test_requests_carry_format_and_client_header() -> None:
 
 async def test_query_batch_falls_back_once_on_404(mock_fake: Any) -> None:
     mock_fake.batch_enabled = False
-    async with in_process(mock_fake, retry=RetryPolicy.never()) as convex:
+    async with in_process_convex(mock_fake, retry=RetryPolicy.never()) as convex:
         queries = [("chat:subscribeToWorkerSessions", {"workerId": "w"})] * 2
         assert await convex.query_batch(queries) == [[], []]
         assert await convex.query_batch(queries) == [[], []]
@@ -181,7 +178,7 @@ async def test_query_batch_falls_back_once_on_404(mock_fake: Any) -> None:
 
 
 async def test_query_batch_is_one_request_when_supported(mock_fake: Any) -> None:
-    async with in_process(mock_fake, retry=RetryPolicy.never()) as convex:
+    async with in_process_convex(mock_fake, retry=RetryPolicy.never()) as convex:
         result = await convex.query_batch(
             [("chat:subscribeToWorkerSessions", {"workerId": "w"}),
              ("workers:getByMachineAndWorker", {"machineId": "m", "workerId": "w"})]

@@ -10,15 +10,15 @@ from __future__ import annotations
 import re
 from typing import Any
 
-import httpx
 import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 from packaging.version import InvalidVersion, Version
 
 from oco import __version__
-from oco.convex import ConvexClient, RetryPolicy
+from oco.convex import RetryPolicy
 from oco.convex._version import client_header, semver_of
+from oco.testing import in_process_convex
 
 # semver.org's own regular expression for a strict SemVer 2.0 version.
 SEMVER = re.compile(
@@ -125,8 +125,7 @@ async def test_the_client_sends_the_header_of_its_package_version() -> None:
                     "headers": [(b"content-type", b"application/json")]})
         await send({"type": "http.response.body", "body": body})
 
-    http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app))
-    async with ConvexClient("http://convex.test", http=http, retry=RetryPolicy.never()) as convex:
+    async with in_process_convex(app, "http://convex.test", retry=RetryPolicy.never()) as convex:
         await convex.query("a:b")
     assert seen == [client_header(__version__)]
     assert convex_parse(seen[0]) == ("trio-oco", semver_of(__version__))

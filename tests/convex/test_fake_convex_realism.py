@@ -10,8 +10,6 @@ from __future__ import annotations
 import json
 import re
 import signal
-import subprocess
-import sys
 from typing import Any
 
 import httpx
@@ -19,7 +17,7 @@ import pytest
 import trio
 
 from oco.convex import ConvexClient, ConvexFunctionError, RetryPolicy
-from oco.testing import CONVEX_MODES, FakeConvex, output_lines, serve_fake_convex
+from oco.testing import CONVEX_MODES, FakeConvex, in_process_convex, open_oco, serve_fake_convex
 from oco.testing._fake_convex_errors import FunctionFailure, QueryFailure
 from oco.testing._fake_convex_http import BadRequest, check_client_version, parse_semver
 from oco.testing._fake_convex_values import format_size, inspect, log_line, size
@@ -42,16 +40,6 @@ async def post(
 
 async def call(fake: FakeConvex, kind: str, path: str, args: Any, fmt: str = "json") -> httpx.Response:
     return await post(fake, kind, {"path": path, "args": args, "format": fmt})
-
-
-def online_worker(fake: FakeConvex, name: str | None = None) -> Any:
-    created = fake.create_worker(name=name)
-    fake.store.patch(fake.store.first("workers", workerId=created.worker_id), status="online")
-    return created
-
-
-def secret(created: Any) -> str:
-    return created.token.split(":secret_", 1)[1]
 
 
 def assert_error(response: httpx.Response, mode: str, dev_text: str) -> dict[str, Any]:
@@ -280,8 +268,7 @@ async def test_our_client_batch_gets_the_good_results_before_the_failing_one() -
     # error (documented in the report: the batch itself succeeds on the server).
     fake = FakeConvex()
     created = fake.create_worker()
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=fake.app)) as http:
-        client = ConvexClient("http://fake", http=http, retry=RetryPolicy.never())
+    async with in_process_convex(fake, "http://fake", retry=RetryPolicy.never()) as client:
         with pytest.raises(ConvexFunctionError, match="Could not find public function"):
             await client.query_batch([
                 ("workers:getByMachineAndWorker", {"machineId": created.machine_id, "workerId": created.worker_id}),
@@ -328,7 +315,7 @@ async def test_a_bad_format_is_refused_after_the_mutation_ran() -> None:
     # Convex parses `format` once the function has run: the write commits, the answer is a 400.
     fake = FakeConvex()
     created = fake.create_worker()
-    args = {"machineId": created.machine_id, "workerId": created.worker_id, "secret": secret(created),
+    args = {"machineId": created.machine_id, "workerId": created.worker_id, "secret": created.secret,
             "workingDirectory": "/w", "username": "u"}
     response = await call(fake, "mutation", "workers:register", args, fmt="xml")
     assert response.status_code == 400
@@ -449,7 +436,7 @@ def test_register_and_get_by_machine_and_worker_carry_the_name(name: str | None)
     fake = FakeConvex()
     created = fake.create_worker(name=name)
     result = fake.call("workers:register", {
-        "machineId": created.machine_id, "workerId": created.worker_id, "secret": secret(created),
+        "machineId": created.machine_id, "workerId": created.worker_id, "secret": created.secret,
         "workingDirectory": "/w", "username": "u"})
     record = fake.run_query("workers:getByMachineAndWorker",
                             {"machineId": created.machine_id, "workerId": created.worker_id})
@@ -462,7 +449,7 @@ def test_register_and_get_by_machine_and_worker_carry_the_name(name: str | None)
 
 def test_start_session_takes_no_model_and_names_the_missing_login() -> None:
     fake = FakeConvex()
-    created = online_worker(fake)
+    created = fake.create_worker(online=True)
     with pytest.raises(FunctionFailure, match="Object contains extra field `model`"):
         fake.execute("chat:startSession", {"sessionId": fake.user_session, "workerId": created.worker_id, "model": "p/m"})
     with pytest.raises(FunctionFailure, match="^Unauthorized: Must be logged in to start a session$"):
@@ -474,7 +461,7 @@ def test_start_session_takes_no_model_and_names_the_missing_login() -> None:
 
 def test_start_session_logs_as_the_reference() -> None:
     fake = FakeConvex()
-    created = online_worker(fake)
+    created = fake.create_worker(online=True)
     chat = fake.start_session(created.worker_id)
     user = fake.store.first("users")
     assert fake.store.log_lines == [
@@ -489,7 +476,7 @@ def test_start_session_logs_as_the_reference() -> None:
 
 def test_subscribe_to_chunks_takes_the_chat_session_and_answers_strangers_nothing() -> None:
     fake = FakeConvex()
-    created = online_worker(fake)
+    created = fake.create_worker(online=True)
     chat = fake.start_session(created.worker_id)
     reply = fake.send_message(chat, "hi")
     fake.call("chat:writeChunk", {"chatSessionId": chat, "messageId": reply, "chunk": "he", "sequence": 0.0})
@@ -531,7 +518,7 @@ def test_get_models_answers_models_and_updated_at_only() -> None:
 def test_auto_resume_touches_the_sessions_it_closes() -> None:
     now = [1000.0]
     fake = FakeConvex(clock=lambda: now[0])
-    created = online_worker(fake)
+    created = fake.create_worker(online=True)
     old, new = fake.start_session(created.worker_id), fake.start_session(created.worker_id)
     fake.end_session(old)
     now[0] = 2000.0
@@ -542,7 +529,7 @@ def test_auto_resume_touches_the_sessions_it_closes() -> None:
 
 def test_the_web_app_reads_of_the_reference_exist() -> None:
     fake = FakeConvex()
-    created = online_worker(fake, name="w")
+    created = fake.create_worker(name="w", online=True)
     session = fake.user_session
     chat = fake.start_session(created.worker_id)
     (machine,) = fake.run_query("machines:list", {"sessionId": session})
@@ -560,7 +547,7 @@ def test_the_web_app_reads_of_the_reference_exist() -> None:
 
 
 def chat_with_reply(fake: FakeConvex) -> tuple[str, str]:
-    created = online_worker(fake)
+    created = fake.create_worker(online=True)
     chat = fake.start_session(created.worker_id)
     return chat, fake.send_message(chat, "hi")
 
@@ -582,7 +569,7 @@ async def test_a_document_over_1_mib_is_refused_and_nothing_is_written(mode: str
 async def test_a_failed_write_undoes_the_writes_before_it() -> None:
     # sendMessage names the session, then inserts the user message: too large, all of it undone.
     fake = FakeConvex()
-    created = online_worker(fake)
+    created = fake.create_worker(online=True)
     chat = fake.start_session(created.worker_id)
     version = fake.version.value
     response = await call(fake, "mutation", "chat:sendMessage", {
@@ -658,14 +645,8 @@ def test_a_log_line_over_32_kib_is_cut() -> None:
 
 
 async def test_the_fake_convex_command_serves_a_prod_deployment() -> None:
-    process = await trio.lowlevel.open_process(
-        [sys.executable, "-m", "oco", "fake-convex", "--prod", "--workers", "1"],
-        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-    )
-    try:
-        assert process.stdout is not None
-        with trio.fail_after(30):
-            line = json.loads(await output_lines(process.stdout).__anext__())
+    async with open_oco("fake-convex", "--prod", "--workers", "1", stderr_apart=True) as fake_convex:
+        line = await fake_convex.json_line(timeout=30)
         assert line["mode"] == "prod" and len(line["workers"]) == 1
         worker = line["workers"][0]
         async with httpx.AsyncClient() as http:
@@ -674,13 +655,8 @@ async def test_the_fake_convex_command_serves_a_prod_deployment() -> None:
                 "args": {"machineId": worker["machineId"], "workerId": worker["workerId"], "secret": "wrong"}})
         assert response.status_code == 560
         assert re.fullmatch(HEAD, response.json()["errorMessage"])
-        process.send_signal(signal.SIGINT)
-        with trio.fail_after(10):
-            assert await process.wait() == 0
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
+        fake_convex.process.send_signal(signal.SIGINT)
+        assert await fake_convex.wait(timeout=10) == 0
 
 
 def test_date_now_is_whole_milliseconds_frozen_for_the_whole_function() -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
@@ -16,9 +18,9 @@ from oco.convex import (
     is_idempotent,
 )
 from oco.convex.api import WorkerBackend
-from oco.testing import FakeConvex
+from oco.testing import FakeConvex, in_process_convex
 
-from convex_helpers import backend_for, in_process
+from convex_helpers import backend_for
 
 EXACT = RetryPolicy(attempts=4, wait_initial=0.5, wait_max=8.0, wait_jitter=0.0)
 
@@ -29,19 +31,19 @@ def gaps(fake: FakeConvex, function: str) -> list[float]:
     return [round((b - a) / 1000, 6) for a, b in zip(times, times[1:])]
 
 
-def chat(fake: FakeConvex) -> tuple[WorkerBackend, str, str, ConvexClient]:
-    worker = fake.create_worker()
-    fake.store.patch(fake.store.first("workers", workerId=worker.worker_id), status="online")
+@asynccontextmanager
+async def chat(fake: FakeConvex) -> AsyncIterator[tuple[WorkerBackend, str, str]]:
+    """A backend (retrying with EXACT), a chat session and its reply placeholder."""
+    worker = fake.create_worker(online=True)
     session = fake.start_session(worker.worker_id)
     message = fake.send_message(session, "hi")
-    client = in_process(fake, retry=EXACT, attempt_timeout=30.0)
-    return backend_for(client, worker), session, message, client
+    async with in_process_convex(fake, retry=EXACT, attempt_timeout=30.0) as client:
+        yield backend_for(client, worker), session, message
 
 
 async def test_idempotent_mutation_backs_off_exponentially(autojump_clock: Any, mock_fake: FakeConvex) -> None:
-    backend, _, _, client = chat(mock_fake)
-    mock_fake.faults.add(function="workers:heartbeat", status=503, times=3)
-    async with client:
+    async with chat(mock_fake) as (backend, _, _):
+        mock_fake.faults.add(function="workers:heartbeat", status=503, times=3)
         await backend.heartbeat()
     assert mock_fake.counts["workers:heartbeat"] == 4
     assert gaps(mock_fake, "workers:heartbeat") == [0.5, 1.0, 2.0]
@@ -50,7 +52,7 @@ async def test_idempotent_mutation_backs_off_exponentially(autojump_clock: Any, 
 async def test_retries_are_bounded(autojump_clock: Any, mock_fake: FakeConvex) -> None:
     mock_fake.faults.add(status=502)
     start = trio.current_time()
-    async with in_process(mock_fake, retry=EXACT) as client:
+    async with in_process_convex(mock_fake, retry=EXACT) as client:
         with pytest.raises(ConvexServerError):
             await client.query("chat:subscribeToWorkerSessions", {"workerId": "w"})
     assert mock_fake.counts["chat:subscribeToWorkerSessions"] == EXACT.attempts
@@ -60,7 +62,7 @@ async def test_retries_are_bounded(autojump_clock: Any, mock_fake: FakeConvex) -
 async def test_backoff_is_capped_and_jittered(autojump_clock: Any, mock_fake: FakeConvex) -> None:
     policy = RetryPolicy(attempts=6, wait_initial=1.0, wait_max=3.0, wait_jitter=0.5)
     mock_fake.faults.add(status=500)
-    async with in_process(mock_fake, retry=policy) as client:
+    async with in_process_convex(mock_fake, retry=policy) as client:
         with pytest.raises(ConvexServerError):
             await client.query("chat:subscribeToWorkerSessions", {"workerId": "w"})
     observed = gaps(mock_fake, "chat:subscribeToWorkerSessions")
@@ -71,9 +73,8 @@ async def test_backoff_is_capped_and_jittered(autojump_clock: Any, mock_fake: Fa
 
 
 async def test_non_idempotent_write_is_not_repeated_after_a_timeout(autojump_clock: Any, mock_fake: FakeConvex) -> None:
-    backend, session, message, client = chat(mock_fake)
-    mock_fake.faults.add(function="chat:writeChunk", hang=True)
-    async with client:
+    async with chat(mock_fake) as (backend, session, message):
+        mock_fake.faults.add(function="chat:writeChunk", hang=True)
         with pytest.raises(ConvexUnavailable) as caught:
             await backend.write_chunk(session, message, "x", 0)
     assert caught.value.sent is True
@@ -81,19 +82,17 @@ async def test_non_idempotent_write_is_not_repeated_after_a_timeout(autojump_clo
 
 
 async def test_non_idempotent_write_is_not_repeated_after_a_lost_answer(autojump_clock: Any, mock_fake: FakeConvex) -> None:
-    backend, session, message, client = chat(mock_fake)
-    mock_fake.faults.add(function="chat:writeChunk", status=503, after=True, times=1)
-    async with client:
+    async with chat(mock_fake) as (backend, session, message):
+        mock_fake.faults.add(function="chat:writeChunk", status=503, after=True, times=1)
         with pytest.raises(ConvexServerError):
             await backend.write_chunk(session, message, "x", 0)
     assert [c.chunk for c in mock_fake.chunks(message)] == ["x"]  # applied once, not twice
 
 
 async def test_idempotent_completion_is_retried_after_a_timeout(autojump_clock: Any, mock_fake: FakeConvex) -> None:
-    backend, session, message, client = chat(mock_fake)
-    mock_fake.faults.add(function="chat:completeMessage", hang=True, times=1)
-    start = trio.current_time()
-    async with client:
+    async with chat(mock_fake) as (backend, session, message):
+        mock_fake.faults.add(function="chat:completeMessage", hang=True, times=1)
+        start = trio.current_time()
         await backend.complete_message(session, message, "done")
     assert mock_fake.counts["chat:completeMessage"] == 2
     assert trio.current_time() - start == pytest.approx(30.0 + 0.5)
@@ -115,18 +114,18 @@ class RefuseFirst(httpx.AsyncBaseTransport):
 
 
 async def test_non_idempotent_write_is_retried_when_it_never_left(autojump_clock: Any, mock_fake: FakeConvex) -> None:
-    backend, session, message, _ = chat(mock_fake)
-    # chat:writeChunk takes no secret, so this backend needs none
-    transport = RefuseFirst(httpx.ASGITransport(app=mock_fake.app), 2)
-    async with ConvexClient("http://fake", http=httpx.AsyncClient(transport=transport), retry=EXACT) as client:
-        await WorkerBackend(client, backend.machine_id, backend.worker_id, "unused").write_chunk(session, message, "x", 0)
+    async with chat(mock_fake) as (backend, session, message):
+        # chat:writeChunk takes no secret, so this backend needs none
+        transport = RefuseFirst(httpx.ASGITransport(app=mock_fake.app), 2)
+        async with ConvexClient("http://fake", http=httpx.AsyncClient(transport=transport), retry=EXACT) as client:
+            await WorkerBackend(client, backend.machine_id, backend.worker_id, "unused").write_chunk(session, message, "x", 0)
     assert [c.chunk for c in mock_fake.chunks(message)] == ["x"]
     assert transport.left == 0
 
 
 async def test_never_policy_makes_one_attempt(autojump_clock: Any, mock_fake: FakeConvex) -> None:
     mock_fake.faults.add(status=503)
-    async with in_process(mock_fake, retry=RetryPolicy.never()) as client:
+    async with in_process_convex(mock_fake, retry=RetryPolicy.never()) as client:
         with pytest.raises(ConvexServerError):
             await client.query("chat:subscribeToWorkerSessions", {"workerId": "w"})
     assert mock_fake.http_requests == 1

@@ -6,10 +6,10 @@ import logging
 from typing import Any
 
 import pytest
-from convex_helpers import backend_for, in_process, secret_of
+from convex_helpers import backend_for
 
 from oco.convex import ConvexException, RetryPolicy
-from oco.testing import FakeConvex, FakeConvexServer
+from oco.testing import FakeConvex, FakeConvexServer, in_process_convex
 
 
 def assert_clean(secret: str, exc: BaseException, caplog: pytest.LogCaptureFixture) -> None:
@@ -24,7 +24,7 @@ def assert_clean(secret: str, exc: BaseException, caplog: pytest.LogCaptureFixtu
 async def test_argument_validation_echo_is_redacted(server: FakeConvexServer, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
     worker = server.fake.create_worker()
-    secret = secret_of(worker)
+    secret = worker.secret
     from oco.convex import ConvexClient
 
     async with ConvexClient(server.url, retry=RetryPolicy.never()) as client:
@@ -47,12 +47,12 @@ async def test_failures_with_retries_never_leak_the_secret(
     fake = FakeConvex()
     worker = fake.create_worker()
     fake.faults.add(**fault)
-    async with in_process(fake, retry=RetryPolicy(attempts=3, wait_jitter=0), attempt_timeout=5) as client:
+    async with in_process_convex(fake, retry=RetryPolicy(attempts=3, wait_jitter=0), attempt_timeout=5) as client:
         backend = backend_for(client, worker)
         with pytest.raises(ConvexException) as caught:
             await backend.register("/p", "dev")
     assert fake.counts["workers:register"] >= 1
-    assert_clean(secret_of(worker), caught.value, caplog)
+    assert_clean(worker.secret, caught.value, caplog)
 
 
 async def test_wrong_secret_error_does_not_echo_it(server: FakeConvexServer, client: Any, caplog: pytest.LogCaptureFixture) -> None:
@@ -71,4 +71,4 @@ def test_fake_call_log_redacts_secret() -> None:
 
 def test_created_worker_repr_hides_token() -> None:
     worker = FakeConvex().create_worker()
-    assert secret_of(worker) not in repr(worker)
+    assert worker.secret not in repr(worker)

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import json
-import os
 import signal
-import subprocess
-import sys
 
 import trio
 
 from oco.convex import ConvexClient, RetryPolicy, shared_convex_client
+from oco.testing import open_oco
 
 
 async def test_shared_client_is_one_per_url_and_closed_by_the_last_user() -> None:
@@ -34,19 +31,9 @@ async def test_shared_client_closes_even_when_cancelled() -> None:
 
 
 async def test_fake_convex_command_serves_until_sigint() -> None:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = await trio.lowlevel.open_process(
-        [sys.executable, "-m", "oco", "fake-convex", "--workers", "2", "--pending"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
-    )
-    try:
+    async with open_oco("fake-convex", "--workers", "2", "--pending", stderr_apart=True) as proc:
         with trio.fail_after(15):
-            buffer = b""
-            while b"\n" not in buffer:
-                data = await proc.stdout.receive_some()
-                assert data, "fake-convex exited before printing its line"
-                buffer += data
-            info = json.loads(buffer.split(b"\n")[0])
+            info = await proc.json_line()
             assert info["url"].startswith("http://127.0.0.1:")
             assert len(info["workers"]) == 2 and info["user_session"]
             first = info["workers"][0]
@@ -56,11 +43,6 @@ async def test_fake_convex_command_serves_until_sigint() -> None:
                     {"machineId": first["machineId"], "workerId": first["workerId"]},
                 )
             assert record["approvalStatus"] == "pending"
-            proc.send_signal(signal.SIGINT)
-            assert await proc.wait() == 0
-            rest = await proc.stdout.receive_some()
-            assert buffer.count(b"\n") + rest.count(b"\n") == 1  # exactly one line
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
+            proc.process.send_signal(signal.SIGINT)
+            assert await proc.wait(timeout=15) == 0
+    assert proc.text.count("\n") == 1  # exactly one line

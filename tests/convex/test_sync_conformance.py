@@ -12,19 +12,15 @@ import os
 import signal
 import subprocess
 import sys
-from functools import partial
 from typing import Any
 
 import httpx
 import pytest
 import trio
 import trio_util
-from hypercorn.config import Config
-from hypercorn.trio import serve
 
-from oco.testing import output_lines
+from oco.testing import output_lines, serve_asgi, sync_app, sync_endpoint
 from oco.testing._asgi import read_body
-from oco.testing._sync_server import sync_app, sync_endpoint
 
 pytest.importorskip("convex", reason="the official client is a test extra: convex==0.8.1")
 
@@ -67,13 +63,7 @@ class SessionsBackend:
 async def test_official_python_client_sees_a_new_session_arrive():
     backend = SessionsBackend()
     endpoint = sync_endpoint(backend.run_query, backend.version)
-    config = Config()
-    config.bind = ["127.0.0.1:0"]
-    config.accesslog = config.errorlog = None
-    async with trio.open_nursery() as nursery:
-        (url,) = await nursery.start(partial(
-            serve, sync_app(endpoint, fallback=backend.http), config,
-            shutdown_trigger=trio.sleep_forever))
+    async with serve_asgi(sync_app(endpoint, fallback=backend.http)) as url:
         child = await trio.lowlevel.open_process(
             [sys.executable, "-c", OFFICIAL_CLIENT, url, "chat:subscribeToWorkerSessions",
              json.dumps({"workerId": "w1"})],
@@ -94,6 +84,5 @@ async def test_official_python_client_sees_a_new_session_arrive():
             # Reap the child even when the test is being cancelled.
             with trio.move_on_after(5, shield=True):
                 await child.wait()
-        nursery.cancel_scope.cancel()
     (connect,) = endpoint.connects
     assert connect.connection_count == 0 and connect.last_close_reason == "InitialConnect"

@@ -9,18 +9,15 @@ import os
 import signal
 import subprocess
 import sys
-from functools import partial
 
 import httpx
 import pytest
 import trio
 from httpx_ws.transport import ASGIWebSocketTransport
-from hypercorn.config import Config
-from hypercorn.trio import serve
 
 from oco.convex._sync_client import ConvexSubscriptions
-from oco.testing import FakeConvex, output_lines
-from oco.testing._sync_server import SyncEndpoint, sync_endpoint
+from oco.testing import FakeConvex, output_lines, serve_asgi, sync_endpoint
+from oco.testing._sync_server import SyncEndpoint
 
 
 def mount_sync(fake: FakeConvex) -> SyncEndpoint:
@@ -81,12 +78,7 @@ async def test_official_python_client_sees_a_session_started_over_http():
     fake = FakeConvex()
     mount_sync(fake)
     worker_id = online_worker(fake)
-    config = Config()
-    config.bind = ["127.0.0.1:0"]
-    config.accesslog = config.errorlog = None
-    async with trio.open_nursery() as nursery:
-        (url,) = await nursery.start(partial(serve, fake.app, config,
-                                             shutdown_trigger=trio.sleep_forever))
+    async with serve_asgi(fake.app) as url:
         child = await trio.lowlevel.open_process(
             [sys.executable, "-c", OFFICIAL_CLIENT, url, "chat:subscribeToWorkerSessions",
              json.dumps({"workerId": worker_id})],
@@ -104,4 +96,3 @@ async def test_official_python_client_sees_a_session_started_over_http():
             # Reap the child even when the test is being cancelled.
             with trio.move_on_after(5, shield=True):
                 await child.wait()
-        nursery.cancel_scope.cancel()

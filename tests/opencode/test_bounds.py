@@ -9,17 +9,15 @@ from __future__ import annotations
 import json
 import logging
 from contextlib import asynccontextmanager
-from functools import partial
 
 import pytest
 import trio
-from hypercorn.config import Config
-from hypercorn.trio import serve
 
 from oco.opencode import EventHub, OpenCodeClient, OpenCodeError, OpenCodeStartError, PartDelta, SessionIdle, open_opencode_server
 from oco.opencode._client import BODY_MAX_BYTES
 from oco.opencode._process import _LISTENING
 from oco.opencode._sse import MAX_EVENT_BYTES, SSEDecoder
+from oco.testing import serve_asgi
 from oco.testing._asgi import answer_lifespan
 
 ESCAPES = "\x1b]0;owned\x07\x1b[31m"
@@ -68,18 +66,12 @@ class Misbehaving:
 
 @asynccontextmanager
 async def _serving(app):
-    config = Config()
-    config.bind = ["127.0.0.1:0"]
-    config.accesslog = None
-    config.errorlog = None
-    async with trio.open_nursery() as nursery:
-        binds = await nursery.start(partial(serve, app, config, mode="asgi"))
-        client = OpenCodeClient(binds[0], "pw", "/tmp")
+    async with serve_asgi(app) as url:
+        client = OpenCodeClient(url, "pw", "/tmp")
         try:
             yield client
         finally:
             await client.aclose()
-            nursery.cancel_scope.cancel()
 
 
 async def test_an_endless_answer_is_an_error_not_a_memory_spike():

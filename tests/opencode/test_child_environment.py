@@ -7,18 +7,16 @@ users do.
 
 from __future__ import annotations
 
-import os
 import secrets
 import shutil
 import subprocess
-from pathlib import Path
 
 import pytest
+from real_opencode import opencode_bin
 
-from oco.opencode import find_opencode_bin, open_opencode_server, opencode_environment, run_turn
+from oco.opencode import open_opencode_server, opencode_environment, run_turn
 from oco.testing import FAKE_MODEL, opencode_env, serve_fake_llm
 
-REPO_BIN = Path(__file__).resolve().parents[2] / "node_modules" / ".bin" / "opencode"
 
 
 def _token() -> tuple[str, str]:
@@ -55,12 +53,6 @@ def test_trio_oco_variables_and_anything_holding_a_secret_are_left_out():
     }
 
 
-def _opencode_bin() -> str:
-    try:
-        return find_opencode_bin(environ={**os.environ, "OCO_OPENCODE_BIN": os.environ.get("OCO_OPENCODE_BIN") or str(REPO_BIN)})
-    except Exception:
-        pytest.skip("opencode is not installed (run scripts/setup)")
-
 
 @pytest.mark.opencode
 async def test_env_in_the_agents_bash_tool_shows_no_worker_token(tmp_path):
@@ -77,7 +69,7 @@ async def test_env_in_the_agents_bash_tool_shows_no_worker_token(tmp_path):
             "OCO_CONFIG": str(tmp_path / "workers.jsonc"),
             "USER_VISIBLE_MARKER": "kept-for-the-user",
         }
-        async with open_opencode_server(_opencode_bin(), project, env=env, secrets=[token, secret]) as server:
+        async with open_opencode_server(opencode_bin(), project, env=env, secrets=[token, secret]) as server:
             session = await server.client.create_session("env")
             result = await run_turn(server, session, "BASH env", FAKE_MODEL, timeout=60)
     tools = [p for p in result.other_parts if p["type"] == "tool"]

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-from functools import partial
 
 import trio
-from hypercorn.config import Config
-from hypercorn.trio import serve
 
 from oco.opencode import EventHub, OpenCodeClient, PartDelta, SessionIdle, StreamReconnected
+from oco.testing import serve_asgi
 
 
 def _sse(kind: str, **properties) -> bytes:
@@ -47,13 +45,8 @@ class ScriptedEvents:
 
 async def test_events_are_routed_per_session_and_the_stream_is_reopened():
     app = ScriptedEvents()
-    config = Config()
-    config.bind = ["127.0.0.1:0"]
-    config.accesslog = None
-    config.errorlog = None
-    async with trio.open_nursery() as nursery:
-        binds = await nursery.start(partial(serve, app, config, mode="asgi"))
-        client = OpenCodeClient(binds[0], "pw", "/tmp")
+    async with serve_asgi(app) as url, trio.open_nursery() as nursery:
+        client = OpenCodeClient(url, "pw", "/tmp")
         hub = EventHub(client, stall_timeout=0.5, backoff_initial=0.05)
         with hub.subscribe("ses_1") as mine:
             with trio.fail_after(10):

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import httpx
 import pytest
 import trio
 
+from oco.testing import open_oco, opencode_config, opencode_env, serve_fake_llm
 from oco.testing._fake_llm import (
     BIG_DEFAULT_BYTES,
     DEFAULT_REASONING,
@@ -20,9 +19,7 @@ from oco.testing._fake_llm import (
     TITLE,
     TOOL_COMMAND,
     big_text,
-    serve_fake_llm,
 )
-from oco.testing import opencode_config, opencode_env
 
 
 async def _chat(base_url: str, messages: list[dict], **extra) -> tuple[int, list[dict] | dict]:
@@ -168,21 +165,15 @@ def test_opencode_config_and_env_point_opencode_at_the_fake(tmp_path):
     assert env["npm_config_registry"] == "http://127.0.0.1:9/"
 
 
-def test_cli_prints_one_json_line_and_stops_on_sigterm():
-    process = subprocess.Popen(
-        [sys.executable, "-m", "oco", "fake-llm", "--port", "0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        line = json.loads(process.stdout.readline())
+async def test_cli_prints_one_json_line_and_stops_on_sigterm():
+    async with open_oco("fake-llm", "--port", "0", stderr_apart=True) as fake_llm:
+        line = await fake_llm.json_line()
         assert line["base_url"].startswith("http://127.0.0.1:")
         assert line["opencode_config"]["provider"]["fake"]["options"]["baseURL"] == line["base_url"]
-        reply = httpx.post(f"{line['base_url']}/chat/completions", json={"messages": user("ECHO ok"), "stream": True}, timeout=10)
+        async with httpx.AsyncClient() as http:
+            reply = await http.post(
+                f"{line['base_url']}/chat/completions", json={"messages": user("ECHO ok"), "stream": True}, timeout=10
+            )
         assert "ok" in reply.text
-        process.terminate()
-        assert process.wait(timeout=10) == 0
-    finally:
-        process.kill()
-        process.wait()
+        fake_llm.process.terminate()
+        assert await fake_llm.wait(timeout=10) == 0

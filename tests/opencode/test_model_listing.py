@@ -6,7 +6,6 @@ misbehaving listing; the real opencode plays the server that must not wait for i
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -14,12 +13,12 @@ from pathlib import Path
 import pytest
 import trio
 import trio.testing
+from real_opencode import opencode_bin
 
-from oco.opencode import OpenCodeError, find_opencode_bin, list_models_cli, open_opencode_server
+from oco.opencode import OpenCodeError, list_models_cli, open_opencode_server
 from oco.opencode._startup import GATE_PATIENCE_S
 from oco.testing import opencode_env
 
-REPO_BIN = Path(__file__).resolve().parents[2] / "node_modules" / ".bin" / "opencode"
 
 
 def _alive(pid: int) -> bool:
@@ -92,16 +91,10 @@ async def test_a_listing_that_floods_its_output_is_stopped_at_the_bound(tmp_path
     assert await _gone(await _child_pid(pid_file))
 
 
-def _opencode_bin() -> str:
-    try:
-        return find_opencode_bin(environ={**os.environ, "OCO_OPENCODE_BIN": os.environ.get("OCO_OPENCODE_BIN") or str(REPO_BIN)})
-    except Exception:
-        pytest.skip("opencode is not installed (run scripts/setup)")
-
 
 @pytest.mark.opencode
 async def test_a_hung_listing_does_not_hold_up_a_server_start(tmp_path):
-    opencode = _opencode_bin()
+    opencode = opencode_bin()
     hung, _ = _fake_opencode(tmp_path, "exec sleep 300")
     project = tmp_path / "project"
     project.mkdir()

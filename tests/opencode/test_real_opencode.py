@@ -16,19 +16,12 @@ from pathlib import Path
 import httpx
 import pytest
 import trio
+from real_opencode import opencode_bin
 
-from oco.opencode import OpenCodeStartError, find_opencode_bin, list_models_cli, open_opencode_server, run_turn
-from oco.testing import serve_fake_llm
-from oco.testing import FAKE_MODEL, opencode_env
-
-REPO_BIN = Path(__file__).resolve().parents[2] / "node_modules" / ".bin" / "opencode"
+from oco.opencode import OpenCodeStartError, list_models_cli, open_opencode_server, run_turn
+from oco.testing import FAKE_MODEL, opencode_env, serve_fake_llm
 
 
-def _opencode_bin() -> str:
-    try:
-        return find_opencode_bin(environ={**os.environ, "OCO_OPENCODE_BIN": os.environ.get("OCO_OPENCODE_BIN") or str(REPO_BIN)})
-    except Exception:
-        pytest.skip("opencode is not installed (run scripts/setup)")
 
 
 def _gone(pid: int) -> bool:
@@ -52,7 +45,7 @@ async def _opencode(tmp_path: Path, project_name: str = "project"):
         subprocess.run(["git", "init", "-q", str(project)], check=True)
     async with serve_fake_llm() as llm:
         env = opencode_env(tmp_path / "home", llm.base_url)
-        async with open_opencode_server(_opencode_bin(), project, env=env) as server:
+        async with open_opencode_server(opencode_bin(), project, env=env) as server:
             yield server, llm
 
 
@@ -183,7 +176,7 @@ async def test_server_never_outlives_its_block(tmp_path):
 async def test_models_from_the_cli_use_the_project_directory(tmp_path):
     async with serve_fake_llm() as llm:
         env = opencode_env(tmp_path / "home", llm.base_url)
-        models = await list_models_cli(_opencode_bin(), tmp_path, env, timeout=30)
+        models = await list_models_cli(opencode_bin(), tmp_path, env, timeout=30)
     assert [(m.id, m.name) for m in models] == [("fake/fake-model", "Fake Model")]
 
 

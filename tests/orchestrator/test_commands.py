@@ -5,19 +5,18 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
+from real_opencode import OPENCODE
 
 from oco.config import Token, WorkerConfig
 from oco.orchestrator import StatusSnapshot, WorkerStatus, acquire_lock
 from oco.orchestrator._status import write_status
+from oco.testing import NO_OPENCODE, run_oco
 
 SECRET = "cmd-secret-1a2b3c4d5e"
-REPO = Path(__file__).resolve().parents[2]
-OPENCODE = str(REPO / "node_modules" / ".bin" / "opencode")
 
 
 @pytest.fixture
@@ -34,11 +33,9 @@ def oco(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OCO_", "XDG_", "NOTIFY_", "WATCHDOG_"))}
     env.update(
         HOME=str(home), XDG_CONFIG_HOME=str(home / "xdg"), XDG_STATE_HOME=str(home / "state"),
-        OCO_OPENCODE_BIN=OPENCODE,
+        OCO_OPENCODE_BIN=OPENCODE or NO_OPENCODE,
     )
-    done = subprocess.run(
-        [sys.executable, "-m", "oco", *args], capture_output=True, text=True, env=env, cwd=home, timeout=60
-    )
+    done = run_oco(*args, env=env, cwd=home)
     assert SECRET not in done.stdout + done.stderr
     assert "Traceback" not in done.stderr
     return done

@@ -12,32 +12,27 @@ import io
 import json
 import logging
 import socket
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-import httpx
-import hypercorn.trio
 import pytest
 import trio
-from hypercorn.config import Config
 from stubs import SETTINGS, Script, StubFactory, config, configs, no_convex
+from timed_records import Timed
 
-from oco.config import Settings, WorkerConfig, parse_token
+from oco.config import WorkerConfig, parse_token
 from oco.convex import ConvexClient, RetryPolicy, shared_convex_client
 from oco.logs import setup_logging
 from oco.orchestrator import Orchestrator, RestartPolicy
 from oco.orchestrator._status import format_status_table, read_status
 from oco.orchestrator._supervisor import WorkerSlot
-from oco.testing._asgi import answer_lifespan, read_body
-from oco.worker import ModelCatalog, StopControl, Worker
+from oco.testing import fake_models, in_process_convex, make_worker, serve_asgi, trio_ms
+from oco.testing._asgi import read_body
+from oco.worker import StopControl, Worker
 
 TOKEN = "machine_m1:worker_w1:secret_s3cr3tvalue"
-
-
-async def _no_models(directory: Path, env: object) -> list[Any]:
-    return []
 
 
 def worker_config(url: str) -> WorkerConfig:
@@ -45,34 +40,8 @@ def worker_config(url: str) -> WorkerConfig:
 
 
 def real_worker(cfg: WorkerConfig, convex: ConvexClient, stop: StopControl, tmp_path: Path) -> Worker:
-    return Worker(
-        cfg, Settings(convex_transport="poll"), convex=convex, stop=stop,
-        opencode_bin="/nonexistent/opencode", models=ModelCatalog(_no_models),
-        state_dir=tmp_path / "state", now_ms=lambda: trio.current_time() * 1000,
-    )
-
-
-class Timed(logging.Handler):
-    """Every record with the trio time it was logged at."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.records: list[tuple[float, logging.LogRecord]] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append((trio.current_time(), record))
-
-
-@pytest.fixture
-def timed() -> Any:
-    handler = Timed()
-    root = logging.getLogger()
-    level = root.level
-    root.addHandler(handler)
-    root.setLevel(logging.DEBUG)
-    yield handler
-    root.removeHandler(handler)
-    root.setLevel(level)
+    return make_worker(cfg, convex, tmp_path, stop=stop, models=fake_models(()), now_ms=trio_ms,
+                       convex_transport="poll")
 
 
 @pytest.fixture
@@ -86,26 +55,6 @@ def terminal() -> Any:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
-@asynccontextmanager
-async def serve_asgi(app: Any) -> AsyncIterator[str]:
-    """`app` served by hypercorn on a free loopback port; yields its URL."""
-    async def with_lifespan(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "lifespan":
-            await answer_lifespan(receive, send)
-        else:
-            await app(scope, receive, send)
-
-    cfg = Config()
-    cfg.bind = ["127.0.0.1:0"]
-    cfg.accesslog = None
-    stop = trio.Event()
-    async with trio.open_nursery() as nursery:
-        binds = await nursery.start(lambda task_status: hypercorn.trio.serve(
-            with_lifespan, cfg, shutdown_trigger=stop.wait, task_status=task_status))
-        yield binds[0]
-        stop.set()
-
-
 def answering(status: int, body: bytes, content_type: bytes) -> Any:
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         await read_body(receive)
@@ -116,13 +65,7 @@ def answering(status: int, body: bytes, content_type: bytes) -> Any:
 
 
 def in_process(app: Any) -> Callable[[str], Any]:
-    @asynccontextmanager
-    async def convex_for(url: str) -> AsyncIterator[ConvexClient]:
-        http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app))
-        async with ConvexClient(url, http=http, retry=RetryPolicy.never()) as client:
-            yield client
-
-    return convex_for
+    return partial(in_process_convex, app, retry=RetryPolicy.never())
 
 
 async def run_slot(slot: WorkerSlot, until: Callable[[WorkerSlot], bool], timeout: float) -> None:

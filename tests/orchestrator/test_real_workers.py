@@ -5,35 +5,14 @@ No OpenCode is needed: no chat message is sent, so no turn starts a server.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from pathlib import Path
+from functools import partial
 
-import httpx
 import trio
 
 from oco.config import Settings, WorkerConfig, parse_token
-from oco.convex import ConvexClient, RetryPolicy
-from oco.convex.types import ModelInfo
+from oco.convex import RetryPolicy
 from oco.orchestrator import Orchestrator, RestartPolicy, worker_factory
-from oco.testing import FakeConvex
-from oco.worker import ModelCatalog
-
-MODELS = [ModelInfo(id="fake/fake-model", name="Fake Model", provider="fake")]
-
-
-async def _models(directory: Path, env: object) -> list[ModelInfo]:
-    return MODELS
-
-
-def _in_process(fake: FakeConvex):
-    @asynccontextmanager
-    async def convex_for(url: str) -> AsyncIterator[ConvexClient]:
-        http = httpx.AsyncClient(transport=httpx.ASGITransport(app=fake.app))
-        async with http, ConvexClient(url, http=http, retry=RetryPolicy.never()) as client:
-            yield client
-
-    return convex_for
+from oco.testing import FakeConvex, fake_models, in_process_convex
 
 
 async def test_a_deleted_worker_is_parked_the_others_run_and_go_offline_on_stop(autojump_clock, tmp_path) -> None:
@@ -56,9 +35,9 @@ async def test_a_deleted_worker_is_parked_the_others_run_and_go_offline_on_stop(
             settings,
             opencode_bin="/nonexistent/opencode",
             state_dir=tmp_path / "state",
-            catalog=ModelCatalog(_models),
+            catalog=fake_models(),
         ),
-        convex_for=_in_process(fake),
+        convex_for=partial(in_process_convex, fake, retry=RetryPolicy.never()),
         policy=RestartPolicy(jitter=0.0),
         handle_signals=False,
         hard_exit=None,

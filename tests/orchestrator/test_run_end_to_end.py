@@ -11,51 +11,19 @@ import json
 import os
 import signal
 import subprocess
-import sys
-from pathlib import Path
 
-import pytest
 import trio
-import trio_util
+from real_opencode import OPENCODE, REAL_OPENCODE
 
-from oco.testing import kill_leftovers, processes_in, serve_fake_convex
-from oco.testing._fake_llm import serve_fake_llm
-from oco.testing._opencode_env import opencode_env
+from oco.testing import oco_command, open_oco, opencode_env, processes_in, serve_fake_convex, serve_fake_llm
 
-REPO = Path(__file__).resolve().parents[2]
-OPENCODE = os.environ.get("OCO_OPENCODE_BIN") or str(REPO / "node_modules" / ".bin" / "opencode")
 MALFORMED_SECRET = "malformed-token-secret-value"
 
-pytestmark = [
-    pytest.mark.opencode,
-    pytest.mark.slow,
-    pytest.mark.skipif(not Path(OPENCODE).exists(), reason="opencode not installed"),
-]
-
-
-class Output:
-    """The subprocess's combined output, with a wait for a text to appear (no polling)."""
-
-    def __init__(self) -> None:
-        self.data = trio_util.AsyncValue(b"")
-
-    async def collect(self, stream: trio.abc.ReceiveStream) -> None:
-        async for chunk in stream:
-            self.data.value += chunk
-
-    async def wait_for(self, text: str, timeout: float) -> None:
-        with trio.fail_after(timeout):
-            await self.data.wait_value(lambda data: text.encode() in data)
-
-    @property
-    def text(self) -> str:
-        return self.data.value.decode(errors="replace")
+pytestmark = REAL_OPENCODE
 
 
 async def _status(env: dict[str, str]) -> tuple[int, dict]:
-    result = await trio.run_process(
-        [sys.executable, "-m", "oco", "status", "--json"], env=env, capture_stdout=True, check=False
-    )
+    result = await trio.run_process(oco_command("status", "--json"), env=env, capture_stdout=True, check=False)
     return result.returncode, json.loads(result.stdout)
 
 
@@ -67,7 +35,7 @@ async def test_run_supervises_three_workers_parks_a_deleted_one_and_stops_on_sig
     async with serve_fake_convex() as convex, serve_fake_llm() as llm:
         fake = convex.fake
         created = [fake.create_worker(name=f"w{n}") for n in range(3)]
-        secrets = [c.token.split(":secret_", 1)[1] for c in created] + [MALFORMED_SECRET]
+        secrets = [c.secret for c in created] + [MALFORMED_SECRET]
         entries = [
             {"name": f"w{n}", "token": c.token, "working_directory": str(p), "convex_url": convex.url}
             for n, (c, p) in enumerate(zip(created, projects))
@@ -82,62 +50,48 @@ async def test_run_supervises_three_workers_parks_a_deleted_one_and_stops_on_sig
             **opencode_env(tmp_path / "home", llm.base_url, base=os.environ),
             "OCO_OPENCODE_BIN": OPENCODE,
         }
-        output = Output()
-        process = await trio.lowlevel.open_process(
-            [sys.executable, "-m", "oco", "run", "--config", str(workers_file), "--shutdown-timeout", "20"],
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(output.collect, process.stdout)
-                await fake.wait_for(
-                    lambda: all((fake.worker(c.worker_id).connected_at or 0) > 0 for c in created), timeout=60
-                )
-                assert "workers[3]" in output.text  # the malformed entry was reported and skipped
+        args = ("run", "--config", str(workers_file), "--shutdown-timeout", "20")
+        async with open_oco(*args, env=env, leftovers_in=projects) as output:
+            process = output.process
+            await fake.wait_for(
+                lambda: all((fake.worker(c.worker_id).connected_at or 0) > 0 for c in created), timeout=60
+            )
+            assert "workers[3]" in output.text  # the malformed entry was reported and skipped
 
-                fake.remove(created[0].worker_id)
-                await output.wait_for("[w0] parked:", timeout=30)
+            fake.remove(created[0].worker_id)
+            await output.wait_for("[w0] parked:", timeout=30)
 
-                replies = []
-                for n in (1, 2):
-                    chat = fake.start_session(created[n].worker_id)
-                    replies.append(fake.send_message(chat, f"ECHO answer from w{n}"))
-                for n, reply_id in zip((1, 2), replies):
-                    reply = await fake.wait_reply(reply_id, timeout=90)
-                    assert reply.content == f"answer from w{n}"
+            replies = []
+            for n in (1, 2):
+                chat = fake.start_session(created[n].worker_id)
+                replies.append(fake.send_message(chat, f"ECHO answer from w{n}"))
+            for n, reply_id in zip((1, 2), replies):
+                reply = await fake.wait_reply(reply_id, timeout=90)
+                assert reply.content == f"answer from w{n}"
 
-                code, status = await _status(env)
-                assert code == 1  # not every worker is ready: w0 is parked
-                assert status["running"] is True and status["pid"] == process.pid
-                states = {w["name"]: w["state"] for w in status["workers"]}
-                assert states == {"w0": "parked", "w1": "ready", "w2": "ready"}
+            code, status = await _status(env)
+            assert code == 1  # not every worker is ready: w0 is parked
+            assert status["running"] is True and status["pid"] == process.pid
+            states = {w["name"]: w["state"] for w in status["workers"]}
+            assert states == {"w0": "parked", "w1": "ready", "w2": "ready"}
 
-                # SIGHUP with a broken file: reported, nothing changes.
-                workers_file.write_text("{workers: [")
-                process.send_signal(signal.SIGHUP)
-                await output.wait_for("reload failed", timeout=10)
-                # SIGHUP without w2: only w2 stops; w0 (parked) is retried and parks again.
-                workers_file.write_text(json.dumps({"workers": entries[:2]}))
-                process.send_signal(signal.SIGHUP)
-                await fake.wait_for(lambda: fake.worker(created[2].worker_id).status == "offline", timeout=15)
-                await output.wait_for("retrying parked worker w0", timeout=10)
-                chat = fake.start_session(created[1].worker_id)
-                reply = await fake.wait_reply(fake.send_message(chat, "ECHO still here"), timeout=60)
-                assert reply.content == "still here"
-                assert output.text.count("[w1] starting -> registering") == 1  # w1 was left alone
+            # SIGHUP with a broken file: reported, nothing changes.
+            workers_file.write_text("{workers: [")
+            process.send_signal(signal.SIGHUP)
+            await output.wait_for("reload failed", timeout=10)
+            # SIGHUP without w2: only w2 stops; w0 (parked) is retried and parks again.
+            workers_file.write_text(json.dumps({"workers": entries[:2]}))
+            process.send_signal(signal.SIGHUP)
+            await fake.wait_for(lambda: fake.worker(created[2].worker_id).status == "offline", timeout=15)
+            await output.wait_for("retrying parked worker w0", timeout=10)
+            chat = fake.start_session(created[1].worker_id)
+            reply = await fake.wait_reply(fake.send_message(chat, "ECHO still here"), timeout=60)
+            assert reply.content == "still here"
+            assert output.text.count("[w1] starting -> registering") == 1  # w1 was left alone
 
-                process.send_signal(signal.SIGTERM)
-                with trio.fail_after(25):
-                    exit_code = await process.wait()
-                nursery.cancel_scope.cancel()
-        finally:
-            if process.returncode is None:  # the test failed: leave nothing running
-                process.kill()
-                await process.wait()
-                kill_leftovers(*projects)
+            process.send_signal(signal.SIGTERM)
+            with trio.fail_after(25):
+                exit_code = await process.wait()
 
         text = output.text
         assert exit_code == 0, text[-3000:]

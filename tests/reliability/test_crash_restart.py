@@ -13,17 +13,21 @@ import time
 import pytest
 import trio
 
-from oco.testing import CONVEX_MODES, FakeConvex, processes_in, serve_fake_convex, serve_fake_llm
-from oco.worker import STALE_NOTE
-from reliability_support import (
-    DevSetup,
-    kill_groups_in,
-    needs_opencode,
-    run_dev,
-    secret_of,
-)
+from real_opencode import OPENCODE, REAL_OPENCODE
 
-pytestmark = [pytest.mark.opencode, pytest.mark.slow, needs_opencode]
+from oco.testing import (
+    CONVEX_MODES,
+    DevProject,
+    FakeConvex,
+    kill_leftovers,
+    processes_in,
+    serve_fake_convex,
+    serve_fake_llm,
+    wait_gone,
+)
+from oco.worker import STALE_NOTE
+
+pytestmark = REAL_OPENCODE
 
 COMPLETIONS = ("chat:completeStructuredMessage", "chat:completeMessage")
 HOUR_MS = 3600 * 1000.0
@@ -44,15 +48,14 @@ def age_message_pair(fake: FakeConvex, reply_id: str, by_ms: float) -> None:
         fake.store.patch(doc, timestamp=doc["timestamp"] - by_ms)
 
 
-@needs_opencode
 @pytest.mark.parametrize("mode", CONVEX_MODES)
 async def test_sigkill_mid_answer_then_restart_answers_each_pending_message_once(tmp_path, mode):
     async with serve_fake_convex(prod=mode == "prod") as convex, serve_fake_llm() as llm:
         fake = convex.fake
-        setup = DevSetup.make(tmp_path, convex, llm)
-        worker_id = setup.created.worker_id
+        project = DevProject.make(tmp_path, convex, llm, OPENCODE)
+        worker_id = project.created.worker_id
 
-        async with run_dev(setup) as first:
+        async with project.open_dev("--log-level", "DEBUG") as first:
             await fake.wait_for(lambda: (fake.worker(worker_id).connected_at or 0) > 0, timeout=30)
             chats = [fake.start_session(worker_id) for _ in range(2)]
             in_flight = [fake.send_message(c, f"SLOW 10 {tag}") for c, tag in zip(chats, "ab")]
@@ -62,11 +65,10 @@ async def test_sigkill_mid_answer_then_restart_answers_each_pending_message_once
                 pytest.fail(f"no chunks for both messages:\n{first.summary()}")
             # A crash of the machine: trio-oco and the opencode it started (own process group).
             first.process.send_signal(signal.SIGKILL)
-            await kill_groups_in(setup.project)
-            with trio.fail_after(10):
-                await first.process.wait()
+            await wait_gone(kill_leftovers(project.directory))
+            await first.wait(timeout=10)
         killed_at_ms = time.time() * 1000
-        assert processes_in(setup.project) == []
+        assert processes_in(project.directory) == []
         assert not any(fake.message(r).completed for r in in_flight)
         assert fake.worker(worker_id).status == "online"  # nobody said goodbye
         first_attempt = {r: len(fake.chunks(r)) for r in in_flight}
@@ -76,7 +78,7 @@ async def test_sigkill_mid_answer_then_restart_answers_each_pending_message_once
         stale = fake.send_message(fake.start_session(worker_id), "ECHO sent an hour ago")
         age_message_pair(fake, stale, HOUR_MS)
 
-        async with run_dev(setup) as second:
+        async with project.open_dev("--log-level", "DEBUG") as second:
             replies = {}
             for reply_id in [*in_flight, fresh, stale]:
                 replies[reply_id] = await fake.wait_reply(reply_id, timeout=90)
@@ -84,8 +86,7 @@ async def test_sigkill_mid_answer_then_restart_answers_each_pending_message_once
             later = fake.send_message(fake.start_session(worker_id), "ECHO one more")
             assert (await fake.wait_reply(later, timeout=60)).content == "one more"
             second.process.send_signal(signal.SIGINT)
-            with trio.fail_after(20):
-                code = await second.process.wait()
+            code = await second.wait(timeout=20)
 
         for reply_id in in_flight:
             content = replies[reply_id].content
@@ -109,9 +110,9 @@ async def test_sigkill_mid_answer_then_restart_answers_each_pending_message_once
         assert len(every) == 10 and all(m.completed for m in every), "a message was left incomplete"
         assert code == 0, second.text[-3000:]
         for output in (first.text, second.text):
-            assert secret_of(setup.created) not in output
+            assert project.created.secret not in output
             assert "Traceback" not in output
-    assert processes_in(setup.project) == [], "a process was left behind in the project directory"
+    assert processes_in(project.directory) == [], "a process was left behind in the project directory"
     # Our state and status files of both runs (OpenCode keeps its own beside them): private,
     # and never holding the secret.
     ours = tmp_path / "state" / "opencode-orchestrator"
@@ -121,4 +122,4 @@ async def test_sigkill_mid_answer_then_restart_answers_each_pending_message_once
         mode = path.stat().st_mode & 0o777
         assert mode == (0o700 if path.is_dir() else 0o600), (path, oct(mode))
         if path.is_file():
-            assert secret_of(setup.created) not in path.read_text(errors="replace"), path
+            assert project.created.secret not in path.read_text(errors="replace"), path

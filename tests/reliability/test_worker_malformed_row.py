@@ -6,48 +6,20 @@ The row is put straight into the fake's table, as a broken or newer backend migh
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
-import httpx
 import pytest
 import trio
 
-from oco.config import Settings, WorkerConfig, parse_token
-from oco.convex import ConvexClient, RetryPolicy
-from oco.convex.types import ModelInfo
-from oco.testing import FakeConvex
-from oco.worker import NO_MODEL_NOTE, ModelCatalog, State, StopControl, Worker
-
-
-def trio_ms() -> float:
-    return trio.current_time() * 1000
-
-
-async def _models(directory: Path, env: object) -> list[ModelInfo]:
-    return [ModelInfo(id="fake/fake-model", name="Fake Model", provider="fake")]
+from oco.testing import FakeConvex, running_worker
+from oco.worker import NO_MODEL_NOTE, State
 
 
 async def test_a_malformed_message_row_is_logged_once_and_the_worker_keeps_answering(
-    tmp_path: Path, autojump_clock: object, caplog: pytest.LogCaptureFixture
+    fake: FakeConvex, new_worker, autojump_clock: object, caplog: pytest.LogCaptureFixture
 ) -> None:
-    fake = FakeConvex(clock=trio_ms)
     created = fake.create_worker()
-    http = httpx.AsyncClient(transport=httpx.ASGITransport(app=fake.app))
-    worker = Worker(
-        WorkerConfig(parse_token(created.token), "http://127.0.0.1:1", tmp_path, "w1"),
-        Settings(convex_transport="poll"),  # plain ASGITransport has no websockets
-        convex=ConvexClient("http://fake.convex", http=http, retry=RetryPolicy.never()),
-        stop=StopControl(),
-        opencode_bin="/nonexistent/opencode",
-        models=ModelCatalog(_models),
-        state_dir=tmp_path / "state",
-        now_ms=trio_ms,
-    )
     caplog.set_level(logging.WARNING, logger="oco.convex.api")
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(worker.run)
-        with trio.fail_after(30):
-            await worker.state.wait_value(State.READY)
+    async with running_worker(new_worker(created)) as worker:
         chat = fake.start_session(created.worker_id)
         # No `content`, `completed` a string: the contract's validator would never allow it.
         fake.store.insert(
@@ -61,7 +33,6 @@ async def test_a_malformed_message_row_is_logged_once_and_the_worker_keeps_answe
         second = fake.send_message(chat, "and now?", model="")
         assert (await fake.wait_reply(second, timeout=30)).content == NO_MODEL_NOTE
         assert worker.state.value is State.READY
-        nursery.cancel_scope.cancel()
     broken = [r.getMessage() for r in caplog.records if "malformed" in r.getMessage()]
     assert len(broken) == 1, broken
     assert "chat:subscribeToWorkerMessages" in broken[0] and "content" in broken[0]
@@ -69,26 +40,11 @@ async def test_a_malformed_message_row_is_logged_once_and_the_worker_keeps_answe
 
 
 async def test_a_malformed_poll_result_is_skipped_and_the_worker_keeps_answering(
-    tmp_path: Path, autojump_clock: object, caplog: pytest.LogCaptureFixture
+    fake: FakeConvex, new_worker, autojump_clock: object, caplog: pytest.LogCaptureFixture
 ) -> None:
-    fake = FakeConvex(clock=trio_ms)
     created = fake.create_worker()
-    http = httpx.AsyncClient(transport=httpx.ASGITransport(app=fake.app))
-    worker = Worker(
-        WorkerConfig(parse_token(created.token), "http://127.0.0.1:1", tmp_path, "w1"),
-        Settings(convex_transport="poll"),
-        convex=ConvexClient("http://fake.convex", http=http, retry=RetryPolicy.never()),
-        stop=StopControl(),
-        opencode_bin="/nonexistent/opencode",
-        models=ModelCatalog(_models),
-        state_dir=tmp_path / "state",
-        now_ms=trio_ms,
-    )
     caplog.set_level(logging.DEBUG, logger="oco.worker")
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(worker.run)
-        with trio.fail_after(30):
-            await worker.state.wait_value(State.READY)
+    async with running_worker(new_worker(created)) as worker:
         record = fake.store.first("workers", workerId=created.worker_id)
         good_status = record["approvalStatus"]
         fake.store.patch(record, approvalStatus=5)  # a worker record no contract allows
@@ -99,7 +55,6 @@ async def test_a_malformed_poll_result_is_skipped_and_the_worker_keeps_answering
         chat = fake.start_session(created.worker_id)
         reply = fake.send_message(chat, "still there?", model="")
         assert (await fake.wait_reply(reply, timeout=120)).content == NO_MODEL_NOTE
-        nursery.cancel_scope.cancel()
     warnings = [r for r in caplog.records
                 if "malformed poll result" in r.getMessage() and r.levelno == logging.WARNING]
     assert len(warnings) == 1, [r.getMessage() for r in warnings]

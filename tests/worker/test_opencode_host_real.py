@@ -5,28 +5,14 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-from pathlib import Path
 
-import attrs
-import pytest
 import trio
+from real_opencode import OPENCODE, REAL_OPENCODE
 
-from oco.config import Settings, WorkerConfig, parse_token
 from oco.convex import ConvexClient, RetryPolicy
-from oco.testing import serve_fake_convex
-from oco.testing._fake_llm import serve_fake_llm
-from oco.testing._opencode_env import opencode_env
-from oco.worker import ModelCatalog, State, StopControl, Worker
-from worker_support import MODELS
+from oco.testing import make_worker, opencode_env, running_worker, serve_fake_convex, serve_fake_llm
 
-REPO = Path(__file__).resolve().parents[2]
-OPENCODE = os.environ.get("OCO_OPENCODE_BIN") or str(REPO / "node_modules" / ".bin" / "opencode")
-
-pytestmark = [
-    pytest.mark.opencode,
-    pytest.mark.slow,
-    pytest.mark.skipif(not Path(OPENCODE).exists(), reason="opencode not installed"),
-]
+pytestmark = REAL_OPENCODE
 
 
 def _alive(pid: int) -> bool:
@@ -37,34 +23,23 @@ def _alive(pid: int) -> bool:
     return True
 
 
-async def _models(directory: Path, env: object) -> list:
-    return MODELS
-
-
 async def test_opencode_starts_on_demand_recovers_from_a_crash_stops_when_idle_and_warms_on_connect(tmp_path):
     project = tmp_path / "project"
     project.mkdir()
     subprocess.run(["git", "init", "-q", str(project)], check=True)
-    settings = Settings(opencode_idle_timeout_s=3.0, poll_idle_interval_s=0.5)
     async with serve_fake_convex() as served, serve_fake_llm() as llm:
         fake = served.fake
         created = fake.create_worker()
-        config = WorkerConfig(parse_token(created.token), served.url, project, "w1")
         async with ConvexClient(served.url, retry=RetryPolicy.never()) as convex:
-            worker = Worker(
-                config,
-                settings,
-                convex=convex,
-                stop=StopControl(),
-                opencode_bin=OPENCODE,
-                models=ModelCatalog(_models),
+            worker = make_worker(
+                created, convex, project,
                 state_dir=tmp_path / "state",
+                opencode_bin=OPENCODE,
                 opencode_env=opencode_env(tmp_path / "home", llm.base_url, base=os.environ),
+                opencode_idle_timeout_s=3.0,
+                poll_idle_interval_s=0.5,
             )
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(worker.run)
-                with trio.fail_after(30):
-                    await worker.state.wait_value(State.READY)
+            async with running_worker(worker):
                 assert worker.host.pid is None  # lazy: nothing runs before the first turn
 
                 chat = fake.start_session(created.worker_id)
@@ -98,7 +73,6 @@ async def test_opencode_starts_on_demand_recovers_from_a_crash_stops_when_idle_a
                 fake.faults.add(function="chat:getSessionName", status=503, times=3)
                 patient = fake.send_message(chat, "ECHO after the outage")
                 assert (await fake.wait_reply(patient, timeout=90)).content == "after the outage"
-                nursery.cancel_scope.cancel()
 
     state_file = tmp_path / "state" / "workers" / f"{created.machine_id}.{created.worker_id}.json"
     assert state_file.stat().st_mode & 0o777 == 0o600

@@ -16,23 +16,14 @@ from pathlib import Path
 
 import pytest
 import trio
+from real_opencode import OPENCODE, REAL_OPENCODE
 
-from oco.config import Settings, WorkerConfig, parse_token
 from oco.convex import ConvexClient, RetryPolicy
 from oco.opencode import UNRESPONSIVE_NOTE, run_turn
-from oco.testing import FAKE_MODEL, opencode_env, serve_fake_convex, serve_fake_llm
-from oco.worker import ModelCatalog, State, StopControl, Worker
+from oco.testing import FAKE_MODEL, make_worker, opencode_env, running_worker, serve_fake_convex, serve_fake_llm
 from oco.worker._opencode_host import OpenCodeHost
-from worker_support import MODELS
 
-REPO = Path(__file__).resolve().parents[2]
-OPENCODE = os.environ.get("OCO_OPENCODE_BIN") or str(REPO / "node_modules" / ".bin" / "opencode")
-
-pytestmark = [
-    pytest.mark.opencode,
-    pytest.mark.slow,
-    pytest.mark.skipif(not Path(OPENCODE).exists(), reason="opencode not installed"),
-]
+pytestmark = REAL_OPENCODE
 
 
 def _gone(pid: int) -> bool:
@@ -188,32 +179,21 @@ async def test_a_call_that_times_out_on_a_stuck_server_ends_the_lease_readably(t
         assert second != first
 
 
-async def _models(directory: Path, env: object) -> list:
-    return MODELS
-
-
 async def test_a_chat_on_a_stuck_opencode_gets_a_readable_reply_and_the_next_message_a_new_server(tmp_path):
     project = _project(tmp_path)
-    settings = Settings(poll_idle_interval_s=0.5, turn_timeout_s=600)
     async with serve_fake_convex() as served, serve_fake_llm() as llm:
         fake = served.fake
         created = fake.create_worker()
-        config = WorkerConfig(parse_token(created.token), served.url, project, "w1")
         async with ConvexClient(served.url, retry=RetryPolicy.never()) as convex:
-            worker = Worker(
-                config,
-                settings,
-                convex=convex,
-                stop=StopControl(),
-                opencode_bin=OPENCODE,
-                models=ModelCatalog(_models),
+            worker = make_worker(
+                created, convex, project,
                 state_dir=tmp_path / "state",
+                opencode_bin=OPENCODE,
                 opencode_env=opencode_env(tmp_path / "home", llm.base_url),
+                poll_idle_interval_s=0.5,
+                turn_timeout_s=600,
             )
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(worker.run)
-                with trio.fail_after(30):
-                    await worker.state.wait_value(State.READY)
+            async with running_worker(worker):
                 chat = fake.start_session(created.worker_id)
 
                 # Stuck mid-turn: the default health check (15 s, 5 s timeout) finds it.
@@ -236,6 +216,5 @@ async def test_a_chat_on_a_stuck_opencode_gets_a_readable_reply_and_the_next_mes
                 idle = fake.send_message(chat, "ECHO and again")
                 assert (await fake.wait_reply(idle, timeout=90)).content == "and again"
                 assert worker.host.pid not in (None, first, second)
-                nursery.cancel_scope.cancel()
     await _wait_gone(first)
     await _wait_gone(second)

@@ -19,14 +19,13 @@ from pathlib import Path
 
 import attrs
 import pytest
+from real_opencode import OPENCODE, needs_opencode
 
 from oco.opencode import ProcessIdentity, encode_identity
 from oco.opencode._identity import INSTANCE_VARIABLE, Observed, identify, same_process
 from oco.testing import opencode_env
 from oco.worker._opencode_host import _sweep_orphan
 
-REPO = Path(__file__).resolve().parents[2]
-OPENCODE = os.environ.get("OCO_OPENCODE_BIN") or str(REPO / "node_modules" / ".bin" / "opencode")
 
 
 def _user_server(directory: Path, **env: str) -> subprocess.Popen:
@@ -99,7 +98,7 @@ def _gone(pid: int) -> bool:
 
 
 @pytest.mark.opencode
-@pytest.mark.skipif(not Path(OPENCODE).exists(), reason="opencode not installed")
+@needs_opencode
 def test_a_real_opencode_left_by_a_killed_worker_is_stopped(tmp_path):
     project = tmp_path / "project"
     project.mkdir()
@@ -150,7 +149,7 @@ def test_a_real_opencode_left_by_a_killed_worker_is_stopped(tmp_path):
 
 
 @pytest.mark.opencode
-@pytest.mark.skipif(not Path(OPENCODE).exists(), reason="opencode not installed")
+@needs_opencode
 async def test_a_pid_file_that_cannot_be_written_costs_the_sweep_not_the_server(tmp_path, caplog):
     import trio
 

@@ -3,52 +3,22 @@
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
-import pytest
 import trio
+from timed_records import Timed
 
-from oco.testing import FakeConvex
+from oco.testing import running_worker
 from oco.worker import State
-from worker_support import make_worker, trio_ms
-
-
-class Timed(logging.Handler):
-    """Every record with the trio time it was logged at."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.records: list[tuple[float, logging.LogRecord]] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append((trio.current_time(), record))
-
-
-@pytest.fixture
-def timed() -> Timed:
-    handler = Timed()
-    root = logging.getLogger()
-    level = root.level
-    root.addHandler(handler)
-    root.setLevel(logging.DEBUG)
-    yield handler
-    root.removeHandler(handler)
-    root.setLevel(level)
 
 
 async def test_a_watched_query_failing_for_minutes_is_a_warning_every_five_minutes(
-    tmp_path: Path, autojump_clock: object, timed: Timed
+    fake, new_worker, autojump_clock: object, timed: Timed
 ) -> None:
-    fake = FakeConvex(clock=trio_ms)
     created = fake.create_worker()
-    worker = make_worker(fake, created, tmp_path)
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(worker.run)
-        await worker.state.wait_value(State.READY)
+    async with running_worker(new_worker(created)):
         fake.faults.add(function="workers:getByMachineAndWorker", status=503)
         start = trio.current_time()
         await trio.sleep(12 * 60)
-        nursery.cancel_scope.cancel()
     warnings = [t - start for t, r in timed.records
                 if r.levelno >= logging.WARNING and t >= start and "watching" in r.getMessage()]
     assert 2 <= len(warnings) <= 3, warnings  # at once, after 5 and (maybe) 10 minutes
@@ -58,19 +28,14 @@ async def test_a_watched_query_failing_for_minutes_is_a_warning_every_five_minut
 
 
 async def test_an_unreachable_heartbeat_is_said_once_then_every_five_minutes_and_its_end(
-    tmp_path: Path, autojump_clock: object, timed: Timed
+    fake, new_worker, autojump_clock: object, timed: Timed
 ) -> None:
-    fake = FakeConvex(clock=trio_ms)
     created = fake.create_worker()
-    worker = make_worker(fake, created, tmp_path)
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(worker.run)
-        await worker.state.wait_value(State.READY)
+    async with running_worker(new_worker(created)) as worker:
         fake.faults.add(function="workers:heartbeat", status=503, times=40)
         start = trio.current_time()
         await trio.sleep(20 * 60)
         assert worker.state.value is State.READY  # never restarted for it
-        nursery.cancel_scope.cancel()
     beats = [(t - start, r) for t, r in timed.records if t >= start and "workers:heartbeat" in r.getMessage()
              and r.name == "oco.worker._worker"]
     warnings = [t for t, r in beats if r.levelno == logging.WARNING]

@@ -12,49 +12,41 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import subprocess
-import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from functools import partial
 from pathlib import Path
-from typing import Any
 
 import pytest
 import trio
 
-from oco.config import Settings
-from oco.convex import ConvexClient
+from oco.config import WorkerConfig, parse_token
+from oco.convex import ConvexClient, RetryPolicy
 from oco.orchestrator import RestartPolicy
 from oco.orchestrator._supervisor import WorkerSlot
-from oco.testing import CreatedWorker, FakeConvex, collect_output, serve_fake_convex
-from oco.worker import ModelCatalog, StopControl, Worker
-from worker_support import MODELS, in_process_client, trio_ms, worker_config
+from oco.testing import (
+    IN_PROCESS_URL,
+    CreatedWorker,
+    FakeConvex,
+    in_process_convex,
+    make_worker,
+    open_oco,
+    serve_fake_convex,
+    trio_ms,
+)
+from oco.worker import Worker
 
 
 def make_fake(prod: bool) -> FakeConvex:
     return FakeConvex(clock=trio_ms, prod=prod)
 
 
-async def _models(directory: Path, env: object) -> list[Any]:
-    return MODELS
-
-
 def slot_for(fake: FakeConvex, created: CreatedWorker, tmp_path: Path, token: str | None = None) -> WorkerSlot:
-    config = worker_config(created, tmp_path, token)
+    """The worker under its real supervisor slot, the fake in process (polled, one attempt a call)."""
+    config = WorkerConfig(parse_token(token or created.token), IN_PROCESS_URL, tmp_path, "w1")
 
-    @asynccontextmanager
-    async def convex_for(url: str) -> AsyncIterator[ConvexClient]:
-        async with in_process_client(fake) as client:
-            yield client
+    def worker_for(convex: ConvexClient) -> Worker:
+        return make_worker(config, convex, tmp_path, convex_transport="poll", now_ms=trio_ms)
 
-    def make_worker(convex: ConvexClient) -> Worker:
-        return Worker(
-            config, Settings(convex_transport="poll"), convex=convex, stop=StopControl(),
-            opencode_bin="/nonexistent/opencode", models=ModelCatalog(_models),
-            state_dir=tmp_path / "state", now_ms=trio_ms,
-        )
-
-    return WorkerSlot(config, make_worker, convex_for, RestartPolicy())
+    return WorkerSlot(config, worker_for, partial(in_process_convex, fake, retry=RetryPolicy.never()), RestartPolicy())
 
 
 async def run_until_parked(slot: WorkerSlot) -> None:
@@ -67,7 +59,7 @@ async def run_until_parked(slot: WorkerSlot) -> None:
 
 def wrong_secret(fake: FakeConvex) -> tuple[CreatedWorker, str]:
     created = fake.create_worker()
-    return created, created.token.rsplit("secret_", 1)[0] + "secret_NotTheRightOne42"
+    return created, created.token_with_secret("NotTheRightOne42")
 
 
 def unknown(fake: FakeConvex) -> tuple[CreatedWorker, str]:
@@ -169,26 +161,11 @@ async def test_dev_with_a_wrong_secret_against_a_prod_deployment_prints_one_line
         env = {**os.environ, "XDG_STATE_HOME": str(tmp_path / "state"), "OCO_OPENCODE_BIN": "/bin/false"}
         env.pop("WORKER_TOKEN", None)
         env.pop("CONVEX_URL", None)
-        output = bytearray()
-        process = await trio.lowlevel.open_process(
-            [sys.executable, "-m", "oco", "dev"], cwd=project, env=env,
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        )
-        try:
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(collect_output, process.stdout, output)
-                with trio.fail_after(30):
-                    while b"parked:" not in output:
-                        await trio.sleep(0.05)
-                process.send_signal(signal.SIGINT)
-                with trio.fail_after(15):
-                    await process.wait()
-                nursery.cancel_scope.cancel()
-        finally:
-            if process.returncode is None:
-                process.kill()
-                await process.wait()
-    text = output.decode(errors="replace")
+        async with open_oco("dev", cwd=project, env=env) as dev:
+            await dev.wait_for("parked:", timeout=30)
+            dev.process.send_signal(signal.SIGINT)
+            await dev.wait(timeout=15)
+    text = dev.text
     assert "Traceback" not in text, text
     loud = [line for line in text.splitlines() if " ERROR " in line or " WARNING " in line]
     assert len(loud) == 1, text

@@ -15,25 +15,22 @@ import trio
 from oco.convex import ConvexFunctionError
 from oco.opencode import TurnResult
 from oco.testing import FakeConvex
+from oco.worker import PendingReply
 from oco.worker._chunks import Chunk
 from oco.worker._completion import Outcome, ReplyCompleter, reply_from_turn
-from oco.worker._planner import PendingReply
 from oco.worker._relay import JobKind, ReplyGone, _Turn
 from oco.worker._session_map import ReplyStart
-from worker_support import make_worker, trio_ms
+from worker_support import pending_reply
 
 MODES = pytest.mark.parametrize("prod", [False, True], ids=["dev", "prod"])
 
 
-def _setup(prod: bool, tmp_path):
-    fake = FakeConvex(clock=trio_ms, prod=prod)
-    created = fake.create_worker()
-    fake.store.first("workers", workerId=created.worker_id)["status"] = "online"
-    worker = make_worker(fake, created, tmp_path)
+def _setup(prod: bool, fake: FakeConvex, new_worker):
+    fake.prod = prod
+    created = fake.create_worker(online=True)
+    worker = new_worker(created)
     chat = fake.start_session(created.worker_id)
-    reply_id = fake.send_message(chat, "hello")
-    user = [m for m in fake.messages(chat) if m.role == "user"][-1]
-    reply = PendingReply(chat, user.id, reply_id, user.content, user.model, user.timestamp)
+    reply = pending_reply(fake, chat, fake.send_message(chat, "hello"))
     return fake, worker, reply
 
 
@@ -57,9 +54,9 @@ def state_checks(fake: FakeConvex) -> int:
 @MODES
 @pytest.mark.parametrize("deleted", ["message", "session"])
 async def test_a_completion_for_a_reply_deleted_mid_turn_ends_once_state_shows_it_gone(
-    tmp_path, autojump_clock, prod, deleted
+    fake, new_worker, autojump_clock, prod, deleted
 ):
-    fake, worker, reply = _setup(prod, tmp_path)
+    fake, worker, reply = _setup(prod, fake, new_worker)
     if deleted == "message":
         _delete_message(fake, reply.reply_message_id)
     else:
@@ -73,8 +70,8 @@ async def test_a_completion_for_a_reply_deleted_mid_turn_ends_once_state_shows_i
 
 
 @MODES
-async def test_a_refusal_of_a_reply_that_still_exists_is_retried_not_final(tmp_path, autojump_clock, prod):
-    fake, worker, reply = _setup(prod, tmp_path)
+async def test_a_refusal_of_a_reply_that_still_exists_is_retried_not_final(fake, new_worker, autojump_clock, prod):
+    fake, worker, reply = _setup(prod, fake, new_worker)
     fake.faults.add(function="chat:completeStructuredMessage", status=560, times=2)
     assert await ReplyCompleter(worker.backend).complete(reply, FINAL) is Outcome.LANDED
     stored = fake.message(reply.reply_message_id)
@@ -83,8 +80,8 @@ async def test_a_refusal_of_a_reply_that_still_exists_is_retried_not_final(tmp_p
     assert state_checks(fake) == 2  # each refusal asked whether the reply still exists
 
 
-async def test_a_reply_convex_keeps_refusing_gets_a_smaller_completion(tmp_path, autojump_clock):
-    fake, worker, reply = _setup(True, tmp_path)
+async def test_a_reply_convex_keeps_refusing_gets_a_smaller_completion(fake, new_worker, autojump_clock):
+    fake, worker, reply = _setup(True, fake, new_worker)
     fake.faults.add(function="chat:completeStructuredMessage", status=560)  # for ever
     fake.faults.add(function="chat:completeMessage", status=560, times=3)
     assert await ReplyCompleter(worker.backend).complete(reply, FINAL) is Outcome.LANDED
@@ -96,8 +93,8 @@ async def test_a_reply_convex_keeps_refusing_gets_a_smaller_completion(tmp_path,
     assert fake.counts["chat:completeMessage"] == 4
 
 
-async def test_a_completion_that_landed_although_its_answer_was_lost_is_not_repeated(tmp_path, autojump_clock):
-    fake, worker, reply = _setup(True, tmp_path)
+async def test_a_completion_that_landed_although_its_answer_was_lost_is_not_repeated(fake, new_worker, autojump_clock):
+    fake, worker, reply = _setup(True, fake, new_worker)
     # The mutation commits, then the answer is lost as a function error.
     fake.faults.add(function="chat:completeStructuredMessage", status=560, after=True, times=1)
     assert await ReplyCompleter(worker.backend).complete(reply, FINAL) is Outcome.LANDED
@@ -110,8 +107,8 @@ def _turn(reply: PendingReply) -> _Turn:
 
 
 @MODES
-async def test_a_chunk_refused_because_the_reply_was_deleted_stops_the_turn(tmp_path, autojump_clock, prod):
-    fake, worker, reply = _setup(prod, tmp_path)
+async def test_a_chunk_refused_because_the_reply_was_deleted_stops_the_turn(fake, new_worker, autojump_clock, prod):
+    fake, worker, reply = _setup(prod, fake, new_worker)
     turn = _turn(reply)
     await worker.relay._write_chunk(turn, Chunk("Hel", 0))
     _delete_message(fake, reply.reply_message_id)
@@ -120,8 +117,8 @@ async def test_a_chunk_refused_because_the_reply_was_deleted_stops_the_turn(tmp_
     assert state_checks(fake) == (1 if prod else 0)
 
 
-async def test_a_refused_chunk_of_a_reply_that_exists_costs_only_that_chunk(tmp_path, autojump_clock):
-    fake, worker, reply = _setup(True, tmp_path)
+async def test_a_refused_chunk_of_a_reply_that_exists_costs_only_that_chunk(fake, new_worker, autojump_clock):
+    fake, worker, reply = _setup(True, fake, new_worker)
     turn = _turn(reply)
     fake.faults.add(function="chat:writeChunk", status=560, times=3)
     for sequence in range(4):
@@ -130,9 +127,9 @@ async def test_a_refused_chunk_of_a_reply_that_exists_costs_only_that_chunk(tmp_
     assert state_checks(fake) == 1  # one check, not one per refused chunk
 
 
-async def test_on_prod_a_deleted_message_gives_only_an_untyped_server_error(tmp_path, autojump_clock):
+async def test_on_prod_a_deleted_message_gives_only_an_untyped_server_error(fake, new_worker, autojump_clock):
     # What the relay is up against: no text to match on.
-    fake, worker, reply = _setup(True, tmp_path)
+    fake, worker, reply = _setup(True, fake, new_worker)
     _delete_message(fake, reply.reply_message_id)
     with pytest.raises(ConvexFunctionError) as raised:
         await worker.backend.complete_message(reply.session_id, reply.reply_message_id, "x")
@@ -140,8 +137,8 @@ async def test_on_prod_a_deleted_message_gives_only_an_untyped_server_error(tmp_
 
 
 @MODES
-async def test_the_relay_stops_closing_a_reply_deleted_before_it_was_closed(tmp_path, autojump_clock, prod):
-    fake, worker, reply = _setup(prod, tmp_path)
+async def test_the_relay_stops_closing_a_reply_deleted_before_it_was_closed(fake, new_worker, autojump_clock, prod):
+    fake, worker, reply = _setup(prod, fake, new_worker)
     _delete_message(fake, reply.reply_message_id)
     async with trio.open_nursery() as nursery:
         await nursery.start(worker.relay.run)

@@ -2,27 +2,19 @@
 
 from __future__ import annotations
 
-import trio
-
-from oco.testing import FakeConvex
-from oco.worker import State
-from worker_support import make_worker, trio_ms
+from oco.testing import running_worker
 
 
-async def test_a_560_on_complete_message_is_retried_until_the_reply_is_closed(tmp_path):
+async def test_a_560_on_complete_message_is_retried_until_the_reply_is_closed(fake, new_worker):
     # Real time: the failing OpenCode start goes through a thread, during which an autojumping
     # MockClock would race ahead to the deadline.
-    fake = FakeConvex(clock=trio_ms)
     created = fake.create_worker()
-    worker = make_worker(fake, created, tmp_path)  # its OpenCode cannot start: the reply gets an error
+    worker = new_worker(created)  # its OpenCode cannot start: the reply gets an error
     fake.faults.add(function="chat:completeMessage", status=560, times=1)
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(worker.run)
-        await worker.state.wait_value(State.READY)
+    async with running_worker(worker):
         chat = fake.start_session(created.worker_id)
         reply_id = fake.send_message(chat, "hello")
         reply = await fake.wait_reply(reply_id, timeout=60)
-        nursery.cancel_scope.cancel()
     assert reply.content.startswith("Error: ")
     assert fake.counts["chat:completeMessage"] == 2  # the refused attempt, then the one that landed
 

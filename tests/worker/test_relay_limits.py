@@ -16,7 +16,6 @@ from hypothesis import strategies as st
 
 from oco.convex import ConvexFunctionError
 from oco.opencode import PermissionDecision, TurnResult
-from oco.testing import FakeConvex
 from oco.worker._completion import (
     EMPTY_REPLY,
     Outcome,
@@ -25,8 +24,7 @@ from oco.worker._completion import (
     reply_from_turn,
 )
 from oco.worker._limits import ARRAY_LIMIT, MESSAGE_BUDGET, VALUE_LIMIT, json_size
-from oco.worker._planner import PendingReply
-from worker_support import make_worker, trio_ms
+from worker_support import pending_reply
 
 MIB = 1024 * 1024
 
@@ -129,21 +127,14 @@ def test_lone_surrogates_from_a_peer_are_made_encodable() -> None:
     final.reasoning.encode("utf-8")
 
 
-@pytest.fixture
-def fake() -> FakeConvex:
-    return FakeConvex(clock=trio_ms)
-
-
 async def test_the_oversized_answer_completes_in_convex_with_every_argument_within_the_limits(
-    fake, tmp_path, autojump_clock
+    fake, new_worker, autojump_clock
 ):
-    created = fake.create_worker()
-    fake.store.first("workers", workerId=created.worker_id)["status"] = "online"
-    worker = make_worker(fake, created, tmp_path)
+    created = fake.create_worker(online=True)
+    worker = new_worker(created)
     chat = fake.start_session(created.worker_id)
     reply_id = fake.send_message(chat, "write a lot")
-    user = [m for m in fake.messages(chat) if m.role == "user"][-1]
-    reply = PendingReply(chat, user.id, reply_id, user.content, user.model, user.timestamp)
+    reply = pending_reply(fake, chat, reply_id)
     result = _huge_turn()
     final = reply_from_turn(result, result.content, opencode_session="ses_abc")
     with trio.fail_after(60):
@@ -156,12 +147,11 @@ async def test_the_oversized_answer_completes_in_convex_with_every_argument_with
 
 
 async def test_the_fake_refuses_the_whole_oversized_answer_as_the_relay_used_to_send_it(
-    fake, tmp_path, autojump_clock
+    fake, new_worker, autojump_clock
 ):
     # What the completion above is up against (and what every restart re-ran before).
-    created = fake.create_worker()
-    fake.store.first("workers", workerId=created.worker_id)["status"] = "online"
-    worker = make_worker(fake, created, tmp_path)
+    created = fake.create_worker(online=True)
+    worker = new_worker(created)
     chat = fake.start_session(created.worker_id)
     reply_id = fake.send_message(chat, "write a lot")
     result = _huge_turn()

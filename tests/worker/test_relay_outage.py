@@ -12,31 +12,14 @@ import pytest
 import trio
 
 from oco.opencode import TurnResult
-from oco.testing import FakeConvex
-from oco.worker import NO_MODEL_NOTE, State, StopControl
+from oco.testing import FakeConvex, running_worker
+from oco.worker import NO_MODEL_NOTE, StopControl
 from oco.worker._completion import Outcome, ReplyCompleter, reply_from_turn
-from oco.worker._planner import PendingReply
 from oco.worker._relay import JobKind
-from worker_support import make_worker, trio_ms
+from oco.worker._session_map import SessionMap
+from worker_support import pending_reply
 
 COMPLETIONS = ("chat:completeStructuredMessage", "chat:completeMessage")
-
-
-@pytest.fixture
-def fake() -> FakeConvex:
-    return FakeConvex(clock=trio_ms)
-
-
-def online_worker(fake: FakeConvex):
-    """A worker as if it ran already (the web app starts sessions only on online workers)."""
-    created = fake.create_worker()
-    fake.store.first("workers", workerId=created.worker_id)["status"] = "online"
-    return created
-
-
-def pending(fake: FakeConvex, chat: str, reply_id: str) -> PendingReply:
-    user = [m for m in fake.messages(chat) if m.role == "user"][-1]
-    return PendingReply(chat, user.id, reply_id, user.content, user.model or None, user.timestamp)
 
 
 async def outage(
@@ -54,9 +37,9 @@ def completion_times(fake: FakeConvex, reply_id: str) -> list[float]:
 
 
 @pytest.mark.parametrize("seconds", [45, 75, 600])
-async def test_the_whole_answer_lands_once_convex_is_back_after_an_outage(fake, tmp_path, autojump_clock, seconds):
-    created = online_worker(fake)
-    worker = make_worker(fake, created, tmp_path)
+async def test_the_whole_answer_lands_once_convex_is_back_after_an_outage(fake, new_worker, autojump_clock, seconds):
+    created = fake.create_worker(online=True)
+    worker = new_worker(created)
     chat = fake.start_session(created.worker_id)
     reply_id = fake.send_message(chat, "hello")
     result = TurnResult("the whole answer", "some reasoning", [{"type": "tool", "tool": "bash"}])
@@ -64,7 +47,7 @@ async def test_the_whole_answer_lands_once_convex_is_back_after_an_outage(fake, 
     started = trio.current_time()
     async with trio.open_nursery() as nursery:
         await nursery.start(outage, fake, seconds)
-        outcome = await ReplyCompleter(worker.backend).complete(pending(fake, chat, reply_id), final)
+        outcome = await ReplyCompleter(worker.backend).complete(pending_reply(fake, chat, reply_id), final)
     assert outcome is Outcome.LANDED
     reply = fake.message(reply_id)
     # The structured answer itself, not an error note: retried with the full content.
@@ -76,28 +59,24 @@ async def test_the_whole_answer_lands_once_convex_is_back_after_an_outage(fake, 
     assert len(times) <= seconds / 10 + 10  # with backoff, not a storm
 
 
-async def test_a_reply_closed_by_the_relay_survives_a_75_s_outage_of_its_completion(fake, tmp_path, autojump_clock):
+async def test_a_reply_closed_by_the_relay_survives_a_75_s_outage_of_its_completion(fake, new_worker, autojump_clock):
     created = fake.create_worker()
-    worker = make_worker(fake, created, tmp_path)
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(worker.run)
-        await worker.state.wait_value(State.READY)
+    async with running_worker(new_worker(created)), trio.open_nursery() as nursery:
         await nursery.start(outage, fake, 75, "chat:completeMessage")
         chat = fake.start_session(created.worker_id)
         sent_at = trio.current_time()
         reply_id = fake.send_message(chat, "no model chosen", model="")
         reply = await fake.wait_reply(reply_id, timeout=300)
-        nursery.cancel_scope.cancel()
     assert reply.content == NO_MODEL_NOTE
     assert completion_times(fake, reply_id)[-1] - sent_at >= 75
 
 
 async def test_a_stop_during_an_outage_ends_within_its_deadline_and_leaves_the_reply_to_the_restart(
-    fake, tmp_path, autojump_clock
+    fake, new_worker, tmp_path, autojump_clock
 ):
-    created = online_worker(fake)
+    created = fake.create_worker(online=True)
     stop = StopControl()
-    worker = make_worker(fake, created, tmp_path, stop=stop)
+    worker = new_worker(created, stop=stop)
     relay, sessions = worker.relay, worker.relay._sessions
     chat = fake.start_session(created.worker_id)
     reply_id = fake.send_message(chat, "hello", model="")
@@ -105,7 +84,7 @@ async def test_a_stop_during_an_outage_ends_within_its_deadline_and_leaves_the_r
     fake.faults.add(status=503)  # Convex is out and stays out
     async with trio.open_nursery() as nursery:
         await nursery.start(relay.run)
-        relay.submit(JobKind.NO_MODEL, pending(fake, chat, reply_id))
+        relay.submit(JobKind.NO_MODEL, pending_reply(fake, chat, reply_id))
         await trio.sleep(120)  # two minutes into the outage, the completion still retries
         assert relay.claimed() == {reply_id} and completion_times(fake, reply_id)
         stop_at = trio.current_time()
@@ -114,19 +93,20 @@ async def test_a_stop_during_an_outage_ends_within_its_deadline_and_leaves_the_r
     assert trio.current_time() - stop_at <= 5.0
     assert not fake.message(reply_id).completed
     assert relay.claimed() == frozenset()  # not finished: the next serve or run answers it
-    assert sessions.begun(reply_id)  # and it knows the reply had begun
+    saved = SessionMap(next((tmp_path / "state" / "workers").glob("*.json")))
+    assert saved.begin_reply(reply_id).rerun  # and the next run knows the reply had begun
 
 
-async def test_without_a_stop_the_completion_is_not_cut_by_the_cleanup_grace(fake, tmp_path, autojump_clock):
-    created = online_worker(fake)
+async def test_without_a_stop_the_completion_is_not_cut_by_the_cleanup_grace(fake, new_worker, autojump_clock):
+    created = fake.create_worker(online=True)
     stop = StopControl()
-    worker = make_worker(fake, created, tmp_path, stop=stop)
+    worker = new_worker(created, stop=stop)
     chat = fake.start_session(created.worker_id)
     reply_id = fake.send_message(chat, "hello", model="")
     async with trio.open_nursery() as nursery:
         await nursery.start(worker.relay.run)
         await nursery.start(outage, fake, 45)
-        worker.relay.submit(JobKind.NO_MODEL, pending(fake, chat, reply_id))
+        worker.relay.submit(JobKind.NO_MODEL, pending_reply(fake, chat, reply_id))
         await fake.wait_reply(reply_id, timeout=120)
         nursery.cancel_scope.cancel()
     assert not stop.cut_short  # no cleanup scope was cut: there was no stop
@@ -156,10 +136,10 @@ class _Server:
         self.client = _OpenCodeSessions()
 
 
-async def test_a_turn_waits_out_a_10_minute_outage_before_it_starts(fake, tmp_path, autojump_clock):
+async def test_a_turn_waits_out_a_10_minute_outage_before_it_starts(fake, new_worker, autojump_clock):
     # It gave up after 2 minutes and answered "the chat backend was unreachable; please resend".
-    created = online_worker(fake)
-    worker = make_worker(fake, created, tmp_path)
+    created = fake.create_worker(online=True)
+    worker = new_worker(created)
     chat = fake.start_session(created.worker_id)
     started = trio.current_time()
     async with trio.open_nursery() as nursery:

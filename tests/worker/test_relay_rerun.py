@@ -11,36 +11,20 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-from pathlib import Path
 
-import pytest
 import trio
+from real_opencode import OPENCODE, REAL_OPENCODE
 
-from oco.config import Settings, WorkerConfig, parse_token
 from oco.convex import ConvexClient, RetryPolicy
-from oco.testing import FakeConvex, serve_fake_convex
-from oco.testing._fake_llm import serve_fake_llm
-from oco.testing._opencode_env import opencode_env
-from oco.worker import ModelCatalog, State, StopControl, Worker
+from oco.testing import FakeConvex, make_worker, opencode_env, running_worker, serve_fake_convex, serve_fake_llm
+from oco.worker import StopControl, Worker
 from oco.worker._relay import RERUN_SEPARATOR
-from worker_support import MODELS
 
-REPO = Path(__file__).resolve().parents[2]
-OPENCODE = os.environ.get("OCO_OPENCODE_BIN") or str(REPO / "node_modules" / ".bin" / "opencode")
 COMPLETIONS = ("chat:completeStructuredMessage", "chat:completeMessage")
 OUTAGE_S = 12.0  # longer than the 10 s cleanup grace that used to cut the completion
 STOP_GRACE_S = 3.0
 
-pytestmark = [
-    pytest.mark.opencode,
-    pytest.mark.slow,
-    pytest.mark.skipif(not Path(OPENCODE).exists(), reason="opencode not installed"),
-]
-
-
-async def _models(directory: Path, env: object) -> list:
-    return MODELS
-
+pytestmark = REAL_OPENCODE
 
 def _completion_calls(fake: FakeConvex, reply_id: str) -> list[float]:
     return [c.at for c in fake.calls if c.function in COMPLETIONS and c.args.get("messageId") == reply_id]
@@ -59,22 +43,16 @@ async def test_completion_outlasts_an_outage_and_a_stopped_reply_is_re_answered_
     async with serve_fake_convex() as served, serve_fake_llm() as llm:
         fake = served.fake
         created = fake.create_worker()
-        config = WorkerConfig(parse_token(created.token), served.url, project, "w1")
 
         def worker(convex: ConvexClient, stop: StopControl) -> Worker:
-            return Worker(
-                config, Settings(), convex=convex, stop=stop, opencode_bin=OPENCODE,
-                models=ModelCatalog(_models), state_dir=state_dir,
+            return make_worker(
+                created, convex, project, stop=stop, state_dir=state_dir, opencode_bin=OPENCODE,
                 opencode_env=opencode_env(tmp_path / "home", llm.base_url, base=os.environ),
             )
 
         async with ConvexClient(served.url, retry=RetryPolicy.never()) as convex:
             stop = StopControl()
-            first = worker(convex, stop)
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(first.run)
-                with trio.fail_after(30):
-                    await first.state.wait_value(State.READY)
+            async with running_worker(worker(convex, stop)):
                 chat = fake.start_session(created.worker_id)
 
                 # 1. Convex is out when the turn ends, for longer than the cleanup grace.
@@ -94,7 +72,6 @@ async def test_completion_outlasts_an_outage_and_a_stopped_reply_is_re_answered_
                 assert earlier and [c.sequence for c in earlier] == list(range(len(earlier)))
                 stop_at = trio.current_time()
                 stop.request(STOP_GRACE_S)
-                nursery.cancel_scope.cancel()
             stop_ms = fake.store.now()
             assert trio.current_time() - stop_at < STOP_GRACE_S + 10  # OpenCode's own stop included
             assert not fake.message(stopped).completed
@@ -104,15 +81,12 @@ async def test_completion_outlasts_an_outage_and_a_stopped_reply_is_re_answered_
             fake.faults.clear()
 
             # 3. The next run answers it: a separator first, then numbers after the earlier ones.
-            second = worker(convex, StopControl())
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(second.run)
+            async with running_worker(worker(convex, StopControl()), until=None) as second:
                 reply = await fake.wait_reply(stopped, timeout=90)
                 # Convex has it; let the worker see its answer before it is cancelled (a
                 # cancellation mid-call repeats the idempotent completion, once).
                 with trio.fail_after(30):
                     await second.relay.turns.wait_value(0)
-                nursery.cancel_scope.cancel()
     assert reply.content == "answered after the restart"
     rerun = [c for c in fake.chunks(stopped) if c.timestamp > stop_ms]
     assert rerun[0].chunk == RERUN_SEPARATOR

@@ -21,15 +21,12 @@ import textwrap
 from pathlib import Path
 
 import pytest
-import trio
 
-from oco.testing import FakeConvex
+from oco.testing import running_worker
 from oco.worker import NO_MODEL_NOTE, State
 from oco.worker._session_map import SessionLink, SessionMap
-from worker_support import make_worker
 
-TESTS = Path(__file__).resolve().parent
-SRC = TESTS.parents[1] / "src"
+SRC = Path(__file__).resolve().parents[2] / "src"
 
 
 def _warnings(caplog) -> list[logging.LogRecord]:
@@ -69,23 +66,19 @@ def test_a_state_file_that_became_writable_again_is_saved_and_a_new_failure_warn
     assert len(_warnings(caplog)) == 2
 
 
-async def test_a_worker_with_an_unwritable_state_directory_still_answers_every_message(tmp_path, caplog):
+async def test_a_worker_with_an_unwritable_state_directory_still_answers_every_message(
+    fake, new_worker, tmp_path, caplog
+):
     # Real time: the turn's (failing) OpenCode start goes through a thread.
     (tmp_path / "state").write_text("not a directory")  # make_worker puts its state here
-    fake = FakeConvex()
     created = fake.create_worker()
-    worker = make_worker(fake, created, tmp_path)
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(worker.run)
-        with trio.fail_after(30):
-            await worker.state.wait_value(State.READY)
+    async with running_worker(new_worker(created)) as worker:
         chat = fake.start_session(created.worker_id)
         answered = fake.send_message(chat, "hello")  # begins a reply: writes the state file
         answer = await fake.wait_reply(answered, timeout=30)
         closed = fake.send_message(chat, "no model", model="")
         note = await fake.wait_reply(closed, timeout=30)
         assert worker.state.value is State.READY  # no crash, no restart
-        nursery.cancel_scope.cancel()
     assert answer.content.startswith("Error: OpenCode failed to start")
     assert note.content == NO_MODEL_NOTE
     assert len(_warnings(caplog)) == 1
@@ -96,9 +89,8 @@ _FULL_DISK_CHILD = textwrap.dedent(
     import json, logging, os, sys
     from pathlib import Path
     import trio
-    from oco.testing import FakeConvex
-    from oco.worker import State
-    from worker_support import make_worker
+    from oco.convex import RetryPolicy
+    from oco.testing import FakeConvex, in_process_convex, make_worker, running_worker, trio_ms
 
     root = Path(sys.argv[1])
     records = []
@@ -118,14 +110,11 @@ _FULL_DISK_CHILD = textwrap.dedent(
     async def main():
         fake = FakeConvex()
         created = fake.create_worker()
-        worker = make_worker(fake, created, root)
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(worker.run)
-            with trio.fail_after(30):
-                await worker.state.wait_value(State.READY)
-            chat = fake.start_session(created.worker_id)
-            reply = await fake.wait_reply(fake.send_message(chat, "hello"), timeout=30)
-            nursery.cancel_scope.cancel()
+        async with in_process_convex(fake, retry=RetryPolicy.never()) as convex:
+            worker = make_worker(created, convex, root, convex_transport="poll", now_ms=trio_ms)
+            async with running_worker(worker):
+                chat = fake.start_session(created.worker_id)
+                reply = await fake.wait_reply(fake.send_message(chat, "hello"), timeout=30)
         return reply.content
 
     content = trio.run(main)
@@ -156,7 +145,7 @@ def test_a_full_state_file_system_costs_only_context(tmp_path):
         ["unshare", "-m", "sh", "-c", command],
         capture_output=True,
         timeout=120,
-        env={"PYTHONPATH": f"{SRC}:{TESTS}", "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+        env={"PYTHONPATH": str(SRC), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
     )
     assert child.returncode == 0, child.stderr.decode()[-3000:]
     result = json.loads(child.stdout.decode().strip().splitlines()[-1])

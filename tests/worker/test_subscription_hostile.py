@@ -12,16 +12,10 @@ import pytest
 import trio
 
 from oco.convex._sync_client import MAX_FRAME_BYTES
-from oco.testing import FakeConvex
+from oco.testing import FakeConvex, running_worker
 from oco.worker import NO_MODEL_NOTE, State
 from oco.worker._subscription_watch import MESSAGES_QUERY, SESSIONS_QUERY, WORKER_QUERY
-from subscription_support import (
-    ask_without_model,
-    convex_in_process,
-    fake,  # noqa: F401 - the fixture
-    subscribing_worker,
-    watch_calls,
-)
+from subscription_support import SUBSCRIBE, ask_without_model, watch_calls
 
 _VERSION = {"querySet": 1, "identity": 0, "ts": "AQAAAAAAAAA="}
 _HOSTILE = "\x1b[31mred\x1b[0m \x1b]0;pwned\x07 and\nforged"
@@ -52,18 +46,15 @@ async def _ready(worker: Any, fake: FakeConvex) -> None:
 
 @pytest.mark.parametrize("frame", HOSTILE_FRAMES.values(), ids=HOSTILE_FRAMES.keys())
 async def test_a_hostile_frame_neither_crashes_the_worker_nor_stops_its_answers(
-        frame, fake, tmp_path, autojump_clock, caplog):
+        frame, fake, new_worker, autojump_clock, caplog):
     caplog.set_level(logging.DEBUG)
     created = fake.create_worker()
-    async with convex_in_process(fake) as convex, trio.open_nursery() as nursery:
-        worker = subscribing_worker(convex, created, tmp_path)
-        nursery.start_soon(worker.run)
+    async with running_worker(new_worker(created, **SUBSCRIBE), timeout=10) as worker:
         await _ready(worker, fake)
         assert await fake.sync.inject_frame(frame) == 1
         assert await ask_without_model(fake, created.worker_id, timeout=30) == NO_MODEL_NOTE
         assert worker.state.value is State.READY
         assert fake.sync.attempts.value == 2  # one reconnect, not a storm
-        nursery.cancel_scope.cancel()
     texts = [r.getMessage() for r in caplog.records]
     assert not [t for t in texts if "\x1b" in t or "\x07" in t or "\n" in t]
     assert not [r for r in caplog.records if r.exc_info]  # one line each, no traceback
@@ -78,11 +69,9 @@ async def test_a_hostile_frame_neither_crashes_the_worker_nor_stops_its_answers(
 ], ids=["messages a string", "messages undecodable", "sessions an object", "worker a number",
         "worker wrong fields"])
 async def test_a_wrong_typed_value_is_skipped_and_the_worker_answers_on(
-        query, value, fake, tmp_path, autojump_clock, caplog):
+        query, value, fake, new_worker, autojump_clock, caplog):
     created = fake.create_worker()
-    async with convex_in_process(fake) as convex, trio.open_nursery() as nursery:
-        worker = subscribing_worker(convex, created, tmp_path)
-        nursery.start_soon(worker.run)
+    async with running_worker(new_worker(created, **SUBSCRIBE), timeout=10) as worker:
         await _ready(worker, fake)
         for _ in range(3):  # sent again and again: still logged once
             assert await fake.sync.inject_transition(values={query: value}) == 1
@@ -91,37 +80,29 @@ async def test_a_wrong_typed_value_is_skipped_and_the_worker_answers_on(
         # The next real result replaces the bad one, and the worker acts on it.
         assert await ask_without_model(fake, created.worker_id, timeout=30) == NO_MODEL_NOTE
         assert fake.sync.attempts.value == 1  # a bad value is no reason to reconnect
-        nursery.cancel_scope.cancel()
     skipped = [r for r in caplog.records
                if r.levelno >= logging.WARNING and query in r.getMessage()]
     assert len(skipped) == 1, [r.getMessage() for r in skipped]
     assert not [r for r in caplog.records if r.exc_info]
 
 
-async def test_a_failed_query_text_is_logged_escaped(fake, tmp_path, autojump_clock, caplog):
+async def test_a_failed_query_text_is_logged_escaped(fake, new_worker, autojump_clock, caplog):
     created = fake.create_worker()
-    async with convex_in_process(fake) as convex, trio.open_nursery() as nursery:
-        worker = subscribing_worker(convex, created, tmp_path)
-        nursery.start_soon(worker.run)
+    async with running_worker(new_worker(created, **SUBSCRIBE), timeout=10) as worker:
         await _ready(worker, fake)
         failed = {"type": "QueryFailed", "queryId": 2, "errorMessage": _HOSTILE,
                   "logLines": [], "errorData": None}
         await fake.sync.inject_transition([failed])
         assert await ask_without_model(fake, created.worker_id, timeout=30) == NO_MODEL_NOTE
-        nursery.cancel_scope.cancel()
     logged = [r.getMessage() for r in caplog.records if "red" in r.getMessage()]
     assert logged and not [t for t in logged if "\x1b" in t or "\x07" in t or "\n" in t]
 
 
 async def test_a_server_that_breaks_every_socket_costs_a_dozen_reconnects_in_ten_minutes(
-        fake, tmp_path, autojump_clock, caplog):
+        fake, new_worker, autojump_clock, caplog):
     created = fake.create_worker()
     fake.sync.faults.frame_after_sync = "garbage"
-    async with convex_in_process(fake) as convex, trio.open_nursery() as nursery:
-        worker = subscribing_worker(convex, created, tmp_path)
-        nursery.start_soon(worker.run)
-        with trio.fail_after(10):
-            await worker.state.wait_value(State.READY)
+    async with running_worker(new_worker(created, **SUBSCRIBE), timeout=10) as worker:
         started = trio.current_time()
         for _ in range(10):  # a message a minute, each answered
             assert await ask_without_model(fake, created.worker_id, timeout=60) == NO_MODEL_NOTE
@@ -134,6 +115,5 @@ async def test_a_server_that_breaks_every_socket_costs_a_dozen_reconnects_in_ten
         # Each socket re-runs the three queries (48 runs in all, measured; was 18 000).
         assert fake.sync.query_runs <= 100
         assert watch_calls(fake) > 0  # between sockets, the worker polled
-        nursery.cancel_scope.cancel()
     warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
     assert len(warnings) <= 6, warnings

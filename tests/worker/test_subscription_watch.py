@@ -10,23 +10,15 @@ from __future__ import annotations
 import trio
 
 from oco.convex._sync_shared import shared_count
+from oco.testing import running_worker
 from oco.worker import NO_MODEL_NOTE, State
-from subscription_support import (
-    ask_without_model,
-    convex_in_process,
-    fake,  # noqa: F401 - the fixture
-    subscribing_worker,
-    watch_calls,
-)
+from subscription_support import SUBSCRIBE, ask_without_model, watch_calls
 
 
-async def test_idle_worker_makes_no_watch_call_and_picks_up_a_message(fake, tmp_path, autojump_clock):
+async def test_idle_worker_makes_no_watch_call_and_picks_up_a_message(fake, new_worker, autojump_clock):
     created = fake.create_worker()
-    async with convex_in_process(fake) as convex, trio.open_nursery() as nursery:
-        worker = subscribing_worker(convex, created, tmp_path)
-        nursery.start_soon(worker.run)
+    async with running_worker(new_worker(created, **SUBSCRIBE), timeout=10):
         with trio.fail_after(10):
-            await worker.state.wait_value(State.READY)
             await fake.sync.open_sockets.wait_value(1)
         await trio.sleep(5)
         calls, beats = watch_calls(fake), fake.counts["workers:heartbeat"]
@@ -40,18 +32,13 @@ async def test_idle_worker_makes_no_watch_call_and_picks_up_a_message(fake, tmp_
         assert trio.current_time() - started < 1  # a round trip, not a polling tick
         assert watch_calls(fake) == 0
         assert fake.sync.attempts.value == 1  # one socket all along
-        nursery.cancel_scope.cancel()
     assert shared_count() == 0
 
 
-async def test_refused_upgrades_fall_back_to_polling_then_back(fake, tmp_path, autojump_clock, caplog):
+async def test_refused_upgrades_fall_back_to_polling_then_back(fake, new_worker, autojump_clock, caplog):
     created = fake.create_worker()
     fake.sync.faults.refuse_upgrade = 503
-    async with convex_in_process(fake) as convex, trio.open_nursery() as nursery:
-        worker = subscribing_worker(convex, created, tmp_path)
-        nursery.start_soon(worker.run)
-        with trio.fail_after(10):
-            await worker.state.wait_value(State.READY)
+    async with running_worker(new_worker(created, **SUBSCRIBE), timeout=10):
         # Polling answers meanwhile, and the websocket keeps being retried.
         assert await ask_without_model(fake, created.worker_id, timeout=30) == NO_MODEL_NOTE
         assert watch_calls(fake) > 0
@@ -70,14 +57,11 @@ async def test_refused_upgrades_fall_back_to_polling_then_back(fake, tmp_path, a
         assert watch_calls(fake) == calls  # polling stopped
         assert await ask_without_model(fake, created.worker_id) == NO_MODEL_NOTE
         assert watch_calls(fake) == calls
-        nursery.cancel_scope.cancel()
 
 
-async def test_dropped_socket_reconnects_without_polling(fake, tmp_path, autojump_clock):
+async def test_dropped_socket_reconnects_without_polling(fake, new_worker, autojump_clock):
     created = fake.create_worker()
-    async with convex_in_process(fake) as convex, trio.open_nursery() as nursery:
-        worker = subscribing_worker(convex, created, tmp_path)
-        nursery.start_soon(worker.run)
+    async with running_worker(new_worker(created, **SUBSCRIBE), until=None):
         with trio.fail_after(10):
             await fake.sync.open_sockets.wait_value(1)
         assert fake.sync.drop_sockets() == 1
@@ -86,13 +70,14 @@ async def test_dropped_socket_reconnects_without_polling(fake, tmp_path, autojum
         assert await ask_without_model(fake, created.worker_id) == NO_MODEL_NOTE
         assert watch_calls(fake) == 0  # back within the connect timeout: never polled
         assert fake.sync.attempts.value == 2
-        nursery.cancel_scope.cancel()
 
 
-async def test_workers_on_one_url_share_a_socket_that_survives_its_runner(fake, tmp_path, autojump_clock):
+async def test_workers_on_one_url_share_a_socket_that_survives_its_runner(fake, new_worker, tmp_path, autojump_clock):
     first, second = fake.create_worker(), fake.create_worker()
-    async with convex_in_process(fake) as convex, trio.open_nursery() as nursery:
-        workers = [subscribing_worker(convex, c, tmp_path / c.worker_id) for c in (first, second)]
+    for created in (first, second):
+        (tmp_path / created.worker_id).mkdir()
+    async with trio.open_nursery() as nursery:
+        workers = [new_worker(c, tmp_path / c.worker_id, **SUBSCRIBE) for c in (first, second)]
         scopes = [trio.CancelScope(), trio.CancelScope()]
 
         async def run(i: int) -> None:

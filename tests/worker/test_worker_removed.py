@@ -6,22 +6,18 @@ import pytest
 import trio
 
 from oco.convex import WorkerNotFound
-from oco.testing import FakeConvex
 from oco.worker import REMOVED_NOTE
-from worker_support import make_worker, trio_ms
 
 
-async def test_a_removed_worker_closes_its_open_messages_and_leaves_answered_ones(tmp_path, autojump_clock):
-    fake = FakeConvex(clock=trio_ms)
-    created = fake.create_worker()
-    fake.store.first("workers", workerId=created.worker_id)["status"] = "online"  # as if it ran before
+async def test_a_removed_worker_closes_its_open_messages_and_leaves_answered_ones(fake, new_worker, autojump_clock):
+    created = fake.create_worker(online=True)
     chat = fake.start_session(created.worker_id)
     answered = fake.send_message(chat, "already answered")
     fake.call("chat:completeMessage", {"chatSessionId": chat, "messageId": answered, "content": "done"})
     waiting = [fake.send_message(chat, f"never picked up {n}") for n in range(2)]
     fake.remove(created.worker_id)
 
-    worker = make_worker(fake, created, tmp_path)
+    worker = new_worker(created)
     with trio.fail_after(30), pytest.RaisesGroup(WorkerNotFound, allow_unwrapped=True, flatten_subgroups=True):
         await worker.run()
 
@@ -33,16 +29,15 @@ async def test_a_removed_worker_closes_its_open_messages_and_leaves_answered_one
 
 
 @pytest.mark.parametrize("prod", [False, True])
-async def test_one_refused_close_does_not_leave_the_other_replies_open(tmp_path, autojump_clock, prod):
-    fake = FakeConvex(clock=trio_ms, prod=prod)
-    created = fake.create_worker()
-    fake.store.first("workers", workerId=created.worker_id)["status"] = "online"
+async def test_one_refused_close_does_not_leave_the_other_replies_open(fake, new_worker, autojump_clock, prod):
+    fake.prod = prod
+    created = fake.create_worker(online=True)
     chat = fake.start_session(created.worker_id)
     waiting = [fake.send_message(chat, f"never picked up {n}") for n in range(3)]
     fake.remove(created.worker_id)
     fake.faults.add(function="chat:completeMessage", status=560, times=1)  # the first close fails once
 
-    worker = make_worker(fake, created, tmp_path)
+    worker = new_worker(created)
     with trio.fail_after(30), pytest.RaisesGroup(WorkerNotFound, allow_unwrapped=True, flatten_subgroups=True):
         await worker.run()
 
