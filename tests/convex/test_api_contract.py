@@ -15,13 +15,19 @@ from oco.convex import (
     WorkerRejected,
 )
 from oco.convex.api import WorkerBackend
-from oco.convex.types import ModelInfo
+from oco.convex.types import ActiveSession, ModelInfo
 from oco.testing import FakeConvex, FakeConvexServer
 
 
 @pytest.fixture
 def fake(server: FakeConvexServer) -> FakeConvex:
     return server.fake
+
+
+async def worker_sessions(backend: WorkerBackend) -> list[ActiveSession]:
+    """`chat:subscribeToWorkerSessions` as the subscription watcher reads it."""
+    value = await backend.client.query("chat:subscribeToWorkerSessions", {"workerId": backend.worker_id})
+    return backend.parse_sessions(value)
 
 
 async def online(backend: WorkerBackend) -> None:
@@ -82,7 +88,7 @@ async def test_set_offline_inactivates_sessions_and_tolerates_missing_worker(fak
     fake.start_session(worker.worker_id)
     assert await backend.set_offline() == 2
     assert fake.worker(worker.worker_id).status == "offline"
-    assert await backend.worker_sessions() == []
+    assert await worker_sessions(backend) == []
     with pytest.raises(InvalidSecret):
         await backend_for(client, worker, "wrong").set_offline()
     fake.remove(worker.worker_id)
@@ -208,7 +214,7 @@ async def test_malformed_row_is_left_out_and_logged_naming_function_and_field(
     # a row the real schema would refuse: no lastActivity
     fake.store.insert("chatSessions", {"sessionId": "s1", "workerId": worker.worker_id,
                                        "userId": "u", "status": "active", "createdAt": 1.0})
-    assert await backend.worker_sessions() == []
+    assert await worker_sessions(backend) == []
     (record,) = [r for r in caplog.records if "malformed" in r.getMessage()]
     assert "chat:subscribeToWorkerSessions" in record.getMessage()
     assert "$[0].lastActivity" in record.getMessage()

@@ -18,7 +18,13 @@ import pytest
 import trio
 from real_opencode import opencode_bin
 
-from oco.opencode import OpenCodeStartError, list_models_cli, open_opencode_server, run_turn
+from oco.opencode import (
+    OpenCodeStartError,
+    list_models_cli,
+    models_from_providers,
+    open_opencode_server,
+    run_turn,
+)
 from oco.testing import FAKE_MODEL, opencode_env, serve_fake_llm
 
 
@@ -65,7 +71,7 @@ async def test_turns_stream_use_tools_report_errors_abort_and_survive_a_crash(tm
         client = server.client
 
         # Model list comes from the fake provider only; the password is required.
-        models = await client.list_models()
+        models = models_from_providers(await client.request("GET", "/config/providers"))
         assert [(m.id, m.name, m.provider) for m in models] == [("fake/fake-model", "Fake Model", "fake")]
         async with httpx.AsyncClient() as anonymous:
             assert (await anonymous.get(server.base_url + "/global/health")).status_code == 401

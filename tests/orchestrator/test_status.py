@@ -148,15 +148,15 @@ def test_status_exit_codes() -> None:
 
 
 def test_a_second_lock_on_the_same_directory_names_the_holder(tmp_path: Path) -> None:
-    with acquire_lock(tmp_path / "state") as held:
-        assert held.held
+    with acquire_lock(tmp_path / "state"):
+        assert (tmp_path / "state" / LOCK_FILE).read_text() == f"{os.getpid()}\n"
         assert _mode(tmp_path / "state" / LOCK_FILE) == 0o600
         assert _mode(tmp_path / "state") == 0o700
         with pytest.raises(AlreadyRunning) as info:
             acquire_lock(tmp_path / "state")
         assert info.value.pid == os.getpid()
         assert f"pid {os.getpid()}" in str(info.value)
-    assert not held.held
+    assert (tmp_path / "state" / LOCK_FILE).read_text() == ""  # released
     with acquire_lock(tmp_path / "state"):  # released: free again
         pass
 
@@ -211,8 +211,8 @@ def test_a_killed_holder_leaves_no_stale_lock(tmp_path: Path) -> None:
     finally:
         proc.kill()
         proc.wait(timeout=30)
-    with acquire_lock(tmp_path) as lock:
-        assert lock.held
+    with acquire_lock(tmp_path):
+        assert (tmp_path / LOCK_FILE).read_text() == f"{os.getpid()}\n"  # ours now
 
 
 # --- the table --------------------------------------------------------------------------

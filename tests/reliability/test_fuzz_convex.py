@@ -178,8 +178,14 @@ def success(value: Any) -> Callable[[httpx.Request], Any]:
 
 # -- list results: the three watched lists and getActiveSessions ------------------------------
 
+async def _worker_sessions(backend: WorkerBackend) -> list[Any]:
+    """`chat:subscribeToWorkerSessions` as the subscription watcher reads it."""
+    value = await backend.client.query("chat:subscribeToWorkerSessions", {"workerId": backend.worker_id})
+    return backend.parse_sessions(value)
+
+
 LISTS: dict[str, tuple[type, Callable[[WorkerBackend], Awaitable[list[Any]]]]] = {
-    "sessions": (ActiveSession, WorkerBackend.worker_sessions),
+    "sessions": (ActiveSession, _worker_sessions),
     "messages": (ChatMessage, WorkerBackend.worker_messages),
     "active": (SessionDetails, WorkerBackend.active_sessions),
     "poll_watch": (ActiveSession, lambda b: _poll_sessions(b)),
@@ -192,7 +198,7 @@ async def _poll_sessions(backend: WorkerBackend) -> list[Any]:
     except ConvexProtocolError as exc:
         # The same value is served as the worker record too; only that half may fail here.
         assert exc.function == "workers:getByMachineAndWorker"
-        return await backend.worker_sessions()
+        return await _worker_sessions(backend)
     return sessions
 
 
@@ -246,7 +252,7 @@ CALLS: dict[str, tuple[Callable[[WorkerBackend], Awaitable[Any]], Any]] = {
     "session_name": (lambda b: b.session_name("c1"), str | None),
     "set_offline": (WorkerBackend.set_offline, int),
     "mark_connected": (WorkerBackend.mark_connected, int),
-    "worker_sessions": (WorkerBackend.worker_sessions, list),
+    "worker_sessions": (_worker_sessions, list),
     "worker_messages": (WorkerBackend.worker_messages, list),
     "active_sessions": (WorkerBackend.active_sessions, list),
     "poll_watch": (WorkerBackend.poll_watch, tuple),

@@ -63,14 +63,16 @@ def test_flush_all_ignores_pacing_and_continues_the_sequence() -> None:
     assert buffer.take(1.01) is None
     assert buffer.flush_all() == Chunk("b", 1)
     assert buffer.flush_all() is None
-    assert buffer.next_sequence == 2
+    buffer.add("c", 1.02)
+    assert buffer.flush_all() == Chunk("c", 2)  # the sequence goes on
 
 
 def test_empty_deltas_are_ignored() -> None:
     buffer = ChunkBuffer(0.2)
     buffer.add("", 1.0)
     assert buffer.next_flush_at() is None
-    assert buffer.next_sequence == 0
+    buffer.add("x", 1.0)
+    assert buffer.flush_all() == Chunk("x", 0)  # no number was used up
 
 
 def test_text_keeps_everything_added_and_pending_only_what_is_unwritten() -> None:

@@ -71,12 +71,12 @@ def test_a_pending_message_is_started_with_its_placeholder_and_model() -> None:
 
 
 def test_an_answered_message_gives_no_work() -> None:
-    assert plan([user("s1", 1000), reply("s1", 1001, completed=True)]).empty
+    assert plan([user("s1", 1000), reply("s1", 1001, completed=True)]) == Plan()
 
 
 def test_a_reply_in_flight_is_not_started_again() -> None:
     u, a = user("s1", 1000), reply("s1", 1001)
-    assert plan([u, a], in_flight={a.id}).empty
+    assert plan([u, a], in_flight={a.id}) == Plan()
 
 
 def test_two_messages_in_one_session_are_both_returned_in_order() -> None:
@@ -118,7 +118,7 @@ def test_a_user_message_without_placeholder_is_reported_once() -> None:
     u = user("s1", 1000)
     first = plan([u])
     assert first.orphans == (u,) and not first.start
-    assert plan([u], reported={u.id}).empty
+    assert plan([u], reported={u.id}) == Plan()
 
 
 def test_two_user_messages_then_one_placeholder_pair_the_nearest_and_orphan_the_earlier() -> None:
@@ -199,7 +199,7 @@ def test_without_online_since_nothing_is_stale() -> None:
 def test_a_stale_close_in_flight_is_not_planned_twice_and_a_failed_one_is_retried() -> None:
     now = 100 * MINUTE
     u, a = user("s1", 0), reply("s1", 1)
-    assert plan([u, a], now=now, online_since=now, in_flight={a.id}).empty
+    assert plan([u, a], now=now, online_since=now, in_flight={a.id}) == Plan()
     retried = plan([u, a], now=now + MINUTE, online_since=now)
     assert [p.reply_message_id for p in retried.close_stale] == [a.id]
 

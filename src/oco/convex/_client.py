@@ -77,10 +77,6 @@ class RetryPolicy:
         return cls(attempts=1)
 
 
-def _retry_safe(exc: Exception) -> bool:
-    return is_transient(exc)
-
-
 def _never_sent(exc: Exception) -> bool:
     return isinstance(exc, ConvexUnavailable) and not exc.sent
 
@@ -128,7 +124,7 @@ class ConvexClient:
 
     async def query(self, path: str, args: Mapping[str, Any] | None = None) -> Any:
         """Run a query; retried on transient failures."""
-        return await self._call("query", path, args or {}, retry_on=_retry_safe)
+        return await self._call("query", path, args or {}, retry_on=is_transient)
 
     async def mutation(
         self, path: str, args: Mapping[str, Any] | None = None, *, idempotent: bool | None = None
@@ -136,7 +132,7 @@ class ConvexClient:
         """Run a mutation; `idempotent=None` looks the path up in the idempotency table."""
         safe = is_idempotent(path) if idempotent is None else idempotent
         return await self._call(
-            "mutation", path, args or {}, retry_on=_retry_safe if safe else _never_sent
+            "mutation", path, args or {}, retry_on=is_transient if safe else _never_sent
         )
 
     async def action(
@@ -144,7 +140,7 @@ class ConvexClient:
     ) -> Any:
         """Run an action; retried only when the request never left unless `idempotent`."""
         return await self._call(
-            "action", path, args or {}, retry_on=_retry_safe if idempotent else _never_sent
+            "action", path, args or {}, retry_on=is_transient if idempotent else _never_sent
         )
 
     async def query_batch(self, queries: Sequence[tuple[str, Mapping[str, Any]]]) -> list[Any]:
@@ -163,7 +159,7 @@ class ConvexClient:
         with self._located():
             try:
                 payload = await self._with_retries(
-                    "query_batch", label, body, secrets, retry_on=_retry_safe
+                    "query_batch", label, body, secrets, retry_on=is_transient
                 )
             except NotAConvexDeployment as exc:
                 if exc.status != 404:

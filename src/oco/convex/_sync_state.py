@@ -67,9 +67,6 @@ _SERVER_REASON_BACKOFF = {
     "SearchIndexTooLarge": 3.0,
     "TooManyWritesInTimePeriod": 3.0,
 }
-# Close codes the JS client considers routine (4040: "not found", transient during a push).
-EXPECTED_CLOSE_CODES = frozenset({1000, 1001, 1005, 4040})
-
 CLIENT_CLOSE = "client"
 
 

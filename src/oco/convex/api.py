@@ -238,12 +238,6 @@ class WorkerBackend:
         return self.parse_worker(await self.client.query(path, args))
 
     @_at_deployment
-    async def worker_sessions(self) -> list[ActiveSession]:
-        """`chat:subscribeToWorkerSessions`: the worker's active sessions (cheap to poll)."""
-        path = "chat:subscribeToWorkerSessions"
-        return self.parse_sessions(await self.client.query(path, {"workerId": self.worker_id}))
-
-    @_at_deployment
     async def worker_messages(self) -> list[ChatMessage]:
         """`chat:subscribeToWorkerMessages`: every message of every session, by timestamp."""
         path = "chat:subscribeToWorkerMessages"

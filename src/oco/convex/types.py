@@ -7,13 +7,7 @@ Timestamps are Convex float64 milliseconds since the epoch.
 
 from __future__ import annotations
 
-from typing import Literal
-
 import attrs
-
-ApprovalStatus = Literal["pending", "approved", "revoked"]
-WorkerStatus = Literal["online", "offline"]
-Role = Literal["user", "assistant", "system"]
 
 
 @attrs.frozen

@@ -178,11 +178,6 @@ class OpenCodeClient:
         """Stop the running turn; the assistant message ends with `MessageAbortedError`."""
         return bool(await self.request("POST", f"/session/{_part(session_id)}/abort"))
 
-    async def list_models(self) -> list[ModelInfo]:
-        """Configured models as `provider/model` ids with display names, sorted by id."""
-        body = await self.request("GET", "/config/providers")
-        return models_from_providers(body)
-
     async def permissions(self) -> list[dict[str, Any]]:
         """Pending permission requests `[{id, sessionID, permission, patterns, …}]`."""
         return await self.request("GET", "/permission")

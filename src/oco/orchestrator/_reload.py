@@ -38,15 +38,6 @@ class ReloadPlan:
     unchanged: tuple[str, ...] = ()
     settings_changed: tuple[str, ...] = ()
 
-    @property
-    def restart_all(self) -> bool:
-        """True when a changed setting forced every kept worker into `restart`."""
-        return bool(set(self.settings_changed) - LIVE_SETTINGS)
-
-    @property
-    def empty(self) -> bool:
-        return not (self.start or self.stop or self.restart or self.settings_changed)
-
 
 def changed_settings(old: Settings, new: Settings) -> tuple[str, ...]:
     """Names of the settings whose values differ, in declaration order."""

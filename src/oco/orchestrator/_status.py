@@ -158,10 +158,6 @@ class LockHandle:
         self.path = path
         self._fd: int | None = fd
 
-    @property
-    def held(self) -> bool:
-        return self._fd is not None
-
     def release(self) -> None:
         """Unlock and close; idempotent. The file stays (unlinking a lock file is racy)."""
         if self._fd is None:

@@ -79,11 +79,6 @@ class ChunkBuffer:
         return "".join(self._pending)
 
     @property
-    def next_sequence(self) -> int:
-        """The sequence number the next chunk will carry (never reused)."""
-        return self._next_sequence
-
-    @property
     def closed(self) -> bool:
         """A limit was reached: no more chunks for this attempt."""
         return self._closed

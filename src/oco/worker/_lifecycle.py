@@ -144,9 +144,6 @@ class Lifecycle:
     def terminal(self) -> bool:
         return self._state in TERMINAL_STATES
 
-    def can_apply(self, event: Event) -> bool:
-        return (self._state, event) in TRANSITIONS
-
     def apply(self, event: Event, *, cause: object = None, at: float | None = None) -> State:
         """Move to the state the table gives for `event` and return it.
 

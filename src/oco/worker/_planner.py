@@ -66,10 +66,6 @@ class Plan:
     no_model: tuple[PendingReply, ...] = ()
     orphans: tuple[ChatMessage, ...] = ()
 
-    @property
-    def empty(self) -> bool:
-        return not (self.start or self.close_stale or self.no_model or self.orphans)
-
 
 def pair_messages(
     messages: Iterable[ChatMessage],

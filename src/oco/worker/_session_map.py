@@ -98,10 +98,6 @@ class SessionMap:
         self._links[chat_session_id] = link
         self._save()
 
-    def forget(self, chat_session_id: str) -> None:
-        if self._links.pop(chat_session_id, None) is not None:
-            self._save()
-
     def begin_reply(self, reply_id: str) -> ReplyStart:
         """Note that `reply_id` is being streamed; says whether an earlier run had begun it."""
         reserved = self._replies.get(reply_id)
@@ -119,9 +115,6 @@ class SessionMap:
     def end_reply(self, reply_id: str) -> None:
         if self._replies.pop(reply_id, None) is not None:
             self._save()
-
-    def begun(self, reply_id: str) -> bool:
-        return reply_id in self._replies
 
     def _save(self) -> None:
         doc = {
