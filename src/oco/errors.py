@@ -1,5 +1,7 @@
 """Errors that end a command with a message instead of a traceback."""
 
+__all__ = ["OcoError", "UsageError"]
+
 
 class OcoError(Exception):
     """An expected failure: the CLI prints its message (never a traceback) and exits.

@@ -25,6 +25,8 @@ from collections.abc import Iterator
 
 from oco._text import external
 
+__all__ = ["SecretRedactor", "bind_worker", "register_secret", "setup_logging", "worker_label"]
+
 worker_label: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "oco_worker_label", default=None
 )

@@ -12,7 +12,7 @@ import trio
 
 from oco.convex._sync_client import ConvexSubscriptions, SyncQueryError, sync_url
 from oco.convex._sync_state import QueryError, QuerySuccess
-from oco.testing._sync_server import SyncFaults
+from oco.testing import SyncFaults
 from sync_support import ToyDatabase, in_process, on_loopback
 
 

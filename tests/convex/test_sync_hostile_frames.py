@@ -14,7 +14,7 @@ import trio
 
 from oco.convex._sync_client import MAX_FRAME_BYTES, ConvexSubscriptions, SyncQueryError
 from oco.convex._sync_state import QueryError
-from oco.testing._sync_server import SyncFaults
+from oco.testing import SyncFaults
 from sync_support import ToyDatabase, in_process, on_loopback
 
 _VERSION = {"querySet": 1, "identity": 0, "ts": "AQAAAAAAAAA="}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import trio
 
-from oco.testing._fake_llm import FakeLLM
+from oco.testing import FakeLLM
 
 BODY = {"model": "fake-model", "stream": True, "messages": [{"role": "user", "content": "ECHO same text"}]}
 

@@ -3,12 +3,12 @@
 `ConvexClient` speaks the Convex HTTP API (`convex_encoded_json`); `shared_convex_client`
 hands out one per URL; `oco.convex.api.WorkerBackend` wraps the functions the worker calls.
 `ConvexSubscriptions` carries live queries over the sync protocol (one websocket);
-`shared_subscriptions` hands out one per URL and HTTP client.
+`shared_subscriptions_for` hands out one per client's URL and HTTP client.
 """
 
-from oco.convex._client import DEFAULT_TIMEOUT, ConvexClient, RetryPolicy
+from oco.convex._client import ConvexClient, RetryPolicy
 from oco.convex._codec import CodecError, Int64, decode, encode
-from oco.convex._convert import camel, structure, unstructure
+from oco.convex._convert import camel, structure
 from oco.convex._errors import (
     BackendFault,
     ConvexAuthError,
@@ -16,7 +16,6 @@ from oco.convex._errors import (
     ConvexException,
     ConvexFunctionError,
     ConvexProtocolError,
-    ConvexRequestError,
     ConvexServerError,
     ConvexUnavailable,
     InvalidSecret,
@@ -31,15 +30,13 @@ from oco.convex._errors import (
     is_transient,
     is_untyped,
 )
-from oco.convex._functions import IDEMPOTENT_MUTATIONS, is_idempotent
+from oco.convex._functions import is_idempotent
 from oco.convex._shared import shared_convex_client
-from oco.convex._sync_client import ConvexSubscriptions, Subscription, SyncQueryError, sync_url
-from oco.convex._sync_shared import shared_subscriptions, shared_subscriptions_for
-from oco.convex._sync_state import QueryError, QuerySuccess
+from oco.convex._sync_client import ConvexSubscriptions, Subscription
+from oco.convex._sync_shared import shared_subscriptions_for
+from oco.convex._sync_state import QueryError
 
 __all__ = [
-    "DEFAULT_TIMEOUT",
-    "IDEMPOTENT_MUTATIONS",
     "BackendFault",
     "CodecError",
     "ConvexAuthError",
@@ -48,7 +45,6 @@ __all__ = [
     "ConvexException",
     "ConvexFunctionError",
     "ConvexProtocolError",
-    "ConvexRequestError",
     "ConvexServerError",
     "ConvexSubscriptions",
     "ConvexUnavailable",
@@ -57,11 +53,9 @@ __all__ = [
     "MessageNotFound",
     "NotAConvexDeployment",
     "QueryError",
-    "QuerySuccess",
     "RetryPolicy",
     "SessionNotFound",
     "Subscription",
-    "SyncQueryError",
     "WorkerDeleted",
     "WorkerNotApproved",
     "WorkerNotFound",
@@ -74,9 +68,6 @@ __all__ = [
     "is_transient",
     "is_untyped",
     "shared_convex_client",
-    "shared_subscriptions",
     "shared_subscriptions_for",
     "structure",
-    "sync_url",
-    "unstructure",
 ]

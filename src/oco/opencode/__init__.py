@@ -8,19 +8,16 @@
 """
 
 from ._binary import find_opencode_bin, list_models_cli, parse_models_output
-from ._client import OpenCodeClient, PermissionReply, models_from_providers, split_model
+from ._client import OpenCodeClient, models_from_providers, split_model
 from ._environment import opencode_environment
 from ._errors import OpenCodeError, OpenCodeNotFound, OpenCodeStartError
 from ._events import (
-    Event,
     EventHub,
     MessageUpdated,
     PartDelta,
     PartUpdated,
     PermissionAsked,
     QuestionAsked,
-    ServerConnected,
-    ServerHeartbeat,
     SessionError,
     SessionIdle,
     SessionStatus,
@@ -32,13 +29,12 @@ from ._identity import encode as encode_identity
 from ._process import open_opencode_server
 from ._server import HEALTH_INTERVAL, HEALTH_TIMEOUT, UNRESPONSIVE_NOTE, OpenCodeServer
 from ._transcript import PermissionDecision, TurnResult, describe_error, reconcile
-from ._turn import TurnBackend, run_turn
+from ._turn import run_turn
 
 __all__ = [
     "HEALTH_INTERVAL",
     "HEALTH_TIMEOUT",
     "UNRESPONSIVE_NOTE",
-    "Event",
     "EventHub",
     "MessageUpdated",
     "OpenCodeClient",
@@ -50,16 +46,12 @@ __all__ = [
     "PartUpdated",
     "PermissionAsked",
     "PermissionDecision",
-    "PermissionReply",
     "ProcessIdentity",
     "QuestionAsked",
-    "ServerConnected",
-    "ServerHeartbeat",
     "SessionError",
     "SessionIdle",
     "SessionStatus",
     "StreamReconnected",
-    "TurnBackend",
     "TurnResult",
     "describe_error",
     "encode_identity",

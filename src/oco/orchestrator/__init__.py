@@ -1,19 +1,17 @@
 """The orchestrator: supervision of many workers in one process, stop, status and reload.
 
 Public: `Orchestrator` (run it with `trio.run(orchestrator.run)`; returns the exit code),
-`Reloaded` (what a reload callable returns), `WorkerSlot`, `classify`, `SystemdNotifier`,
+`Reloaded` (what a reload callable returns), `WorkerSlot`, `RestartPolicy`, `SystemdNotifier`,
 the status file helpers, and `worker_factory` (real workers for `dev` and `run`).
 """
 
 from ._notify import SystemdNotifier
-from ._orchestrator import Orchestrator, Reloaded, WorkerFactory
-from ._policy import FailureKind, RestartPolicy
-from ._reload import ReloadPlan, plan_reload
+from ._orchestrator import Orchestrator, Reloaded
+from ._policy import RestartPolicy
 from ._status import (
     LOCK_FILE,
     STATUS_FILE,
     AlreadyRunning,
-    StatusFileError,
     StatusSnapshot,
     WorkerStatus,
     acquire_lock,
@@ -22,29 +20,23 @@ from ._status import (
     read_status,
     status_exit_code,
 )
-from ._supervisor import WorkerSlot, classify
+from ._supervisor import WorkerSlot
 from ._wiring import worker_factory
 
 __all__ = [
     "LOCK_FILE",
     "STATUS_FILE",
     "AlreadyRunning",
-    "FailureKind",
     "Orchestrator",
-    "ReloadPlan",
     "Reloaded",
     "RestartPolicy",
-    "StatusFileError",
     "StatusSnapshot",
     "SystemdNotifier",
-    "WorkerFactory",
     "WorkerSlot",
     "WorkerStatus",
     "acquire_lock",
-    "classify",
     "format_status_table",
     "pid_alive",
-    "plan_reload",
     "read_status",
     "status_exit_code",
     "worker_factory",

@@ -24,17 +24,16 @@ from oco.testing._fake_convex import CONVEX_MODES, CreatedWorker, FakeConvex, Fa
 from oco.testing._fake_convex_server import FakeConvexServer, serve_fake_convex
 from oco.testing._fake_llm import FakeLLM, FakeLLMServer, serve_fake_llm
 from oco.testing._in_process import IN_PROCESS_URL, in_process_convex, trio_ms
-from oco.testing._oco_process import DevProject, OcoProcess, oco_command, open_oco, run_oco
+from oco.testing._oco_process import DevProject, oco_command, open_oco, run_oco
 from oco.testing._opencode_env import FAKE_MODEL, opencode_config, opencode_env
 from oco.testing._processes import kill_leftovers, output_lines, processes_in, wait_gone
 from oco.testing._serve import MissingExtra, require_hypercorn, serve_asgi
 from oco.testing._sync_server import SyncFaults, sync_app, sync_endpoint
-from oco.testing._workers import FAKE_MODELS, NO_OPENCODE, fake_models, make_worker, running_worker
+from oco.testing._workers import NO_OPENCODE, fake_models, make_worker, running_worker
 
 __all__ = [
     "CONVEX_MODES",
     "FAKE_MODEL",
-    "FAKE_MODELS",
     "IN_PROCESS_URL",
     "NO_OPENCODE",
     "CreatedWorker",
@@ -45,7 +44,6 @@ __all__ = [
     "FakeLLM",
     "FakeLLMServer",
     "MissingExtra",
-    "OcoProcess",
     "SyncFaults",
     "fake_models",
     "in_process_convex",
