@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
 
 import json
 import tempfile
 from pathlib import Path
 
 import json5
+from fuzzing import FUZZ_EXAMPLES
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -54,9 +54,6 @@ TEXTS = st.one_of(
 )
 
 
-
-# scripts/test runs 2000 examples; scripts/soak runs these suites again with 10 000.
-FUZZ_EXAMPLES = int(os.environ.get("OCO_FUZZ_EXAMPLES", "2000"))
 
 @settings(max_examples=FUZZ_EXAMPLES, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 @example(text='{"workers": [{"token": "machine_m:worker_w:secret_s", "working_directory": "~\\u001b", "convex_url": "https://x.convex.cloud"}]}')  # found at 10 000

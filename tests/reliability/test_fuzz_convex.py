@@ -7,7 +7,6 @@ exception; a list with a malformed row keeps the good rows and logs one error pe
 
 from __future__ import annotations
 
-import os
 
 import functools
 import json
@@ -20,7 +19,8 @@ from typing import Any
 import attrs
 import httpx
 import pytest
-from hypothesis import HealthCheck, given, settings
+from fuzzing import FUZZ
+from hypothesis import given
 from hypothesis import strategies as st
 
 from oco.convex import (
@@ -35,13 +35,6 @@ from oco.convex import (
 from oco.convex.api import WorkerBackend
 from oco.convex.types import ActiveSession, ChatMessage, Registration, SessionDetails, WorkerRecord
 
-
-# scripts/test runs 2000 examples; scripts/soak runs these suites again with 10 000.
-FUZZ_EXAMPLES = int(os.environ.get("OCO_FUZZ_EXAMPLES", "2000"))
-
-EXAMPLES = settings(
-    max_examples=FUZZ_EXAMPLES, deadline=None, database=None, suppress_health_check=list(HealthCheck)
-)
 
 # Convex values of every kind the codec carries (Int64 and bytes are wrong for every field).
 SCALARS = (
@@ -209,7 +202,7 @@ def mixed_list(draw: st.DrawFn, cls: type) -> tuple[list[Any], list[bool]]:
     return rows, good
 
 
-@EXAMPLES
+@FUZZ
 @given(name=st.sampled_from(list(LISTS)), data=st.data())
 async def test_a_bad_row_is_left_out_and_logged_once_and_good_rows_kept(
     name: str, data: st.DataObject
@@ -277,7 +270,7 @@ ANY_RESULT = st.one_of(
 )
 
 
-@EXAMPLES
+@FUZZ
 @given(name=st.sampled_from(list(CALLS)), value=ANY_RESULT)
 async def test_any_result_is_typed_or_a_protocol_error(name: str, value: Any) -> None:
     call, result_type = CALLS[name]
@@ -315,7 +308,7 @@ def _json_ready(value: Any) -> Any:
         return str(value)
 
 
-@EXAMPLES
+@FUZZ
 @given(name=st.sampled_from(["register", "get_worker", "worker_messages"]), envelope=ENVELOPES)
 async def test_any_response_envelope_ends_in_a_convex_error(name: str, envelope: Any) -> None:
     call, _ = CALLS[name]

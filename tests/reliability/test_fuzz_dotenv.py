@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import os
 
 import tempfile
 from pathlib import Path
 
-from hypothesis import HealthCheck, example, given, settings
+from fuzzing import FUZZ
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from oco.config import ConfigError, WorkerConfig, load_dotenv_config
@@ -30,10 +30,7 @@ _DIR = Path(tempfile.mkdtemp(prefix="oco-dotenv-"))
 
 
 
-# scripts/test runs 2000 examples; scripts/soak runs these suites again with 10 000.
-FUZZ_EXAMPLES = int(os.environ.get("OCO_FUZZ_EXAMPLES", "2000"))
-
-@settings(max_examples=FUZZ_EXAMPLES, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+@FUZZ
 @given(text=TEXTS, encoding=st.sampled_from(["utf-8", "latin-1"]))
 # Found by this test: the token pasted as the URL was echoed, secret and all, in the error.
 @example(text=f"WORKER_TOKEN={TOKEN}\nCONVEX_URL={TOKEN}", encoding="utf-8")

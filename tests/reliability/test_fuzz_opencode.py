@@ -7,12 +7,12 @@ transcript takes any sequence of parsed events without raising; `reconcile` give
 
 from __future__ import annotations
 
-import os
 
 import time
 from typing import Any
 
-from hypothesis import HealthCheck, given, settings
+from fuzzing import FUZZ
+from hypothesis import given
 from hypothesis import strategies as st
 
 from oco.opencode import (
@@ -30,13 +30,6 @@ from oco.opencode import (
 )
 from oco.opencode._transcript import TurnTranscript
 
-
-# scripts/test runs 2000 examples; scripts/soak runs these suites again with 10 000.
-FUZZ_EXAMPLES = int(os.environ.get("OCO_FUZZ_EXAMPLES", "2000"))
-
-EXAMPLES = settings(
-    max_examples=FUZZ_EXAMPLES, deadline=None, database=None, suppress_health_check=list(HealthCheck)
-)
 
 SCALARS = st.none() | st.booleans() | st.integers() | st.floats() | st.sampled_from(
     ["ses_1", "msg_1", "prt_1", "text", "reasoning", "tool", "user", "assistant", ""]
@@ -86,7 +79,7 @@ STR_FIELDS = {
 DICT_FIELDS = {PartUpdated: "part", MessageUpdated: "info", SessionStatus: "status"}
 
 
-@EXAMPLES
+@FUZZ
 @given(payloads=st.lists(EVENTS, min_size=1, max_size=6), not_before=st.none() | st.just(0.0))
 def test_any_event_payload_parses_to_a_typed_event_or_none_and_feeds_a_transcript(
     payloads: list[Any], not_before: float | None
@@ -120,7 +113,7 @@ BODIES = st.lists(MESSAGE | VALUES, max_size=4) | VALUES
 USER_IDS = st.none() | st.sampled_from(["msg_1", ""]) | VALUES
 
 
-@EXAMPLES
+@FUZZ
 @given(body=BODIES, user_id=USER_IDS, text=st.text(max_size=3))
 def test_reconcile_any_message_body_gives_a_result_or_none(
     body: Any, user_id: Any, text: str

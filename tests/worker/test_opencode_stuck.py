@@ -19,7 +19,7 @@ import trio
 from real_opencode import OPENCODE, REAL_OPENCODE
 
 from oco.convex import ConvexClient, RetryPolicy
-from oco.opencode import UNRESPONSIVE_NOTE, run_turn
+from oco.opencode import UNRESPONSIVE_NOTE, TurnResult, run_turn
 from oco.testing import FAKE_MODEL, make_worker, opencode_env, running_worker, serve_fake_convex, serve_fake_llm
 from oco.worker._opencode_host import OpenCodeHost
 
@@ -101,6 +101,26 @@ async def _echo(host: OpenCodeHost, text: str) -> tuple[int, str]:
         return server.pid, result.content
 
 
+async def _turn_stopped_after_its_first_delta(host: OpenCodeHost, timeout: float) -> tuple[int, bool, TurnResult]:
+    """A SLOW turn whose server is SIGSTOPped once it streamed: (its pid, streamed, result)."""
+    first_delta = trio.Event()
+    with trio.fail_after(60):
+        async with host.lease() as server:
+            pid = server.pid
+            session = await server.client.create_session("stuck")
+
+            async def stop_it() -> None:
+                await first_delta.wait()
+                os.killpg(pid, signal.SIGSTOP)
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(stop_it)
+                result = await run_turn(server, session, "SLOW 30", FAKE_MODEL, timeout=timeout,
+                                        on_text=lambda _: first_delta.set())
+                nursery.cancel_scope.cancel()
+    return pid, first_delta.is_set(), result
+
+
 async def test_a_server_stuck_while_idle_is_replaced_before_it_is_lent(tmp_path):
     # The periodic check is far away: only the check before lending can catch it.
     async with _host(tmp_path, health_interval=600, health_timeout=1) as host:
@@ -115,21 +135,7 @@ async def test_a_server_stuck_while_idle_is_replaced_before_it_is_lent(tmp_path)
 
 async def test_a_server_stuck_mid_turn_is_killed_and_the_turn_ends_readably(tmp_path):
     async with _host(tmp_path, health_interval=1, health_timeout=1) as host:
-        first_delta = trio.Event()
-        with trio.fail_after(60):
-            async with host.lease() as server:
-                first = server.pid
-                session = await server.client.create_session("stuck")
-
-                async def stop_it() -> None:
-                    await first_delta.wait()
-                    os.killpg(first, signal.SIGSTOP)
-
-                async with trio.open_nursery() as nursery:
-                    nursery.start_soon(stop_it)
-                    result = await run_turn(server, session, "SLOW 30", FAKE_MODEL, timeout=600,
-                                            on_text=lambda _: first_delta.set())
-                    nursery.cancel_scope.cancel()
+        first, _, result = await _turn_stopped_after_its_first_delta(host, timeout=600)
         assert result.error == UNRESPONSIVE_NOTE
         assert "tok0" in result.content  # what streamed before it stopped is kept
         with trio.fail_after(60):
@@ -141,22 +147,8 @@ async def test_a_server_stuck_mid_turn_is_killed_and_the_turn_ends_readably(tmp_
 async def test_a_turn_deadline_on_a_stuck_server_replaces_it(tmp_path):
     # No periodic check in the way: the deadline finds it.
     async with _host(tmp_path, health_interval=600, health_timeout=1) as host:
-        first_delta = trio.Event()
-        with trio.fail_after(60):
-            async with host.lease() as server:
-                first = server.pid
-                session = await server.client.create_session("deadline")
-
-                async def stop_it() -> None:
-                    await first_delta.wait()
-                    os.killpg(first, signal.SIGSTOP)
-
-                async with trio.open_nursery() as nursery:
-                    nursery.start_soon(stop_it)
-                    result = await run_turn(server, session, "SLOW 30", FAKE_MODEL, timeout=10,
-                                            on_text=lambda _: first_delta.set())
-                    nursery.cancel_scope.cancel()
-        assert first_delta.is_set(), "the turn should have streamed before its deadline"
+        first, streamed, result = await _turn_stopped_after_its_first_delta(host, timeout=10)
+        assert streamed, "the turn should have streamed before its deadline"
         assert result.error == UNRESPONSIVE_NOTE
         with trio.fail_after(60):
             second, content = await _echo(host, "after the deadline")
