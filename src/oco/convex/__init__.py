@@ -1,9 +1,9 @@
 """The Convex layer: an HTTP client with typed errors and retries, and the worker's backend API.
 
-`ConvexClient` speaks the Convex HTTP API (`convex_encoded_json`); `shared_convex_client`
-hands out one per URL; `oco.convex.api.WorkerBackend` wraps the functions the worker calls.
-`ConvexSubscriptions` carries live queries over the sync protocol (one websocket);
-`shared_subscriptions` hands out one per URL and HTTP client.
+`ConvexClient` speaks the Convex HTTP API (`convex_encoded_json`);
+`oco.convex.api.WorkerBackend` wraps the functions the worker calls. `ConvexSubscriptions`
+carries live queries over the sync protocol (one websocket). Sharing one of each per URL is
+the orchestrator's business (`oco.orchestrator.ConvexConnections`), not a registry here.
 """
 
 from oco.convex._client import DEFAULT_TIMEOUT, ConvexClient, RetryPolicy
@@ -32,9 +32,7 @@ from oco.convex._errors import (
     is_untyped,
 )
 from oco.convex._functions import IDEMPOTENT_MUTATIONS, is_idempotent
-from oco.convex._shared import shared_convex_client
 from oco.convex._sync_client import ConvexSubscriptions, Subscription, SyncQueryError, sync_url
-from oco.convex._sync_shared import shared_subscriptions, shared_subscriptions_for
 from oco.convex._sync_state import QueryError, QuerySuccess
 
 __all__ = [
@@ -73,9 +71,6 @@ __all__ = [
     "is_idempotent",
     "is_transient",
     "is_untyped",
-    "shared_convex_client",
-    "shared_subscriptions",
-    "shared_subscriptions_for",
     "structure",
     "sync_url",
     "unstructure",

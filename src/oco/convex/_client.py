@@ -86,7 +86,7 @@ def _never_sent(exc: Exception) -> bool:
 
 
 class ConvexClient:
-    """A client for one Convex deployment; share one per URL (`shared_convex_client`).
+    """A client for one Convex deployment; the orchestrator lends one per URL to its workers.
 
     `http` lets tests plug in a transport (e.g. `httpx.ASGITransport(app=fake.app)`); a client
     passed in is not closed by `aclose`. `attempt_timeout` bounds one attempt end to end
@@ -113,6 +113,11 @@ class ConvexClient:
 
     def __repr__(self) -> str:
         return f"ConvexClient({self.url!r})"
+
+    @property
+    def http(self) -> httpx.AsyncClient:
+        """The HTTP client calls go through; a sync socket to the same deployment upgrades over it."""
+        return self._http
 
     async def aclose(self) -> None:
         if self._owns_http:

@@ -1,10 +1,16 @@
 """The orchestrator: supervision of many workers in one process, stop, status and reload.
 
-Public: `Orchestrator` (run it with `trio.run(orchestrator.run)`; returns the exit code),
-`Reloaded` (what a reload callable returns), `WorkerSlot`, `classify`, `SystemdNotifier`,
-the status file helpers, and `worker_factory` (real workers for `dev` and `run`).
+Public: `Orchestrator` (run it with `trio.run(orchestrator.run)`; returns the exit code; its
+per-worker API is `start_worker`, `stop_worker`, `restart_worker`, `reload` and `workers`),
+`Reloaded` (what a reload callable returns), `ConvexConnections` (the Convex clients and
+sockets it lends to workers) and `ConvexLink` (what one worker borrows), `WorkerSlot`,
+`WorkerLike`, `classify`, `SystemdNotifier`, the control errors, the status file helpers, and
+`worker_factory` (real workers for `dev` and `run`).
 """
 
+from ._connections import ConvexConnections, ConvexLink
+from ._control import ControlError, OrchestratorStopping, ReloadUnavailable, UnknownWorker, WorkerChange
+from ._lending import Lender, ResourceLost
 from ._notify import SystemdNotifier
 from ._orchestrator import Orchestrator, Reloaded, WorkerFactory
 from ._policy import FailureKind, RestartPolicy
@@ -22,22 +28,32 @@ from ._status import (
     read_status,
     status_exit_code,
 )
-from ._supervisor import WorkerSlot, classify
+from ._supervisor import WorkerLike, WorkerSlot, classify
 from ._wiring import worker_factory
 
 __all__ = [
     "LOCK_FILE",
     "STATUS_FILE",
     "AlreadyRunning",
+    "ControlError",
+    "ConvexConnections",
+    "ConvexLink",
     "FailureKind",
+    "Lender",
     "Orchestrator",
+    "OrchestratorStopping",
     "ReloadPlan",
+    "ReloadUnavailable",
     "Reloaded",
+    "ResourceLost",
     "RestartPolicy",
     "StatusFileError",
     "StatusSnapshot",
     "SystemdNotifier",
+    "UnknownWorker",
+    "WorkerChange",
     "WorkerFactory",
+    "WorkerLike",
     "WorkerSlot",
     "WorkerStatus",
     "acquire_lock",

@@ -125,6 +125,10 @@ class OpenCodeHost:
         server = self._state.value.server
         return server.pid if server is not None else None
 
+    async def wait_pid_change(self, pid: int | None) -> None:
+        """Return once `pid` is no longer the running server's (one started, or it went)."""
+        await self._state.wait_value(lambda s: (s.server.pid if s.server is not None else None) != pid)
+
     async def run(self) -> None:
         """The host task: start on demand, stop when idle, back off when starts or the process fail."""
         failures = 0

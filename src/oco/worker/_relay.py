@@ -129,6 +129,7 @@ class ChatRelay:
         self._reported: set[str] = set()  # chats whose OpenCode id Convex knows since connect
         self._nursery: trio.Nursery | None = None
         self.turns = trio_util.AsyncValue(0)
+        self.sessions = trio_util.AsyncValue(0)  # `active_sessions()`, observable
 
     @property
     def busy(self) -> bool:
@@ -169,6 +170,7 @@ class ChatRelay:
         if queue is None:
             queue, receive = trio.open_memory_channel[Job](math.inf)
             self._queues[reply.session_id] = queue
+            self.sessions.value = len(self._queues)
             self._nursery.start_soon(self._session_loop, reply.session_id, receive)
         queue.send_nowait(job)
 
@@ -181,6 +183,7 @@ class ChatRelay:
                     # No checkpoint between the empty check and the removal, so `submit`
                     # cannot slip a job into a queue nobody reads.
                     self._queues.pop(session_id).close()
+                    self.sessions.value = len(self._queues)
                     return
                 try:
                     await self._run(job)

@@ -23,13 +23,13 @@ import trio_util
 from oco.config import Settings, WorkerConfig
 from oco.convex import (
     ConvexClient,
+    ConvexSubscriptions,
     WorkerDeleted,
     WorkerNotApproved,
     WorkerNotFound,
     WorkerRejected,
     describe,
     is_transient,
-    shared_subscriptions_for,
 )
 from oco.convex._outage import duration
 from oco.convex.api import WorkerBackend
@@ -42,9 +42,10 @@ from ._models import ModelCatalog
 from ._opencode_host import OpenCodeHost, OpenCodeUnavailable
 from ._planner import plan_replies
 from ._relay import ChatRelay, JobKind
+from ._report import WorkerReport
 from ._session_map import SessionMap
 from ._stop import StopControl
-from ._subscription_watch import SubscriptionWatcher
+from ._subscription_watch import SubscriptionsProvider, SubscriptionWatcher
 from ._watch import PollingWatcher, Snapshot, Watcher
 
 log = logging.getLogger(__name__)
@@ -90,7 +91,13 @@ def _backoff(failures: int, cap: float = 60.0) -> float:
 
 
 class Worker:
-    """Runs one configured worker until cancelled (stop) or until it fails."""
+    """Runs one configured worker until cancelled (stop) or until it fails.
+
+    `report` is what it publishes about itself (state, last error, sessions, turns, OpenCode's
+    pid), kept current as those change. `subscriptions` lends the sync socket its watcher
+    subscribes over (the orchestrator's, shared by the workers on one deployment); without
+    it the watcher opens a socket of its own.
+    """
 
     def __init__(
         self,
@@ -105,13 +112,16 @@ class Worker:
         opencode_env: Mapping[str, str] | None = None,
         now_ms: Callable[[], float] = lambda: time.time() * 1000,
         watcher_factory: Callable[["Worker"], Watcher] | None = None,
+        subscriptions: SubscriptionsProvider | None = None,
     ) -> None:
         self.config = config
         self.settings = settings
         self.backend = WorkerBackend(convex, config.machine_id, config.worker_id, config.secret)
         self.lifecycle = Lifecycle()
         self.state = trio_util.AsyncValue(State.STARTING)
-        self.last_error: str | None = None
+        self.report = trio_util.AsyncValue(WorkerReport())
+        self._last_error: str | None = None
+        self._subscriptions = subscriptions
         self._stop = stop
         self._models = models
         self._opencode_env = opencode_env
@@ -136,6 +146,39 @@ class Worker:
         self._orphans_reported: set[str] = set()
         self._models_wanted = trio_util.AsyncValue(0)
 
+    # -- what it publishes ----------------------------------------------------------------
+
+    @property
+    def last_error(self) -> str | None:
+        """The newest failure worth showing: what it last retried, or how the attempt ended."""
+        return self._last_error
+
+    @last_error.setter
+    def last_error(self, text: str | None) -> None:
+        self._last_error = text
+        self._refresh_report()
+
+    def _refresh_report(self) -> None:
+        self.report.value = WorkerReport(
+            state=self.lifecycle.state,
+            last_error=self._last_error,
+            active_sessions=self.relay.active_sessions(),
+            turns_in_flight=self.relay.turns.value,
+            opencode_pid=self.host.pid,
+        )
+
+    async def _report_changes(self) -> None:
+        """Keeps `report` current while the relay and OpenCode run: they change on their own."""
+        relay, host = self.relay, self.host
+        while True:
+            self._refresh_report()
+            turns, sessions, pid = relay.turns.value, relay.sessions.value, host.pid
+            await trio_util.wait_any(
+                lambda: relay.turns.wait_value(lambda n: n != turns),
+                lambda: relay.sessions.wait_value(lambda n: n != sessions),
+                lambda: host.wait_pid_change(pid),
+            )
+
     # -- lifecycle ------------------------------------------------------------------------
 
     def _apply(self, event: Event, cause: object = None) -> None:
@@ -143,6 +186,7 @@ class Worker:
         after = self.lifecycle.apply(event, cause=cause, at=trio.current_time())
         if after is not before:
             self.state.value = after
+            self._refresh_report()
             log.info("%s -> %s", before.value, after.value)
 
     async def run(self) -> None:
@@ -272,6 +316,7 @@ class Worker:
         async with trio.open_nursery() as nursery:
             await nursery.start(self.relay.run)
             nursery.start_soon(self.host.run)
+            nursery.start_soon(self._report_changes)
             await self._mark_connected()
             self._apply(Event.CONNECTED)
             nursery.start_soon(self._publish_models)
@@ -415,8 +460,8 @@ def _connect_requested(record: WorkerRecord) -> bool:
 
 
 def _default_watcher(worker: Worker) -> Watcher:
-    """Subscriptions over the process's shared websocket (`convex_transport: subscribe`, with
-    polling while it is down), or plain polling (`convex_transport: poll`)."""
+    """Subscriptions over the sync socket the worker was lent (`convex_transport: subscribe`,
+    with polling while it is down), or plain polling (`convex_transport: poll`)."""
 
     def polling() -> Watcher:
         return PollingWatcher(
@@ -426,6 +471,6 @@ def _default_watcher(worker: Worker) -> Watcher:
     if worker.settings.convex_transport == "poll":
         return polling()
     client = worker.backend.client
-    return SubscriptionWatcher(
-        worker.backend, worker.settings, lambda: shared_subscriptions_for(client), fallback=polling
-    )
+    lent = worker._subscriptions
+    subscriptions = lent if lent is not None else lambda: ConvexSubscriptions(client.url, client=client.http)
+    return SubscriptionWatcher(worker.backend, worker.settings, subscriptions, fallback=polling)
