@@ -22,18 +22,12 @@ from oco.convex import (
     WorkerNotApproved,
     WorkerNotFound,
 )
+from oco.convex._errors import server_error
 from oco.errors import OcoError
 from oco.opencode import OpenCodeError, OpenCodeNotFound, OpenCodeStartError
 from oco.orchestrator import FailureKind, classify
 from oco.worker import WorkerRevoked
 from oco.worker._opencode_host import OpenCodeUnavailable
-
-
-def _server_error(status: int) -> Exception:
-    """What the client raises for an HTTP status outside the API."""
-    from oco.convex import _errors
-
-    return getattr(_errors, "server_error", _errors.ConvexServerError)(status, function="a:b")
 
 
 KINDS = [
@@ -74,7 +68,7 @@ def test_each_adapter_error_has_the_kind_the_supervisor_acts_on(error: Exception
     (409, FailureKind.BACKEND), (418, FailureKind.BACKEND),
 ])
 def test_an_http_status_outside_the_api_is_transient_only_for_5xx_and_429(status: int, kind: FailureKind) -> None:
-    error = _server_error(status)
+    error = server_error(status, function="a:b")
     assert classify(error) == (kind, error)
 
 

@@ -22,17 +22,17 @@ import trio
 import trio_util
 
 from oco.config import WorkerConfig
-from oco.convex import (
-    ConvexClient,
-    ConvexException,
-    NotAConvexDeployment,
-    WorkerRejected,
+from oco.convex import ConvexClient
+from oco.errors import (
+    Misconfigured,
+    OcoError,
+    ProtocolViolation,
+    Refused,
+    Rejected,
+    Unavailable,
     describe,
-    is_transient,
 )
-from oco.errors import OcoError
 from oco.logs import bind_worker
-from oco.opencode import OpenCodeError, OpenCodeNotFound
 from oco.worker import State
 
 from ._policy import FailureKind, Park, RestartHistory, RestartPolicy, decide
@@ -59,24 +59,25 @@ def is_bug(exc: BaseException) -> bool:
 def classify(exc: BaseException) -> tuple[FailureKind, BaseException]:
     """What kind of failure ended an attempt, and the leaf exception that says so.
 
+    Decided by the neutral types of `oco.errors` alone (each adapter maps its errors to them).
     A rejection or a configuration error decides (they park); then a bug, if any leaf is one
     (it must not hide behind an outage that happened at the same time); then the rest.
     """
     leaves = _leaves(exc)
     for leaf in leaves:
-        if isinstance(leaf, WorkerRejected):
+        if isinstance(leaf, Rejected):
             return FailureKind.REJECTED, leaf
     for leaf in leaves:
-        if isinstance(leaf, (OpenCodeNotFound, NotAConvexDeployment)):
+        if isinstance(leaf, Misconfigured):
             return FailureKind.CONFIG, leaf
     for leaf in leaves:
         if is_bug(leaf):
             return FailureKind.CRASH, leaf
     for leaf in leaves:
-        if is_transient(leaf) or isinstance(leaf, OpenCodeError):
+        if isinstance(leaf, Unavailable):
             return FailureKind.TRANSIENT, leaf
     for leaf in leaves:
-        if isinstance(leaf, ConvexException):
+        if isinstance(leaf, (Refused, ProtocolViolation)):
             return FailureKind.BACKEND, leaf
     return FailureKind.TRANSIENT, leaves[0]  # another expected failure (an OcoError)
 

@@ -26,8 +26,9 @@ import trio_util
 
 from oco._text import external
 from oco.config import Settings
-from oco.convex import ConvexProtocolError, ConvexSubscriptions, QueryError, Subscription
-from oco.convex.api import WorkerBackend
+from oco.convex import ConvexSubscriptions, QueryError, Subscription
+from oco.domain import Backend
+from oco.errors import ProtocolViolation
 
 from ._watch import Snapshot, Watcher
 
@@ -51,7 +52,7 @@ class SubscriptionWatcher:
 
     def __init__(
         self,
-        backend: WorkerBackend,
+        backend: Backend,
         settings: Settings,
         subscriptions: SubscriptionsProvider,
         *,
@@ -160,7 +161,7 @@ class SubscriptionWatcher:
                 tuple(self._backend.parse_sessions(sessions)),
                 tuple(self._backend.parse_messages(messages)),
             )
-        except ConvexProtocolError as exc:
+        except ProtocolViolation as exc:
             # The whole value is unusable (a string for the message list): keep acting on
             # the last good snapshot until the next result, and say so once.
             text = external(exc)

@@ -17,8 +17,7 @@ import trio
 from oco.config import Settings
 from oco.convex import ConvexProtocolError, NotAConvexDeployment, is_transient
 from oco.convex._outage import OutageReport
-from oco.convex.api import WorkerBackend
-from oco.convex.types import ActiveSession, ChatMessage, WorkerRecord
+from oco.domain import ActiveSession, Backend, ChatMessage, WorkerRecord
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +53,7 @@ class PollingWatcher:
 
     def __init__(
         self,
-        backend: WorkerBackend,
+        backend: Backend,
         settings: Settings,
         *,
         busy: Callable[[], bool],

@@ -25,15 +25,13 @@ from oco.convex import (
     ConvexClient,
     WorkerDeleted,
     WorkerNotApproved,
-    WorkerNotFound,
-    WorkerRejected,
-    describe,
     is_transient,
     shared_subscriptions_for,
 )
 from oco.convex._outage import duration
 from oco.convex.api import WorkerBackend
-from oco.convex.types import ModelInfo, Registration, WorkerRecord
+from oco.domain import ModelInfo, Registration, WorkerRecord
+from oco.errors import NotFound, Rejected, describe
 from oco.logs import bind_worker
 
 from ._completion import Outcome, ReplyCompleter, reply_from_note
@@ -67,9 +65,9 @@ class ApprovalWithdrawn(Exception):
     """Internal: the record is no longer approved; go back to waiting."""
 
 
-def _rejection(exc: BaseException | None) -> WorkerRejected | None:
-    """The `WorkerRejected` inside `exc` (which may be a nursery's exception group), if any."""
-    if isinstance(exc, WorkerRejected):
+def _rejection(exc: BaseException | None) -> Rejected | None:
+    """The `Rejected` inside `exc` (which may be a nursery's exception group), if any."""
+    if isinstance(exc, Rejected):
         return exc
     if isinstance(exc, BaseExceptionGroup):
         for inner in exc.exceptions:
@@ -155,7 +153,7 @@ class Worker:
                 # The supervisor logs the failure (one line); here only what it cannot do.
                 rejection = _rejection(exc)
                 self.last_error = describe(rejection or _first_leaf(exc))
-                if isinstance(rejection, WorkerNotFound):  # deleted (WorkerRevoked is one too)
+                if isinstance(rejection, NotFound):  # deleted (WorkerRevoked is one too)
                     await self._close_open_messages()
                 self._apply(Event.FAIL, cause=exc)
                 raise
@@ -318,7 +316,7 @@ class Worker:
                         nursery.cancel_scope.cancel()
                 if not superseded.cancelled_caught:
                     log.info("published %d model(s)", len(models))
-            except WorkerRejected:
+            except Rejected:
                 raise
             except Exception as exc:
                 log.warning("could not publish models: %s", describe(exc))
