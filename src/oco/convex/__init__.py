@@ -6,38 +6,43 @@ hands out one per URL; `oco.convex.api.WorkerBackend` wraps the functions the wo
 `shared_subscriptions` hands out one per URL and HTTP client.
 """
 
-from oco.convex._client import DEFAULT_TIMEOUT, ConvexClient, RetryPolicy
-from oco.convex._codec import CodecError, Int64, decode, encode
-from oco.convex._convert import camel, structure, unstructure
-from oco.convex._errors import (
-    BackendFault,
-    ConvexAuthError,
-    ConvexError,
-    ConvexException,
-    ConvexFunctionError,
-    ConvexProtocolError,
-    ConvexRequestError,
-    ConvexServerError,
-    ConvexServerUnavailable,
-    ConvexUnavailable,
-    ConvexUnexpectedStatus,
-    InvalidSecret,
-    MessageNotFound,
-    NotAConvexDeployment,
-    SessionNotFound,
-    WorkerDeleted,
-    WorkerNotApproved,
-    WorkerNotFound,
-    WorkerRejected,
-    describe,
-    is_transient,
-    is_untyped,
-)
-from oco.convex._functions import IDEMPOTENT_MUTATIONS, is_idempotent
-from oco.convex._shared import shared_convex_client
-from oco.convex._sync_client import ConvexSubscriptions, Subscription, SyncQueryError, sync_url
-from oco.convex._sync_shared import shared_subscriptions, shared_subscriptions_for
-from oco.convex._sync_state import QueryError, QuerySuccess
+from typing import TYPE_CHECKING
+
+from oco._lazy import lazy_exports
+
+if TYPE_CHECKING:  # what type checkers read; at run time a name is imported on first use
+    from oco.convex._client import DEFAULT_TIMEOUT, ConvexClient, RetryPolicy
+    from oco.convex._codec import CodecError, Int64, decode, encode
+    from oco.convex._convert import camel, structure, unstructure
+    from oco.convex._errors import (
+        BackendFault,
+        ConvexAuthError,
+        ConvexError,
+        ConvexException,
+        ConvexFunctionError,
+        ConvexProtocolError,
+        ConvexRequestError,
+        ConvexServerError,
+        ConvexServerUnavailable,
+        ConvexUnavailable,
+        ConvexUnexpectedStatus,
+        InvalidSecret,
+        MessageNotFound,
+        NotAConvexDeployment,
+        SessionNotFound,
+        WorkerDeleted,
+        WorkerNotApproved,
+        WorkerNotFound,
+        WorkerRejected,
+        describe,
+        is_transient,
+        is_untyped,
+    )
+    from oco.convex._functions import IDEMPOTENT_MUTATIONS, is_idempotent
+    from oco.convex._shared import shared_convex_client
+    from oco.convex._sync_client import ConvexSubscriptions, Subscription, SyncQueryError, sync_url
+    from oco.convex._sync_shared import shared_subscriptions, shared_subscriptions_for
+    from oco.convex._sync_state import QueryError, QuerySuccess
 
 __all__ = [
     "DEFAULT_TIMEOUT",
@@ -84,3 +89,24 @@ __all__ = [
     "sync_url",
     "unstructure",
 ]
+
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "._client": "DEFAULT_TIMEOUT ConvexClient RetryPolicy",
+        "._codec": "CodecError Int64 decode encode",
+        "._convert": "camel structure unstructure",
+        "._errors": (
+            "BackendFault ConvexAuthError ConvexError ConvexException ConvexFunctionError "
+            "ConvexProtocolError ConvexRequestError ConvexServerError ConvexServerUnavailable "
+            "ConvexUnavailable ConvexUnexpectedStatus InvalidSecret MessageNotFound "
+            "NotAConvexDeployment SessionNotFound WorkerDeleted WorkerNotApproved "
+            "WorkerNotFound WorkerRejected describe is_transient is_untyped"
+        ),
+        "._functions": "IDEMPOTENT_MUTATIONS is_idempotent",
+        "._shared": "shared_convex_client",
+        "._sync_client": "ConvexSubscriptions Subscription SyncQueryError sync_url",
+        "._sync_shared": "shared_subscriptions shared_subscriptions_for",
+        "._sync_state": "QueryError QuerySuccess",
+    },
+)

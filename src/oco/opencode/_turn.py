@@ -22,14 +22,14 @@ from oco._text import external
 
 from ._client import OpenCodeClient, split_model
 from ._errors import OpenCodeError
-from ._events import (
-    EventHub,
+from ._event_types import (
     PermissionAsked,
     QuestionAsked,
     SessionIdle,
     SessionStatus,
     StreamReconnected,
 )
+from ._events import EventHub
 from ._transcript import PermissionDecision, TurnResult, TurnTranscript, reconcile
 
 log = logging.getLogger("oco.opencode.turn")

@@ -5,25 +5,30 @@ Public: `Orchestrator` (run it with `trio.run(orchestrator.run)`; returns the ex
 the status file helpers, and `worker_factory` (real workers for `dev` and `run`).
 """
 
-from ._notify import SystemdNotifier
-from ._orchestrator import Orchestrator, Reloaded, WorkerFactory
-from ._policy import FailureKind, RestartPolicy
-from ._reload import ReloadPlan, plan_reload
-from ._status import (
-    LOCK_FILE,
-    STATUS_FILE,
-    AlreadyRunning,
-    StatusFileError,
-    StatusSnapshot,
-    WorkerStatus,
-    acquire_lock,
-    format_status_table,
-    pid_alive,
-    read_status,
-    status_exit_code,
-)
-from ._supervisor import WorkerSlot, classify
-from ._wiring import worker_factory
+from typing import TYPE_CHECKING
+
+from oco._lazy import lazy_exports
+
+if TYPE_CHECKING:  # what type checkers read; at run time a name is imported on first use
+    from ._notify import SystemdNotifier
+    from ._orchestrator import Orchestrator, Reloaded, WorkerFactory
+    from ._policy import FailureKind, RestartPolicy
+    from ._reload import ReloadPlan, plan_reload
+    from ._status import (
+        LOCK_FILE,
+        STATUS_FILE,
+        AlreadyRunning,
+        StatusFileError,
+        StatusSnapshot,
+        WorkerStatus,
+        acquire_lock,
+        format_status_table,
+        pid_alive,
+        read_status,
+        status_exit_code,
+    )
+    from ._supervisor import WorkerSlot, classify
+    from ._wiring import worker_factory
 
 __all__ = [
     "LOCK_FILE",
@@ -49,3 +54,19 @@ __all__ = [
     "status_exit_code",
     "worker_factory",
 ]
+
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "._notify": "SystemdNotifier",
+        "._orchestrator": "Orchestrator Reloaded WorkerFactory",
+        "._policy": "FailureKind RestartPolicy",
+        "._reload": "ReloadPlan plan_reload",
+        "._status": (
+            "LOCK_FILE STATUS_FILE AlreadyRunning StatusFileError StatusSnapshot WorkerStatus "
+            "acquire_lock format_status_table pid_alive read_status status_exit_code"
+        ),
+        "._supervisor": "WorkerSlot classify",
+        "._wiring": "worker_factory",
+    },
+)

@@ -30,7 +30,8 @@ from oco.convex import ConvexSubscriptions, QueryError, Subscription
 from oco.domain import Backend
 from oco.errors import ProtocolViolation
 
-from ._watch import Snapshot, Watcher
+from ._snapshot import Snapshot
+from ._watch import Watcher
 
 log = logging.getLogger(__name__)
 
