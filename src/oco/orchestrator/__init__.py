@@ -27,7 +27,7 @@ if TYPE_CHECKING:  # what type checkers read; at run time a name is imported on 
         read_status,
         status_exit_code,
     )
-    from ._supervisor import WorkerSlot, classify
+    from ._supervisor import SlotState, WorkerSlot, classify
     from ._wiring import worker_factory
 
 __all__ = [
@@ -39,6 +39,7 @@ __all__ = [
     "ReloadPlan",
     "Reloaded",
     "RestartPolicy",
+    "SlotState",
     "StatusFileError",
     "StatusSnapshot",
     "SystemdNotifier",
@@ -66,7 +67,7 @@ __getattr__, __dir__ = lazy_exports(
             "LOCK_FILE STATUS_FILE AlreadyRunning StatusFileError StatusSnapshot WorkerStatus "
             "acquire_lock format_status_table pid_alive read_status status_exit_code"
         ),
-        "._supervisor": "WorkerSlot classify",
+        "._supervisor": "SlotState WorkerSlot classify",
         "._wiring": "worker_factory",
     },
 )

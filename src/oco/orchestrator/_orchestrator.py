@@ -42,7 +42,7 @@ from ._status import (
     acquire_lock,
     write_status,
 )
-from ._supervisor import ConvexFor, WorkerLike, WorkerSlot
+from ._supervisor import STATES_WITHOUT_LIVE_WORKER, ConvexFor, SlotState, WorkerLike, WorkerSlot
 
 log = logging.getLogger(__name__)
 
@@ -318,7 +318,7 @@ class Orchestrator:
             self._start_slot(new.workers[key])
         for key in plan.unchanged:
             slot = self.slots[key]
-            if slot.state.value == "parked":
+            if slot.state.value is SlotState.PARKED:
                 log.info("reload: retrying parked worker %s now", slot.config.name)
                 slot.retry_now.set()
 
@@ -330,11 +330,11 @@ class Orchestrator:
         rows = []
         for slot in self.slots.values():
             worker = slot.worker
-            live = worker is not None and slot.state.value not in ("backoff", "parked", "stopped", "failed")
+            live = worker is not None and slot.state.value not in STATES_WITHOUT_LIVE_WORKER
             rows.append(
                 WorkerStatus.for_config(
                     slot.config,
-                    state=slot.state.value,
+                    state=slot.state.value.value,
                     since=wall_now - (now - slot.since),
                     restarts=slot.restarts,
                     last_error=slot.last_error,
@@ -369,7 +369,7 @@ class Orchestrator:
         await self.started.wait()
         for slot in list(self.slots.values()):
             await trio_util.wait_any(slot.first_attempt_done.wait, slot.done.wait)
-        ready = sum(1 for s in self.slots.values() if s.state.value == "ready")
+        ready = sum(1 for s in self.slots.values() if s.state.value is SlotState.READY)
         self._notifier.notify(f"READY=1\nSTATUS={ready} of {len(self.slots)} worker(s) ready")
         log.info("all workers made their first start attempt (%d of %d ready)", ready, len(self.slots))
 

@@ -12,6 +12,7 @@ traceback; a bug in trio-oco prints exactly one, its own (the leaf of the except
 
 from __future__ import annotations
 
+import enum
 import logging
 import random
 from collections.abc import Callable
@@ -43,6 +44,32 @@ ConvexFor = Callable[[str], AbstractAsyncContextManager[ConvexClient]]
 # What the slot needs of a worker: `run()`, `state` (AsyncValue[State]), `host.pid`, `relay`
 # (`turns`, `active_sessions()`). `oco.worker.Worker` is the real one; tests pass small fakes.
 WorkerLike = Any
+
+
+class SlotState(enum.StrEnum):
+    """What status shows for a supervised worker: its lifecycle state while an attempt runs
+    (the values of `oco.worker.State`), `backoff` or `parked` between attempts, and
+    `stopped` once the slot has ended. The values are status.json's `state` strings."""
+
+    STARTING = "starting"
+    REGISTERING = "registering"
+    WAITING_APPROVAL = "waiting_approval"
+    CONNECTING = "connecting"
+    READY = "ready"
+    STOPPING = "stopping"
+    STOPPED = "stopped"
+    FAILED = "failed"
+    BACKOFF = "backoff"
+    PARKED = "parked"
+
+    @classmethod
+    def of(cls, state: State) -> SlotState:
+        """The slot state that shows a worker's lifecycle state."""
+        return cls(state.value)
+
+
+#: Between attempts, or after the slot: no worker runs, so it has no sessions, turns or OpenCode.
+STATES_WITHOUT_LIVE_WORKER = frozenset({SlotState.BACKOFF, SlotState.PARKED, SlotState.STOPPED, SlotState.FAILED})
 
 
 def _leaves(exc: BaseException) -> list[BaseException]:
@@ -111,7 +138,7 @@ class WorkerSlot:
         self.restarts = 0
         self._last_failure: str | None = None
         self._running = False  # an attempt is under way: its worker's own last_error is newest
-        self.state = trio_util.AsyncValue("starting")
+        self.state = trio_util.AsyncValue(SlotState.STARTING)
         self.since = trio.current_time()
         self.first_attempt_done = trio.Event()
         self.retry_now = trio.Event()  # set by a reload to end a park early
@@ -127,7 +154,7 @@ class WorkerSlot:
                 return live
         return self._last_failure
 
-    def _set_state(self, state: str) -> None:
+    def _set_state(self, state: SlotState) -> None:
         if state != self.state.value:
             self.state.value = state
             self.since = trio.current_time()
@@ -140,7 +167,7 @@ class WorkerSlot:
             async with self._convex_for(self.config.convex_url) as convex:
                 await self._supervise(convex)
         finally:
-            self._set_state("stopped")
+            self._set_state(SlotState.STOPPED)
             self.done.set()
 
     async def _supervise(self, convex: ConvexClient) -> None:
@@ -162,7 +189,7 @@ class WorkerSlot:
                     finally:
                         self._running = False
                         # The mirror is gone by now; show how the attempt really ended.
-                        self._set_state(worker.state.value.value)
+                        self._set_state(SlotState.of(worker.state.value))
                 except* Exception as group:
                     # `except*`: when a stop cancels the attempt as it crashes, the group holds
                     # both; the Cancelled part propagates (no restart), the crash is logged.
@@ -185,7 +212,7 @@ class WorkerSlot:
                     reason=self._last_failure,
                 )
                 if isinstance(decision, Park):
-                    self._set_state("parked")
+                    self._set_state(SlotState.PARKED)
                     log.error(
                         "parked: %s (retrying in %.0f s, or on reload)",
                         decision.reason,
@@ -194,7 +221,7 @@ class WorkerSlot:
                     with trio.move_on_at(decision.retry_at):
                         await self.retry_now.wait()
                 else:
-                    self._set_state("backoff")
+                    self._set_state(SlotState.BACKOFF)
                     if kind is FailureKind.CRASH:
                         log.info("restarting in %.1f s", decision.delay)  # the crash is logged
                     else:
@@ -224,7 +251,7 @@ class WorkerSlot:
     async def _mirror(self, worker: WorkerLike, ready_since: list[float]) -> None:
         """Copies the worker's lifecycle state into the slot and notes when it became ready."""
         async for state in worker.state.eventual_values():
-            self._set_state(state.value)
+            self._set_state(SlotState.of(state))
             if state is State.READY and not ready_since:
                 ready_since.append(trio.current_time())
             if state in (State.READY, State.WAITING_APPROVAL):
