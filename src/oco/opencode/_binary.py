@@ -92,7 +92,9 @@ async def list_models_cli(
     # It migrates OpenCode's database like a server start does (see _startup).
     ticket = await start_ticket(child_env)
     try:
-        result = await run_bounded(command, cwd=directory, env=child_env, timeout=timeout, max_output=max_output)
+        result = await run_bounded(
+            command, cwd=directory, env=child_env, timeout=timeout, max_output=max_output
+        )
         if result.returncode == 0:
             ticket.succeeded()
     except trio.TooSlowError:

@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 
 CRASH_BACKOFF = (1.0, 2.0, 5.0, 10.0, 30.0)
 LEASE_REPLACEMENTS = 2  # servers a lease lets fail their pre-lend check before it gives up
-PID_FILE_MAX_BYTES = 4096  # an identity record is ~200 bytes  # an idle server that answered this recently is lent unchecked
+PID_FILE_MAX_BYTES = 4096  # an identity record is ~200 bytes
 
 
 def _sweep_orphan(pid_file: Path) -> None:
@@ -155,7 +155,9 @@ class OpenCodeHost:
                     # Withdraw the server before it stops, so no new turn borrows a dying process.
                     self._state.value = _HostState(attempt=attempt)
                     if server.stopped_answering:
-                        log.warning("OpenCode (pid %s) stopped answering; the next turn starts a new one", server.pid)
+                        log.warning(
+                            "OpenCode (pid %s) stopped answering; the next turn starts a new one", server.pid
+                        )
                     elif crashed:
                         log.warning(
                             "OpenCode stopped unexpectedly (exit code %s)", server.exit_code
@@ -197,7 +199,9 @@ class OpenCodeHost:
     def _warn_pid_file(self, problem: str) -> None:
         if not self._pid_file_warned:
             self._pid_file_warned = True
-            log.warning("%s; an OpenCode left by a crash of this run will not be stopped by the next one", problem)
+            log.warning(
+                "%s; an OpenCode left by a crash of this run will not be stopped by the next one", problem
+            )
 
     async def _serve(self, server: OpenCodeServer) -> bool:
         """Keep the server while it is used; True when it crashed, False when it went idle."""

@@ -122,6 +122,8 @@ class Worker:
             start_timeout=settings.opencode_start_timeout_s,
             idle_timeout=settings.opencode_idle_timeout_s,
             pid_file=state_dir / "workers" / f"{config.machine_id}.{config.worker_id}.opencode.pid",
+            # Kept out of OpenCode's environment (its tools inherit it), also as a bare value.
+            secrets=(config.token.reveal(), config.secret),
         )
         self._watcher_factory = watcher_factory or _default_watcher
         self.relay = ChatRelay(
