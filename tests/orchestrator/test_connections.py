@@ -21,7 +21,7 @@ from httpx_ws.transport import ASGIWebSocketTransport
 
 from oco.config import Settings, WorkerConfig, parse_token
 from oco.convex import ConvexClient, RetryPolicy
-from oco.convex.types import ModelInfo
+from oco.domain import ModelInfo
 from oco.orchestrator import ConvexConnections, Lender, Orchestrator, ResourceLost, worker_factory
 from oco.testing import FakeConvex
 from oco.worker import ModelCatalog

@@ -12,7 +12,7 @@ import trio
 
 from oco.config import Settings, WorkerConfig, parse_token
 from oco.convex import ConvexClient, RetryPolicy
-from oco.convex.types import ModelInfo
+from oco.domain import ModelInfo
 from oco.orchestrator import ConvexConnections, Orchestrator, RestartPolicy, worker_factory
 from oco.testing import FakeConvex
 from oco.worker import ModelCatalog

@@ -190,7 +190,7 @@ async def test_models_are_published_once_convex_takes_them_again(fake, tmp_path,
 
 async def test_a_model_list_over_convexs_array_limit_is_cut_to_fit(fake, tmp_path, autojump_clock):
     from oco.convex.api import MAX_ARRAY_ITEMS, WorkerBackend
-    from oco.convex.types import ModelInfo
+    from oco.domain import ModelInfo
 
     created = fake.create_worker()
     backend = WorkerBackend(in_process_client(fake), created.machine_id, created.worker_id, "unused")

@@ -6,34 +6,41 @@ carries live queries over the sync protocol (one websocket). Sharing one of each
 the orchestrator's business (`oco.orchestrator.ConvexConnections`), not a registry here.
 """
 
-from oco.convex._client import DEFAULT_TIMEOUT, ConvexClient, RetryPolicy
-from oco.convex._codec import CodecError, Int64, decode, encode
-from oco.convex._convert import camel, structure, unstructure
-from oco.convex._errors import (
-    BackendFault,
-    ConvexAuthError,
-    ConvexError,
-    ConvexException,
-    ConvexFunctionError,
-    ConvexProtocolError,
-    ConvexRequestError,
-    ConvexServerError,
-    ConvexUnavailable,
-    InvalidSecret,
-    MessageNotFound,
-    NotAConvexDeployment,
-    SessionNotFound,
-    WorkerDeleted,
-    WorkerNotApproved,
-    WorkerNotFound,
-    WorkerRejected,
-    describe,
-    is_transient,
-    is_untyped,
-)
-from oco.convex._functions import IDEMPOTENT_MUTATIONS, is_idempotent
-from oco.convex._sync_client import ConvexSubscriptions, Subscription, SyncQueryError, sync_url
-from oco.convex._sync_state import QueryError, QuerySuccess
+from typing import TYPE_CHECKING
+
+from oco._lazy import lazy_exports
+
+if TYPE_CHECKING:  # what type checkers read; at run time a name is imported on first use
+    from oco.convex._client import DEFAULT_TIMEOUT, ConvexClient, RetryPolicy
+    from oco.convex._codec import CodecError, Int64, decode, encode
+    from oco.convex._convert import camel, structure, unstructure
+    from oco.convex._errors import (
+        BackendFault,
+        ConvexAuthError,
+        ConvexError,
+        ConvexException,
+        ConvexFunctionError,
+        ConvexProtocolError,
+        ConvexRequestError,
+        ConvexServerError,
+        ConvexServerUnavailable,
+        ConvexUnavailable,
+        ConvexUnexpectedStatus,
+        InvalidSecret,
+        MessageNotFound,
+        NotAConvexDeployment,
+        SessionNotFound,
+        WorkerDeleted,
+        WorkerNotApproved,
+        WorkerNotFound,
+        WorkerRejected,
+        describe,
+        is_transient,
+        is_untyped,
+    )
+    from oco.convex._functions import IDEMPOTENT_MUTATIONS, is_idempotent
+    from oco.convex._sync_client import ConvexSubscriptions, Subscription, SyncQueryError, sync_url
+    from oco.convex._sync_state import QueryError, QuerySuccess
 
 __all__ = [
     "DEFAULT_TIMEOUT",
@@ -48,8 +55,10 @@ __all__ = [
     "ConvexProtocolError",
     "ConvexRequestError",
     "ConvexServerError",
+    "ConvexServerUnavailable",
     "ConvexSubscriptions",
     "ConvexUnavailable",
+    "ConvexUnexpectedStatus",
     "Int64",
     "InvalidSecret",
     "MessageNotFound",
@@ -75,3 +84,22 @@ __all__ = [
     "sync_url",
     "unstructure",
 ]
+
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "._client": "DEFAULT_TIMEOUT ConvexClient RetryPolicy",
+        "._codec": "CodecError Int64 decode encode",
+        "._convert": "camel structure unstructure",
+        "._errors": (
+            "BackendFault ConvexAuthError ConvexError ConvexException ConvexFunctionError "
+            "ConvexProtocolError ConvexRequestError ConvexServerError ConvexServerUnavailable "
+            "ConvexUnavailable ConvexUnexpectedStatus InvalidSecret MessageNotFound "
+            "NotAConvexDeployment SessionNotFound WorkerDeleted WorkerNotApproved "
+            "WorkerNotFound WorkerRejected describe is_transient is_untyped"
+        ),
+        "._functions": "IDEMPOTENT_MUTATIONS is_idempotent",
+        "._sync_client": "ConvexSubscriptions Subscription SyncQueryError sync_url",
+        "._sync_state": "QueryError QuerySuccess",
+    },
+)

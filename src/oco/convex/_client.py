@@ -33,13 +33,13 @@ from oco.convex._errors import (
     ConvexFunctionError,
     ConvexProtocolError,
     ConvexRequestError,
-    ConvexServerError,
     ConvexUnavailable,
     NotAConvexDeployment,
     function_error,
     is_transient,
     redact,
     sensitive_values,
+    server_error,
 )
 from oco.convex._functions import is_idempotent
 from oco.convex._version import client_header
@@ -280,7 +280,7 @@ class ConvexClient:
             # none redirects them: this URL is something else (a web site, a proxy's page).
             what = f"HTTP {status}" if status >= 400 else f"HTTP {status} redirect"
             raise NotAConvexDeployment(function, status=status, route=route, what=what)
-        raise ConvexServerError(status, function=function)
+        raise server_error(status, function=function)
 
     def _udf_value(self, payload: Any, function: str, secrets: list[str]) -> Any:
         """The decoded value of a `UdfResponse`, or the typed error it reports."""

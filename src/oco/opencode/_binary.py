@@ -11,7 +11,7 @@ from pathlib import Path
 import trio
 
 from oco._text import external
-from oco.convex.types import ModelInfo
+from oco.domain import ModelInfo
 
 from ._child import MAX_OUTPUT_BYTES, OutputTooLarge, run_bounded
 from ._environment import opencode_environment

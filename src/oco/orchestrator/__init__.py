@@ -8,28 +8,33 @@ sockets it lends to workers) and `ConvexLink` (what one worker borrows), `Worker
 `worker_factory` (real workers for `dev` and `run`).
 """
 
-from ._connections import ConvexConnections, ConvexLink
-from ._control import ControlError, OrchestratorStopping, ReloadUnavailable, UnknownWorker, WorkerChange
-from ._lending import Lender, ResourceLost
-from ._notify import SystemdNotifier
-from ._orchestrator import Orchestrator, Reloaded, WorkerFactory
-from ._policy import FailureKind, RestartPolicy
-from ._reload import ReloadPlan, plan_reload
-from ._status import (
-    LOCK_FILE,
-    STATUS_FILE,
-    AlreadyRunning,
-    StatusFileError,
-    StatusSnapshot,
-    WorkerStatus,
-    acquire_lock,
-    format_status_table,
-    pid_alive,
-    read_status,
-    status_exit_code,
-)
-from ._supervisor import WorkerLike, WorkerSlot, classify
-from ._wiring import worker_factory
+from typing import TYPE_CHECKING
+
+from oco._lazy import lazy_exports
+
+if TYPE_CHECKING:  # what type checkers read; at run time a name is imported on first use
+    from ._connections import ConvexConnections, ConvexLink
+    from ._control import ControlError, OrchestratorStopping, ReloadUnavailable, UnknownWorker, WorkerChange
+    from ._lending import Lender, ResourceLost
+    from ._notify import SystemdNotifier
+    from ._orchestrator import Orchestrator, Reloaded, WorkerFactory
+    from ._policy import FailureKind, RestartPolicy
+    from ._reload import ReloadPlan, plan_reload
+    from ._status import (
+        LOCK_FILE,
+        STATUS_FILE,
+        AlreadyRunning,
+        StatusFileError,
+        StatusSnapshot,
+        WorkerStatus,
+        acquire_lock,
+        format_status_table,
+        pid_alive,
+        read_status,
+        status_exit_code,
+    )
+    from ._supervisor import SlotState, WorkerLike, WorkerSlot, classify
+    from ._wiring import worker_factory
 
 __all__ = [
     "LOCK_FILE",
@@ -47,6 +52,7 @@ __all__ = [
     "Reloaded",
     "ResourceLost",
     "RestartPolicy",
+    "SlotState",
     "StatusFileError",
     "StatusSnapshot",
     "SystemdNotifier",
@@ -65,3 +71,22 @@ __all__ = [
     "status_exit_code",
     "worker_factory",
 ]
+
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "._connections": "ConvexConnections ConvexLink",
+        "._control": "ControlError OrchestratorStopping ReloadUnavailable UnknownWorker WorkerChange",
+        "._lending": "Lender ResourceLost",
+        "._notify": "SystemdNotifier",
+        "._orchestrator": "Orchestrator Reloaded WorkerFactory",
+        "._policy": "FailureKind RestartPolicy",
+        "._reload": "ReloadPlan plan_reload",
+        "._status": (
+            "LOCK_FILE STATUS_FILE AlreadyRunning StatusFileError StatusSnapshot WorkerStatus "
+            "acquire_lock format_status_table pid_alive read_status status_exit_code"
+        ),
+        "._supervisor": "SlotState WorkerLike WorkerSlot classify",
+        "._wiring": "worker_factory",
+    },
+)

@@ -60,7 +60,7 @@ from ._status import (
     acquire_lock,
     write_status,
 )
-from ._supervisor import WorkerLike, WorkerSlot
+from ._supervisor import SlotState, WorkerLike, WorkerSlot
 
 log = logging.getLogger(__name__)
 
@@ -435,7 +435,7 @@ class Orchestrator:
             self._launch(self._configs[key])
         for key in plan.unchanged:
             slot = self.slots.get(key)
-            if slot is not None and slot.state.value == "parked":
+            if slot is not None and slot.state.value is SlotState.PARKED:
                 log.info("reload: retrying parked worker %s now", slot.config.name)
                 slot.retry_now.set()
         return plan
@@ -455,7 +455,7 @@ class Orchestrator:
         wall_now = time.time() if wall_now is None else wall_now
         slot = self.slots.get(key)
         if slot is None:  # configured, never started (stopped before it began)
-            return WorkerStatus.for_config(self._configs[key], state="stopped", since=self._started_at)
+            return WorkerStatus.for_config(self._configs[key], state=SlotState.STOPPED, since=self._started_at)
         # An ended slot shows the configured entry (a reload may have changed it meanwhile).
         config = self._configs.get(key, slot.config) if slot.done.is_set() else slot.config
         report = slot.live_report
@@ -494,7 +494,7 @@ class Orchestrator:
         await self.started.wait()
         for slot in list(self.slots.values()):
             await trio_util.wait_any(slot.first_attempt_done.wait, slot.done.wait)
-        ready = sum(1 for s in self.slots.values() if s.state.value == "ready")
+        ready = sum(1 for s in self.slots.values() if s.state.value is SlotState.READY)
         self._notifier.notify(f"READY=1\nSTATUS={ready} of {len(self.slots)} worker(s) ready")
         log.info("all workers made their first start attempt (%d of %d ready)", ready, len(self.slots))
 

@@ -12,6 +12,7 @@ traceback; a bug in trio-oco prints exactly one, its own (the leaf of the except
 
 from __future__ import annotations
 
+import enum
 import logging
 import random
 from collections.abc import Callable
@@ -22,16 +23,16 @@ import trio
 import trio_util
 
 from oco.config import WorkerConfig
-from oco.convex import (
-    ConvexException,
-    NotAConvexDeployment,
-    WorkerRejected,
+from oco.errors import (
+    Misconfigured,
+    OcoError,
+    ProtocolViolation,
+    Refused,
+    Rejected,
+    Unavailable,
     describe,
-    is_transient,
 )
-from oco.errors import OcoError
 from oco.logs import bind_worker
-from oco.opencode import OpenCodeError, OpenCodeNotFound
 from oco.worker import State, WorkerReport
 
 from ._policy import FailureKind, Park, RestartHistory, RestartPolicy, decide
@@ -42,9 +43,6 @@ L = TypeVar("L")  # what a slot borrows for its worker's Convex URL (a `ConvexLi
 
 #: Lends what a worker needs for a Convex URL, for as long as the slot runs (all its attempts).
 ConvexFor = Callable[[str], AbstractAsyncContextManager[L]]
-
-#: States in which a slot has no attempt running (its last report is history, not live).
-IDLE_STATES: frozenset[str] = frozenset({"backoff", "parked", "stopped", "failed"})
 
 
 class WorkerLike(Protocol):
@@ -57,6 +55,32 @@ class WorkerLike(Protocol):
 
     async def run(self) -> None:
         """The worker's whole attempt: returns when cancelled and cleaned up, raises on failure."""
+
+
+class SlotState(enum.StrEnum):
+    """What status shows for a supervised worker: its lifecycle state while an attempt runs
+    (the values of `oco.worker.State`), `backoff` or `parked` between attempts, and
+    `stopped` once the slot has ended. The values are status.json's `state` strings."""
+
+    STARTING = "starting"
+    REGISTERING = "registering"
+    WAITING_APPROVAL = "waiting_approval"
+    CONNECTING = "connecting"
+    READY = "ready"
+    STOPPING = "stopping"
+    STOPPED = "stopped"
+    FAILED = "failed"
+    BACKOFF = "backoff"
+    PARKED = "parked"
+
+    @classmethod
+    def of(cls, state: State) -> SlotState:
+        """The slot state that shows a worker's lifecycle state."""
+        return cls(state.value)
+
+
+#: Between attempts, or after the slot: no worker runs, so it has no sessions, turns or OpenCode.
+STATES_WITHOUT_LIVE_WORKER = frozenset({SlotState.BACKOFF, SlotState.PARKED, SlotState.STOPPED, SlotState.FAILED})
 
 
 def _leaves(exc: BaseException) -> list[BaseException]:
@@ -73,24 +97,25 @@ def is_bug(exc: BaseException) -> bool:
 def classify(exc: BaseException) -> tuple[FailureKind, BaseException]:
     """What kind of failure ended an attempt, and the leaf exception that says so.
 
+    Decided by the neutral types of `oco.errors` alone (each adapter maps its errors to them).
     A rejection or a configuration error decides (they park); then a bug, if any leaf is one
     (it must not hide behind an outage that happened at the same time); then the rest.
     """
     leaves = _leaves(exc)
     for leaf in leaves:
-        if isinstance(leaf, WorkerRejected):
+        if isinstance(leaf, Rejected):
             return FailureKind.REJECTED, leaf
     for leaf in leaves:
-        if isinstance(leaf, (OpenCodeNotFound, NotAConvexDeployment)):
+        if isinstance(leaf, Misconfigured):
             return FailureKind.CONFIG, leaf
     for leaf in leaves:
         if is_bug(leaf):
             return FailureKind.CRASH, leaf
     for leaf in leaves:
-        if is_transient(leaf) or isinstance(leaf, OpenCodeError):
+        if isinstance(leaf, Unavailable):
             return FailureKind.TRANSIENT, leaf
     for leaf in leaves:
-        if isinstance(leaf, ConvexException):
+        if isinstance(leaf, (Refused, ProtocolViolation)):
             return FailureKind.BACKEND, leaf
     return FailureKind.TRANSIENT, leaves[0]  # another expected failure (an OcoError)
 
@@ -126,7 +151,7 @@ class WorkerSlot(Generic[L]):
         self._last_failure: str | None = None
         self._running = False  # an attempt is under way: its worker's own last_error is newest
         self._scope = trio.CancelScope()
-        self.state = trio_util.AsyncValue("starting")
+        self.state = trio_util.AsyncValue(SlotState.STARTING)
         self.since = trio.current_time()
         self.first_attempt_done = trio.Event()
         self.retry_now = trio.Event()  # set by a reload to end a park early
@@ -145,7 +170,7 @@ class WorkerSlot(Generic[L]):
     @property
     def live_report(self) -> WorkerReport | None:
         """The running worker's report, or None between attempts and once the slot ended."""
-        if self.worker is None or self.state.value in IDLE_STATES:
+        if self.worker is None or self.state.value in STATES_WITHOUT_LIVE_WORKER:
             return None
         return self.worker.report.value
 
@@ -159,7 +184,7 @@ class WorkerSlot(Generic[L]):
         `done` is set once it has."""
         self._scope.cancel(reason=reason)
 
-    def _set_state(self, state: str) -> None:
+    def _set_state(self, state: SlotState) -> None:
         if state != self.state.value:
             self.state.value = state
             self.since = trio.current_time()
@@ -174,7 +199,7 @@ class WorkerSlot(Generic[L]):
                 async with self._convex_for(self.config.convex_url) as convex:
                     await self._supervise(convex)
         finally:
-            self._set_state("stopped")
+            self._set_state(SlotState.STOPPED)
             self.done.set()
 
     async def _supervise(self, convex: L) -> None:
@@ -196,7 +221,7 @@ class WorkerSlot(Generic[L]):
                     finally:
                         self._running = False
                         # The mirror is gone by now; show how the attempt really ended.
-                        self._set_state(worker.report.value.state.value)
+                        self._set_state(SlotState.of(worker.report.value.state))
                 except* Exception as group:
                     # `except*`: when a stop cancels the attempt as it crashes, the group holds
                     # both; the Cancelled part propagates (no restart), the crash is logged.
@@ -219,7 +244,7 @@ class WorkerSlot(Generic[L]):
                     reason=self._last_failure,
                 )
                 if isinstance(decision, Park):
-                    self._set_state("parked")
+                    self._set_state(SlotState.PARKED)
                     log.error(
                         "parked: %s (retrying in %.0f s, or on reload)",
                         decision.reason,
@@ -228,7 +253,7 @@ class WorkerSlot(Generic[L]):
                     with trio.move_on_at(decision.retry_at):
                         await self.retry_now.wait()
                 else:
-                    self._set_state("backoff")
+                    self._set_state(SlotState.BACKOFF)
                     if kind is FailureKind.CRASH:
                         log.info("restarting in %.1f s", decision.delay)  # the crash is logged
                     else:
@@ -262,7 +287,7 @@ class WorkerSlot(Generic[L]):
             state = report.state
             if state.value == self.state.value:
                 self._on_change()
-            self._set_state(state.value)
+            self._set_state(SlotState.of(state))
             if state is State.READY and not ready_since:
                 ready_since.append(trio.current_time())
             if state in (State.READY, State.WAITING_APPROVAL):

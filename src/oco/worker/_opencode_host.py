@@ -20,7 +20,7 @@ import trio
 import trio_util
 
 from oco.config import write_private_file
-from oco.errors import OcoError
+from oco.errors import Unavailable
 from oco.opencode import (
     HEALTH_INTERVAL,
     HEALTH_TIMEOUT,
@@ -75,7 +75,7 @@ def describe_os_error(exc: Exception) -> str:
     return getattr(exc, "strerror", None) or type(exc).__name__
 
 
-class OpenCodeUnavailable(OcoError):
+class OpenCodeUnavailable(Unavailable):
     """OpenCode cannot serve a turn (it did not start, stopped answering or failed a call);
     the message says why in words a chat reply can carry."""
 

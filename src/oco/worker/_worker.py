@@ -1,6 +1,6 @@
 """One worker's trio shell: register, wait for approval, connect, then heartbeat, watch and relay.
 
-Decisions come from the pure cores (`Lifecycle`, `plan`); this module only moves bytes and time.
+Decisions come from the pure cores (`Lifecycle`, `plan_snapshot`); this module only moves bytes and time.
 Transient backend failures are retried here with backoff, on the same client, and reported
 through the backend's `OutageReport` (one WARNING naming the deployment, then one every few
 minutes); the latest is the worker's `last_error`, which status shows. A rejection
@@ -26,14 +26,12 @@ from oco.convex import (
     ConvexSubscriptions,
     WorkerDeleted,
     WorkerNotApproved,
-    WorkerNotFound,
-    WorkerRejected,
-    describe,
     is_transient,
 )
 from oco.convex._outage import duration
 from oco.convex.api import WorkerBackend
-from oco.convex.types import ModelInfo, Registration, WorkerRecord
+from oco.domain import ModelInfo, Registration
+from oco.errors import NotFound, Rejected, describe
 from oco.logs import bind_worker
 
 from ._completion import Outcome, ReplyCompleter, reply_from_note
@@ -44,9 +42,10 @@ from ._planner import plan_replies
 from ._relay import ChatRelay, JobKind
 from ._report import WorkerReport
 from ._session_map import SessionMap
+from ._snapshot import Ending, Snapshot, SnapshotMemory, plan_snapshot
 from ._stop import StopControl
 from ._subscription_watch import SubscriptionsProvider, SubscriptionWatcher
-from ._watch import PollingWatcher, Snapshot, Watcher
+from ._watch import PollingWatcher, Watcher
 
 log = logging.getLogger(__name__)
 
@@ -68,9 +67,9 @@ class ApprovalWithdrawn(Exception):
     """Internal: the record is no longer approved; go back to waiting."""
 
 
-def _rejection(exc: BaseException | None) -> WorkerRejected | None:
-    """The `WorkerRejected` inside `exc` (which may be a nursery's exception group), if any."""
-    if isinstance(exc, WorkerRejected):
+def _rejection(exc: BaseException | None) -> Rejected | None:
+    """The `Rejected` inside `exc` (which may be a nursery's exception group), if any."""
+    if isinstance(exc, Rejected):
         return exc
     if isinstance(exc, BaseExceptionGroup):
         for inner in exc.exceptions:
@@ -145,7 +144,7 @@ class Worker:
             stop=stop,
         )
         self._snapshot = trio_util.AsyncValue[tuple[int, Snapshot | None]]((0, None))
-        self._orphans_reported: set[str] = set()
+        self._orphans_reported: frozenset[str] = frozenset()
         self._models_wanted = trio_util.AsyncValue(0)
 
     # -- what it publishes ----------------------------------------------------------------
@@ -201,7 +200,7 @@ class Worker:
                 # The supervisor logs the failure (one line); here only what it cannot do.
                 rejection = _rejection(exc)
                 self.last_error = describe(rejection or _first_leaf(exc))
-                if isinstance(rejection, WorkerNotFound):  # deleted (WorkerRevoked is one too)
+                if isinstance(rejection, NotFound):  # deleted (WorkerRevoked is one too)
                     await self._close_open_messages()
                 self._apply(Event.FAIL, cause=exc)
                 raise
@@ -365,7 +364,7 @@ class Worker:
                         nursery.cancel_scope.cancel()
                 if not superseded.cancelled_caught:
                     log.info("published %d model(s)", len(models))
-            except WorkerRejected:
+            except Rejected:
                 raise
             except Exception as exc:
                 log.warning("could not publish models: %s", describe(exc))
@@ -415,20 +414,26 @@ class Worker:
         self._snapshot.value = (seq + 1, snapshot)
 
     async def _follow(self, watcher: Watcher, nursery: trio.Nursery) -> None:
-        """Acts on each snapshot: connect requests, revocation, and replies to start."""
+        """Acts on each snapshot as `plan_snapshot` decides: revocation, a withdrawn approval,
+        connect requests, and replies to start or close."""
         handled = 0
-        online_since = self._now_ms()
-        last_connect: float | None = None
+        memory = SnapshotMemory(self._now_ms(), reported_orphans=self._orphans_reported)
         while True:
             handled, snapshot = await self._snapshot.wait_value(lambda v: v[0] > handled)
             assert snapshot is not None
-            record = snapshot.worker
-            if record is None:
+            actions = plan_snapshot(
+                snapshot,
+                memory,
+                in_flight=self.relay.claimed(),
+                now_ms=self._now_ms(),
+                stale_age_ms=self.settings.stale_message_age_s * 1000,
+            )
+            memory = actions.memory
+            if actions.ending is Ending.REVOKED:
                 raise WorkerRevoked(url=self.backend.client.url)
-            if record.approval_status != "approved":
+            if actions.ending is Ending.APPROVAL_WITHDRAWN:
                 raise ApprovalWithdrawn()
-            if _connect_requested(record) and record.connect_requested_at != last_connect:
-                last_connect = record.connect_requested_at
+            if actions.connect:
                 log.info("connect requested in the web app")
                 await self._mark_connected()
                 self._models_wanted.value += 1
@@ -436,14 +441,7 @@ class Worker:
                 # so start OpenCode now rather than on it (the idle timeout still applies).
                 nursery.start_soon(self._warm_up)
             self.relay.observe(snapshot.messages)
-            decisions = plan_replies(
-                snapshot.messages,
-                in_flight=self.relay.claimed(),
-                now_ms=self._now_ms(),
-                stale_age_ms=self.settings.stale_message_age_s * 1000,
-                online_since_ms=online_since,
-                reported_orphans=self._orphans_reported,
-            )
+            decisions = actions.replies
             for reply in decisions.close_stale:
                 log.info("closing a message sent %.0f min ago while offline", (self._now_ms() - reply.timestamp) / 60000)
                 self.relay.submit(JobKind.CLOSE_STALE, reply)
@@ -453,12 +451,7 @@ class Worker:
                 self.relay.submit(JobKind.ANSWER, reply)
             for orphan in decisions.orphans:
                 log.warning("user message %s has no assistant placeholder; skipped", orphan.id)
-                self._orphans_reported.add(orphan.id)
-
-
-def _connect_requested(record: WorkerRecord) -> bool:
-    requested = record.connect_requested_at
-    return requested is not None and (record.connected_at is None or requested > record.connected_at)
+            self._orphans_reported = memory.reported_orphans
 
 
 def _default_watcher(worker: Worker) -> Watcher:
