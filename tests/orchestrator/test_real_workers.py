@@ -5,14 +5,12 @@ No OpenCode is needed: no chat message is sent, so no turn starts a server.
 
 from __future__ import annotations
 
-from functools import partial
-
 import trio
 
 from oco.config import Settings, WorkerConfig, parse_token
 from oco.convex import RetryPolicy
 from oco.orchestrator import Orchestrator, RestartPolicy, worker_factory
-from oco.testing import FakeConvex, fake_models, in_process_convex
+from oco.testing import FakeConvex, fake_models, in_process_connections
 
 
 async def test_a_deleted_worker_is_parked_the_others_run_and_go_offline_on_stop(autojump_clock, tmp_path) -> None:
@@ -28,41 +26,42 @@ async def test_a_deleted_worker_is_parked_the_others_run_and_go_offline_on_stop(
         for n, c in enumerate(created)
     ]
     settings = Settings()
-    orch = Orchestrator(
-        {c.key: c for c in configs},
-        settings,
-        worker_factory=worker_factory(
-            settings,
-            opencode_bin="/nonexistent/opencode",
-            state_dir=tmp_path / "state",
-            catalog=fake_models(),
-        ),
-        convex_for=partial(in_process_convex, fake, retry=RetryPolicy.never()),
-        policy=RestartPolicy(jitter=0.0),
-        handle_signals=False,
-        hard_exit=None,
-    )
     codes: list[int] = []
+    async with in_process_connections(fake, retry=RetryPolicy.never()) as connections:
+        orch = Orchestrator(
+            {c.key: c for c in configs},
+            settings,
+            worker_factory=worker_factory(
+                settings,
+                opencode_bin="/nonexistent/opencode",
+                state_dir=tmp_path / "state",
+                catalog=fake_models(),
+            ),
+            connections=connections,
+            policy=RestartPolicy(jitter=0.0),
+            handle_signals=False,
+            hard_exit=None,
+        )
 
-    async def main() -> None:
-        codes.append(await orch.run())
+        async def main() -> None:
+            codes.append(await orch.run())
 
-    with trio.fail_after(600):
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(main)
-            await orch.started.wait()
-            for config in configs:
-                await orch.slots[config.key].state.wait_value("ready")
-            assert {fake.worker(c.worker_id).status for c in created} == {"online"}
+        with trio.fail_after(600):
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(main)
+                await orch.started.wait()
+                for config in configs:
+                    await orch.slots[config.key].state.wait_value("ready")
+                assert {fake.worker(c.worker_id).status for c in created} == {"online"}
 
-            fake.remove(created[0].worker_id)  # deleted in the web app while it runs
-            deleted = orch.slots[configs[0].key]
-            await deleted.state.wait_value("parked")
-            assert deleted.last_error and ("deleted" in deleted.last_error or "not found" in deleted.last_error)
-            assert [orch.slots[c.key].state.value for c in configs[1:]] == ["ready", "ready"]
-            assert [orch.slots[c.key].attempts for c in configs[1:]] == [1, 1]
+                fake.remove(created[0].worker_id)  # deleted in the web app while it runs
+                deleted = orch.slots[configs[0].key]
+                await deleted.state.wait_value("parked")
+                assert deleted.last_error and ("deleted" in deleted.last_error or "not found" in deleted.last_error)
+                assert [orch.slots[c.key].state.value for c in configs[1:]] == ["ready", "ready"]
+                assert [orch.slots[c.key].attempts for c in configs[1:]] == [1, 1]
 
-            orch.request_stop("test")
+                orch.request_stop("test")
     assert codes == [0]
     assert [fake.worker(c.worker_id).status for c in created[1:]] == ["offline", "offline"]
     assert fake.worker(created[0].worker_id) is None

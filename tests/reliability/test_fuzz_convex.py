@@ -33,7 +33,7 @@ from oco.convex import (
     encode,
 )
 from oco.convex.api import WorkerBackend
-from oco.convex.types import ActiveSession, ChatMessage, Registration, SessionDetails, WorkerRecord
+from oco.domain import ActiveSession, ChatMessage, Registration, SessionDetails, WorkerRecord
 
 
 # Convex values of every kind the codec carries (Int64 and bytes are wrong for every field).

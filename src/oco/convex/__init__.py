@@ -1,40 +1,45 @@
 """The Convex layer: an HTTP client with typed errors and retries, and the worker's backend API.
 
-`ConvexClient` speaks the Convex HTTP API (`convex_encoded_json`); `shared_convex_client`
-hands out one per URL; `oco.convex.api.WorkerBackend` wraps the functions the worker calls.
-`ConvexSubscriptions` carries live queries over the sync protocol (one websocket);
-`shared_subscriptions_for` hands out one per client's URL and HTTP client.
+`ConvexClient` speaks the Convex HTTP API (`convex_encoded_json`);
+`oco.convex.api.WorkerBackend` wraps the functions the worker calls. `ConvexSubscriptions`
+carries live queries over the sync protocol (one websocket). Sharing one of each per URL is
+the orchestrator's business (`oco.orchestrator.ConvexConnections`), not a registry here.
 """
 
-from oco.convex._client import ConvexClient, RetryPolicy
-from oco.convex._codec import CodecError, Int64, decode, encode
-from oco.convex._convert import camel, structure
-from oco.convex._errors import (
-    BackendFault,
-    ConvexAuthError,
-    ConvexError,
-    ConvexException,
-    ConvexFunctionError,
-    ConvexProtocolError,
-    ConvexServerError,
-    ConvexUnavailable,
-    InvalidSecret,
-    MessageNotFound,
-    NotAConvexDeployment,
-    SessionNotFound,
-    WorkerDeleted,
-    WorkerNotApproved,
-    WorkerNotFound,
-    WorkerRejected,
-    describe,
-    is_transient,
-    is_untyped,
-)
-from oco.convex._functions import is_idempotent
-from oco.convex._shared import shared_convex_client
-from oco.convex._sync_client import ConvexSubscriptions, Subscription
-from oco.convex._sync_shared import shared_subscriptions_for
-from oco.convex._sync_state import QueryError
+from typing import TYPE_CHECKING
+
+from oco._lazy import lazy_exports
+
+if TYPE_CHECKING:  # what type checkers read; at run time a name is imported on first use
+    from oco.convex._client import ConvexClient, RetryPolicy
+    from oco.convex._codec import CodecError, Int64, decode, encode
+    from oco.convex._convert import camel, structure
+    from oco.convex._errors import (
+        BackendFault,
+        ConvexAuthError,
+        ConvexError,
+        ConvexException,
+        ConvexFunctionError,
+        ConvexProtocolError,
+        ConvexRequestError,
+        ConvexServerError,
+        ConvexServerUnavailable,
+        ConvexUnavailable,
+        ConvexUnexpectedStatus,
+        InvalidSecret,
+        MessageNotFound,
+        NotAConvexDeployment,
+        SessionNotFound,
+        WorkerDeleted,
+        WorkerNotApproved,
+        WorkerNotFound,
+        WorkerRejected,
+        is_transient,
+        is_untyped,
+    )
+    from oco.convex._functions import is_idempotent
+    from oco.convex._sync_client import ConvexSubscriptions, Subscription
+    from oco.convex._sync_state import QueryError
 
 __all__ = [
     "BackendFault",
@@ -45,9 +50,12 @@ __all__ = [
     "ConvexException",
     "ConvexFunctionError",
     "ConvexProtocolError",
+    "ConvexRequestError",
     "ConvexServerError",
+    "ConvexServerUnavailable",
     "ConvexSubscriptions",
     "ConvexUnavailable",
+    "ConvexUnexpectedStatus",
     "Int64",
     "InvalidSecret",
     "MessageNotFound",
@@ -62,12 +70,28 @@ __all__ = [
     "WorkerRejected",
     "camel",
     "decode",
-    "describe",
     "encode",
     "is_idempotent",
     "is_transient",
     "is_untyped",
-    "shared_convex_client",
-    "shared_subscriptions_for",
     "structure",
 ]
+
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "._client": "ConvexClient RetryPolicy",
+        "._codec": "CodecError Int64 decode encode",
+        "._convert": "camel structure",
+        "._errors": (
+            "BackendFault ConvexAuthError ConvexError ConvexException ConvexFunctionError "
+            "ConvexProtocolError ConvexRequestError ConvexServerError ConvexServerUnavailable "
+            "ConvexUnavailable ConvexUnexpectedStatus InvalidSecret MessageNotFound "
+            "NotAConvexDeployment SessionNotFound WorkerDeleted WorkerNotApproved "
+            "WorkerNotFound WorkerRejected is_transient is_untyped"
+        ),
+        "._functions": "is_idempotent",
+        "._sync_client": "ConvexSubscriptions Subscription",
+        "._sync_state": "QueryError",
+    },
+)

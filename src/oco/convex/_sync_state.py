@@ -42,8 +42,8 @@ MAX_BACKOFF = 16.0
 MAX_REOPEN_BACKOFF = 60.0
 # Where the JS client resets its retry count on every Transition that completes a resync,
 # we wait until the socket has also stayed open this long after it: a server that sends
-# one good Transition and then a bad frame otherwise gets a 0.1 s loop (issue 13 counted
-# 130 reconnects in 20 s). 30 s is two of the server's 15 s Ping intervals.
+# one good Transition and then a bad frame otherwise gets a 0.1 s loop (130 reconnects
+# in 20 s were seen). 30 s is two of the server's 15 s Ping intervals.
 HEALTHY_AFTER_S = 30.0
 # A failing socket logs its first reconnect at WARNING, later ones at DEBUG, and a WARNING
 # summary when this long has passed since the last warning.

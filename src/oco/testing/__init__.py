@@ -8,7 +8,8 @@ The fakes: `FakeConvex` is the reference Convex backend in memory (ASGI app + we
 for a real OpenCode; `opencode_config` / `opencode_env` point an isolated `opencode serve` at it.
 
 In process, on a MockClock (no extra needed): `in_process_convex(fake)` is a `ConvexClient`
-that reaches the fake without a socket; `trio_ms` is the clock to give the fake and the
+that reaches the fake without a socket (`in_process_connections(fake)`: the orchestrator's
+connections made of such clients); `trio_ms` is the clock to give the fake and the
 worker; `make_worker` builds a real `Worker` for a worker the fake created, and
 `running_worker(worker)` runs it for a block, entered once it is ready.
 
@@ -23,7 +24,7 @@ As a user runs it: `run_oco(*args)` / `open_oco(*args)` run `trio-oco` as a chil
 from oco.testing._fake_convex import CONVEX_MODES, CreatedWorker, FakeConvex, FakeFunctionError
 from oco.testing._fake_convex_server import FakeConvexServer, serve_fake_convex
 from oco.testing._fake_llm import FakeLLM, FakeLLMServer, serve_fake_llm
-from oco.testing._in_process import IN_PROCESS_URL, in_process_convex, trio_ms
+from oco.testing._in_process import IN_PROCESS_URL, in_process_connections, in_process_convex, trio_ms
 from oco.testing._oco_process import DevProject, oco_command, open_oco, run_oco
 from oco.testing._opencode_env import FAKE_MODEL, opencode_config, opencode_env
 from oco.testing._processes import kill_leftovers, output_lines, processes_in, wait_gone
@@ -46,6 +47,7 @@ __all__ = [
     "MissingExtra",
     "SyncFaults",
     "fake_models",
+    "in_process_connections",
     "in_process_convex",
     "kill_leftovers",
     "make_worker",

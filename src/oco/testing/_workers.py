@@ -21,10 +21,11 @@ import trio
 
 from oco.config import Settings, WorkerConfig, parse_token
 from oco.convex import ConvexClient
-from oco.convex.types import ModelInfo
+from oco.domain import ModelInfo
 from oco.testing._fake_convex import CreatedWorker
 from oco.testing._opencode_env import FAKE_MODEL
 from oco.worker import ModelCatalog, State, StopControl, Worker
+from oco.worker._subscription_watch import SubscriptionsProvider
 
 FAKE_MODELS = (ModelInfo(id=FAKE_MODEL, name="Fake Model", provider="fake"),)
 NO_OPENCODE = "/nonexistent/opencode"
@@ -52,6 +53,7 @@ def make_worker(
     models: ModelCatalog | None = None,
     state_dir: Path | None = None,
     now_ms: Callable[[], float] | None = None,
+    subscriptions: SubscriptionsProvider | None = None,
     **settings: Any,
 ) -> Worker:
     """A `Worker` talking to `convex`, working in `directory`, its state in `directory/state`.
@@ -59,7 +61,8 @@ def make_worker(
     `worker` is what `FakeConvex.create_worker` returned (`token` replaces its token, e.g. one
     with a wrong secret) or a whole `WorkerConfig` (then `directory` holds only the state).
     `settings` are `Settings` fields. `now_ms` is the worker's clock: give it the fake's
-    (`trio_ms` on a MockClock); the default is the wall clock.
+    (`trio_ms` on a MockClock); the default is the wall clock. `subscriptions` lends it a sync
+    socket (as the orchestrator does); without it the worker opens its own.
     """
     if isinstance(worker, WorkerConfig):
         config = worker
@@ -80,6 +83,7 @@ def make_worker(
         models=models or fake_models(),
         state_dir=state_dir or directory / "state",
         opencode_env=opencode_env,
+        subscriptions=subscriptions,
         **clock,
     )
 

@@ -1,25 +1,47 @@
 """The worker: one configured worker's lifecycle, Convex watcher, chat relay and OpenCode host.
 
-Public: `Worker` (run it in a nursery; `state` is observable), `StopControl` (shared stop
-deadline and force switch), `ModelCatalog` (shared model listings), `State`, the notes a
-reply can be closed with, and the planner's pure core (`plan_replies`, `PendingReply`).
+Public: `Worker` (run it in a nursery; `state` and `report`, a `WorkerReport`, are
+observable), `StopControl` (shared stop deadline and force switch), `ModelCatalog` (shared
+model listings), `State`, and the pure cores for those who want them (`Lifecycle`,
+`plan_replies`).
 """
 
-from ._lifecycle import State
-from ._models import ModelCatalog
-from ._planner import INTERRUPTED_NOTE, NO_MODEL_NOTE, STALE_NOTE, PendingReply, plan_replies
-from ._stop import StopControl
-from ._worker import REMOVED_NOTE, Worker
+from typing import TYPE_CHECKING
+
+from oco._lazy import lazy_exports
+
+if TYPE_CHECKING:  # what type checkers read; at run time a name is imported on first use
+    from ._lifecycle import Lifecycle, State
+    from ._models import ModelCatalog
+    from ._planner import INTERRUPTED_NOTE, NO_MODEL_NOTE, STALE_NOTE, PendingReply, plan_replies
+    from ._report import WorkerReport
+    from ._stop import StopControl
+    from ._worker import REMOVED_NOTE, Worker, WorkerRevoked
 
 __all__ = [
     "INTERRUPTED_NOTE",
     "NO_MODEL_NOTE",
     "REMOVED_NOTE",
     "STALE_NOTE",
+    "Lifecycle",
     "ModelCatalog",
     "PendingReply",
     "State",
     "StopControl",
     "Worker",
+    "WorkerReport",
+    "WorkerRevoked",
     "plan_replies",
 ]
+
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "._lifecycle": "Lifecycle State",
+        "._models": "ModelCatalog",
+        "._planner": "INTERRUPTED_NOTE NO_MODEL_NOTE STALE_NOTE PendingReply plan_replies",
+        "._report": "WorkerReport",
+        "._stop": "StopControl",
+        "._worker": "REMOVED_NOTE Worker WorkerRevoked",
+    },
+)

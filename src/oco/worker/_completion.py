@@ -27,14 +27,9 @@ import attrs
 import stamina
 
 from oco._text import external
-from oco.convex import (
-    ConvexException,
-    MessageNotFound,
-    SessionNotFound,
-    WorkerRejected,
-    is_transient,
-)
-from oco.convex.api import WorkerBackend
+from oco.convex import is_transient
+from oco.domain import Backend
+from oco.errors import NotFound, OcoError, Rejected
 from oco.opencode import PermissionDecision, TurnResult
 
 from ._limits import MESSAGE_BUDGET, OTHER_PARTS_LIMIT, REASONING_LIMIT, fit, json_size
@@ -145,16 +140,16 @@ def _smaller_forms(final: FinalReply) -> list[FinalReply]:
     return forms
 
 
-async def reply_fate(backend: WorkerBackend, reply_id: str) -> Fate:
+async def reply_fate(backend: Backend, reply_id: str) -> Fate:
     """Whether `reply_id` still exists and is open, from the backend's message list.
 
     Transient failures propagate (the caller retries); a refused query is `UNKNOWN`.
     """
     try:
         messages = await backend.worker_messages()
-    except WorkerRejected:
+    except Rejected:
         raise
-    except ConvexException as exc:
+    except OcoError as exc:  # the backend's failure (a bug propagates)
         if is_transient(exc):
             raise
         log.debug("could not read the messages to check reply %s: %s", reply_id, exc)
@@ -168,8 +163,8 @@ async def reply_fate(backend: WorkerBackend, reply_id: str) -> Fate:
 class _Refused(Exception):
     """Internal: Convex refused a completion of a message that still exists; try again."""
 
-    def __init__(self, cause: ConvexException) -> None:
-        self.function = cause.function
+    def __init__(self, cause: OcoError) -> None:
+        self.function = getattr(cause, "function", None)
         super().__init__(str(cause))
 
 
@@ -180,13 +175,13 @@ def _worth_retrying(exc: Exception) -> bool:
 class ReplyCompleter:
     """Completes replies through one worker's backend (see the module docstring)."""
 
-    def __init__(self, backend: WorkerBackend) -> None:
+    def __init__(self, backend: Backend) -> None:
         self._backend = backend
 
     async def complete(self, reply: PendingReply, final: FinalReply) -> Outcome:
         """Send `final` until Convex has it or the reply is provably gone.
 
-        Returns only then; raises `WorkerRejected`, bugs, and cancellation (the caller's stop).
+        Returns only then; raises a rejection (`Rejected`), bugs, and cancellation (the caller's stop).
         """
         reply_id = reply.reply_message_id
         forms = _smaller_forms(final)
@@ -203,9 +198,9 @@ class ReplyCompleter:
             with attempt:
                 try:
                     await self._send(reply, forms[form])
-                except WorkerRejected:
+                except Rejected:
                     raise
-                except ConvexException as exc:
+                except OcoError as exc:  # the backend's failure (a bug propagates)
                     failures += 1
                     log.log(
                         logging.WARNING if failures == 1 else logging.DEBUG,
@@ -215,7 +210,7 @@ class ReplyCompleter:
                     )
                     if is_transient(exc):
                         raise
-                    if isinstance(exc, (MessageNotFound, SessionNotFound)):
+                    if isinstance(exc, NotFound):
                         fate = Fate.GONE
                     else:
                         fate = await reply_fate(self._backend, reply_id)
