@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import trio
 
-from oco.convex import ConvexClient, RetryPolicy
-from oco.orchestrator import ConvexConnections
-from oco.testing import IN_PROCESS_URL, make_worker, running_worker, trio_ms
+from oco.convex import RetryPolicy
+from oco.testing import IN_PROCESS_URL, in_process_connections, make_worker, running_worker, trio_ms
 from oco.worker import NO_MODEL_NOTE, State
 from subscription_support import SUBSCRIBE, ask_without_model, watch_calls
 
@@ -75,13 +74,12 @@ async def test_dropped_socket_reconnects_without_polling(fake, new_worker, autoj
 
 
 async def test_workers_on_one_url_share_the_lent_socket_which_outlives_the_first_to_leave(
-    fake, convex, tmp_path, autojump_clock
+    fake, tmp_path, autojump_clock
 ):
     first, second = fake.create_worker(), fake.create_worker()
     for created in (first, second):
         (tmp_path / created.worker_id).mkdir()
-    async with trio.open_nursery() as nursery:
-        connections = ConvexConnections(lambda url: ConvexClient(url, http=convex.http, retry=RetryPolicy.never()))
+    async with in_process_connections(fake, retry=RetryPolicy.never()) as connections, trio.open_nursery() as nursery:
         await nursery.start(connections.run)
         workers = {}
         scopes = [trio.CancelScope(), trio.CancelScope()]
