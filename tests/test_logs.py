@@ -9,6 +9,7 @@ import re
 
 import pytest
 import trio
+import trio.lowlevel
 
 from oco.logs import bind_worker, register_secret, setup_logging, worker_label
 
@@ -27,7 +28,7 @@ async def test_worker_label_follows_trio_tasks(stream: io.StringIO) -> None:
     log = logging.getLogger("oco.test")
 
     async def child() -> None:
-        await trio.sleep(0)
+        await trio.lowlevel.checkpoint()
         log.info("from the child")
 
     log.info("before")

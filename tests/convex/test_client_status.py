@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
+from convex_helpers import in_process
 
 from oco.convex import (
     ConvexAuthError,
@@ -22,8 +23,6 @@ from oco.convex import (
     is_transient,
 )
 from oco.testing import FakeConvexServer
-
-from convex_helpers import in_process
 
 
 def canned(status: int, body: Any, content_type: str = "application/json") -> Any:

@@ -7,6 +7,7 @@ from typing import Any
 import httpx
 import pytest
 import trio
+from convex_helpers import backend_for, in_process
 
 from oco.convex import (
     ConvexClient,
@@ -17,8 +18,6 @@ from oco.convex import (
 )
 from oco.convex.api import WorkerBackend
 from oco.testing import FakeConvex
-
-from convex_helpers import backend_for, in_process
 
 EXACT = RetryPolicy(attempts=4, wait_initial=0.5, wait_max=8.0, wait_jitter=0.0)
 

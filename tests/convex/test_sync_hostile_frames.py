@@ -11,11 +11,11 @@ from typing import Any
 import httpx
 import pytest
 import trio
+from sync_support import ToyDatabase, in_process, on_loopback
 
 from oco.convex._sync_client import MAX_FRAME_BYTES, ConvexSubscriptions, SyncQueryError
 from oco.convex._sync_state import QueryError
 from oco.testing._sync_server import SyncFaults
-from sync_support import ToyDatabase, in_process, on_loopback
 
 _VERSION = {"querySet": 1, "identity": 0, "ts": "AQAAAAAAAAA="}
 
@@ -210,15 +210,14 @@ async def test_the_size_bound_is_per_frame_and_chunks_join_beyond_it(autojump_cl
 async def test_over_loopback_a_big_frame_is_refused_while_it_arrives(caplog):
     # Over a real socket wsproto hands the message over in pieces; the bound counts them.
     db = ToyDatabase()
-    async with on_loopback(db) as (endpoint, url):
-        async with httpx.AsyncClient() as client:
-            async with ConvexSubscriptions(url, client=client, jitter=lambda: 0.0,
-                                           max_frame_bytes=100_000) as subs:
-                with subs.subscribe("toy:count") as sub:
-                    with trio.fail_after(10):
-                        await _synced(subs, sub)
-                        await endpoint.inject_frame("y" * 3_000_000)
-                        await subs.connected.wait_value(False)
-                        await subs.connected.wait_value(True)
+    async with on_loopback(db) as (endpoint, url), httpx.AsyncClient() as client:
+        async with ConvexSubscriptions(url, client=client, jitter=lambda: 0.0,
+                                       max_frame_bytes=100_000) as subs:
+            with subs.subscribe("toy:count") as sub:
+                with trio.fail_after(10):
+                    await _synced(subs, sub)
+                    await endpoint.inject_frame("y" * 3_000_000)
+                    await subs.connected.wait_value(False)
+                    await subs.connected.wait_value(True)
     assert any("frame over 100000 bytes" in r.getMessage() for r in caplog.records)
     assert endpoint.attempts.value == 2

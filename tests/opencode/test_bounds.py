@@ -16,7 +16,15 @@ import trio
 from hypercorn.config import Config
 from hypercorn.trio import serve
 
-from oco.opencode import EventHub, OpenCodeClient, OpenCodeError, OpenCodeStartError, PartDelta, SessionIdle, open_opencode_server
+from oco.opencode import (
+    EventHub,
+    OpenCodeClient,
+    OpenCodeError,
+    OpenCodeStartError,
+    PartDelta,
+    SessionIdle,
+    open_opencode_server,
+)
 from oco.opencode._client import BODY_MAX_BYTES
 from oco.opencode._process import _LISTENING
 from oco.opencode._sse import MAX_EVENT_BYTES, SSEDecoder

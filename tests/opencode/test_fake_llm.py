@@ -10,6 +10,7 @@ import httpx
 import pytest
 import trio
 
+from oco.testing import opencode_config, opencode_env
 from oco.testing._fake_llm import (
     BIG_DEFAULT_BYTES,
     DEFAULT_REASONING,
@@ -22,7 +23,6 @@ from oco.testing._fake_llm import (
     big_text,
     serve_fake_llm,
 )
-from oco.testing import opencode_config, opencode_env
 
 
 async def _chat(base_url: str, messages: list[dict], **extra) -> tuple[int, list[dict] | dict]:
@@ -145,11 +145,10 @@ async def test_big_needs_a_word_of_its_own():
 
 
 async def test_requests_are_recorded_with_headers_and_can_be_awaited():
-    async with serve_fake_llm() as llm:
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(_chat, llm.base_url, user("ECHO hi"))
-            with trio.fail_after(10):
-                first = await llm.wait_for_requests(1)
+    async with serve_fake_llm() as llm, trio.open_nursery() as nursery:
+        nursery.start_soon(_chat, llm.base_url, user("ECHO hi"))
+        with trio.fail_after(10):
+            first = await llm.wait_for_requests(1)
     assert first.path == "/v1/chat/completions"
     assert first.headers["x-session-id"] == "ses_1"
     assert first.body["messages"][-1]["content"] == "ECHO hi"

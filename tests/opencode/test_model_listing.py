@@ -95,7 +95,7 @@ async def test_a_listing_that_floods_its_output_is_stopped_at_the_bound(tmp_path
 def _opencode_bin() -> str:
     try:
         return find_opencode_bin(environ={**os.environ, "OCO_OPENCODE_BIN": os.environ.get("OCO_OPENCODE_BIN") or str(REPO_BIN)})
-    except Exception:
+    except Exception:  # noqa: BLE001 - no usable opencode binary, whatever the reason: skip
         pytest.skip("opencode is not installed (run scripts/setup)")
 
 

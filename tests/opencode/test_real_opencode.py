@@ -17,9 +17,14 @@ import httpx
 import pytest
 import trio
 
-from oco.opencode import OpenCodeStartError, find_opencode_bin, list_models_cli, open_opencode_server, run_turn
-from oco.testing import serve_fake_llm
-from oco.testing import FAKE_MODEL, opencode_env
+from oco.opencode import (
+    OpenCodeStartError,
+    find_opencode_bin,
+    list_models_cli,
+    open_opencode_server,
+    run_turn,
+)
+from oco.testing import FAKE_MODEL, opencode_env, serve_fake_llm
 
 REPO_BIN = Path(__file__).resolve().parents[2] / "node_modules" / ".bin" / "opencode"
 
@@ -27,7 +32,7 @@ REPO_BIN = Path(__file__).resolve().parents[2] / "node_modules" / ".bin" / "open
 def _opencode_bin() -> str:
     try:
         return find_opencode_bin(environ={**os.environ, "OCO_OPENCODE_BIN": os.environ.get("OCO_OPENCODE_BIN") or str(REPO_BIN)})
-    except Exception:
+    except Exception:  # noqa: BLE001 - no usable opencode binary, whatever the reason: skip
         pytest.skip("opencode is not installed (run scripts/setup)")
 
 

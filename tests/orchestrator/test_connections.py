@@ -59,10 +59,9 @@ async def test_one_client_per_url_closed_when_its_last_borrower_leaves() -> None
 async def test_clients_close_when_the_owner_is_cancelled_with_its_borrowers() -> None:
     connections = ConvexConnections()
     with trio.CancelScope() as everything:
-        async with running(connections):
-            async with connections.lend("http://127.0.0.1:11") as link:
-                everything.cancel()  # the process stops: borrower and owner at once
-                await trio.sleep_forever()
+        async with running(connections), connections.lend("http://127.0.0.1:11") as link:
+            everything.cancel()  # the process stops: borrower and owner at once
+            await trio.sleep_forever()
     assert link.client.http.is_closed
     assert connections.clients.open_count.value == 0
 

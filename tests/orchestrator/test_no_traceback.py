@@ -238,7 +238,7 @@ async def test_escape_sequences_in_a_convex_error_never_reach_the_terminal(
 
 def nested_bug(attempt: int) -> BaseException:
     try:
-        {}["missing"]  # noqa: B018 - the bug
+        {}["missing"]  # the bug
     except KeyError as bug:
         leaf = bug
     return ExceptionGroup("outer nursery", [ExceptionGroup("inner nursery", [leaf])])

@@ -12,9 +12,6 @@ import time
 
 import pytest
 import trio
-
-from oco.testing import CONVEX_MODES, FakeConvex, processes_in, serve_fake_convex, serve_fake_llm
-from oco.worker import STALE_NOTE
 from reliability_support import (
     DevSetup,
     kill_groups_in,
@@ -22,6 +19,9 @@ from reliability_support import (
     run_dev,
     secret_of,
 )
+
+from oco.testing import CONVEX_MODES, FakeConvex, processes_in, serve_fake_convex, serve_fake_llm
+from oco.worker import STALE_NOTE
 
 pytestmark = [pytest.mark.opencode, pytest.mark.slow, needs_opencode]
 

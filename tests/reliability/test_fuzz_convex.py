@@ -7,11 +7,10 @@ exception; a list with a malformed row keeps the good rows and logs one error pe
 
 from __future__ import annotations
 
-import os
-
 import functools
 import json
 import logging
+import os
 import types
 import typing
 from collections.abc import Awaitable, Callable
@@ -19,7 +18,6 @@ from typing import Any
 
 import attrs
 import httpx
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -34,7 +32,6 @@ from oco.convex import (
 )
 from oco.convex.api import WorkerBackend
 from oco.domain import ActiveSession, ChatMessage, Registration, SessionDetails, WorkerRecord
-
 
 # scripts/test runs 2000 examples; scripts/soak runs these suites again with 10 000.
 FUZZ_EXAMPLES = int(os.environ.get("OCO_FUZZ_EXAMPLES", "2000"))

@@ -8,7 +8,6 @@ transcript takes any sequence of parsed events without raising; `reconcile` give
 from __future__ import annotations
 
 import os
-
 import time
 from typing import Any
 
@@ -29,7 +28,6 @@ from oco.opencode import (
     reconcile,
 )
 from oco.opencode._transcript import TurnTranscript
-
 
 # scripts/test runs 2000 examples; scripts/soak runs these suites again with 10 000.
 FUZZ_EXAMPLES = int(os.environ.get("OCO_FUZZ_EXAMPLES", "2000"))

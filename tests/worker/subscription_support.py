@@ -10,13 +10,13 @@ from pathlib import Path
 import httpx
 import pytest
 from httpx_ws.transport import ASGIWebSocketTransport
+from worker_support import MODELS, trio_ms, worker_config
 
 from oco.config import Settings
 from oco.convex import ConvexClient, RetryPolicy
 from oco.testing import CreatedWorker, FakeConvex
 from oco.worker import ModelCatalog, StopControl, Worker
 from oco.worker._subscription_watch import SubscriptionsProvider
-from worker_support import MODELS, trio_ms, worker_config
 
 WATCH_QUERIES = (
     "workers:getByMachineAndWorker",

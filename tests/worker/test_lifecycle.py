@@ -163,7 +163,7 @@ def test_set_offline_is_owed_once_register_succeeded_and_stays_owed_through_stop
 
 
 def test_registered_states_are_exactly_those_after_a_successful_register() -> None:
-    assert REGISTERED_STATES == {State.WAITING_APPROVAL, State.CONNECTING, State.READY}
+    assert {State.WAITING_APPROVAL, State.CONNECTING, State.READY} == REGISTERED_STATES
 
 
 def test_history_is_bounded_and_keeps_the_newest() -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import trio
+from worker_support import MODELS
 
 from oco.config import Settings, WorkerConfig, parse_token
 from oco.convex import ConvexClient, RetryPolicy
@@ -23,7 +24,6 @@ from oco.opencode import UNRESPONSIVE_NOTE, run_turn
 from oco.testing import FAKE_MODEL, opencode_env, serve_fake_convex, serve_fake_llm
 from oco.worker import ModelCatalog, State, StopControl, Worker
 from oco.worker._opencode_host import OpenCodeHost
-from worker_support import MODELS
 
 REPO = Path(__file__).resolve().parents[2]
 OPENCODE = os.environ.get("OCO_OPENCODE_BIN") or str(REPO / "node_modules" / ".bin" / "opencode")

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 import trio
+from worker_support import make_worker, trio_ms
 
 from oco.testing import FakeConvex
 from oco.worker import State
-from worker_support import make_worker, trio_ms
 
 
 class Timed(logging.Handler):

@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 import trio
+from worker_support import MODELS, in_process_client, trio_ms, worker_config
 
 from oco.config import Settings
 from oco.convex import ConvexClient
@@ -28,7 +29,6 @@ from oco.orchestrator import RestartPolicy
 from oco.orchestrator._supervisor import WorkerSlot
 from oco.testing import CreatedWorker, FakeConvex, collect_output, serve_fake_convex
 from oco.worker import ModelCatalog, StopControl, Worker
-from worker_support import MODELS, in_process_client, trio_ms, worker_config
 
 
 def make_fake(prod: bool) -> FakeConvex:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import pytest
 import trio
+from worker_support import make_worker, trio_ms
 
 from oco.convex import ConvexFunctionError
 from oco.opencode import TurnResult
@@ -20,7 +21,6 @@ from oco.worker._completion import Outcome, ReplyCompleter, reply_from_turn
 from oco.worker._planner import PendingReply
 from oco.worker._relay import JobKind, ReplyGone, _Turn
 from oco.worker._session_map import ReplyStart
-from worker_support import make_worker, trio_ms
 
 MODES = pytest.mark.parametrize("prod", [False, True], ids=["dev", "prod"])
 

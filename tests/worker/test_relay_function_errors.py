@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import trio
+from worker_support import make_worker, trio_ms
 
 from oco.testing import FakeConvex
 from oco.worker import State
-from worker_support import make_worker, trio_ms
 
 
 async def test_a_560_on_complete_message_is_retried_until_the_reply_is_closed(tmp_path):

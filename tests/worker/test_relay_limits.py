@@ -13,6 +13,7 @@ import pytest
 import trio
 from hypothesis import given
 from hypothesis import strategies as st
+from worker_support import make_worker, trio_ms
 
 from oco.convex import ConvexFunctionError
 from oco.opencode import PermissionDecision, TurnResult
@@ -26,7 +27,6 @@ from oco.worker._completion import (
 )
 from oco.worker._limits import ARRAY_LIMIT, MESSAGE_BUDGET, VALUE_LIMIT, json_size
 from oco.worker._planner import PendingReply
-from worker_support import make_worker, trio_ms
 
 MIB = 1024 * 1024
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import pytest
 import trio
+from worker_support import make_worker, trio_ms
 
 from oco.opencode import TurnResult
 from oco.testing import FakeConvex
@@ -17,7 +18,6 @@ from oco.worker import NO_MODEL_NOTE, State, StopControl
 from oco.worker._completion import Outcome, ReplyCompleter, reply_from_turn
 from oco.worker._planner import PendingReply
 from oco.worker._relay import JobKind
-from worker_support import make_worker, trio_ms
 
 COMPLETIONS = ("chat:completeStructuredMessage", "chat:completeMessage")
 

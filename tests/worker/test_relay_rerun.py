@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import trio
+from worker_support import MODELS
 
 from oco.config import Settings, WorkerConfig, parse_token
 from oco.convex import ConvexClient, RetryPolicy
@@ -23,7 +24,6 @@ from oco.testing._fake_llm import serve_fake_llm
 from oco.testing._opencode_env import opencode_env
 from oco.worker import ModelCatalog, State, StopControl, Worker
 from oco.worker._relay import RERUN_SEPARATOR
-from worker_support import MODELS
 
 REPO = Path(__file__).resolve().parents[2]
 OPENCODE = os.environ.get("OCO_OPENCODE_BIN") or str(REPO / "node_modules" / ".bin" / "opencode")

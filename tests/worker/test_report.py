@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import trio
+from worker_support import make_worker, trio_ms
 
 from oco.testing import FakeConvex
 from oco.worker import State, WorkerReport
-from worker_support import make_worker, trio_ms
 
 
 async def test_the_report_follows_the_state_and_the_last_error_as_they_change(

@@ -22,11 +22,11 @@ from pathlib import Path
 
 import pytest
 import trio
+from worker_support import make_worker
 
 from oco.testing import FakeConvex
 from oco.worker import NO_MODEL_NOTE, State
 from oco.worker._session_map import SessionLink, SessionMap
-from worker_support import make_worker
 
 TESTS = Path(__file__).resolve().parent
 SRC = TESTS.parents[1] / "src"

@@ -10,11 +10,6 @@ from typing import Any
 
 import pytest
 import trio
-
-from oco.convex._sync_client import MAX_FRAME_BYTES
-from oco.testing import FakeConvex
-from oco.worker import NO_MODEL_NOTE, State
-from oco.worker._subscription_watch import MESSAGES_QUERY, SESSIONS_QUERY, WORKER_QUERY
 from subscription_support import (
     ask_without_model,
     convex_in_process,
@@ -22,6 +17,11 @@ from subscription_support import (
     subscribing_worker,
     watch_calls,
 )
+
+from oco.convex._sync_client import MAX_FRAME_BYTES
+from oco.testing import FakeConvex
+from oco.worker import NO_MODEL_NOTE, State
+from oco.worker._subscription_watch import MESSAGES_QUERY, SESSIONS_QUERY, WORKER_QUERY
 
 _VERSION = {"querySet": 1, "identity": 0, "ts": "AQAAAAAAAAA="}
 _HOSTILE = "\x1b[31mred\x1b[0m \x1b]0;pwned\x07 and\nforged"

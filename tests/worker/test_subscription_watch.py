@@ -8,10 +8,6 @@ HTTP" is exactly "nothing billed while idle" here (subscription re-runs follow w
 from __future__ import annotations
 
 import trio
-
-from oco.convex import ConvexClient, RetryPolicy
-from oco.orchestrator import ConvexConnections
-from oco.worker import NO_MODEL_NOTE, State
 from subscription_support import (
     ask_without_model,
     convex_in_process,
@@ -19,6 +15,10 @@ from subscription_support import (
     subscribing_worker,
     watch_calls,
 )
+
+from oco.convex import ConvexClient, RetryPolicy
+from oco.orchestrator import ConvexConnections
+from oco.worker import NO_MODEL_NOTE, State
 
 
 async def test_idle_worker_makes_no_watch_call_and_picks_up_a_message(fake, tmp_path, autojump_clock):

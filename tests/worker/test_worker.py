@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 import trio
 import trio.testing
+from worker_support import in_process_client, make_worker, trio_ms
 
 from oco.convex import InvalidSecret, WorkerRejected
 from oco.testing import FakeConvex
 from oco.worker import INTERRUPTED_NOTE, NO_MODEL_NOTE, STALE_NOTE, State
-from worker_support import in_process_client, make_worker, trio_ms
 
 
 @pytest.fixture

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 import trio
+from worker_support import make_worker, trio_ms
 
 from oco.convex import WorkerNotFound
 from oco.testing import FakeConvex
 from oco.worker import REMOVED_NOTE
-from worker_support import make_worker, trio_ms
 
 
 async def test_a_removed_worker_closes_its_open_messages_and_leaves_answered_ones(tmp_path, autojump_clock):

@@ -40,7 +40,6 @@ from httpx_ws import (
 from wsproto.utilities import LocalProtocolError
 
 from oco._text import external
-
 from oco.convex._sync_protocol import (
     AuthError,
     FatalError,

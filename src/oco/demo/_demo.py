@@ -24,8 +24,8 @@ import trio
 from oco.config import WorkerConfig, load_workers_file
 from oco.opencode import list_models_cli
 from oco.orchestrator import Orchestrator, SlotState, WorkerSlot, worker_factory
-from oco.worker import ModelCatalog
 from oco.testing import FakeConvex, serve_fake_convex, serve_fake_llm
+from oco.worker import ModelCatalog
 
 from ._setup import (
     DEMO_PROMPT,

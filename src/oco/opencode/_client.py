@@ -12,8 +12,8 @@ from __future__ import annotations
 import json as _json
 import re
 from pathlib import Path
-from urllib.parse import quote
 from typing import Any, Literal
+from urllib.parse import quote
 
 import httpx
 

@@ -15,8 +15,8 @@ if TYPE_CHECKING:  # what type checkers read; at run time a name is imported on 
     from ._models import ModelCatalog, config_identity
     from ._planner import INTERRUPTED_NOTE, NO_MODEL_NOTE, STALE_NOTE, PendingReply, Plan, plan_replies
     from ._report import WorkerReport
-    from ._stop import StopControl
     from ._snapshot import Snapshot
+    from ._stop import StopControl
     from ._watch import PollingWatcher, Watcher
     from ._worker import REMOVED_NOTE, Worker, WorkerRevoked
 

@@ -110,7 +110,7 @@ class Worker:
         state_dir: Path,
         opencode_env: Mapping[str, str] | None = None,
         now_ms: Callable[[], float] = lambda: time.time() * 1000,
-        watcher_factory: Callable[["Worker"], Watcher] | None = None,
+        watcher_factory: Callable[[Worker], Watcher] | None = None,
         subscriptions: SubscriptionsProvider | None = None,
     ) -> None:
         self.config = config
@@ -218,7 +218,7 @@ class Worker:
         with self._stop.cleanup_scope(OFFLINE_GRACE_S):
             try:
                 messages = await self.backend.worker_messages()
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - best effort while removed: log one line, do not crash the stop
                 log.warning("could not close the open messages of the removed worker: %s", describe(exc))
                 return
             plan = plan_replies(
@@ -230,7 +230,7 @@ class Worker:
                 # One reply that cannot be closed must not leave the others open.
                 try:
                     outcome = await completer.complete(reply, reply_from_note("", REMOVED_NOTE))
-                except Exception as exc:
+                except Exception as exc:  # noqa: BLE001 - one reply that cannot be closed must not leave the others open
                     log.warning("could not close reply %s of the removed worker: %s",
                                 reply.reply_message_id, describe(exc))
                     continue
@@ -249,7 +249,7 @@ class Worker:
                 try:
                     inactivated = await self.backend.set_offline()
                     log.info("offline in Convex (%d session(s) inactivated)", inactivated)
-                except Exception as exc:
+                except Exception as exc:  # noqa: BLE001 - best effort while stopping: log one line, do not crash the stop
                     log.warning("could not mark the worker offline: %s", describe(exc))
         if self.lifecycle.state is State.STOPPING:
             self._apply(Event.STOPPED)
@@ -366,7 +366,7 @@ class Worker:
                     log.info("published %d model(s)", len(models))
             except Rejected:
                 raise
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - publishing models is advisory; the worker runs on without it
                 log.warning("could not publish models: %s", describe(exc))
             done = wanted
 
