@@ -52,8 +52,8 @@ def test_summary_lists_each_message_and_the_convex_calls_by_count():
     assert re.search(r"0\.40\s+2\.50\s+7$", alpha)
     assert re.search(r"^beta\s+hi\s+-\s+-\s+0$", next(line for line in lines if line.startswith("beta")))
     assert "11 calls in 11 HTTP requests" in text
-    assert lines.index(next(l for l in lines if l.startswith("chat:writeChunk"))) < lines.index(
-        next(l for l in lines if l.startswith("workers:register"))
+    assert lines.index(next(line for line in lines if line.startswith("chat:writeChunk"))) < lines.index(
+        next(line for line in lines if line.startswith("workers:register"))
     )
 
 

@@ -465,10 +465,10 @@ def test_start_session_takes_no_model_and_names_the_missing_login() -> None:
     created = online_worker(fake)
     with pytest.raises(FunctionFailure, match="Object contains extra field `model`"):
         fake.execute("chat:startSession", {"sessionId": fake.user_session, "workerId": created.worker_id, "model": "p/m"})
-    with pytest.raises(FunctionFailure, match="^Unauthorized: Must be logged in to start a session$"):
+    with pytest.raises(FunctionFailure, match=r"^Unauthorized: Must be logged in to start a session$"):
         fake.execute("chat:startSession", {"sessionId": "nobody", "workerId": created.worker_id})
     stranger = fake.create_user("Mallory")
-    with pytest.raises(FunctionFailure, match="^Unauthorized: You do not own this worker$"):
+    with pytest.raises(FunctionFailure, match=r"^Unauthorized: You do not own this worker$"):
         fake.execute("chat:startSession", {"sessionId": stranger, "workerId": created.worker_id})
 
 
@@ -511,9 +511,9 @@ def test_web_app_mutations_name_what_needs_a_login_and_what_is_not_owned() -> No
         with pytest.raises(FunctionFailure, match=f"^Unauthorized: Must be logged in to {verb}$"):
             fake.execute(path, {"sessionId": "nobody", "workerId": created.worker_id})
         stranger = fake.create_user()
-        with pytest.raises(FunctionFailure, match="^Unauthorized: You do not own this machine$"):
+        with pytest.raises(FunctionFailure, match=r"^Unauthorized: You do not own this machine$"):
             fake.execute(path, {"sessionId": stranger, "workerId": created.worker_id})
-    with pytest.raises(FunctionFailure, match="^Unauthorized: Must be logged in to create a machine$"):
+    with pytest.raises(FunctionFailure, match=r"^Unauthorized: Must be logged in to create a machine$"):
         fake.execute("machines:create", {"sessionId": "nobody", "machineId": "m", "name": "n"})
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import httpx
@@ -25,7 +26,7 @@ EXACT = RetryPolicy(attempts=4, wait_initial=0.5, wait_max=8.0, wait_jitter=0.0)
 def gaps(fake: FakeConvex, function: str) -> list[float]:
     """Seconds between consecutive calls of `function` (the fake's clock is trio time)."""
     times = [c.at for c in fake.calls if c.function == function]
-    return [round((b - a) / 1000, 6) for a, b in zip(times, times[1:])]
+    return [round((b - a) / 1000, 6) for a, b in itertools.pairwise(times)]
 
 
 def chat(fake: FakeConvex) -> tuple[WorkerBackend, str, str, ConvexClient]:
@@ -65,7 +66,7 @@ async def test_backoff_is_capped_and_jittered(autojump_clock: Any, mock_fake: Fa
     observed = gaps(mock_fake, "chat:subscribeToWorkerSessions")
     floors = [1.0, 2.0, 3.0, 3.0, 3.0]
     assert len(observed) == 5
-    for got, floor in zip(observed, floors):
+    for got, floor in zip(observed, floors, strict=False):
         assert floor <= got <= min(floor + 0.5, 3.0) + 1e-9
 
 

@@ -69,7 +69,7 @@ async def test_failed_query_raises_and_the_subscription_recovers(autojump_clock)
     async with in_process(db) as (_, subs):
         with subs.subscribe("toy:fails") as sub:
             with trio.fail_after(5):
-                with pytest.raises(SyncQueryError, match="toy:fails: .*table is broken"):
+                with pytest.raises(SyncQueryError, match=r"toy:fails: .*table is broken"):
                     await anext(aiter(sub))
                 assert isinstance(sub.latest, QueryError)
                 db.write(broken=False)

@@ -4,6 +4,7 @@ the subscriptions get their results back (issue 13, "the sync websocket")."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 from typing import Any
@@ -94,7 +95,7 @@ async def test_a_server_that_sends_garbage_on_every_socket_gets_growing_delays(
     async def record_attempts(endpoint: Any) -> None:
         while True:
             seen = endpoint.attempts.value
-            await endpoint.attempts.wait_value(lambda n: n > seen)
+            await endpoint.attempts.wait_value(lambda n: n > seen)  # noqa: B023 - the predicate is awaited in this iteration
             opened.append(trio.current_time())
 
     async with in_process(db, SyncFaults(frame_after_sync="garbage")) as (endpoint, subs):
@@ -105,7 +106,7 @@ async def test_a_server_that_sends_garbage_on_every_socket_gets_growing_delays(
             nursery.cancel_scope.cancel()
     # Was 130 reconnects in 20 s: the retry count reset on every Transition.
     assert 8 <= endpoint.attempts.value <= 15
-    gaps = [b - a for a, b in zip(opened, opened[1:])]
+    gaps = [b - a for a, b in itertools.pairwise(opened)]
     assert gaps == sorted(gaps)  # never shorter than the one before
     assert gaps[0] >= 1.0 and gaps[-1] == pytest.approx(60.0, abs=1.0)  # the cap
     warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]

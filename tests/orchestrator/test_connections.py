@@ -131,7 +131,7 @@ async def test_a_resource_failing_while_lent_ends_its_borrowers_and_is_opened_af
     lender: Lender[str, str] = Lender("thing")
     opener = Opened(crash_after=10.0)
     async with running(lender):
-        with pytest.raises(ResourceLost, match="the shared thing for k went away: .*the resource broke") as lost:
+        with pytest.raises(ResourceLost, match=r"the shared thing for k went away: .*the resource broke") as lost:
             async with lender.lend("k", opener):
                 await trio.sleep_forever()
         assert trio.current_time() == pytest.approx(10.0)

@@ -9,6 +9,7 @@ terminal escape sequences. A stub worker stands in for a bug.
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import logging
 import socket
@@ -185,7 +186,7 @@ async def test_an_unreachable_deployment_is_named_once_then_every_five_minutes_a
     about_url = [(t - start, r) for t, r in timed.records if url in r.getMessage()]
     warnings = [t for t, r in about_url if r.levelno == logging.WARNING]
     assert warnings and warnings[0] < 60  # said at once
-    assert all(b - a >= 300 for a, b in zip(warnings, warnings[1:])), warnings
+    assert all(b - a >= 300 for a, b in itertools.pairwise(warnings)), warnings
     assert 3 <= len(warnings) <= 4, warnings  # 16 min: at 0, 5, 10 (and 15) min
     assert sum(1 for _, r in about_url if r.levelno == logging.DEBUG) >= 10  # the retries in between
     first = next(r.getMessage() for t, r in about_url if r.levelno == logging.WARNING)

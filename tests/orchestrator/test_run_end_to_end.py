@@ -70,7 +70,7 @@ async def test_run_supervises_three_workers_parks_a_deleted_one_and_stops_on_sig
         secrets = [c.token.split(":secret_", 1)[1] for c in created] + [MALFORMED_SECRET]
         entries = [
             {"name": f"w{n}", "token": c.token, "working_directory": str(p), "convex_url": convex.url}
-            for n, (c, p) in enumerate(zip(created, projects))
+            for n, (c, p) in enumerate(zip(created, projects, strict=False))
         ]
         entries.append(
             {"name": "broken", "token": f"not-a-token-{MALFORMED_SECRET}", "working_directory": str(projects[0]),
@@ -105,7 +105,7 @@ async def test_run_supervises_three_workers_parks_a_deleted_one_and_stops_on_sig
                 for n in (1, 2):
                     chat = fake.start_session(created[n].worker_id)
                     replies.append(fake.send_message(chat, f"ECHO answer from w{n}"))
-                for n, reply_id in zip((1, 2), replies):
+                for n, reply_id in zip((1, 2), replies, strict=False):
                     reply = await fake.wait_reply(reply_id, timeout=90)
                     assert reply.content == f"answer from w{n}"
 

@@ -55,7 +55,7 @@ async def test_sigkill_mid_answer_then_restart_answers_each_pending_message_once
         async with run_dev(setup) as first:
             await fake.wait_for(lambda: (fake.worker(worker_id).connected_at or 0) > 0, timeout=30)
             chats = [fake.start_session(worker_id) for _ in range(2)]
-            in_flight = [fake.send_message(c, f"SLOW 10 {tag}") for c, tag in zip(chats, "ab")]
+            in_flight = [fake.send_message(c, f"SLOW 10 {tag}") for c, tag in zip(chats, "ab", strict=False)]
             try:
                 await fake.wait_for(lambda: all(fake.chunks(r) for r in in_flight), timeout=60)
             except trio.TooSlowError:

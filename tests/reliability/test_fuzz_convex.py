@@ -131,7 +131,7 @@ def bad_row(cls: type) -> st.SearchStrategy[Any]:
 def expected(cls: type, row: dict[str, Any]) -> Any:
     """The attrs value a good row must become (extra fields dropped, absent optionals None)."""
     kwargs = {}
-    for field, spec in zip(attrs.fields(cls), field_specs(cls)):
+    for field, spec in zip(attrs.fields(cls), field_specs(cls), strict=False):
         if spec.wire in row:
             value = row[spec.wire]
             kwargs[field.name] = float(value) if spec.kind is float and value is not None else value
@@ -215,7 +215,7 @@ async def test_a_bad_row_is_left_out_and_logged_once_and_good_rows_kept(
         items = await call(backend)
     finally:
         logging.getLogger("oco.convex.api").removeHandler(handler)
-    assert items == [expected(cls, row) for row, ok in zip(rows, good) if ok]
+    assert items == [expected(cls, row) for row, ok in zip(rows, good, strict=False) if ok]
     warnings = [r.getMessage() for r in records if r.levelno == logging.WARNING]
     bad_indexes = [i for i, ok in enumerate(good) if not ok]
     # One line per distinct bad row, naming its index (identical rows log once).

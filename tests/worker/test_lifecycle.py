@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -196,7 +198,7 @@ def test_any_event_sequence_keeps_history_consistent(events: list[Event]) -> Non
             continue
         assert after is TRANSITIONS[(before, event)]
     history = lc.history
-    for earlier, later in zip(history, history[1:]):
+    for earlier, later in itertools.pairwise(history):
         assert earlier.target is later.source
     if history:
         assert history[-1].target is lc.state

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 from pathlib import Path
 
@@ -52,7 +53,7 @@ async def test_a_watched_query_failing_for_minutes_is_a_warning_every_five_minut
     warnings = [t - start for t, r in timed.records
                 if r.levelno >= logging.WARNING and t >= start and "watching" in r.getMessage()]
     assert 2 <= len(warnings) <= 3, warnings  # at once, after 5 and (maybe) 10 minutes
-    assert all(b - a >= 300 for a, b in zip(warnings, warnings[1:]))
+    assert all(b - a >= 300 for a, b in itertools.pairwise(warnings))
     # The client's own retries of each poll stay at DEBUG.
     assert not any(r.levelno >= logging.WARNING and r.name == "oco.retry" for _, r in timed.records)
 
@@ -74,6 +75,6 @@ async def test_an_unreachable_heartbeat_is_said_once_then_every_five_minutes_and
     beats = [(t - start, r) for t, r in timed.records if t >= start and "workers:heartbeat" in r.getMessage()
              and r.name == "oco.worker._worker"]
     warnings = [t for t, r in beats if r.levelno == logging.WARNING]
-    assert warnings and warnings[0] < 1 and all(b - a >= 300 for a, b in zip(warnings, warnings[1:]))
+    assert warnings and warnings[0] < 1 and all(b - a >= 300 for a, b in itertools.pairwise(warnings))
     assert any(r.levelno == logging.DEBUG for _, r in beats)
     assert any("answers again" in r.getMessage() and r.levelno == logging.INFO for t, r in timed.records if t >= start)

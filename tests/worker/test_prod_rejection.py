@@ -164,7 +164,7 @@ async def test_dev_with_a_wrong_secret_against_a_prod_deployment_prints_one_line
     project.mkdir()
     async with serve_fake_convex(prod=True) as convex:
         fake = convex.fake
-        created, token = wrong_secret(fake)
+        _created, token = wrong_secret(fake)
         (project / ".env").write_text(f"WORKER_TOKEN={token}\nCONVEX_URL={convex.url}\n")
         env = {**os.environ, "XDG_STATE_HOME": str(tmp_path / "state"), "OCO_OPENCODE_BIN": "/bin/false"}
         env.pop("WORKER_TOKEN", None)

@@ -220,7 +220,7 @@ class _Demo:
                     completed_s = trio.current_time() - sent
                     self.screen.completed(trio.current_time(), name, message, completed_s)
                     break
-                await fake.version.wait_value(lambda v: v != seen)
+                await fake.version.wait_value(lambda v: v != seen)  # noqa: B023 - the predicate is awaited in this iteration
         if completed_s is None:
             self.failures.append(f"{name}: no complete reply within {self.options.reply_timeout_s:.0f} s")
         elif is_error_reply(fake.message(message_id)):
@@ -247,4 +247,4 @@ class _Demo:
                 if shown.get(name) != row:
                     shown[name] = row
                     self.say("web app", f"{name}: {row[0]}, {row[1]}")
-            await self.fake.version.wait_value(lambda v: v != seen)
+            await self.fake.version.wait_value(lambda v: v != seen)  # noqa: B023 - the predicate is awaited in this iteration

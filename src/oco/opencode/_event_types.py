@@ -47,7 +47,7 @@ class PartUpdated:
     """`message.part.updated`: the whole part as it is now (text, reasoning, tool, step-*)."""
 
     session_id: str = _text()
-    part: dict[str, Any] = _object()
+    part: dict[str, Any] = _object()  # noqa: RUF009 - an attrs field specifier, not a shared default
 
 
 @attrs.frozen
@@ -55,7 +55,7 @@ class MessageUpdated:
     """`message.updated`: a message's `info` (role, parentID, time, error …)."""
 
     session_id: str = _text()
-    info: dict[str, Any] = _object()
+    info: dict[str, Any] = _object()  # noqa: RUF009 - an attrs field specifier, not a shared default
 
 
 @attrs.frozen
@@ -63,7 +63,7 @@ class SessionStatus:
     """`session.status`: `{"type": "busy" | "idle" | "retry", …}`."""
 
     session_id: str = _text()
-    status: dict[str, Any] = _object()
+    status: dict[str, Any] = _object()  # noqa: RUF009 - an attrs field specifier, not a shared default
 
 
 @attrs.frozen

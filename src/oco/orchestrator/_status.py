@@ -264,7 +264,7 @@ def format_status_table(snapshot: StatusSnapshot, *, now: float | None = None) -
     ]
     widths = [max(len(row[i]) for row in rows) for i in range(len(_COLUMNS))]
     for row in rows:
-        lines.append("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+        lines.append("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)).rstrip())
     errors = [w for w in snapshot.workers if w.last_error]
     for w in errors:
         first_line = w.last_error.splitlines()[0] if w.last_error else ""

@@ -257,7 +257,7 @@ class OpenCodeHost:
         for _ in range(LEASE_REPLACEMENTS + 1):
             state = await self._state.wait_value(
                 lambda s: (s.server is not None and not s.server.lost)
-                or (s.error is not None and s.attempt > seen_attempt)
+                or (s.error is not None and s.attempt > seen_attempt)  # noqa: B023 - the predicate is awaited in this iteration
             )
             if state.server is None:
                 raise OpenCodeUnavailable(state.error or "OpenCode is not available")

@@ -175,9 +175,9 @@ class Worker:
             self._refresh_report()
             turns, sessions, pid = relay.turns.value, relay.sessions.value, host.pid
             await trio_util.wait_any(
-                lambda: relay.turns.wait_value(lambda n: n != turns),
-                lambda: relay.sessions.wait_value(lambda n: n != sessions),
-                lambda: host.wait_pid_change(pid),
+                lambda: relay.turns.wait_value(lambda n: n != turns),  # noqa: B023 - the predicate is awaited in this iteration
+                lambda: relay.sessions.wait_value(lambda n: n != sessions),  # noqa: B023 - the predicate is awaited in this iteration
+                lambda: host.wait_pid_change(pid),  # noqa: B023 - the predicate is awaited in this iteration
             )
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -350,7 +350,7 @@ class Worker:
         """Publishes the model list whenever asked, one listing at a time, latest request wins."""
         done = 0
         while True:
-            wanted = await self._models_wanted.wait_value(lambda n: n > done)
+            wanted = await self._models_wanted.wait_value(lambda n: n > done)  # noqa: B023 - the predicate is awaited in this iteration
             try:
                 models = await self._models.models(
                     self.config.working_directory, self._opencode_env, refresh=done > 0
@@ -419,7 +419,7 @@ class Worker:
         handled = 0
         memory = SnapshotMemory(self._now_ms(), reported_orphans=self._orphans_reported)
         while True:
-            handled, snapshot = await self._snapshot.wait_value(lambda v: v[0] > handled)
+            handled, snapshot = await self._snapshot.wait_value(lambda v: v[0] > handled)  # noqa: B023 - the predicate is awaited in this iteration
             assert snapshot is not None
             actions = plan_snapshot(
                 snapshot,
