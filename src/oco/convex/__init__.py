@@ -34,7 +34,6 @@ if TYPE_CHECKING:  # what type checkers read; at run time a name is imported on 
         WorkerNotApproved,
         WorkerNotFound,
         WorkerRejected,
-        describe,
         is_transient,
         is_untyped,
     )
@@ -75,7 +74,6 @@ __all__ = [
     "WorkerRejected",
     "camel",
     "decode",
-    "describe",
     "encode",
     "is_idempotent",
     "is_transient",
@@ -96,7 +94,7 @@ __getattr__, __dir__ = lazy_exports(
             "ConvexProtocolError ConvexRequestError ConvexServerError ConvexServerUnavailable "
             "ConvexUnavailable ConvexUnexpectedStatus InvalidSecret MessageNotFound "
             "NotAConvexDeployment SessionNotFound WorkerDeleted WorkerNotApproved "
-            "WorkerNotFound WorkerRejected describe is_transient is_untyped"
+            "WorkerNotFound WorkerRejected is_transient is_untyped"
         ),
         "._functions": "IDEMPOTENT_MUTATIONS is_idempotent",
         "._sync_client": "ConvexSubscriptions Subscription SyncQueryError sync_url",

@@ -86,7 +86,7 @@ def initial_backoff(reason: str | None) -> float:
 def backoff_delay(reason: str | None, retries: int, jitter: float, *,
                   max_backoff: float = MAX_BACKOFF) -> float:
     """Seconds to wait before reconnect number `retries` (0-based); `jitter` in [0, 1)."""
-    base = min(initial_backoff(reason) * 2 ** min(retries, 32), max_backoff)
+    base = min(initial_backoff(reason) * 2.0 ** min(retries, 32), max_backoff)
     return base + base * (jitter - 0.5)
 
 
