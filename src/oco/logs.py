@@ -121,7 +121,7 @@ class TextFormatter(logging.Formatter):
     """`2026-11-29T10:00:00Z INFO [worker] message`, exception text on following lines."""
 
     def format(self, record: logging.LogRecord) -> str:
-        line = f"{_timestamp(record)} {record.levelname} [{record.worker}] {record.getMessage()}"
+        line = f"{_timestamp(record)} {record.levelname} [{record.worker}] {record.getMessage()}"  # type: ignore[attr-defined]  # stamped by the worker-label filter
         if record.exc_text:
             line += "\n" + record.exc_text
         if record.stack_info:
@@ -136,7 +136,7 @@ class JsonFormatter(logging.Formatter):
         data = {
             "ts": _timestamp(record),
             "level": record.levelname,
-            "worker": record.worker,
+            "worker": record.worker,  # type: ignore[attr-defined]  # stamped by the worker-label filter
             "logger": record.name,
             "message": record.getMessage(),
         }

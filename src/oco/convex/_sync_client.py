@@ -321,8 +321,8 @@ class ConvexSubscriptions:
         session = functools.partial(_BoundedSession, max_frame_bytes=self._max_frame_bytes)
         try:
             with deadline:
-                async with aconnect_ws(self.url, self._client, max_message_size_bytes=_READ_SIZE,
-                                       session_class=session) as ws:  # type: ignore[arg-type]
+                async with aconnect_ws(self.url, self._client, max_message_size_bytes=_READ_SIZE,  # type: ignore[var-annotated]
+                                       session_class=session) as ws:  # type: ignore[arg-type]  # a partial of the session class
                     self._state.on_open(int(time.time() * 1000), now=trio.current_time())
                     self._wake_writer.set()
                     log.debug("sync socket open to %s", self.url)
@@ -331,13 +331,13 @@ class ConvexSubscriptions:
                         outcome.append(await self._read(ws, deadline))
                         nursery.cancel_scope.cancel()
         except* WebSocketUpgradeError as group:
-            status = group.exceptions[0].response.status_code  # type: ignore[attr-defined]
+            status = group.exceptions[0].response.status_code  # type: ignore[union-attr]  # a leaf: one socket raises one
             outcome.append(_SocketEnd(f"upgrade refused with HTTP {status}", None,
                                       f"upgrade refused with HTTP {status}"))
         except* WebSocketDisconnect as group:  # the server closed before accepting
             outcome.append(_closed_by_server(group.exceptions[0]))  # type: ignore[arg-type]
         except* FrameTooLarge as group:
-            limit = group.exceptions[0].limit  # type: ignore[attr-defined]
+            limit = group.exceptions[0].limit  # type: ignore[union-attr]  # a leaf: one socket raises one
             outcome.append(_SocketEnd("FrameTooLarge", None,
                                       f"the server sent a frame over {limit} bytes"))
         except* (httpx.TransportError, HTTPXWSException, OSError) as group:
@@ -371,7 +371,7 @@ class ConvexSubscriptions:
 
     def _handle(self, text: str) -> _SocketEnd | None:
         """One server frame; a `_SocketEnd` when it ends the socket."""
-        message = decode_server_message(text)
+        message: object = decode_server_message(text)
         if isinstance(message, TransitionChunk):
             message = self._state.chunks.feed(message)
         elif self._state.chunks.busy:

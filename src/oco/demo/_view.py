@@ -52,7 +52,7 @@ def tool_lines(other_parts: str | None) -> list[str]:
     for part in parts if isinstance(parts, list) else []:
         if not isinstance(part, dict) or part.get("type") != "tool":
             continue
-        state: dict[str, Any] = part.get("state") if isinstance(part.get("state"), dict) else {}
+        state: dict[str, Any] = s if isinstance(s := part.get("state"), dict) else {}
         given = state.get("input")
         if isinstance(given, dict) and isinstance(given.get("command"), str):
             shown = given["command"]

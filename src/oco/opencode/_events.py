@@ -152,7 +152,7 @@ class EventHub:
                         self._note_dropped(decoder.dropped - dropped)
                         dropped = decoder.dropped
             finally:
-                await chunks.aclose()
+                await chunks.aclose()  # type: ignore[attr-defined]  # httpx types its async generator as AsyncIterator
 
     def _note_dropped(self, count: int) -> None:
         if self.dropped_events == 0:

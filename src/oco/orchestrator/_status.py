@@ -21,6 +21,7 @@ import json
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 import attrs
 import cattrs
@@ -56,7 +57,7 @@ class WorkerStatus:
 
     @classmethod
     def for_config(
-        cls, config: WorkerConfig, *, state: str, since: float, **counters: object
+        cls, config: WorkerConfig, *, state: str, since: float, **counters: Any
     ) -> WorkerStatus:
         """A row for `config`: copies its name, ids and directory (never its token)."""
         return cls(

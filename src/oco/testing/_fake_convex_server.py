@@ -64,7 +64,7 @@ class FakeConvexServer:
         stopped = self._stopped
         try:
             await hypercorn.trio.serve(
-                self.fake.app,  # type: ignore[arg-type]
+                self.fake.app,
                 config,
                 shutdown_trigger=self._stop.wait,
                 task_status=task_status,

@@ -196,7 +196,7 @@ class FakeLLM:
         await self.request_count.wait_value(lambda n: n >= count)
         return self.requests[count - 1]
 
-    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
             await answer_lifespan(receive, send)
             return
@@ -312,7 +312,7 @@ async def serve_fake_llm(*, host: str = "127.0.0.1", port: int = 0) -> AsyncIter
     llm = FakeLLM()
     try:
         async with trio.open_nursery() as nursery:
-            binds = await nursery.start(partial(serve, llm, config, mode="asgi"))
+            binds = await nursery.start(partial(serve, llm, config, mode="asgi"))  # type: ignore[arg-type]  # an ASGI app; hypercorn types its scopes as TypedDicts
             url = next(b for b in binds if b.startswith("http://"))
             try:
                 yield FakeLLMServer(base_url=f"{url}/v1", llm=llm)

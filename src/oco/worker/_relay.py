@@ -320,6 +320,8 @@ class ChatRelay:
                 if chunk is not None:
                     await self._write_chunk(turn, chunk)
 
+        model = reply.model
+        assert model is not None, "plan_replies starts only replies that name a model"
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(write_chunks)
@@ -328,7 +330,7 @@ class ChatRelay:
                         server,
                         turn.opencode_session,
                         reply.content,
-                        reply.model,
+                        model,
                         timeout=self._settings.turn_timeout_s,
                         on_text=on_text,
                         permission_policy=self._settings.permission_policy,
