@@ -10,7 +10,7 @@ import sys
 
 import trio
 
-from oco.convex import ConvexClient, RetryPolicy, shared_convex_client
+from oco.convex import ConvexClient, shared_convex_client
 
 
 async def test_shared_client_is_one_per_url_and_closed_by_the_last_user() -> None:
@@ -50,7 +50,7 @@ async def test_fake_convex_command_serves_until_sigint() -> None:
             assert info["url"].startswith("http://127.0.0.1:")
             assert len(info["workers"]) == 2 and info["user_session"]
             first = info["workers"][0]
-            async with ConvexClient(info["url"], retry=RetryPolicy.never()) as client:
+            async with ConvexClient(info["url"]) as client:
                 record = await client.query(
                     "workers:getByMachineAndWorker",
                     {"machineId": first["machineId"], "workerId": first["workerId"]},

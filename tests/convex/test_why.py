@@ -16,7 +16,7 @@ from oco.convex import (
     is_untyped,
 )
 from oco.convex._errors import ConvexError, ConvexFunctionError, function_error
-from oco.convex._outage import OutageReport, duration
+from oco._retry import OutageReport, duration
 from oco.convex._why import SECRET_CHECKED, why_failed
 from oco.convex.types import WorkerRecord
 

@@ -13,7 +13,7 @@ import httpx
 import trio
 
 from oco.config import Settings, WorkerConfig, parse_token
-from oco.convex import ConvexClient, RetryPolicy
+from oco.convex import ConvexClient
 from oco.convex.types import ModelInfo
 from oco.orchestrator import Orchestrator, RestartPolicy, worker_factory
 from oco.testing import FakeConvex
@@ -30,7 +30,7 @@ def _in_process(fake: FakeConvex):
     @asynccontextmanager
     async def convex_for(url: str) -> AsyncIterator[ConvexClient]:
         http = httpx.AsyncClient(transport=httpx.ASGITransport(app=fake.app))
-        async with http, ConvexClient(url, http=http, retry=RetryPolicy.never()) as client:
+        async with http, ConvexClient(url, http=http) as client:
             yield client
 
     return convex_for

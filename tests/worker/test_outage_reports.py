@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import trio
 
+from oco._retry import HEARTBEAT, POLLING
 from oco.testing import FakeConvex
 from oco.worker import State
 from worker_support import make_worker, trio_ms
@@ -36,6 +37,7 @@ def timed() -> Timed:
     root.setLevel(level)
 
 
+@pytest.mark.real_backoff(POLLING)
 async def test_a_watched_query_failing_for_minutes_is_a_warning_every_five_minutes(
     tmp_path: Path, autojump_clock: object, timed: Timed
 ) -> None:
@@ -57,6 +59,7 @@ async def test_a_watched_query_failing_for_minutes_is_a_warning_every_five_minut
     assert not any(r.levelno >= logging.WARNING and r.name == "oco.retry" for _, r in timed.records)
 
 
+@pytest.mark.real_backoff(HEARTBEAT)
 async def test_an_unreachable_heartbeat_is_said_once_then_every_five_minutes_and_its_end(
     tmp_path: Path, autojump_clock: object, timed: Timed
 ) -> None:
