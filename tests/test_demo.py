@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from oco.convex.types import ChatMessage
+from oco.domain import ChatMessage
 from oco.demo import DEMO_PROMPT, PROJECTS, MessageTiming, format_summary, tool_lines
 from oco.demo._setup import read_opencode_config, workers_document
 from oco.demo._view import is_error_reply, one_line

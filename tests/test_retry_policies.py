@@ -4,8 +4,6 @@ that says a retry, and the switch that turns backoff off in tests."""
 from __future__ import annotations
 
 import logging
-import subprocess
-import sys
 
 import attrs
 import pytest
@@ -165,8 +163,3 @@ async def test_real_backoff_for_one_policy_leaves_the_others_at_one_attempt(auto
         await run(WORKER_REGISTRATION, call)
     assert len(call.calls) == 1
 
-
-def test_importing_the_policies_loads_neither_trio_nor_httpx() -> None:
-    code = "import sys, oco._retry; print(sorted(m for m in ('trio', 'httpx') if m in sys.modules))"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"

@@ -39,6 +39,8 @@ import attrs
 import stamina
 import stamina.instrumentation
 
+from oco.convex._errors import ConvexProtocolError, NotAConvexDeployment, is_transient
+
 RETRY_LOG = logging.getLogger("oco.retry")
 REPORT_INTERVAL_S = 300.0  # at most one loud line per this many seconds while failures go on
 
@@ -51,20 +53,16 @@ Attempts = AsyncIterable[stamina.Attempt]  # what `retrying` returns: `async for
 
 
 # -- which failures are worth another try ----------------------------------------------------
-# Imported when first asked, not at import: this module stays importable by the pure cores.
 
 def transient(exc: Exception) -> bool:
-    """An unreachable or failing backend (network, 5xx, 429, a backend fault)."""
-    from oco.convex._errors import is_transient
-
+    """A Convex call that failed in a way that heals (the neutral `Unavailable`: unreachable,
+    5xx, 429, a backend fault). Not OpenCode's failures: a turn reports those."""
     return is_transient(exc)
 
 
 def transient_or_malformed(exc: Exception) -> bool:
     """`transient`, or an answer that broke the contract (skipped: the next one may be good);
-    not a URL that is no Convex deployment at all (retrying cannot help)."""
-    from oco.convex._errors import ConvexProtocolError, NotAConvexDeployment
-
+    not a URL that is no Convex deployment at all (`Misconfigured`: retrying cannot help)."""
     malformed = isinstance(exc, ConvexProtocolError) and not isinstance(exc, NotAConvexDeployment)
     return malformed or transient(exc)
 

@@ -15,7 +15,7 @@ from oco.convex import (
     WorkerRejected,
 )
 from oco.convex.api import WorkerBackend
-from oco.convex.types import ModelInfo
+from oco.domain import ModelInfo
 from oco.testing import FakeConvex, FakeConvexServer
 
 

@@ -16,7 +16,7 @@ from oco.convex import (
     WorkerDeleted,
     WorkerNotFound,
 )
-from oco.convex.types import ModelInfo
+from oco.domain import ModelInfo
 from oco.testing import FakeConvex
 
 MODELS = [ModelInfo(id="p/m", name="M", provider="p")]

@@ -1,4 +1,8 @@
-"""One client per URL in a process; and `trio-oco fake-convex` as a real subprocess."""
+"""`trio-oco fake-convex` as a real subprocess.
+
+(One client per URL in a process is the orchestrator's business now:
+tests/orchestrator/test_connections.py.)
+"""
 
 from __future__ import annotations
 
@@ -10,27 +14,7 @@ import sys
 
 import trio
 
-from oco.convex import ConvexClient, shared_convex_client
-
-
-async def test_shared_client_is_one_per_url_and_closed_by_the_last_user() -> None:
-    async with shared_convex_client("http://127.0.0.1:9/") as a:
-        async with shared_convex_client("http://127.0.0.1:9") as b:
-            assert a is b
-        assert not a._http.is_closed
-        async with shared_convex_client("http://127.0.0.1:10") as other:
-            assert other is not a
-    assert a._http.is_closed
-    async with shared_convex_client("http://127.0.0.1:9") as fresh:
-        assert fresh is not a
-
-
-async def test_shared_client_closes_even_when_cancelled() -> None:
-    with trio.CancelScope() as scope:
-        async with shared_convex_client("http://127.0.0.1:11") as client:
-            scope.cancel()
-            await trio.sleep_forever()
-    assert client._http.is_closed
+from oco.convex import ConvexClient
 
 
 async def test_fake_convex_command_serves_until_sigint() -> None:

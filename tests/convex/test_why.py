@@ -18,7 +18,7 @@ from oco.convex import (
 from oco.convex._errors import ConvexError, ConvexFunctionError, function_error
 from oco._retry import OutageReport, duration
 from oco.convex._why import SECRET_CHECKED, why_failed
-from oco.convex.types import WorkerRecord
+from oco.domain import WorkerRecord
 
 
 def record(approval: str = "approved") -> WorkerRecord:

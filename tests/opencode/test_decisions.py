@@ -7,7 +7,7 @@ import stat
 
 import pytest
 
-from oco.convex.types import ModelInfo
+from oco.domain import ModelInfo
 from oco.opencode import (
     MessageUpdated,
     OpenCodeError,

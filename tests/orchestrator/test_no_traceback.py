@@ -22,10 +22,10 @@ import hypercorn.trio
 import pytest
 import trio
 from hypercorn.config import Config
-from stubs import SETTINGS, Script, StubFactory, config, configs, no_convex
+from stubs import SETTINGS, Script, StubFactory, config, configs
 
 from oco.config import Settings, WorkerConfig, parse_token
-from oco.convex import ConvexClient, shared_convex_client
+from oco.convex import ConvexClient
 from oco.logs import setup_logging
 from oco.orchestrator import Orchestrator, RestartPolicy
 from oco.orchestrator._status import format_status_table, read_status
@@ -149,7 +149,7 @@ async def test_a_url_that_is_no_convex_deployment_parks_with_that_reason(
     async with serve_asgi(answering(status, body, ctype)) as url:
         cfg = worker_config(url)
         slot = WorkerSlot(cfg, lambda convex: real_worker(cfg, convex, StopControl(), tmp_path),
-                          shared_convex_client, RestartPolicy())
+                          ConvexClient, RestartPolicy())
         await run_slot(slot, lambda s: s.state.value == "parked", timeout=30)
     expected = f"{url} is not a Convex deployment ({what} from /api/mutation, calling workers:register): check convex_url"
     assert slot.last_error == expected
@@ -174,7 +174,7 @@ async def test_an_unreachable_deployment_is_named_once_then_every_five_minutes_a
     cfg = worker_config(url)
     orch = Orchestrator(
         {cfg.key: cfg}, SETTINGS,
-        worker_factory=lambda c, convex, stop: real_worker(c, convex, stop, tmp_path),
+        worker_factory=lambda c, link, stop: real_worker(c, link.client, stop, tmp_path),
         handle_signals=False, hard_exit=None, status_dir=tmp_path / "status",
     )
     start = trio.current_time()
@@ -248,7 +248,7 @@ def nested_bug(attempt: int) -> BaseException:
 async def test_a_bug_prints_exactly_one_traceback_of_the_leaf(autojump_clock: object, terminal: io.StringIO) -> None:
     key = config(1).key
     factory = StubFactory({key: Script(fail_with=nested_bug)})
-    orch = Orchestrator(configs(1), SETTINGS, worker_factory=factory, convex_for=no_convex,
+    orch = Orchestrator(configs(1), SETTINGS, worker_factory=factory,
                         handle_signals=False, hard_exit=None, policy=RestartPolicy(jitter=0.0))
     async with trio.open_nursery() as nursery:
         nursery.start_soon(orch.run)

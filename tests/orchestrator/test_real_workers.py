@@ -5,8 +5,6 @@ No OpenCode is needed: no chat message is sent, so no turn starts a server.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
@@ -14,8 +12,8 @@ import trio
 
 from oco.config import Settings, WorkerConfig, parse_token
 from oco.convex import ConvexClient
-from oco.convex.types import ModelInfo
-from oco.orchestrator import Orchestrator, RestartPolicy, worker_factory
+from oco.domain import ModelInfo
+from oco.orchestrator import ConvexConnections, Orchestrator, RestartPolicy, worker_factory
 from oco.testing import FakeConvex
 from oco.worker import ModelCatalog
 
@@ -26,14 +24,8 @@ async def _models(directory: Path, env: object) -> list[ModelInfo]:
     return MODELS
 
 
-def _in_process(fake: FakeConvex):
-    @asynccontextmanager
-    async def convex_for(url: str) -> AsyncIterator[ConvexClient]:
-        http = httpx.AsyncClient(transport=httpx.ASGITransport(app=fake.app))
-        async with http, ConvexClient(url, http=http) as client:
-            yield client
-
-    return convex_for
+def _in_process(fake: FakeConvex, http: httpx.AsyncClient) -> ConvexConnections:
+    return ConvexConnections(lambda url: ConvexClient(url, http=http))
 
 
 async def test_a_deleted_worker_is_parked_the_others_run_and_go_offline_on_stop(autojump_clock, tmp_path) -> None:
@@ -49,6 +41,7 @@ async def test_a_deleted_worker_is_parked_the_others_run_and_go_offline_on_stop(
         for n, c in enumerate(created)
     ]
     settings = Settings()
+    http = httpx.AsyncClient(transport=httpx.ASGITransport(app=fake.app))
     orch = Orchestrator(
         {c.key: c for c in configs},
         settings,
@@ -58,7 +51,7 @@ async def test_a_deleted_worker_is_parked_the_others_run_and_go_offline_on_stop(
             state_dir=tmp_path / "state",
             catalog=ModelCatalog(_models),
         ),
-        convex_for=_in_process(fake),
+        connections=_in_process(fake, http),
         policy=RestartPolicy(jitter=0.0),
         handle_signals=False,
         hard_exit=None,
@@ -68,22 +61,23 @@ async def test_a_deleted_worker_is_parked_the_others_run_and_go_offline_on_stop(
     async def main() -> None:
         codes.append(await orch.run())
 
-    with trio.fail_after(600):
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(main)
-            await orch.started.wait()
-            for config in configs:
-                await orch.slots[config.key].state.wait_value("ready")
-            assert {fake.worker(c.worker_id).status for c in created} == {"online"}
+    async with http:
+        with trio.fail_after(600):
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(main)
+                await orch.started.wait()
+                for config in configs:
+                    await orch.slots[config.key].state.wait_value("ready")
+                assert {fake.worker(c.worker_id).status for c in created} == {"online"}
 
-            fake.remove(created[0].worker_id)  # deleted in the web app while it runs
-            deleted = orch.slots[configs[0].key]
-            await deleted.state.wait_value("parked")
-            assert deleted.last_error and ("deleted" in deleted.last_error or "not found" in deleted.last_error)
-            assert [orch.slots[c.key].state.value for c in configs[1:]] == ["ready", "ready"]
-            assert [orch.slots[c.key].attempts for c in configs[1:]] == [1, 1]
+                fake.remove(created[0].worker_id)  # deleted in the web app while it runs
+                deleted = orch.slots[configs[0].key]
+                await deleted.state.wait_value("parked")
+                assert deleted.last_error and ("deleted" in deleted.last_error or "not found" in deleted.last_error)
+                assert [orch.slots[c.key].state.value for c in configs[1:]] == ["ready", "ready"]
+                assert [orch.slots[c.key].attempts for c in configs[1:]] == [1, 1]
 
-            orch.request_stop("test")
+                orch.request_stop("test")
     assert codes == [0]
     assert [fake.worker(c.worker_id).status for c in created[1:]] == ["offline", "offline"]
     assert fake.worker(created[0].worker_id) is None

@@ -12,7 +12,7 @@ import time
 import pytest
 import trio
 import trio.testing
-from stubs import SECRET, SETTINGS, Script, StubFactory, StubWorker, config, configs, no_convex
+from stubs import SECRET, SETTINGS, Script, StubFactory, StubWorker, config, configs
 
 from oco.convex import WorkerNotFound
 from oco.orchestrator import AlreadyRunning, Orchestrator, RestartPolicy, SystemdNotifier, read_status
@@ -25,7 +25,6 @@ def orchestrator(factory: StubFactory, *numbers: int, **kwargs: object) -> Orche
         configs(*numbers),
         SETTINGS,
         worker_factory=factory,
-        convex_for=no_convex,
         handle_signals=False,
         policy=RestartPolicy(jitter=0.0),
         **kwargs,
@@ -136,7 +135,7 @@ class _BlockingCleanup(StubFactory):
         worker = super().__call__(cfg, convex, stop)
 
         async def run() -> None:
-            worker.state.value = State.READY
+            worker.set_state(State.READY)
             try:
                 await trio.sleep_forever()
             finally:

@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 import attrs
 import pytest
 import trio
-from stubs import SETTINGS, Script, StubFactory, config, configs, no_convex
+from stubs import SETTINGS, Script, StubFactory, config, configs
 
 from oco.config import ConfigError
 from oco.convex import ConvexUnavailable, WorkerNotFound
@@ -27,7 +27,7 @@ def orchestrator(factory: StubFactory, *numbers: int, **kwargs: object) -> Orche
     kwargs.setdefault("handle_signals", False)
     kwargs.setdefault("policy", NO_JITTER)
     return Orchestrator(
-        configs(*numbers), SETTINGS, worker_factory=factory, convex_for=no_convex, hard_exit=None, **kwargs
+        configs(*numbers), SETTINGS, worker_factory=factory, hard_exit=None, **kwargs
     )
 
 

@@ -32,7 +32,7 @@ from oco.convex import (
     encode,
 )
 from oco.convex.api import WorkerBackend
-from oco.convex.types import ActiveSession, ChatMessage, Registration, SessionDetails, WorkerRecord
+from oco.domain import ActiveSession, ChatMessage, Registration, SessionDetails, WorkerRecord
 
 
 # scripts/test runs 2000 examples; scripts/soak runs these suites again with 10 000.

@@ -15,7 +15,7 @@ import trio
 from oco._retry import POLLING
 from oco.config import Settings, WorkerConfig, parse_token
 from oco.convex import ConvexClient
-from oco.convex.types import ModelInfo
+from oco.domain import ModelInfo
 from oco.testing import FakeConvex
 from oco.worker import NO_MODEL_NOTE, ModelCatalog, State, StopControl, Worker
 

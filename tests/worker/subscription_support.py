@@ -15,6 +15,7 @@ from oco.config import Settings
 from oco.convex import ConvexClient
 from oco.testing import CreatedWorker, FakeConvex
 from oco.worker import ModelCatalog, StopControl, Worker
+from oco.worker._subscription_watch import SubscriptionsProvider
 from worker_support import MODELS, trio_ms, worker_config
 
 WATCH_QUERIES = (
@@ -40,7 +41,8 @@ async def convex_in_process(fake: FakeConvex) -> AsyncIterator[ConvexClient]:
 
 
 def subscribing_worker(
-    convex: ConvexClient, created: CreatedWorker, directory: Path, name: str = "w1"
+    convex: ConvexClient, created: CreatedWorker, directory: Path, name: str = "w1",
+    subscriptions: SubscriptionsProvider | None = None,
 ) -> Worker:
     directory.mkdir(exist_ok=True)
     return Worker(
@@ -52,6 +54,7 @@ def subscribing_worker(
         models=ModelCatalog(_models),
         state_dir=directory / "state",
         now_ms=trio_ms,
+        subscriptions=subscriptions,
     )
 
 

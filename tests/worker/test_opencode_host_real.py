@@ -74,6 +74,8 @@ async def test_opencode_starts_on_demand_recovers_from_a_crash_stops_when_idle_a
                 await fake.wait_for(lambda: bool(fake.chunks(slow)), timeout=60)
                 first_pid = worker.host.pid
                 assert first_pid is not None
+                report = worker.report.value  # what the supervisor and status.json see
+                assert (report.turns_in_flight, report.active_sessions, report.opencode_pid) == (1, 1, first_pid)
                 os.killpg(first_pid, signal.SIGKILL)
                 crashed = await fake.wait_reply(slow, timeout=30)
                 assert "OpenCode stopped unexpectedly" in crashed.content
@@ -88,6 +90,8 @@ async def test_opencode_starts_on_demand_recovers_from_a_crash_stops_when_idle_a
                 with trio.fail_after(30):
                     while worker.host.pid is not None or _alive(second_pid):  # idle timeout
                         await trio.sleep(0.2)
+                report = worker.report.value
+                assert (report.turns_in_flight, report.active_sessions, report.opencode_pid) == (0, 0, None)
 
                 # Opening the worker in the web app (requestConnect) warms OpenCode up ahead
                 # of the chat that is likely to follow.

@@ -7,7 +7,7 @@ import itertools
 from hypothesis import given
 from hypothesis import strategies as st
 
-from oco.convex.types import ChatMessage
+from oco.domain import ChatMessage
 from oco.worker._planner import (
     INTERRUPTED_NOTE,
     NO_MODEL_NOTE,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from oco.convex.types import ChatMessage
+from oco.domain import ChatMessage
 from oco.worker import plan_replies
 
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import trio
 
-from oco.convex._sync_shared import shared_count
+from oco.convex import ConvexClient
+from oco.orchestrator import ConvexConnections
 from oco.worker import NO_MODEL_NOTE, State
 from subscription_support import (
     ask_without_model,
@@ -41,7 +42,8 @@ async def test_idle_worker_makes_no_watch_call_and_picks_up_a_message(fake, tmp_
         assert watch_calls(fake) == 0
         assert fake.sync.attempts.value == 1  # one socket all along
         nursery.cancel_scope.cancel()
-    assert shared_count() == 0
+    with trio.fail_after(5):
+        await fake.sync.open_sockets.wait_value(0)  # the worker's own socket went with it
 
 
 async def test_refused_upgrades_fall_back_to_polling_then_back(fake, tmp_path, autojump_clock, caplog):
@@ -89,33 +91,51 @@ async def test_dropped_socket_reconnects_without_polling(fake, tmp_path, autojum
         nursery.cancel_scope.cancel()
 
 
-async def test_workers_on_one_url_share_a_socket_that_survives_its_runner(fake, tmp_path, autojump_clock):
+async def test_workers_on_one_url_share_the_lent_socket_which_outlives_the_first_to_leave(
+    fake, tmp_path, autojump_clock
+):
     first, second = fake.create_worker(), fake.create_worker()
     async with convex_in_process(fake) as convex, trio.open_nursery() as nursery:
-        workers = [subscribing_worker(convex, c, tmp_path / c.worker_id) for c in (first, second)]
+        connections = ConvexConnections(lambda url: ConvexClient(url, http=convex.http))
+        await nursery.start(connections.run)
+        workers = {}
         scopes = [trio.CancelScope(), trio.CancelScope()]
+        built = [trio.Event(), trio.Event()]
 
-        async def run(i: int) -> None:
+        async def run(i: int, created) -> None:
             with scopes[i]:
-                await workers[i].run()
+                async with connections.lend("http://fake.convex") as link:
+                    workers[i] = subscribing_worker(
+                        link.client, created, tmp_path / created.worker_id, subscriptions=link.subscriptions
+                    )
+                    built[i].set()
+                    await workers[i].run()
 
-        nursery.start_soon(run, 0)
+        nursery.start_soon(run, 0, first)
         with trio.fail_after(10):
+            await built[0].wait()
             await workers[0].state.wait_value(State.READY)
-        nursery.start_soon(run, 1)
+        nursery.start_soon(run, 1, second)
         with trio.fail_after(10):
+            await built[1].wait()
             await workers[1].state.wait_value(State.READY)
+        assert workers[0].backend.client is workers[1].backend.client
         assert await ask_without_model(fake, first.worker_id) == NO_MODEL_NOTE
         assert await ask_without_model(fake, second.worker_id) == NO_MODEL_NOTE
         assert (fake.sync.attempts.value, fake.sync.open_sockets.value) == (1, 1)
 
-        scopes[0].cancel()  # the worker whose task runs the socket leaves
+        scopes[0].cancel()  # the first worker, whose subscribing opened the socket, leaves
         with trio.fail_after(10):
             await workers[0].state.wait_value(State.STOPPED)
-            await fake.sync.open_sockets.wait_value(1)  # the second took the socket over
+        # Its owner is the lender, not the first worker: no hand-over, not even a reconnect.
         assert await ask_without_model(fake, second.worker_id) == NO_MODEL_NOTE
-        assert fake.sync.attempts.value == 2
+        assert (fake.sync.attempts.value, fake.sync.open_sockets.value) == (1, 1)
         assert watch_calls(fake) == 0
-        assert shared_count() == 1
+        assert connections.sockets.open_count.value == 1
+
+        scopes[1].cancel()  # the last one leaves: the socket and the client close
+        with trio.fail_after(10):
+            await connections.sockets.open_count.wait_value(0)
+            await connections.clients.open_count.wait_value(0)
+            await fake.sync.open_sockets.wait_value(0)
         nursery.cancel_scope.cancel()
-    assert shared_count() == 0

@@ -192,7 +192,7 @@ async def test_models_are_published_once_convex_takes_them_again(fake, tmp_path,
 
 async def test_a_model_list_over_convexs_array_limit_is_cut_to_fit(fake, tmp_path, autojump_clock):
     from oco.convex.api import MAX_ARRAY_ITEMS, WorkerBackend
-    from oco.convex.types import ModelInfo
+    from oco.domain import ModelInfo
 
     created = fake.create_worker()
     backend = WorkerBackend(in_process_client(fake), created.machine_id, created.worker_id, "unused")
@@ -200,3 +200,15 @@ async def test_a_model_list_over_convexs_array_limit_is_cut_to_fit(fake, tmp_pat
     await backend.update_models(many)  # refused whole by Convex before
     stored = fake.store.first("workerModels", workerId=created.worker_id)
     assert len(stored["models"]) == MAX_ARRAY_ITEMS
+
+
+async def test_the_workers_own_secret_is_kept_out_of_opencodes_environment(fake, tmp_path, monkeypatch):
+    # A secret exported under any name (here bare, without the token's shape) must not reach the
+    # agent's tools: only the token-shaped values were stripped before the worker passed its own.
+    created = fake.create_worker()
+    worker = make_worker(fake, created, tmp_path)
+    monkeypatch.setenv("MY_BACKUP_OF_IT", worker.config.secret)
+    from oco.opencode import opencode_environment
+
+    env = opencode_environment(dict(__import__("os").environ), worker.host._secrets)
+    assert "MY_BACKUP_OF_IT" not in env

@@ -9,7 +9,7 @@ import trio
 
 from oco.config import Settings, WorkerConfig, parse_token
 from oco.convex import ConvexClient
-from oco.convex.types import ModelInfo
+from oco.domain import ModelInfo
 from oco.testing import CreatedWorker, FakeConvex
 from oco.worker import ModelCatalog, StopControl, Worker
 

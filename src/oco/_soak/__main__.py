@@ -59,9 +59,10 @@ def main(argv: list[str] | None = None) -> int:
     figures.update(extra)
     figures["quick"] = args.quick
     figures["passed"] = not failed
+    width = max(map(len, figures))
     for name, value in figures.items():
         if name != "output_tail":
-            print(f"{name:>26}: {value}")
+            print(f"{name:>{width}}: {value}")
     if extra.get("output_tail"):
         print(f"last lines of trio-oco run:\n{extra['output_tail']}", file=sys.stderr)
     for sentence in failed:

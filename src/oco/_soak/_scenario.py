@@ -224,10 +224,17 @@ class _Soak:
     async def long_outage(self, wave: list[SentMessage]) -> None:
         """Convex down for `long_outage_s`, from a moment when answers are streaming: turns end
         during it, so their completions must outlast it."""
-        live = [(w, c) for w, c in self.lanes if w not in self.deleted]
-        # Short answers to two lanes: they finish streaming while Convex is away.
-        wave += [self.send(w, c, "SLOW 3") for w, c in live[:2]]
-        await self.fake.wait_for(lambda: bool(self.streaming(wave)), 120)
+        # Short answers on two workers, each in a chat of its own (not queued behind another
+        # message): they finish streaming while Convex is away.
+        workers = [(w, e["name"]) for w, e in zip(self.run.workers, self.run.entries)
+                   if e["name"] not in self.deleted][:2]
+        slow = [self.send(name, self.fake.start_session(w.worker_id), "SLOW 3") for w, name in workers]
+        wave += slow
+        await self.fake.wait_for(lambda: bool(self.streaming(slow)), 120)
+        try:  # both, when they start close enough together
+            await self.fake.wait_for(lambda: len(self.streaming(slow)) == len(slow), 2)
+        except trio.TooSlowError:
+            pass
         self.long_outage_streaming = len(self.streaming(wave))
         await self.convex.stop_listening()
         self.long_outage_s = self.plan.long_outage_s

@@ -1,41 +1,46 @@
 """The Convex layer: an HTTP client with typed errors and retries, and the worker's backend API.
 
-`ConvexClient` speaks the Convex HTTP API (`convex_encoded_json`); `shared_convex_client`
-hands out one per URL; `oco.convex.api.WorkerBackend` wraps the functions the worker calls.
-`ConvexSubscriptions` carries live queries over the sync protocol (one websocket);
-`shared_subscriptions` hands out one per URL and HTTP client.
+`ConvexClient` speaks the Convex HTTP API (`convex_encoded_json`);
+`oco.convex.api.WorkerBackend` wraps the functions the worker calls. `ConvexSubscriptions`
+carries live queries over the sync protocol (one websocket). Sharing one of each per URL is
+the orchestrator's business (`oco.orchestrator.ConvexConnections`), not a registry here.
 """
 
-from oco.convex._client import DEFAULT_TIMEOUT, ConvexClient, RetryPolicy
-from oco.convex._codec import CodecError, Int64, decode, encode
-from oco.convex._convert import camel, structure, unstructure
-from oco.convex._errors import (
-    BackendFault,
-    ConvexAuthError,
-    ConvexError,
-    ConvexException,
-    ConvexFunctionError,
-    ConvexProtocolError,
-    ConvexRequestError,
-    ConvexServerError,
-    ConvexUnavailable,
-    InvalidSecret,
-    MessageNotFound,
-    NotAConvexDeployment,
-    SessionNotFound,
-    WorkerDeleted,
-    WorkerNotApproved,
-    WorkerNotFound,
-    WorkerRejected,
-    describe,
-    is_transient,
-    is_untyped,
-)
-from oco.convex._functions import IDEMPOTENT_MUTATIONS, is_idempotent
-from oco.convex._shared import shared_convex_client
-from oco.convex._sync_client import ConvexSubscriptions, Subscription, SyncQueryError, sync_url
-from oco.convex._sync_shared import shared_subscriptions, shared_subscriptions_for
-from oco.convex._sync_state import QueryError, QuerySuccess
+from typing import TYPE_CHECKING
+
+from oco._lazy import lazy_exports
+
+if TYPE_CHECKING:  # what type checkers read; at run time a name is imported on first use
+    from oco.convex._client import DEFAULT_TIMEOUT, ConvexClient, RetryPolicy
+    from oco.convex._codec import CodecError, Int64, decode, encode
+    from oco.convex._convert import camel, structure, unstructure
+    from oco.convex._errors import (
+        BackendFault,
+        ConvexAuthError,
+        ConvexError,
+        ConvexException,
+        ConvexFunctionError,
+        ConvexProtocolError,
+        ConvexRequestError,
+        ConvexServerError,
+        ConvexServerUnavailable,
+        ConvexUnavailable,
+        ConvexUnexpectedStatus,
+        InvalidSecret,
+        MessageNotFound,
+        NotAConvexDeployment,
+        SessionNotFound,
+        WorkerDeleted,
+        WorkerNotApproved,
+        WorkerNotFound,
+        WorkerRejected,
+        describe,
+        is_transient,
+        is_untyped,
+    )
+    from oco.convex._functions import IDEMPOTENT_MUTATIONS, is_idempotent
+    from oco.convex._sync_client import ConvexSubscriptions, Subscription, SyncQueryError, sync_url
+    from oco.convex._sync_state import QueryError, QuerySuccess
 
 __all__ = [
     "DEFAULT_TIMEOUT",
@@ -50,8 +55,10 @@ __all__ = [
     "ConvexProtocolError",
     "ConvexRequestError",
     "ConvexServerError",
+    "ConvexServerUnavailable",
     "ConvexSubscriptions",
     "ConvexUnavailable",
+    "ConvexUnexpectedStatus",
     "Int64",
     "InvalidSecret",
     "MessageNotFound",
@@ -73,10 +80,26 @@ __all__ = [
     "is_idempotent",
     "is_transient",
     "is_untyped",
-    "shared_convex_client",
-    "shared_subscriptions",
-    "shared_subscriptions_for",
     "structure",
     "sync_url",
     "unstructure",
 ]
+
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "._client": "DEFAULT_TIMEOUT ConvexClient RetryPolicy",
+        "._codec": "CodecError Int64 decode encode",
+        "._convert": "camel structure unstructure",
+        "._errors": (
+            "BackendFault ConvexAuthError ConvexError ConvexException ConvexFunctionError "
+            "ConvexProtocolError ConvexRequestError ConvexServerError ConvexServerUnavailable "
+            "ConvexUnavailable ConvexUnexpectedStatus InvalidSecret MessageNotFound "
+            "NotAConvexDeployment SessionNotFound WorkerDeleted WorkerNotApproved "
+            "WorkerNotFound WorkerRejected describe is_transient is_untyped"
+        ),
+        "._functions": "IDEMPOTENT_MUTATIONS is_idempotent",
+        "._sync_client": "ConvexSubscriptions Subscription SyncQueryError sync_url",
+        "._sync_state": "QueryError QuerySuccess",
+    },
+)

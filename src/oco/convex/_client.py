@@ -33,12 +33,12 @@ from oco.convex._errors import (
     ConvexFunctionError,
     ConvexProtocolError,
     ConvexRequestError,
-    ConvexServerError,
     ConvexUnavailable,
     NotAConvexDeployment,
     function_error,
     redact,
     sensitive_values,
+    server_error,
 )
 from oco.convex._functions import is_idempotent
 from oco.convex._version import client_header
@@ -65,7 +65,7 @@ def _never_sent(exc: Exception) -> bool:
 
 
 class ConvexClient:
-    """A client for one Convex deployment; share one per URL (`shared_convex_client`).
+    """A client for one Convex deployment; the orchestrator lends one per URL to its workers.
 
     `http` lets tests plug in a transport (e.g. `httpx.ASGITransport(app=fake.app)`); a client
     passed in is not closed by `aclose`. `attempt_timeout` bounds one attempt end to end
@@ -92,6 +92,11 @@ class ConvexClient:
 
     def __repr__(self) -> str:
         return f"ConvexClient({self.url!r})"
+
+    @property
+    def http(self) -> httpx.AsyncClient:
+        """The HTTP client calls go through; a sync socket to the same deployment upgrades over it."""
+        return self._http
 
     async def aclose(self) -> None:
         if self._owns_http:
@@ -249,7 +254,7 @@ class ConvexClient:
             # none redirects them: this URL is something else (a web site, a proxy's page).
             what = f"HTTP {status}" if status >= 400 else f"HTTP {status} redirect"
             raise NotAConvexDeployment(function, status=status, route=route, what=what)
-        raise ConvexServerError(status, function=function)
+        raise server_error(status, function=function)
 
     def _udf_value(self, payload: Any, function: str, secrets: list[str]) -> Any:
         """The decoded value of a `UdfResponse`, or the typed error it reports."""

@@ -7,24 +7,27 @@ so the worker secret), and then through `oco._text.external`, since the outside 
 send escape sequences, newlines or megabytes. `describe()` is the one line a user reads:
 what happened, where (function, deployment) and what to do.
 
-The tree (what the supervisor does with each, see `oco.orchestrator._supervisor.classify`):
+The tree; in brackets the neutral type of `oco.errors` each maps to, which is what the worker
+and the supervisor act on (see `oco.orchestrator._supervisor.classify`):
 
     ConvexException
-    ├── ConvexFunctionError ........ the function failed (HTTP 560 / status "error")
-    │   ├── WorkerRejected ......... the backend refuses this worker: park
-    │   │   ├── WorkerNotFound ..... no such worker (deleted, or a wrong token)
+    ├── ConvexFunctionError ........ the function failed (HTTP 560 / status "error") [Refused]
+    │   ├── WorkerRejected ......... the backend refuses this worker: park [Rejected]
+    │   │   ├── WorkerNotFound ..... no such worker (deleted, or a wrong token) [+NotFound]
     │   │   │   └── WorkerDeleted .. gone after the backend had accepted this token
     │   │   └── InvalidSecret ...... the worker exists, the secret is wrong
     │   ├── WorkerNotApproved ...... the record exists but is not approved: wait for approval
-    │   ├── BackendFault ........... credentials are fine, the function failed: transient
-    │   ├── SessionNotFound, MessageNotFound
-    ├── ConvexError ................ the function threw ConvexError(data)
-    ├── ConvexRequestError ......... HTTP 400
-    ├── ConvexAuthError ............ HTTP 401/403
-    ├── ConvexServerError .......... other statuses; 5xx and 429 are transient
-    ├── ConvexUnavailable .......... unreachable or no answer in time: transient
-    └── ConvexProtocolError ........ an answer outside the contract
-        └── NotAConvexDeployment ... 404, or a body that is not a Convex answer at all: park
+    │   ├── SessionNotFound, MessageNotFound ......................................... [NotFound]
+    ├── BackendFault ............... credentials are fine, the function failed [Unavailable]
+    ├── ConvexError ................ the function threw ConvexError(data) [Refused]
+    ├── ConvexRequestError ......... HTTP 400 [Refused]
+    ├── ConvexAuthError ............ HTTP 401/403 [Refused]
+    ├── ConvexServerError .......... another HTTP status, raised as one of (`server_error`):
+    │   ├── ConvexServerUnavailable  5xx and 429 [Unavailable]
+    │   └── ConvexUnexpectedStatus . any other [ProtocolViolation]
+    ├── ConvexUnavailable .......... unreachable or no answer in time [Unavailable]
+    └── ConvexProtocolError ........ an answer outside the contract [ProtocolViolation]
+        └── NotAConvexDeployment ... 404, or a body that is not a Convex answer at all [Misconfigured]
 
 A production deployment redacts the text of what a function throws (`[Request ID: …] Server
 Error`), so the contract types are matched from the text only as a fast path on dev
@@ -38,7 +41,16 @@ from collections.abc import Iterable
 from typing import Any, ClassVar
 
 from oco._text import external
-from oco.errors import OcoError
+from oco.errors import (
+    Misconfigured,
+    NotFound,
+    OcoError,
+    ProtocolViolation,
+    Refused,
+    Rejected,
+    Unavailable,
+    describe,
+)
 
 
 class ConvexException(OcoError):
@@ -65,7 +77,7 @@ class ConvexException(OcoError):
         return f"{line}: {self.advice}" if self.advice else line
 
 
-class ConvexError(ConvexException):
+class ConvexError(ConvexException, Refused):
     """The function threw `ConvexError(data)`; `data` is the decoded `errorData`."""
 
     advice = "see the deployment's logs (npx convex logs)"
@@ -76,7 +88,7 @@ class ConvexError(ConvexException):
         super().__init__(summarize(message) or "ConvexError", function=function)
 
 
-class ConvexFunctionError(ConvexException):
+class ConvexFunctionError(ConvexException, Refused):
     """The function failed (HTTP 560/200 with `status: "error"`); `message` is its error text
     (redacted, bounded), `summary` its human part made safe to show."""
 
@@ -91,7 +103,7 @@ class ConvexFunctionError(ConvexException):
         return self.summary
 
 
-class WorkerRejected(ConvexFunctionError):
+class WorkerRejected(ConvexFunctionError, Rejected):
     """The backend refused the worker's credentials: fatal until the token changes.
 
     `reason` is the park reason a user reads, `advice` what fixes it."""
@@ -107,7 +119,7 @@ class WorkerRejected(ConvexFunctionError):
         return self.reason if is_redacted(self.message) else self.summary
 
 
-class WorkerNotFound(WorkerRejected):
+class WorkerNotFound(WorkerRejected, NotFound):
     """No worker row matches the token (deleted in the web app, or a wrong token)."""
 
     reason = "unknown worker (deleted in the web app, or a wrong token)"
@@ -138,20 +150,28 @@ class WorkerNotApproved(ConvexFunctionError):
         return "the worker is not approved"
 
 
-class BackendFault(ConvexFunctionError):
-    """The function failed although the worker's credentials are known good (its record exists
-    and this secret was accepted before): a fault of the backend, retried like an outage."""
+class BackendFault(ConvexException, Unavailable):
+    """A function failed although the worker's credentials are known good (its record exists
+    and this secret was accepted before): a fault of the backend, retried like an outage.
+    `message` is the function's error text (redacted, bounded), as `ConvexFunctionError` has it."""
+
+    advice = "see the deployment's logs (npx convex logs)"
+
+    def __init__(self, message: str, *, function: str | None = None, url: str | None = None) -> None:
+        self.message = message
+        self.summary = external(summarize(message))
+        super().__init__(self.summary, function=function, url=url)
 
 
-class SessionNotFound(ConvexFunctionError):
+class SessionNotFound(ConvexFunctionError, NotFound):
     """The chat session named in a chat mutation does not exist."""
 
 
-class MessageNotFound(ConvexFunctionError):
+class MessageNotFound(ConvexFunctionError, NotFound):
     """The chat message named in a chat mutation does not exist."""
 
 
-class ConvexRequestError(ConvexException):
+class ConvexRequestError(ConvexException, Refused):
     """HTTP 400: the backend refused the request itself (bad path, format, client version)."""
 
     advice = "the deployment refused trio-oco's request: check convex_url, or upgrade trio-oco"
@@ -163,7 +183,7 @@ class ConvexRequestError(ConvexException):
                          function=function)
 
 
-class ConvexAuthError(ConvexException):
+class ConvexAuthError(ConvexException, Refused):
     """HTTP 401/403 from the deployment."""
 
     advice = "check convex_url (the deployment refused the call)"
@@ -175,7 +195,8 @@ class ConvexAuthError(ConvexException):
 
 
 class ConvexServerError(ConvexException):
-    """Any other HTTP status; 5xx (and 429) are transient."""
+    """An HTTP status the API does not answer with on its own (`status`); `server_error` raises
+    it as `ConvexServerUnavailable` (5xx, 429) or `ConvexUnexpectedStatus` (any other)."""
 
     advice = "the deployment has a problem (see its status page or logs)"
 
@@ -184,7 +205,22 @@ class ConvexServerError(ConvexException):
         super().__init__(text or f"HTTP {status} from the Convex backend", function=function)
 
 
-class ConvexUnavailable(ConvexException):
+class ConvexServerUnavailable(ConvexServerError, Unavailable):
+    """HTTP 5xx or 429: the deployment is down or overloaded for now; transient."""
+
+
+class ConvexUnexpectedStatus(ConvexServerError, ProtocolViolation):
+    """An HTTP status outside the API (no 5xx, no 429, none of the statuses it has a type for)."""
+
+
+def server_error(status: int, *, function: str | None = None) -> ConvexServerError:
+    """The error for an HTTP status the client has no other type for: the one place that
+    decides whether such a status heals."""
+    kind = ConvexServerUnavailable if status >= 500 or status == 429 else ConvexUnexpectedStatus
+    return kind(status, function=function)
+
+
+class ConvexUnavailable(ConvexException, Unavailable):
     """The backend could not be reached or did not answer in time.
 
     `sent` is False only when the request provably never left (connect failures), which is
@@ -206,7 +242,7 @@ class ConvexUnavailable(ConvexException):
         return f"{self.headline()}{place}: {self.advice}"
 
 
-class ConvexProtocolError(ConvexException):
+class ConvexProtocolError(ConvexException, ProtocolViolation):
     """A response did not have the shape the contract promises; `field` names where."""
 
     advice = "check that convex_url is the OpenCode Orchestrator backend, and its version"
@@ -218,7 +254,7 @@ class ConvexProtocolError(ConvexException):
         super().__init__(text, function=function)
 
 
-class NotAConvexDeployment(ConvexProtocolError):
+class NotAConvexDeployment(ConvexProtocolError, Misconfigured):
     """The URL answered, but not as a Convex deployment: HTTP 404 for a route every
     deployment has, or a body that is not a Convex answer (an HTML page). Retrying cannot
     help; the configured URL is wrong."""
@@ -240,10 +276,9 @@ class NotAConvexDeployment(ConvexProtocolError):
 
 
 def is_transient(exc: BaseException) -> bool:
-    """True for failures worth retrying: unreachable backend, 5xx, 429 and backend faults."""
-    if isinstance(exc, (ConvexUnavailable, BackendFault)):
-        return True
-    return isinstance(exc, ConvexServerError) and (exc.status >= 500 or exc.status == 429)
+    """True for Convex failures worth retrying (the neutral `Unavailable`): an unreachable
+    backend, 5xx, 429 and backend faults."""
+    return isinstance(exc, ConvexException) and isinstance(exc, Unavailable)
 
 
 # What a production deployment leaves of a thrown Error (optionally with the client-style
@@ -320,14 +355,3 @@ def redact(text: str, secrets: Iterable[str]) -> str:
     for secret in secrets:
         text = text.replace(secret, "***")
     return text
-
-
-def describe(exc: BaseException) -> str:
-    """One line for a user about any failure: `describe()` of a Convex error, the message of
-    an expected `OcoError`, else the type and text (made safe with `external`)."""
-    if isinstance(exc, ConvexException):
-        return exc.describe()
-    text = external(exc)
-    if isinstance(exc, OcoError):
-        return text or type(exc).__name__
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

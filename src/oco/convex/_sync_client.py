@@ -62,7 +62,7 @@ from oco.convex._sync_state import (
     ReconnectLog,
     SyncState,
 )
-from oco.errors import OcoError
+from oco.errors import OcoError, Refused
 
 __all__ = ["CLIENT_VERSION", "MAX_FRAME_BYTES", "ConvexSubscriptions", "Subscription",
            "SyncQueryError", "sync_url"]
@@ -79,7 +79,7 @@ MAX_FRAME_BYTES = 16 << 20
 _READ_SIZE = 1 << 20
 
 
-class SyncQueryError(OcoError):
+class SyncQueryError(Refused):
     """The server reported that a subscribed query failed (a `QueryFailed`), or sent a
     result for it that could not be read. The message is the server's, made inert."""
 

@@ -21,7 +21,7 @@ from typing import Any
 import attrs
 
 from oco.convex._codec import decode, encode
-from oco.errors import OcoError
+from oco.errors import ProtocolViolation
 
 __all__ = [
     "Action",
@@ -56,7 +56,7 @@ __all__ = [
 ]
 
 
-class SyncProtocolError(OcoError):
+class SyncProtocolError(ProtocolViolation):
     """A sync-protocol frame that is not valid JSON or misses a required field."""
 
 

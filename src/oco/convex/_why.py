@@ -22,13 +22,13 @@ from __future__ import annotations
 
 from oco.convex._errors import (
     BackendFault,
-    ConvexFunctionError,
+    ConvexException,
     InvalidSecret,
     WorkerDeleted,
     WorkerNotApproved,
     WorkerNotFound,
 )
-from oco.convex.types import WorkerRecord
+from oco.domain import WorkerRecord
 
 SECRET_CHECKED: frozenset[str] = frozenset(
     {"workers:register", "workers:heartbeat", "workers:setOffline", "workers:markConnected"}
@@ -40,7 +40,7 @@ APPROVAL_GATED: frozenset[str] = frozenset({"workers:heartbeat", "workers:markCo
 
 def why_failed(
     function: str, record: WorkerRecord | None, *, secret_accepted: bool, redacted: bool = True
-) -> type[ConvexFunctionError] | None:
+) -> type[ConvexException] | None:
     """The error type a failed `function` call means, given the worker's current record.
 
     `secret_accepted`: a secret-checked call with this token has succeeded before;

@@ -1,7 +1,8 @@
 """`WorkerBackend`: one typed method per backend function the worker calls (reference §2.2).
 
 Arguments go out with the reference's wire names and types (numbers as float64); results
-come back as the attrs types of `oco.convex.types`, checked by `_convert`.
+come back as the attrs records of `oco.domain`, checked by `_convert`; `WorkerBackend`
+implements `oco.domain.Backend`, the protocol the worker is written against.
 
 Why a call that names this worker failed is decided from state: a dev deployment's error
 text may already name a contract type (`WorkerNotFound`, `InvalidSecret`), but a production
@@ -34,7 +35,7 @@ from oco.convex._errors import (
     is_untyped,
 )
 from oco.convex._why import SECRET_CHECKED, why_failed
-from oco.convex.types import (
+from oco.domain import (
     ActiveSession,
     ChatMessage,
     ModelInfo,

@@ -23,7 +23,7 @@ import trio
 
 from oco.config import WorkerConfig, load_workers_file
 from oco.opencode import list_models_cli
-from oco.orchestrator import Orchestrator, WorkerSlot, worker_factory
+from oco.orchestrator import Orchestrator, SlotState, WorkerSlot, worker_factory
 from oco.worker import ModelCatalog
 from oco.testing import FakeConvex, serve_fake_convex, serve_fake_llm
 
@@ -173,12 +173,14 @@ class _Demo:
     async def _first_chat(self, name: str) -> None:
         slot = self.orchestrator.slots[self.configs[name].key]
         with trio.move_on_after(READY_TIMEOUT_S):
-            await slot.state.wait_value(lambda s: s in ("waiting_approval", "ready", "parked"))
-            if slot.state.value == "waiting_approval":
+            await slot.state.wait_value(
+                lambda s: s in (SlotState.WAITING_APPROVAL, SlotState.READY, SlotState.PARKED)
+            )
+            if slot.state.value is SlotState.WAITING_APPROVAL:
                 self.say("web app", f"user approves {name}")
                 self.fake.approve(self.worker_ids[name])
-            await slot.state.wait_value(lambda s: s in ("ready", "parked"))
-        if slot.state.value != "ready":
+            await slot.state.wait_value(lambda s: s in (SlotState.READY, SlotState.PARKED))
+        if slot.state.value is not SlotState.READY:
             self.failures.append(f"{name} did not become ready ({slot.state.value}: {slot.last_error})")
             return
         self.chats[name] = self.fake.start_session(self.worker_ids[name])
@@ -229,7 +231,8 @@ class _Demo:
 
     async def _watch_state(self, name: str, slot: WorkerSlot) -> None:
         async for state in slot.state.eventual_values():
-            detail = f" ({slot.last_error})" if state in ("backoff", "parked") and slot.last_error else ""
+            between = state in (SlotState.BACKOFF, SlotState.PARKED)
+            detail = f" ({slot.last_error})" if between and slot.last_error else ""
             self.say(name, f"state: {state}{detail}")
 
     async def _watch_web_app(self) -> None:

@@ -12,7 +12,7 @@ from typing import Any, TextIO
 
 import attrs
 
-from oco.convex.types import ChatMessage
+from oco.domain import ChatMessage
 
 _PREVIEW = 200  # characters of a tool's input or output shown on one line
 

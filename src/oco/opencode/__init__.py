@@ -7,32 +7,37 @@
                                 on_text=print)
 """
 
-from ._binary import find_opencode_bin, list_models_cli, parse_models_output
-from ._client import OpenCodeClient, PermissionReply, models_from_providers, split_model
-from ._environment import opencode_environment
-from ._errors import OpenCodeError, OpenCodeNotFound, OpenCodeStartError
-from ._events import (
-    Event,
-    EventHub,
-    MessageUpdated,
-    PartDelta,
-    PartUpdated,
-    PermissionAsked,
-    QuestionAsked,
-    ServerConnected,
-    ServerHeartbeat,
-    SessionError,
-    SessionIdle,
-    SessionStatus,
-    StreamReconnected,
-    parse_event,
-)
-from ._identity import ProcessIdentity, leftover_pid
-from ._identity import encode as encode_identity
-from ._process import open_opencode_server
-from ._server import HEALTH_INTERVAL, HEALTH_TIMEOUT, UNRESPONSIVE_NOTE, OpenCodeServer
-from ._transcript import PermissionDecision, TurnResult, describe_error, reconcile
-from ._turn import TurnBackend, run_turn
+from typing import TYPE_CHECKING
+
+from oco._lazy import lazy_exports
+
+if TYPE_CHECKING:  # what type checkers read; at run time a name is imported on first use
+    from ._binary import find_opencode_bin, list_models_cli, parse_models_output
+    from ._client import OpenCodeClient, PermissionReply, models_from_providers, split_model
+    from ._environment import opencode_environment
+    from ._errors import OpenCodeError, OpenCodeNotFound, OpenCodeStartError
+    from ._event_types import (
+        Event,
+        MessageUpdated,
+        PartDelta,
+        PartUpdated,
+        PermissionAsked,
+        QuestionAsked,
+        ServerConnected,
+        ServerHeartbeat,
+        SessionError,
+        SessionIdle,
+        SessionStatus,
+        StreamReconnected,
+        parse_event,
+    )
+    from ._events import EventHub
+    from ._identity import ProcessIdentity, leftover_pid
+    from ._identity import encode as encode_identity
+    from ._process import open_opencode_server
+    from ._server import HEALTH_INTERVAL, HEALTH_TIMEOUT, UNRESPONSIVE_NOTE, OpenCodeServer
+    from ._transcript import PermissionDecision, TurnResult, describe_error, reconcile
+    from ._turn import TurnBackend, run_turn
 
 __all__ = [
     "HEALTH_INTERVAL",
@@ -75,3 +80,24 @@ __all__ = [
     "run_turn",
     "split_model",
 ]
+
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "._binary": "find_opencode_bin list_models_cli parse_models_output",
+        "._client": "OpenCodeClient PermissionReply models_from_providers split_model",
+        "._environment": "opencode_environment",
+        "._errors": "OpenCodeError OpenCodeNotFound OpenCodeStartError",
+        "._event_types": (
+            "Event MessageUpdated PartDelta PartUpdated PermissionAsked QuestionAsked "
+            "ServerConnected ServerHeartbeat SessionError SessionIdle SessionStatus "
+            "StreamReconnected parse_event"
+        ),
+        "._events": "EventHub",
+        "._identity": "ProcessIdentity leftover_pid encode_identity=encode",
+        "._process": "open_opencode_server",
+        "._server": "HEALTH_INTERVAL HEALTH_TIMEOUT UNRESPONSIVE_NOTE OpenCodeServer",
+        "._transcript": "PermissionDecision TurnResult describe_error reconcile",
+        "._turn": "TurnBackend run_turn",
+    },
+)

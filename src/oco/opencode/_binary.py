@@ -11,7 +11,7 @@ from pathlib import Path
 import trio
 
 from oco._text import external
-from oco.convex.types import ModelInfo
+from oco.domain import ModelInfo
 
 from ._child import MAX_OUTPUT_BYTES, OutputTooLarge, run_bounded
 from ._environment import opencode_environment
@@ -92,7 +92,9 @@ async def list_models_cli(
     # It migrates OpenCode's database like a server start does (see _startup).
     ticket = await start_ticket(child_env)
     try:
-        result = await run_bounded(command, cwd=directory, env=child_env, timeout=timeout, max_output=max_output)
+        result = await run_bounded(
+            command, cwd=directory, env=child_env, timeout=timeout, max_output=max_output
+        )
         if result.returncode == 0:
             ticket.succeeded()
     except trio.TooSlowError:

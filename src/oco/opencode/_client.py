@@ -18,7 +18,7 @@ from typing import Any, Literal
 import httpx
 
 from oco._text import ERROR_BODY_MAX_BYTES, external
-from oco.convex.types import ModelInfo
+from oco.domain import ModelInfo
 
 from ._errors import OpenCodeError
 

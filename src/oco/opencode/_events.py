@@ -1,4 +1,4 @@
-"""OpenCode's `/event` SSE stream: typed events and one reader per server (the EventHub).
+"""OpenCode's `/event` SSE stream: one reader per server (the EventHub) of the typed events.
 
 The hub keeps one connection open (no read timeout; heartbeats arrive every 10 s), reconnects
 when it drops or stays silent for `stall_timeout` (the `OPENCODE_EVENTS` policy: the delay
@@ -7,7 +7,8 @@ the first loss of a run is said at INFO, the rest at DEBUG), and hands each even
 subscribers of its OpenCode session id through trio memory channels. After a reconnect every
 subscriber gets `StreamReconnected`, because events may have been lost in the gap. An event
 over `max_event_bytes` is dropped (logged once per hub): a turn reconciles from the message
-list at its end, so a lost event costs streaming, not the answer.
+list at its end, so a lost event costs streaming, not the answer. The event types and
+`parse_event` are pure, in `_event_types`.
 """
 
 from __future__ import annotations
@@ -16,170 +17,17 @@ import json
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
 
-import attrs
 import httpx
 import trio
 
 from oco._retry import OPENCODE_EVENTS, OutageReport, RetryPolicy, Streak, announce
-from oco._text import external
 
 from ._client import OpenCodeClient
+from ._event_types import Event, ServerConnected, StreamReconnected, parse_event
 from ._sse import MAX_EVENT_BYTES, SSEDecoder
 
 log = logging.getLogger("oco.opencode.events")
-
-# Fields are checked when an event is built, so a payload with junk in a field parse_event
-# reads becomes None there (TypeError) instead of failing later inside a turn.
-_STR = attrs.validators.instance_of(str)
-_DICT = attrs.validators.instance_of(dict)
-
-
-def _text() -> Any:
-    return attrs.field(validator=_STR)
-
-
-def _object() -> Any:
-    return attrs.field(validator=_DICT)
-
-
-@attrs.frozen
-class PartDelta:
-    """`message.part.delta`: text appended to a part's `field` (usually "text")."""
-
-    session_id: str = _text()
-    message_id: str = _text()
-    part_id: str = _text()
-    field: str = _text()
-    delta: str = _text()
-
-
-@attrs.frozen
-class PartUpdated:
-    """`message.part.updated`: the whole part as it is now (text, reasoning, tool, step-*)."""
-
-    session_id: str = _text()
-    part: dict[str, Any] = _object()
-
-
-@attrs.frozen
-class MessageUpdated:
-    """`message.updated`: a message's `info` (role, parentID, time, error …)."""
-
-    session_id: str = _text()
-    info: dict[str, Any] = _object()
-
-
-@attrs.frozen
-class SessionStatus:
-    """`session.status`: `{"type": "busy" | "idle" | "retry", …}`."""
-
-    session_id: str = _text()
-    status: dict[str, Any] = _object()
-
-
-@attrs.frozen
-class SessionIdle:
-    session_id: str = _text()
-
-
-@attrs.frozen
-class SessionError:
-    """`session.error`: `error` is `{name, data}` (may be absent)."""
-
-    session_id: str = _text()
-    error: dict[str, Any] | None = attrs.field(validator=attrs.validators.optional(_DICT))
-
-
-@attrs.frozen
-class PermissionAsked:
-    """`permission.asked`: OpenCode waits for `POST /permission/{id}/reply`."""
-
-    session_id: str = _text()
-    id: str = _text()
-    permission: str = _text()
-    patterns: list[str] = attrs.field(
-        validator=attrs.validators.deep_iterable(_STR, attrs.validators.instance_of(list))
-    )
-
-
-@attrs.frozen
-class QuestionAsked:
-    """`question.asked`: the agent's `question` tool waits for an answer nobody in the chat can give."""
-
-    session_id: str = _text()
-    id: str = _text()
-    questions: list[Any]
-
-
-@attrs.frozen
-class ServerHeartbeat:
-    pass
-
-
-@attrs.frozen
-class ServerConnected:
-    pass
-
-
-@attrs.frozen
-class StreamReconnected:
-    """Synthetic: the stream was re-opened, so events may have been missed."""
-
-
-Event = (
-    PartDelta
-    | PartUpdated
-    | MessageUpdated
-    | SessionStatus
-    | SessionIdle
-    | SessionError
-    | PermissionAsked
-    | QuestionAsked
-    | ServerHeartbeat
-    | ServerConnected
-    | StreamReconnected
-)
-
-
-def parse_event(data: Any) -> Event | None:
-    """One decoded `/event` payload → a typed event; None for types we do not use or bad shapes."""
-    if not isinstance(data, dict):
-        return None
-    kind = data.get("type")
-    p = data.get("properties") or {}
-    if not isinstance(p, dict):
-        return None
-    try:
-        match kind:
-            case "message.part.delta":
-                return PartDelta(p["sessionID"], p["messageID"], p["partID"], p["field"], p["delta"])
-            case "message.part.updated":
-                part = p["part"]
-                return PartUpdated(p.get("sessionID") or part["sessionID"], part)
-            case "message.updated":
-                info = p["info"]
-                return MessageUpdated(p.get("sessionID") or info["sessionID"], info)
-            case "session.status":
-                return SessionStatus(p["sessionID"], p["status"])
-            case "session.idle":
-                return SessionIdle(p["sessionID"])
-            case "session.error":
-                if not p.get("sessionID"):
-                    return None  # not about a session we could route it to
-                return SessionError(p["sessionID"], p.get("error"))
-            case "permission.asked":
-                return PermissionAsked(p["sessionID"], p["id"], p["permission"], list(p.get("patterns") or []))
-            case "question.asked":
-                return QuestionAsked(p["sessionID"], p["id"], list(p.get("questions") or []))
-            case "server.heartbeat":
-                return ServerHeartbeat()
-            case "server.connected":
-                return ServerConnected()
-    except (KeyError, TypeError):
-        log.debug("ignoring malformed %s event", external(kind, 80))
-    return None
 
 
 class EventHub:

@@ -6,8 +6,8 @@ in the worker's directory look alike. We record, when we start OpenCode, its pid
 start time (`/proc/<pid>/stat` field 22), its executable and a random marker we put in its
 environment (`OCO_OPENCODE_INSTANCE`); a leftover process is ours only when all of them read
 back the same from `/proc` and it still leads its own process group (we start it so).
-`same_process` is the pure decision, `leftover_pid` applies it to a pid file; the rest reads `/proc` (Linux; elsewhere nothing is
-provable, so nothing is killed).
+`same_process` is the pure decision, `leftover_pid` applies it to a pid file; the rest reads
+`/proc` (Linux; elsewhere nothing is provable, so nothing is killed).
 """
 
 from __future__ import annotations
@@ -64,7 +64,10 @@ def decode(text: str) -> ProcessIdentity | None:
     try:
         data = json.loads(text)
         identity = ProcessIdentity(
-            pid=data["pid"], start_time=data["start_time"], executable=data["executable"], instance=data["instance"]
+            pid=data["pid"],
+            start_time=data["start_time"],
+            executable=data["executable"],
+            instance=data["instance"],
         )
     except (ValueError, TypeError, KeyError):
         return None
@@ -103,7 +106,8 @@ def observe(pid: int) -> Observed | None:
     except (OSError, ValueError, IndexError):
         return None
     prefix = INSTANCE_VARIABLE.encode() + b"="
-    instance = next((v[len(prefix) :].decode(errors="replace") for v in variables if v.startswith(prefix)), None)
+    found = [v[len(prefix) :] for v in variables if v.startswith(prefix)]
+    instance = found[0].decode(errors="replace") if found else None
     return Observed(start_time, executable, instance, group)
 
 

@@ -191,7 +191,9 @@ class _ExitWatch:
         if self.server is not None and self.server.stopped_answering:
             log.info("opencode[%d] stopped (exit code %s)", self.process.pid, self.process.returncode)
         else:
-            log.warning("opencode[%d] exited unexpectedly (exit code %s)", self.process.pid, self.process.returncode)
+            log.warning(
+                "opencode[%d] exited unexpectedly (exit code %s)", self.process.pid, self.process.returncode
+            )
         if self.server is not None:
             self.server.crashed.set()
             self.server.events.close()  # in-flight turns end now, with a crash error

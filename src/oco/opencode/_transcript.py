@@ -12,7 +12,7 @@ import attrs
 
 from oco._text import external
 
-from ._events import Event, MessageUpdated, PartDelta, PartUpdated, SessionError
+from ._event_types import Event, MessageUpdated, PartDelta, PartUpdated, SessionError
 
 _MAX_DETAIL = 500
 

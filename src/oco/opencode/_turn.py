@@ -10,6 +10,7 @@ gets no answer, asks the server whether it still answers; one that does not is r
 
 from __future__ import annotations
 
+import enum
 import inspect
 import logging
 import time
@@ -22,14 +23,14 @@ from oco._text import external
 
 from ._client import OpenCodeClient, split_model
 from ._errors import OpenCodeError
-from ._events import (
-    EventHub,
+from ._event_types import (
     PermissionAsked,
     QuestionAsked,
     SessionIdle,
     SessionStatus,
     StreamReconnected,
 )
+from ._events import EventHub
 from ._transcript import PermissionDecision, TurnResult, TurnTranscript, reconcile
 
 log = logging.getLogger("oco.opencode.turn")
@@ -38,6 +39,14 @@ CLOCK_SLACK_MS = 50  # OpenCode stamps messages with the same (local) wall clock
 
 OnText = Callable[[str], Awaitable[None]] | Callable[[str], None]
 ABORT_GRACE = 5.0
+
+
+class TurnEnd(enum.Enum):
+    """How following a turn's events ended."""
+
+    IDLE = "idle"  # the session went idle after our turn began: it is done
+    CLOSED = "closed"  # the hub closed our channel: the server is gone
+    TIMEOUT = "timeout"  # the turn's deadline passed first
 
 
 class TurnBackend(Protocol):
@@ -84,7 +93,7 @@ async def run_turn(
                 if inspect.isawaitable(maybe):
                     await maybe
 
-    async def follow(events: trio.MemoryReceiveChannel) -> str:
+    async def follow(events: trio.MemoryReceiveChannel) -> TurnEnd:
         """Consume our session's events; return how the turn ended."""
         async for event in events:
             if isinstance(event, PermissionAsked):
@@ -98,18 +107,18 @@ async def run_turn(
             if isinstance(event, StreamReconnected):
                 # Events were lost in the gap: ask whether the session is still working.
                 if session_id not in await client.session_status():
-                    return "idle"
+                    return TurnEnd.IDLE
                 continue
             if isinstance(event, SessionStatus) and event.status.get("type") == "busy":
                 transcript.started = True
             await deliver(transcript.feed(event))
             if isinstance(event, SessionIdle) and transcript.started:
-                return "idle"
-        return "closed"  # the hub closed our channel: the server is gone
+                return TurnEnd.IDLE
+        return TurnEnd.CLOSED
 
     with hub.subscribe(session_id) as events:
         try:
-            outcome = "timeout"
+            outcome = TurnEnd.TIMEOUT
             try:
                 with trio.move_on_after(timeout):
                     transcript.not_before_ms = time.time() * 1000 - CLOCK_SLACK_MS
@@ -120,11 +129,11 @@ async def run_turn(
                 if _lost(server) or (exc.status is None and not await _answers(server)):
                     return _finish(transcript.result(), _lost_message(server), decisions)
                 return _finish(transcript.result(), f"OpenCode failed: {exc}", decisions)
-            if outcome == "closed" or _lost(server):
+            if outcome is TurnEnd.CLOSED or _lost(server):
                 settled = True
                 return _finish(transcript.result(), _lost_message(server), decisions)
             error = None
-            if outcome == "timeout":
+            if outcome is TurnEnd.TIMEOUT:
                 error = f"timed out after {timeout:g} s"
                 log.info("turn in %s timed out after %g s; aborting", session_id, timeout)
                 # A deadline can mean a slow model or a server that stopped answering: ask it.

@@ -7,6 +7,15 @@ process ends even if the loop is blocked. Exit 0 when everything stopped cleanly
 
 When every worker is parked the process keeps running: parked workers are probed again every
 `park_retry` seconds and on SIGHUP, and `trio-oco status` exits 1 to show that none is ready.
+
+Who owns what. The root nursery holds the signal watcher, the status writer, the systemd
+pings, the Convex connections (`ConvexConnections`: one client and one sync socket per URL,
+lent to the workers) and the controller; the workers' nursery inside it holds one slot per
+worker. Which workers run changes only in the controller: `start_worker`, `stop_worker`,
+`restart_worker` and `reload` (SIGHUP) are commands carried out one at a time, in order
+(`_control.py`), so no two of them can ever leave two slots for one worker. A worker stopped
+by `stop_worker` stays stopped, through reloads too, until `start_worker` or `restart_worker`.
+`workers()` lists every configured worker's status (OTP's `which_children`).
 """
 
 from __future__ import annotations
@@ -27,13 +36,22 @@ import trio
 import trio_util
 
 from oco.config import Settings, WorkerConfig
-from oco.convex import ConvexClient, shared_convex_client
 from oco.errors import OcoError
 from oco.worker import StopControl
 
+from ._connections import ConvexConnections, ConvexLink
+from ._control import (
+    Action,
+    Command,
+    CommandQueue,
+    OrchestratorStopping,
+    ReloadUnavailable,
+    WorkerChange,
+    resolve_worker,
+)
 from ._notify import SystemdNotifier
 from ._policy import RestartPolicy
-from ._reload import plan_reload
+from ._reload import ReloadPlan, plan_reload
 from ._status import (
     STATUS_FILE,
     StateDirUnusable,
@@ -42,14 +60,14 @@ from ._status import (
     acquire_lock,
     write_status,
 )
-from ._supervisor import ConvexFor, WorkerLike, WorkerSlot
+from ._supervisor import SlotState, WorkerLike, WorkerSlot
 
 log = logging.getLogger(__name__)
 
 FORCE_EXIT_AFTER_S = 1.0  # a forced stop ends the process within this, whatever the loop does
 STATUS_INTERVAL_S = 5.0  # status.json is rewritten at least this often (counters, "updated")
 
-WorkerFactory = Callable[[WorkerConfig, ConvexClient, StopControl], WorkerLike]
+WorkerFactory = Callable[[WorkerConfig, ConvexLink, StopControl], WorkerLike]
 
 
 @attrs.frozen
@@ -74,8 +92,11 @@ def _kill_group(pid: int | None) -> None:
 class Orchestrator:
     """Runs a set of workers until stopped; `run()` returns the process exit code.
 
-    `status_dir`: where status.json and the single-instance lock live (None: neither).
-    `reload`: re-reads the configuration on SIGHUP (None: reload unavailable, e.g. dev mode).
+    `workers`: keyed by `config.key`; disabled entries are not run (a reload may enable them).
+    `connections`: lends each worker its deployment's client and socket (tests pass one over
+    an in-process transport). `status_dir`: where status.json and the single-instance lock
+    live (None: neither). `reload`: re-reads the configuration on SIGHUP or `reload()` (None:
+    reload unavailable, e.g. dev mode).
     `hard_exit`: what the watchdog thread calls when a stop overruns (None disables the
     thread; tests do that so it can never end the test process).
     """
@@ -86,7 +107,7 @@ class Orchestrator:
         settings: Settings,
         *,
         worker_factory: WorkerFactory,
-        convex_for: ConvexFor = shared_convex_client,
+        connections: ConvexConnections | None = None,
         policy: RestartPolicy | None = None,
         shutdown_timeout: float | None = None,
         handle_signals: bool = True,
@@ -101,23 +122,27 @@ class Orchestrator:
         self._timeout_override = shutdown_timeout
         self.shutdown_timeout = settings.shutdown_timeout_s if shutdown_timeout is None else shutdown_timeout
         self._factory = worker_factory
-        self._convex_for = convex_for
+        self._connections = connections or ConvexConnections()
         self._policy = policy or RestartPolicy()
         self._handle_signals = handle_signals
         self._status_path = Path(status_dir) / STATUS_FILE if status_dir is not None else None
         self._status_write_failed = False
-        self._reload = reload
+        self._read_config = reload
         self._notifier = notifier or SystemdNotifier(None)
         self._hard_exit = hard_exit
         self._status_interval = status_interval
-        self.slots: dict[str, WorkerSlot] = {}
-        self._scopes: dict[str, trio.CancelScope] = {}
-        self._pending = dict(workers)
+        # The configured workers (enabled ones, in file order) and the keys a command stopped.
+        self._configs = {config.key: config for config in workers.values() if config.enabled}
+        self._held: set[str] = set()
+        # One slot per worker that runs or ran; replaced only once its task has ended. Changed
+        # only before the controller starts and by the controller.
+        self.slots: dict[str, WorkerSlot[ConvexLink]] = {}
+        self._commands = CommandQueue()
+        self._queued_reload: Command | None = None  # a reload not begun absorbs new requests
         self._nursery: trio.Nursery | None = None
         self._root: trio.Nursery
         self._workers_scope = trio.CancelScope()
         self._changes = trio_util.AsyncValue(0)
-        self._reload_requests = trio_util.AsyncValue(0)
         self.reloads_done = trio_util.AsyncValue(0)
         self.started = trio.Event()
         self.stopping = False
@@ -150,7 +175,7 @@ class Orchestrator:
             self._root = root
             if self._handle_signals:
                 await root.start(self._watch_signals)
-            root.start_soon(self._reloader)
+            await root.start(self._connections.run)
             if self._status_path is not None:
                 root.start_soon(self._status_writer)
             if self._notifier.enabled:
@@ -160,9 +185,10 @@ class Orchestrator:
             with self._workers_scope:
                 async with trio.open_nursery() as nursery:
                     self._nursery = nursery
-                    for config in self._pending.values():
-                        self._start_slot(config)
-                    self._pending.clear()
+                    # The controller starts after this loop: nothing else changes the slots.
+                    for config in self._configs.values() if not self.stopping else ():
+                        self._launch(config)
+                    root.start_soon(self._control)
                     self.started.set()
                     await trio.sleep_forever()
             root.cancel_scope.cancel()
@@ -174,35 +200,115 @@ class Orchestrator:
     def _changed(self) -> None:
         self._changes.value += 1
 
-    def _start_slot(self, config: WorkerConfig) -> None:
-        assert self._nursery is not None
+    def _launch(self, config: WorkerConfig) -> WorkerSlot[ConvexLink]:
+        """Start a slot for `config`, in the workers' nursery; its key's previous slot has ended."""
+        if self.stopping or self._nursery is None:
+            raise OrchestratorStopping()
+        previous = self.slots.get(config.key)
+        if previous is not None and not previous.done.is_set():
+            # The controller halts a slot before it launches its successor: never reached.
+            raise RuntimeError(f"worker {config.name} already has a running slot")
         slot = WorkerSlot(
             config,
-            lambda convex: self._factory(config, convex, self.stop),
-            self._convex_for,
+            lambda link: self._factory(config, link, self.stop),
+            self._connections.lend,
             self._policy,
             on_change=self._changed,
         )
         self.slots[config.key] = slot
-        scope = trio.CancelScope()
-        self._scopes[config.key] = scope
-
-        async def supervised() -> None:
-            with scope:
-                await slot.run()
-
-        self._nursery.start_soon(supervised, name=f"worker {config.name}")
+        self._nursery.start_soon(slot.run, name=f"worker {config.name}")
         self._changed()
+        return slot
 
-    async def stop_slot(self, key: str) -> None:
-        """Stop one worker (reload removed or changed it) and wait until its cleanup is done."""
-        slot = self.slots.pop(key, None)
-        scope = self._scopes.pop(key, None)
-        if scope is not None:
-            scope.cancel(reason="reload")
-        if slot is not None:
-            await slot.done.wait()
+    async def _halt(self, key: str, reason: str) -> bool:
+        """Stop the slot of `key` and wait until its worker has cleaned up; False if none ran."""
+        slot = self.slots.get(key)
+        if slot is None or slot.done.is_set():
+            return False
+        slot.cancel(reason)
+        await slot.done.wait()
         self._changed()
+        return True
+
+    # -- the per-worker API (OTP's start_child, terminate_child, restart_child) -----------
+
+    async def start_worker(self, worker: str) -> WorkerChange:
+        """Start a configured worker that is stopped (by `stop_worker`, or ended by itself).
+
+        `worker` is its key, worker id or name (`UnknownWorker` otherwise). Already running
+        (even parked or backing off): nothing changes (`changed` is False).
+        """
+        return await self._ask(Action.START, worker)
+
+    async def stop_worker(self, worker: str) -> WorkerChange:
+        """Stop a worker and wait until it has cleaned up (set offline); it stays stopped,
+        also through reloads, until `start_worker` or `restart_worker`."""
+        return await self._ask(Action.STOP, worker)
+
+    async def restart_worker(self, worker: str) -> WorkerChange:
+        """Stop the worker (if it runs, parked and backing off included) and start it afresh."""
+        return await self._ask(Action.RESTART, worker)
+
+    def workers(self) -> list[WorkerStatus]:
+        """Every configured worker's status now, in configuration order (`which_children`)."""
+        return self.snapshot().workers
+
+    async def _ask(self, action: Action, worker: str) -> WorkerChange:
+        change: WorkerChange = await self._commands.put(Command(action, worker)).reply.result()
+        return change
+
+    # -- the controller ---------------------------------------------------------------------
+
+    async def _control(self) -> None:
+        """Carries out the queued commands one at a time, in order, until the process stops."""
+        try:
+            async for command in self._commands.receive:
+                await self._execute(command)
+        finally:
+            self._commands.fail_pending()
+
+    async def _execute(self, command: Command) -> None:
+        if command is self._queued_reload:
+            self._queued_reload = None
+        try:
+            if self.stopping:
+                raise OrchestratorStopping()
+            command.reply.succeed(await self._carry_out(command))
+        except OcoError as exc:
+            command.reply.fail(exc)
+        except Exception as exc:  # a bug in one command must not take the workers down
+            log.error("the %s command failed (a bug in trio-oco): %s", command.action.value, exc,
+                      exc_info=(type(exc), exc, exc.__traceback__))
+            command.reply.fail(exc)
+        finally:
+            command.reply.fail(OrchestratorStopping())  # only if cancelled midway (a stop)
+            if command.action is Action.RELOAD:
+                self.reloads_done.value += 1
+
+    async def _carry_out(self, command: Command) -> WorkerChange | ReloadPlan:
+        if command.action is Action.RELOAD:
+            return await self._reload_now()
+        assert command.target is not None
+        key = resolve_worker(self._configs, command.target)
+        name = self._configs[key].name
+        if command.action is Action.START:
+            self._held.discard(key)
+            slot = self.slots.get(key)
+            if slot is not None and not slot.done.is_set():
+                return WorkerChange(self._row(key), changed=False)
+            log.info("starting worker %s", name)
+            self._launch(self._configs[key])
+        elif command.action is Action.STOP:
+            self._held.add(key)
+            if not await self._halt(key, "stop_worker"):
+                return WorkerChange(self._row(key), changed=False)
+            log.info("stopped worker %s; it stays stopped until started", name)
+        else:
+            self._held.discard(key)
+            log.info("restarting worker %s", name)
+            await self._halt(key, "restart_worker")
+            self._launch(self._configs[key])
+        return WorkerChange(self._row(key), changed=True)
 
     # -- stopping -------------------------------------------------------------------------
 
@@ -240,8 +346,7 @@ class Orchestrator:
 
     def _kill_opencode(self) -> None:
         for slot in list(self.slots.values()):
-            if slot.worker is not None:
-                _kill_group(slot.worker.host.pid)
+            _kill_group(slot.opencode_pid)
 
     def _arm_watchdog(self, seconds: float) -> None:
         if self._hard_exit is None:
@@ -275,28 +380,33 @@ class Orchestrator:
     # -- reload ---------------------------------------------------------------------------
 
     def request_reload(self) -> None:
-        """Ask for a reload; reloads run one at a time, in order, in their own task."""
-        self._reload_requests.value += 1
+        """Ask for a reload (SIGHUP) without waiting for it; see `reload`."""
+        self._queue_reload()
 
-    async def _reloader(self) -> None:
-        done = 0
-        while True:
-            done = await self._reload_requests.wait_value(lambda n: n > done)
-            if not self.stopping:
-                await self._reload_once()
-            self.reloads_done.value += 1
+    async def reload(self) -> ReloadPlan:
+        """Re-read the configuration and apply what changed; returns the plan it followed.
 
-    async def _reload_once(self) -> None:
-        if self._reload is None:
+        A command like the others; a reload queued and not yet begun absorbs later requests.
+        A file that does not load raises its `OcoError` and changes nothing.
+        """
+        plan: ReloadPlan = await self._queue_reload().reply.result()
+        return plan
+
+    def _queue_reload(self) -> Command:
+        if self._queued_reload is None:
+            self._queued_reload = self._commands.put(Command(Action.RELOAD))
+        return self._queued_reload
+
+    async def _reload_now(self) -> ReloadPlan:
+        if self._read_config is None:
             log.warning("reload is not available in this mode; restart the process instead")
-            return
+            raise ReloadUnavailable("reload is not available in this mode; restart the process instead")
         try:
-            new = self._reload()
+            new = self._read_config()
         except OcoError as exc:
             log.error("reload failed; the running workers stay as they are: %s", exc)
-            return
-        current = {key: slot.config for key, slot in self.slots.items()}
-        plan = plan_reload(current, new.workers, old_settings=self.settings, new_settings=new.settings)
+            raise
+        plan = plan_reload(self._configs, new.workers, old_settings=self.settings, new_settings=new.settings)
         log.info(
             "reload: %d to start, %d to stop, %d to restart, %d unchanged%s",
             len(plan.start), len(plan.stop), len(plan.restart), len(plan.unchanged),
@@ -311,39 +421,54 @@ class Orchestrator:
             self._factory = new.worker_factory
         async with trio.open_nursery() as stopping:
             for key in plan.stop + plan.restart:
-                stopping.start_soon(self.stop_slot, key)
+                stopping.start_soon(self._halt, key, "reload")
+        self._configs = {config.key: config for config in new.workers.values() if config.enabled}
+        for key in plan.stop:
+            self.slots.pop(key, None)
+            self._held.discard(key)  # forgotten with its entry
+        self._changed()
         if self.stopping:
-            return
+            return plan
         for key in plan.restart + plan.start:
-            self._start_slot(new.workers[key])
+            if key in self._held:
+                continue  # stopped by a command: it takes the new config when started
+            self._launch(self._configs[key])
         for key in plan.unchanged:
-            slot = self.slots[key]
-            if slot.state.value == "parked":
+            slot = self.slots.get(key)
+            if slot is not None and slot.state.value is SlotState.PARKED:
                 log.info("reload: retrying parked worker %s now", slot.config.name)
                 slot.retry_now.set()
+        return plan
 
     # -- status and systemd ---------------------------------------------------------------
 
     def snapshot(self) -> StatusSnapshot:
         """The current status, with trio times converted to wall-clock seconds."""
-        now, wall_now = trio.current_time(), time.time()
-        rows = []
-        for slot in self.slots.values():
-            worker = slot.worker
-            live = worker is not None and slot.state.value not in ("backoff", "parked", "stopped", "failed")
-            rows.append(
-                WorkerStatus.for_config(
-                    slot.config,
-                    state=slot.state.value,
-                    since=wall_now - (now - slot.since),
-                    restarts=slot.restarts,
-                    last_error=slot.last_error,
-                    active_sessions=worker.relay.active_sessions() if live else 0,
-                    turns_in_flight=worker.relay.turns.value if live else 0,
-                    opencode_pid=worker.host.pid if live else None,
-                )
-            )
+        wall_now = time.time()
+        # Configured workers in file order, then any slot whose entry a reload is removing.
+        keys = [*self._configs, *(key for key in self.slots if key not in self._configs)]
+        rows = [self._row(key, wall_now) for key in keys]
         return StatusSnapshot(pid=os.getpid(), started_at=self._started_at, updated_at=wall_now, workers=rows)
+
+    def _row(self, key: str, wall_now: float | None = None) -> WorkerStatus:
+        """One worker's status row: its slot's state and its running worker's report."""
+        wall_now = time.time() if wall_now is None else wall_now
+        slot = self.slots.get(key)
+        if slot is None:  # configured, never started (stopped before it began)
+            return WorkerStatus.for_config(self._configs[key], state=SlotState.STOPPED, since=self._started_at)
+        # An ended slot shows the configured entry (a reload may have changed it meanwhile).
+        config = self._configs.get(key, slot.config) if slot.done.is_set() else slot.config
+        report = slot.live_report
+        return WorkerStatus.for_config(
+            config,
+            state=slot.state.value,
+            since=wall_now - (trio.current_time() - slot.since),
+            restarts=slot.restarts,
+            last_error=slot.last_error,
+            active_sessions=report.active_sessions if report is not None else 0,
+            turns_in_flight=report.turns_in_flight if report is not None else 0,
+            opencode_pid=report.opencode_pid if report is not None else None,
+        )
 
     def _write_status(self) -> None:
         if self._status_path is None:
@@ -369,7 +494,7 @@ class Orchestrator:
         await self.started.wait()
         for slot in list(self.slots.values()):
             await trio_util.wait_any(slot.first_attempt_done.wait, slot.done.wait)
-        ready = sum(1 for s in self.slots.values() if s.state.value == "ready")
+        ready = sum(1 for s in self.slots.values() if s.state.value is SlotState.READY)
         self._notifier.notify(f"READY=1\nSTATUS={ready} of {len(self.slots)} worker(s) ready")
         log.info("all workers made their first start attempt (%d of %d ready)", ready, len(self.slots))
 

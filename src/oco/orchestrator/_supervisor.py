@@ -12,37 +12,75 @@ traceback; a bug in trio-oco prints exactly one, its own (the leaf of the except
 
 from __future__ import annotations
 
+import enum
 import logging
 import random
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
-from typing import Any
+from typing import Generic, Protocol, TypeVar
 
 import trio
 import trio_util
 
 from oco.config import WorkerConfig
-from oco.convex import (
-    ConvexClient,
-    ConvexException,
-    NotAConvexDeployment,
-    WorkerRejected,
+from oco.errors import (
+    Misconfigured,
+    OcoError,
+    ProtocolViolation,
+    Refused,
+    Rejected,
+    Unavailable,
     describe,
-    is_transient,
 )
-from oco.errors import OcoError
 from oco.logs import bind_worker
-from oco.opencode import OpenCodeError, OpenCodeNotFound
-from oco.worker import State
+from oco.worker import State, WorkerReport
 
 from ._policy import FailureKind, Park, RestartHistory, RestartPolicy, decide
 
 log = logging.getLogger(__name__)
 
-ConvexFor = Callable[[str], AbstractAsyncContextManager[ConvexClient]]
-# What the slot needs of a worker: `run()`, `state` (AsyncValue[State]), `host.pid`, `relay`
-# (`turns`, `active_sessions()`). `oco.worker.Worker` is the real one; tests pass small fakes.
-WorkerLike = Any
+L = TypeVar("L")  # what a slot borrows for its worker's Convex URL (a `ConvexLink` in the orchestrator)
+
+#: Lends what a worker needs for a Convex URL, for as long as the slot runs (all its attempts).
+ConvexFor = Callable[[str], AbstractAsyncContextManager[L]]
+
+
+class WorkerLike(Protocol):
+    """What a slot needs of a worker: run it, and read what it publishes about itself.
+
+    `oco.worker.Worker` is the real one; tests pass small stubs.
+    """
+
+    report: trio_util.AsyncValue[WorkerReport]
+
+    async def run(self) -> None:
+        """The worker's whole attempt: returns when cancelled and cleaned up, raises on failure."""
+
+
+class SlotState(enum.StrEnum):
+    """What status shows for a supervised worker: its lifecycle state while an attempt runs
+    (the values of `oco.worker.State`), `backoff` or `parked` between attempts, and
+    `stopped` once the slot has ended. The values are status.json's `state` strings."""
+
+    STARTING = "starting"
+    REGISTERING = "registering"
+    WAITING_APPROVAL = "waiting_approval"
+    CONNECTING = "connecting"
+    READY = "ready"
+    STOPPING = "stopping"
+    STOPPED = "stopped"
+    FAILED = "failed"
+    BACKOFF = "backoff"
+    PARKED = "parked"
+
+    @classmethod
+    def of(cls, state: State) -> SlotState:
+        """The slot state that shows a worker's lifecycle state."""
+        return cls(state.value)
+
+
+#: Between attempts, or after the slot: no worker runs, so it has no sessions, turns or OpenCode.
+STATES_WITHOUT_LIVE_WORKER = frozenset({SlotState.BACKOFF, SlotState.PARKED, SlotState.STOPPED, SlotState.FAILED})
 
 
 def _leaves(exc: BaseException) -> list[BaseException]:
@@ -59,41 +97,43 @@ def is_bug(exc: BaseException) -> bool:
 def classify(exc: BaseException) -> tuple[FailureKind, BaseException]:
     """What kind of failure ended an attempt, and the leaf exception that says so.
 
+    Decided by the neutral types of `oco.errors` alone (each adapter maps its errors to them).
     A rejection or a configuration error decides (they park); then a bug, if any leaf is one
     (it must not hide behind an outage that happened at the same time); then the rest.
     """
     leaves = _leaves(exc)
     for leaf in leaves:
-        if isinstance(leaf, WorkerRejected):
+        if isinstance(leaf, Rejected):
             return FailureKind.REJECTED, leaf
     for leaf in leaves:
-        if isinstance(leaf, (OpenCodeNotFound, NotAConvexDeployment)):
+        if isinstance(leaf, Misconfigured):
             return FailureKind.CONFIG, leaf
     for leaf in leaves:
         if is_bug(leaf):
             return FailureKind.CRASH, leaf
     for leaf in leaves:
-        if is_transient(leaf) or isinstance(leaf, OpenCodeError):
+        if isinstance(leaf, Unavailable):
             return FailureKind.TRANSIENT, leaf
     for leaf in leaves:
-        if isinstance(leaf, ConvexException):
+        if isinstance(leaf, (Refused, ProtocolViolation)):
             return FailureKind.BACKEND, leaf
     return FailureKind.TRANSIENT, leaves[0]  # another expected failure (an OcoError)
 
 
-class WorkerSlot:
+class WorkerSlot(Generic[L]):
     """The supervision record of one worker: current attempt, restarts, state for status.
 
     `state` is the worker's lifecycle state while an attempt runs, `backoff` or `parked`
     between attempts, and `stopped` once the slot has ended; `since` is the trio time it
-    entered that state. `on_change` is called on every state change (the status writer).
+    entered that state. `on_change` is called on every change of the state or of the running
+    worker's report (the status writer). `cancel()` ends the slot (its worker cleans up).
     """
 
     def __init__(
         self,
         config: WorkerConfig,
-        make_worker: Callable[[ConvexClient], WorkerLike],
-        convex_for: ConvexFor,
+        make_worker: Callable[[L], WorkerLike],
+        convex_for: ConvexFor[L],
         policy: RestartPolicy,
         *,
         rng: random.Random | None = None,
@@ -110,7 +150,8 @@ class WorkerSlot:
         self.restarts = 0
         self._last_failure: str | None = None
         self._running = False  # an attempt is under way: its worker's own last_error is newest
-        self.state = trio_util.AsyncValue("starting")
+        self._scope = trio.CancelScope()
+        self.state = trio_util.AsyncValue(SlotState.STARTING)
         self.since = trio.current_time()
         self.first_attempt_done = trio.Event()
         self.retry_now = trio.Event()  # set by a reload to end a park early
@@ -120,29 +161,48 @@ class WorkerSlot:
     def last_error(self) -> str | None:
         """The newest error to show in status: what the running worker last retried (e.g. an
         unreachable deployment), else how the last attempt ended."""
-        if self._running:
-            live = getattr(self.worker, "last_error", None)
+        if self._running and self.worker is not None:
+            live = self.worker.report.value.last_error
             if live:
                 return live
         return self._last_failure
 
-    def _set_state(self, state: str) -> None:
+    @property
+    def live_report(self) -> WorkerReport | None:
+        """The running worker's report, or None between attempts and once the slot ended."""
+        if self.worker is None or self.state.value in STATES_WITHOUT_LIVE_WORKER:
+            return None
+        return self.worker.report.value
+
+    @property
+    def opencode_pid(self) -> int | None:
+        """The current worker's OpenCode server, if one runs (a forced stop kills its group)."""
+        return self.worker.report.value.opencode_pid if self.worker is not None else None
+
+    def cancel(self, reason: str) -> None:
+        """End the slot: the attempt (or the wait before the next) is cancelled and cleans up;
+        `done` is set once it has."""
+        self._scope.cancel(reason=reason)
+
+    def _set_state(self, state: SlotState) -> None:
         if state != self.state.value:
             self.state.value = state
             self.since = trio.current_time()
             self._on_change()
 
     async def run(self) -> None:
-        """Supervise until cancelled; never raises for a worker's failure."""
+        """Supervise until cancelled (by `cancel()` or from outside); never raises for a
+        worker's failure."""
         try:
-            # One Convex client for all attempts: a restart never builds a new connection pool.
-            async with self._convex_for(self.config.convex_url) as convex:
-                await self._supervise(convex)
+            with self._scope:
+                # One Convex client for all attempts: a restart never builds a new connection pool.
+                async with self._convex_for(self.config.convex_url) as convex:
+                    await self._supervise(convex)
         finally:
-            self._set_state("stopped")
+            self._set_state(SlotState.STOPPED)
             self.done.set()
 
-    async def _supervise(self, convex: ConvexClient) -> None:
+    async def _supervise(self, convex: L) -> None:
         history = RestartHistory()
         with bind_worker(self.config.name):
             while True:
@@ -161,7 +221,7 @@ class WorkerSlot:
                     finally:
                         self._running = False
                         # The mirror is gone by now; show how the attempt really ended.
-                        self._set_state(worker.state.value.value)
+                        self._set_state(SlotState.of(worker.report.value.state))
                 except* Exception as group:
                     # `except*`: when a stop cancels the attempt as it crashes, the group holds
                     # both; the Cancelled part propagates (no restart), the crash is logged.
@@ -184,7 +244,7 @@ class WorkerSlot:
                     reason=self._last_failure,
                 )
                 if isinstance(decision, Park):
-                    self._set_state("parked")
+                    self._set_state(SlotState.PARKED)
                     log.error(
                         "parked: %s (retrying in %.0f s, or on reload)",
                         decision.reason,
@@ -193,7 +253,7 @@ class WorkerSlot:
                     with trio.move_on_at(decision.retry_at):
                         await self.retry_now.wait()
                 else:
-                    self._set_state("backoff")
+                    self._set_state(SlotState.BACKOFF)
                     if kind is FailureKind.CRASH:
                         log.info("restarting in %.1f s", decision.delay)  # the crash is logged
                     else:
@@ -221,9 +281,13 @@ class WorkerSlot:
         return kind, cause
 
     async def _mirror(self, worker: WorkerLike, ready_since: list[float]) -> None:
-        """Copies the worker's lifecycle state into the slot and notes when it became ready."""
-        async for state in worker.state.eventual_values():
-            self._set_state(state.value)
+        """Copies the worker's lifecycle state into the slot, notes when it became ready, and
+        passes every other change of its report on (sessions, turns, OpenCode, last error)."""
+        async for report in worker.report.eventual_values():
+            state = report.state
+            if state.value == self.state.value:
+                self._on_change()
+            self._set_state(SlotState.of(state))
             if state is State.READY and not ready_since:
                 ready_since.append(trio.current_time())
             if state in (State.READY, State.WAITING_APPROVAL):

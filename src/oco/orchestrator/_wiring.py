@@ -6,9 +6,10 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from oco.config import Settings, WorkerConfig
-from oco.convex import ConvexClient
 from oco.opencode import list_models_cli
 from oco.worker import ModelCatalog, StopControl, Worker
+
+from ._connections import ConvexLink
 
 MODEL_LIST_TIMEOUT_S = 60.0
 
@@ -20,8 +21,9 @@ def worker_factory(
     state_dir: Path,
     opencode_env: Mapping[str, str] | None = None,
     catalog: ModelCatalog | None = None,
-) -> Callable[[WorkerConfig, ConvexClient, StopControl], Worker]:
-    """A factory the orchestrator calls for each attempt of each worker."""
+) -> Callable[[WorkerConfig, ConvexLink, StopControl], Worker]:
+    """A factory the orchestrator calls for each attempt of each worker, with the connections
+    it lends for the worker's deployment (shared by every worker on that URL)."""
     if catalog is None:
 
         async def lister(directory: Path, env: Mapping[str, str] | None):
@@ -29,11 +31,12 @@ def worker_factory(
 
         catalog = ModelCatalog(lister)
 
-    def make(config: WorkerConfig, convex: ConvexClient, stop: StopControl) -> Worker:
+    def make(config: WorkerConfig, link: ConvexLink, stop: StopControl) -> Worker:
         return Worker(
             config,
             settings,
-            convex=convex,
+            convex=link.client,
+            subscriptions=link.subscriptions,
             stop=stop,
             opencode_bin=opencode_bin,
             models=catalog,

@@ -18,7 +18,7 @@ import trio
 from trio_util import AsyncValue
 
 from oco.convex import CodecError, decode, structure
-from oco.convex.types import ChatMessage, WorkerRecord
+from oco.domain import ChatMessage, WorkerRecord
 from oco.testing import _fake_convex_webapp_api, _fake_convex_worker_api  # noqa: F401 (register)
 from oco.testing._fake_convex_app import make_app
 from oco.testing._fake_convex_errors import (

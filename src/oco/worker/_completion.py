@@ -27,14 +27,9 @@ import attrs
 
 from oco._retry import REPLY_COMPLETION, OutageReport, TryAgain, retrying
 from oco._text import external
-from oco.convex import (
-    ConvexException,
-    MessageNotFound,
-    SessionNotFound,
-    WorkerRejected,
-    is_transient,
-)
-from oco.convex.api import WorkerBackend
+from oco.convex import is_transient
+from oco.domain import Backend
+from oco.errors import NotFound, OcoError, Rejected
 from oco.opencode import PermissionDecision, TurnResult
 
 from ._limits import MESSAGE_BUDGET, OTHER_PARTS_LIMIT, REASONING_LIMIT, fit, json_size
@@ -144,16 +139,16 @@ def _smaller_forms(final: FinalReply) -> list[FinalReply]:
     return forms
 
 
-async def reply_fate(backend: WorkerBackend, reply_id: str) -> Fate:
+async def reply_fate(backend: Backend, reply_id: str) -> Fate:
     """Whether `reply_id` still exists and is open, from the backend's message list.
 
     Transient failures propagate (the caller retries); a refused query is `UNKNOWN`.
     """
     try:
         messages = await backend.worker_messages()
-    except WorkerRejected:
+    except Rejected:
         raise
-    except ConvexException as exc:
+    except OcoError as exc:  # the backend's failure (a bug propagates)
         if is_transient(exc):
             raise
         log.debug("could not read the messages to check reply %s: %s", reply_id, exc)
@@ -167,13 +162,13 @@ async def reply_fate(backend: WorkerBackend, reply_id: str) -> Fate:
 class ReplyCompleter:
     """Completes replies through one worker's backend (see the module docstring)."""
 
-    def __init__(self, backend: WorkerBackend) -> None:
+    def __init__(self, backend: Backend) -> None:
         self._backend = backend
 
     async def complete(self, reply: PendingReply, final: FinalReply) -> Outcome:
         """Send `final` until Convex has it or the reply is provably gone.
 
-        Returns only then; raises `WorkerRejected`, bugs, and cancellation (the caller's stop).
+        Returns only then; raises a rejection (`Rejected`), bugs, and cancellation (the caller's stop).
         """
         reply_id = reply.reply_message_id
         forms = _smaller_forms(final)
@@ -186,12 +181,12 @@ class ReplyCompleter:
             with attempt:
                 try:
                     await self._send(reply, forms[form])
-                except WorkerRejected:
+                except Rejected:
                     raise
-                except ConvexException as exc:
+                except OcoError as exc:  # the backend's failure (a bug propagates)
                     if is_transient(exc):
                         raise  # the policy retries it
-                    if isinstance(exc, (MessageNotFound, SessionNotFound)):
+                    if isinstance(exc, NotFound):
                         fate = Fate.GONE
                     else:
                         fate = await reply_fate(self._backend, reply_id)

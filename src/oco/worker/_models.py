@@ -16,7 +16,7 @@ from pathlib import Path
 
 import trio
 
-from oco.convex.types import ModelInfo
+from oco.domain import ModelInfo
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ import trio_util
 
 from oco._retry import OPENCODE_RESTART, Streak
 from oco.config import write_private_file
-from oco.errors import OcoError
+from oco.errors import Unavailable
 from oco.opencode import (
     HEALTH_INTERVAL,
     HEALTH_TIMEOUT,
@@ -38,7 +38,7 @@ from oco.opencode import (
 log = logging.getLogger(__name__)
 
 LEASE_REPLACEMENTS = 2  # servers a lease lets fail their pre-lend check before it gives up
-PID_FILE_MAX_BYTES = 4096  # an identity record is ~200 bytes  # an idle server that answered this recently is lent unchecked
+PID_FILE_MAX_BYTES = 4096  # an identity record is ~200 bytes
 
 
 def _sweep_orphan(pid_file: Path) -> None:
@@ -76,7 +76,7 @@ def describe_os_error(exc: Exception) -> str:
     return getattr(exc, "strerror", None) or type(exc).__name__
 
 
-class OpenCodeUnavailable(OcoError):
+class OpenCodeUnavailable(Unavailable):
     """OpenCode cannot serve a turn (it did not start, stopped answering or failed a call);
     the message says why in words a chat reply can carry."""
 
@@ -126,6 +126,10 @@ class OpenCodeHost:
         server = self._state.value.server
         return server.pid if server is not None else None
 
+    async def wait_pid_change(self, pid: int | None) -> None:
+        """Return once `pid` is no longer the running server's (one started, or it went)."""
+        await self._state.wait_value(lambda s: (s.server.pid if s.server is not None else None) != pid)
+
     async def run(self) -> None:
         """The host task: start on demand, stop when idle, back off when starts or the process fail."""
         crashes = Streak(OPENCODE_RESTART)
@@ -156,7 +160,9 @@ class OpenCodeHost:
                     # Withdraw the server before it stops, so no new turn borrows a dying process.
                     self._state.value = _HostState(attempt=attempt)
                     if server.stopped_answering:
-                        log.warning("OpenCode (pid %s) stopped answering; the next turn starts a new one", server.pid)
+                        log.warning(
+                            "OpenCode (pid %s) stopped answering; the next turn starts a new one", server.pid
+                        )
                     elif crashed:
                         log.warning(
                             "OpenCode stopped unexpectedly (exit code %s)", server.exit_code
@@ -197,7 +203,9 @@ class OpenCodeHost:
     def _warn_pid_file(self, problem: str) -> None:
         if not self._pid_file_warned:
             self._pid_file_warned = True
-            log.warning("%s; an OpenCode left by a crash of this run will not be stopped by the next one", problem)
+            log.warning(
+                "%s; an OpenCode left by a crash of this run will not be stopped by the next one", problem
+            )
 
     async def _serve(self, server: OpenCodeServer) -> bool:
         """Keep the server while it is used; True when it crashed, False when it went idle."""

@@ -23,7 +23,7 @@ from collections.abc import Iterable, Set
 
 import attrs
 
-from oco.convex.types import ChatMessage
+from oco.domain import ChatMessage
 
 STALE_NOTE = (
     "This message was sent while the worker was offline, so it was not answered. "

@@ -25,15 +25,9 @@ import trio_util
 from oco._retry import TURN_PREPARATION, OutageReport, retrying
 from oco._text import external
 from oco.config import Settings
-from oco.convex import (
-    ConvexException,
-    MessageNotFound,
-    SessionNotFound,
-    WorkerRejected,
-    is_transient,
-)
-from oco.convex.api import WorkerBackend
-from oco.convex.types import ChatMessage
+from oco.convex import is_transient
+from oco.domain import Backend, ChatMessage
+from oco.errors import NotFound, OcoError, ProtocolViolation, Refused, Rejected
 from oco.opencode import OpenCodeServer, TurnResult, run_turn
 
 from ._chunks import Chunk, ChunkBuffer
@@ -110,7 +104,7 @@ class ChatRelay:
     def __init__(
         self,
         *,
-        backend: WorkerBackend,
+        backend: Backend,
         host: OpenCodeHost,
         sessions: SessionMap,
         settings: Settings,
@@ -129,6 +123,7 @@ class ChatRelay:
         self._reported: set[str] = set()  # chats whose OpenCode id Convex knows since connect
         self._nursery: trio.Nursery | None = None
         self.turns = trio_util.AsyncValue(0)
+        self.sessions = trio_util.AsyncValue(0)  # `active_sessions()`, observable
 
     @property
     def busy(self) -> bool:
@@ -169,6 +164,7 @@ class ChatRelay:
         if queue is None:
             queue, receive = trio.open_memory_channel[Job](math.inf)
             self._queues[reply.session_id] = queue
+            self.sessions.value = len(self._queues)
             self._nursery.start_soon(self._session_loop, reply.session_id, receive)
         queue.send_nowait(job)
 
@@ -181,6 +177,7 @@ class ChatRelay:
                     # No checkpoint between the empty check and the removal, so `submit`
                     # cannot slip a job into a queue nobody reads.
                     self._queues.pop(session_id).close()
+                    self.sessions.value = len(self._queues)
                     return
                 try:
                     await self._run(job)
@@ -230,14 +227,14 @@ class ChatRelay:
             async with self._host.lease() as server:
                 result = await self._stream_turn(server, turn)
             return reply_from_turn(result, turn.text, opencode_session=turn.opencode_session)
-        except (WorkerRejected, ReplyGone):
+        except (Rejected, ReplyGone):
             raise
         except OpenCodeUnavailable as exc:
             error = str(exc)
         except Exception as exc:
             if is_transient(exc):
                 error = "the chat backend was unreachable while answering; please resend"
-            elif isinstance(exc, ConvexException):
+            elif isinstance(exc, (Refused, ProtocolViolation)):
                 # The backend refused a call (a function error): expected, not a bug here.
                 log.warning("reply %s failed: %s", reply.reply_message_id, external(exc))
                 error = "the chat backend reported an error while answering; please resend"
@@ -354,9 +351,9 @@ class ChatRelay:
         try:
             await self._backend.write_chunk(turn.reply.session_id, reply_id, chunk.text, chunk.sequence)
             return
-        except WorkerRejected:
+        except Rejected:
             raise
-        except ConvexException as exc:
+        except OcoError as exc:  # the backend's failure (a bug propagates)
             failure = exc
         turn.chunk_failures += 1
         level = logging.WARNING if turn.chunk_failures == 1 else logging.DEBUG
@@ -365,7 +362,7 @@ class ChatRelay:
             return
         # Refused: find out from state whether anyone is left to answer (the error text may be
         # a redacted "Server Error"); the dev deployment's typed text is the fast path.
-        if isinstance(failure, (MessageNotFound, SessionNotFound)):
+        if isinstance(failure, NotFound):
             fate = Fate.GONE
         elif trio.current_time() - turn.fate_checked_at < FATE_CHECK_INTERVAL_S:
             return
@@ -373,8 +370,8 @@ class ChatRelay:
             turn.fate_checked_at = trio.current_time()
             try:
                 fate = await reply_fate(self._backend, reply_id)
-            except ConvexException as exc:
-                if isinstance(exc, WorkerRejected):
+            except OcoError as exc:
+                if isinstance(exc, Rejected):
                     raise
                 return
         if fate in (Fate.GONE, Fate.COMPLETED):

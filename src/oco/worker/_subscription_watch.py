@@ -16,6 +16,7 @@ once per `SWITCH_LOG_WINDOW_S`.
 
 from __future__ import annotations
 
+import enum
 import logging
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
@@ -26,10 +27,12 @@ import trio_util
 
 from oco._text import external
 from oco.config import Settings
-from oco.convex import ConvexProtocolError, ConvexSubscriptions, QueryError, Subscription
-from oco.convex.api import WorkerBackend
+from oco.convex import ConvexSubscriptions, QueryError, Subscription
+from oco.domain import Backend
+from oco.errors import ProtocolViolation
 
-from ._watch import Snapshot, Watcher
+from ._snapshot import Snapshot
+from ._watch import Watcher
 
 log = logging.getLogger(__name__)
 
@@ -44,14 +47,22 @@ MESSAGES_QUERY = "chat:subscribeToWorkerMessages"
 SubscriptionsProvider = Callable[[], AbstractAsyncContextManager[ConvexSubscriptions]]
 
 
+class WatchMode(enum.Enum):
+    """Which transport feeds the worker's snapshots right now."""
+
+    CONNECTING = "connecting"  # waiting for the websocket (at most `connect_timeout`)
+    SUBSCRIBED = "subscribed"  # live queries over the websocket
+    POLLING = "polling"  # the websocket is down: the polling fallback runs
+
+
 class SubscriptionWatcher:
     """The watcher seam over subscriptions; `fallback()` builds the polling watcher to use
-    while the websocket is down. `mode` says which one feeds the worker right now:
-    "connecting", "subscribed" or "polling"."""
+    while the websocket is down. `mode` (a `WatchMode`) says which one feeds the worker
+    right now."""
 
     def __init__(
         self,
-        backend: WorkerBackend,
+        backend: Backend,
         settings: Settings,
         subscriptions: SubscriptionsProvider,
         *,
@@ -69,7 +80,7 @@ class SubscriptionWatcher:
         self._bad_logged_at = -BAD_RESULT_LOG_S
         self._switch_warned_at: float | None = None
         self._fallback_loud = False
-        self.mode = trio_util.AsyncValue("connecting")
+        self.mode = trio_util.AsyncValue(WatchMode.CONNECTING)
 
     async def run(self, publish: Callable[[Snapshot], None]) -> None:
         backend = self._backend
@@ -85,10 +96,10 @@ class SubscriptionWatcher:
                     with trio.move_on_after(self._connect_timeout):
                         await subs.connected.wait_value(True)
                     if subs.connected.value:
-                        self.mode.value = "subscribed"
+                        self.mode.value = WatchMode.SUBSCRIBED
                         await self._follow(subs, queries, publish)
                         # Lost: give the reconnect a chance before falling back to polling.
-                        self.mode.value = "connecting"
+                        self.mode.value = WatchMode.CONNECTING
                         continue
                     self._fallback_loud = self._switch_is_news()
                     log.log(
@@ -96,7 +107,7 @@ class SubscriptionWatcher:
                         "no Convex subscription within %.0f s; polling until the websocket works",
                         self._connect_timeout,
                     )
-                    self.mode.value = "polling"
+                    self.mode.value = WatchMode.POLLING
                     await self._poll_until_connected(subs, publish)
                     log.log(logging.INFO if self._fallback_loud else logging.DEBUG,
                             "Convex subscription up again; polling stopped")
@@ -160,7 +171,7 @@ class SubscriptionWatcher:
                 tuple(self._backend.parse_sessions(sessions)),
                 tuple(self._backend.parse_messages(messages)),
             )
-        except ConvexProtocolError as exc:
+        except ProtocolViolation as exc:
             # The whole value is unusable (a string for the message list): keep acting on
             # the last good snapshot until the next result, and say so once.
             text = external(exc)

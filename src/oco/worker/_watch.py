@@ -1,8 +1,9 @@
 """The watcher seam: what the worker must notice in Convex, delivered as whole snapshots.
 
-A `Snapshot` is the worker record, its active sessions and its message history as last seen.
-Two transports sit behind the seam: polling (here) and sync-protocol subscriptions. Either one
-calls `publish(snapshot)` whenever something may have changed; the worker keeps only the newest.
+A `Snapshot` (see `_snapshot`) is the worker record, its active sessions and its message
+history as last seen. Two transports sit behind the seam: polling (here) and sync-protocol
+subscriptions. Either one calls `publish(snapshot)` whenever something may have changed; the
+worker keeps only the newest.
 """
 
 from __future__ import annotations
@@ -17,20 +18,14 @@ import trio
 from oco._retry import POLLING, OutageReport, retrying
 from oco.config import Settings
 from oco.convex import ConvexProtocolError
-from oco.convex.api import WorkerBackend
-from oco.convex.types import ActiveSession, ChatMessage, WorkerRecord
+from oco.domain import ActiveSession, Backend, ChatMessage
+
+from ._snapshot import Snapshot
 
 log = logging.getLogger(__name__)
 
 # A chat counts as live for this long after its last activity: ticks stay fast meanwhile.
 LIVE_WINDOW_S = 60.0
-
-
-@attrs.frozen
-class Snapshot:
-    worker: WorkerRecord | None
-    sessions: tuple[ActiveSession, ...]
-    messages: tuple[ChatMessage, ...]
 
 
 class Watcher(Protocol):
@@ -63,7 +58,7 @@ class PollingWatcher:
 
     def __init__(
         self,
-        backend: WorkerBackend,
+        backend: Backend,
         settings: Settings,
         *,
         busy: Callable[[], bool],

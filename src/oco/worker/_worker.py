@@ -1,11 +1,11 @@
 """One worker's trio shell: register, wait for approval, connect, then heartbeat, watch and relay.
 
-Decisions come from the pure cores (`Lifecycle`, `plan`); this module only moves bytes and time.
-Transient backend failures are retried here by the `WORKER_REGISTRATION`, `HEARTBEAT` and
-`MODEL_PUBLISH` policies (`oco._retry`), on the same client, and reported through the
-backend's `OutageReport` (one WARNING naming the deployment, then one every few minutes);
-the latest is the worker's `last_error`, which status shows. A rejection (`WorkerRejected`:
-wrong secret, worker unknown or deleted), any other backend answer and bugs propagate to the
+Decisions come from the pure cores (`Lifecycle`, `plan_snapshot`); this module only moves bytes
+and time. Transient backend failures are retried here by the `WORKER_REGISTRATION`, `HEARTBEAT`
+and `MODEL_PUBLISH` policies (`oco._retry`), on the same client, and reported through the
+backend's `OutageReport` (one WARNING naming the deployment, then one every few minutes); the
+latest is the worker's `last_error`, which status shows. A rejection (`WorkerRejected`: wrong
+secret, worker unknown or deleted), any other backend answer and bugs propagate to the
 supervisor, which says it in one line (a traceback only for a bug).
 """
 
@@ -32,15 +32,13 @@ from oco._retry import (
 from oco.config import Settings, WorkerConfig
 from oco.convex import (
     ConvexClient,
+    ConvexSubscriptions,
     WorkerDeleted,
     WorkerNotApproved,
-    WorkerNotFound,
-    WorkerRejected,
-    describe,
-    shared_subscriptions_for,
 )
 from oco.convex.api import WorkerBackend
-from oco.convex.types import ModelInfo, Registration, WorkerRecord
+from oco.domain import ModelInfo, Registration
+from oco.errors import NotFound, Rejected, describe
 from oco.logs import bind_worker
 
 from ._completion import Outcome, ReplyCompleter, reply_from_note
@@ -49,10 +47,12 @@ from ._models import ModelCatalog
 from ._opencode_host import OpenCodeHost, OpenCodeUnavailable
 from ._planner import plan_replies
 from ._relay import ChatRelay, JobKind
+from ._report import WorkerReport
 from ._session_map import SessionMap
+from ._snapshot import Ending, Snapshot, SnapshotMemory, plan_snapshot
 from ._stop import StopControl
-from ._subscription_watch import SubscriptionWatcher
-from ._watch import PollingWatcher, Snapshot, Watcher
+from ._subscription_watch import SubscriptionsProvider, SubscriptionWatcher
+from ._watch import PollingWatcher, Watcher
 
 log = logging.getLogger(__name__)
 
@@ -74,9 +74,9 @@ class ApprovalWithdrawn(Exception):
     """Internal: the record is no longer approved; go back to waiting."""
 
 
-def _rejection(exc: BaseException | None) -> WorkerRejected | None:
-    """The `WorkerRejected` inside `exc` (which may be a nursery's exception group), if any."""
-    if isinstance(exc, WorkerRejected):
+def _rejection(exc: BaseException | None) -> Rejected | None:
+    """The `Rejected` inside `exc` (which may be a nursery's exception group), if any."""
+    if isinstance(exc, Rejected):
         return exc
     if isinstance(exc, BaseExceptionGroup):
         for inner in exc.exceptions:
@@ -93,7 +93,13 @@ def _first_leaf(exc: BaseException) -> BaseException:
 
 
 class Worker:
-    """Runs one configured worker until cancelled (stop) or until it fails."""
+    """Runs one configured worker until cancelled (stop) or until it fails.
+
+    `report` is what it publishes about itself (state, last error, sessions, turns, OpenCode's
+    pid), kept current as those change. `subscriptions` lends the sync socket its watcher
+    subscribes over (the orchestrator's, shared by the workers on one deployment); without
+    it the watcher opens a socket of its own.
+    """
 
     def __init__(
         self,
@@ -108,13 +114,16 @@ class Worker:
         opencode_env: Mapping[str, str] | None = None,
         now_ms: Callable[[], float] = lambda: time.time() * 1000,
         watcher_factory: Callable[["Worker"], Watcher] | None = None,
+        subscriptions: SubscriptionsProvider | None = None,
     ) -> None:
         self.config = config
         self.settings = settings
         self.backend = WorkerBackend(convex, config.machine_id, config.worker_id, config.secret)
         self.lifecycle = Lifecycle()
         self.state = trio_util.AsyncValue(State.STARTING)
-        self.last_error: str | None = None
+        self.report = trio_util.AsyncValue(WorkerReport())
+        self._last_error: str | None = None
+        self._subscriptions = subscriptions
         self._stop = stop
         self._models = models
         self._opencode_env = opencode_env
@@ -126,6 +135,8 @@ class Worker:
             start_timeout=settings.opencode_start_timeout_s,
             idle_timeout=settings.opencode_idle_timeout_s,
             pid_file=state_dir / "workers" / f"{config.machine_id}.{config.worker_id}.opencode.pid",
+            # Kept out of OpenCode's environment (its tools inherit it), also as a bare value.
+            secrets=(config.token.reveal(), config.secret),
         )
         self._watcher_factory = watcher_factory or _default_watcher
         self.relay = ChatRelay(
@@ -136,8 +147,41 @@ class Worker:
             stop=stop,
         )
         self._snapshot = trio_util.AsyncValue[tuple[int, Snapshot | None]]((0, None))
-        self._orphans_reported: set[str] = set()
+        self._orphans_reported: frozenset[str] = frozenset()
         self._models_wanted = trio_util.AsyncValue(0)
+
+    # -- what it publishes ----------------------------------------------------------------
+
+    @property
+    def last_error(self) -> str | None:
+        """The newest failure worth showing: what it last retried, or how the attempt ended."""
+        return self._last_error
+
+    @last_error.setter
+    def last_error(self, text: str | None) -> None:
+        self._last_error = text
+        self._refresh_report()
+
+    def _refresh_report(self) -> None:
+        self.report.value = WorkerReport(
+            state=self.lifecycle.state,
+            last_error=self._last_error,
+            active_sessions=self.relay.active_sessions(),
+            turns_in_flight=self.relay.turns.value,
+            opencode_pid=self.host.pid,
+        )
+
+    async def _report_changes(self) -> None:
+        """Keeps `report` current while the relay and OpenCode run: they change on their own."""
+        relay, host = self.relay, self.host
+        while True:
+            self._refresh_report()
+            turns, sessions, pid = relay.turns.value, relay.sessions.value, host.pid
+            await trio_util.wait_any(
+                lambda: relay.turns.wait_value(lambda n: n != turns),
+                lambda: relay.sessions.wait_value(lambda n: n != sessions),
+                lambda: host.wait_pid_change(pid),
+            )
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -146,6 +190,7 @@ class Worker:
         after = self.lifecycle.apply(event, cause=cause, at=trio.current_time())
         if after is not before:
             self.state.value = after
+            self._refresh_report()
             log.info("%s -> %s", before.value, after.value)
 
     async def run(self) -> None:
@@ -158,7 +203,7 @@ class Worker:
                 # The supervisor logs the failure (one line); here only what it cannot do.
                 rejection = _rejection(exc)
                 self.last_error = describe(rejection or _first_leaf(exc))
-                if isinstance(rejection, WorkerNotFound):  # deleted (WorkerRevoked is one too)
+                if isinstance(rejection, NotFound):  # deleted (WorkerRevoked is one too)
                     await self._close_open_messages()
                 self._apply(Event.FAIL, cause=exc)
                 raise
@@ -265,6 +310,7 @@ class Worker:
         async with trio.open_nursery() as nursery:
             await nursery.start(self.relay.run)
             nursery.start_soon(self.host.run)
+            nursery.start_soon(self._report_changes)
             await self._mark_connected()
             self._apply(Event.CONNECTED)
             nursery.start_soon(self._publish_models)
@@ -302,7 +348,7 @@ class Worker:
                         nursery.cancel_scope.cancel()
                 if not superseded.cancelled_caught:
                     log.info("published %d model(s)", len(models))
-            except WorkerRejected:
+            except Rejected:
                 raise
             except Exception as exc:
                 log.warning("could not publish models: %s", describe(exc))
@@ -345,20 +391,26 @@ class Worker:
         self._snapshot.value = (seq + 1, snapshot)
 
     async def _follow(self, watcher: Watcher, nursery: trio.Nursery) -> None:
-        """Acts on each snapshot: connect requests, revocation, and replies to start."""
+        """Acts on each snapshot as `plan_snapshot` decides: revocation, a withdrawn approval,
+        connect requests, and replies to start or close."""
         handled = 0
-        online_since = self._now_ms()
-        last_connect: float | None = None
+        memory = SnapshotMemory(self._now_ms(), reported_orphans=self._orphans_reported)
         while True:
             handled, snapshot = await self._snapshot.wait_value(lambda v: v[0] > handled)
             assert snapshot is not None
-            record = snapshot.worker
-            if record is None:
+            actions = plan_snapshot(
+                snapshot,
+                memory,
+                in_flight=self.relay.claimed(),
+                now_ms=self._now_ms(),
+                stale_age_ms=self.settings.stale_message_age_s * 1000,
+            )
+            memory = actions.memory
+            if actions.ending is Ending.REVOKED:
                 raise WorkerRevoked(url=self.backend.client.url)
-            if record.approval_status != "approved":
+            if actions.ending is Ending.APPROVAL_WITHDRAWN:
                 raise ApprovalWithdrawn()
-            if _connect_requested(record) and record.connect_requested_at != last_connect:
-                last_connect = record.connect_requested_at
+            if actions.connect:
                 log.info("connect requested in the web app")
                 await self._mark_connected()
                 self._models_wanted.value += 1
@@ -366,14 +418,7 @@ class Worker:
                 # so start OpenCode now rather than on it (the idle timeout still applies).
                 nursery.start_soon(self._warm_up)
             self.relay.observe(snapshot.messages)
-            decisions = plan_replies(
-                snapshot.messages,
-                in_flight=self.relay.claimed(),
-                now_ms=self._now_ms(),
-                stale_age_ms=self.settings.stale_message_age_s * 1000,
-                online_since_ms=online_since,
-                reported_orphans=self._orphans_reported,
-            )
+            decisions = actions.replies
             for reply in decisions.close_stale:
                 log.info("closing a message sent %.0f min ago while offline", (self._now_ms() - reply.timestamp) / 60000)
                 self.relay.submit(JobKind.CLOSE_STALE, reply)
@@ -383,17 +428,12 @@ class Worker:
                 self.relay.submit(JobKind.ANSWER, reply)
             for orphan in decisions.orphans:
                 log.warning("user message %s has no assistant placeholder; skipped", orphan.id)
-                self._orphans_reported.add(orphan.id)
-
-
-def _connect_requested(record: WorkerRecord) -> bool:
-    requested = record.connect_requested_at
-    return requested is not None and (record.connected_at is None or requested > record.connected_at)
+            self._orphans_reported = memory.reported_orphans
 
 
 def _default_watcher(worker: Worker) -> Watcher:
-    """Subscriptions over the process's shared websocket (`convex_transport: subscribe`, with
-    polling while it is down), or plain polling (`convex_transport: poll`)."""
+    """Subscriptions over the sync socket the worker was lent (`convex_transport: subscribe`,
+    with polling while it is down), or plain polling (`convex_transport: poll`)."""
 
     def polling() -> Watcher:
         return PollingWatcher(
@@ -403,6 +443,6 @@ def _default_watcher(worker: Worker) -> Watcher:
     if worker.settings.convex_transport == "poll":
         return polling()
     client = worker.backend.client
-    return SubscriptionWatcher(
-        worker.backend, worker.settings, lambda: shared_subscriptions_for(client), fallback=polling
-    )
+    lent = worker._subscriptions
+    subscriptions = lent if lent is not None else lambda: ConvexSubscriptions(client.url, client=client.http)
+    return SubscriptionWatcher(worker.backend, worker.settings, subscriptions, fallback=polling)

@@ -1,19 +1,15 @@
-"""Results of the backend functions the worker calls (reference-worker.md §2.2).
+"""The backend's records as the worker sees them: its registration, its row, chat sessions and
+messages, and the models it publishes.
 
-Frozen attrs classes built by cattrs from decoded Convex values. Extra fields are
-tolerated; a missing or wrong-typed required field is a `ConvexProtocolError`.
-Timestamps are Convex float64 milliseconds since the epoch.
+Owned by neither adapter: the Convex adapter builds these from decoded wire values (checked
+by `oco.convex._convert`; extra fields tolerated, a missing or wrong-typed required field is
+a protocol violation), and the OpenCode adapter builds `ModelInfo` from its model listing.
+Timestamps are Convex float64 milliseconds since the epoch. Pure: attrs only.
 """
 
 from __future__ import annotations
 
-from typing import Literal
-
 import attrs
-
-ApprovalStatus = Literal["pending", "approved", "revoked"]
-WorkerStatus = Literal["online", "offline"]
-Role = Literal["user", "assistant", "system"]
 
 
 @attrs.frozen
@@ -88,7 +84,7 @@ class SessionDetails:
 
 @attrs.frozen
 class ModelInfo:
-    """An entry of `workerModels:updateModels`' `models` argument."""
+    """A model the worker's OpenCode offers, as published with `workerModels:updateModels`."""
 
     id: str  # "provider/model"
     name: str
