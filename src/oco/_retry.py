@@ -39,8 +39,6 @@ import attrs
 import stamina
 import stamina.instrumentation
 
-from oco.convex._errors import ConvexProtocolError, NotAConvexDeployment, is_transient
-
 RETRY_LOG = logging.getLogger("oco.retry")
 REPORT_INTERVAL_S = 300.0  # at most one loud line per this many seconds while failures go on
 
@@ -53,16 +51,22 @@ Attempts = AsyncIterable[stamina.Attempt]  # what `retrying` returns: `async for
 
 
 # -- which failures are worth another try ----------------------------------------------------
+# Convex's own types, imported when first asked: the neutral `Unavailable` is wider (OpenCode's
+# failures are `Unavailable` too, and a turn must report those, not wait them out), and this
+# module stays a leaf at import (the OpenCode adapter uses it without loading Convex's).
 
 def transient(exc: Exception) -> bool:
-    """A Convex call that failed in a way that heals (the neutral `Unavailable`: unreachable,
-    5xx, 429, a backend fault). Not OpenCode's failures: a turn reports those."""
+    """A Convex call that failed in a way that heals: unreachable, 5xx, 429, a backend fault."""
+    from oco.convex._errors import is_transient
+
     return is_transient(exc)
 
 
 def transient_or_malformed(exc: Exception) -> bool:
     """`transient`, or an answer that broke the contract (skipped: the next one may be good);
-    not a URL that is no Convex deployment at all (`Misconfigured`: retrying cannot help)."""
+    not a URL that is no Convex deployment at all (retrying cannot help)."""
+    from oco.convex._errors import ConvexProtocolError, NotAConvexDeployment
+
     malformed = isinstance(exc, ConvexProtocolError) and not isinstance(exc, NotAConvexDeployment)
     return malformed or transient(exc)
 

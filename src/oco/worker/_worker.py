@@ -376,7 +376,9 @@ class Worker:
     async def _heartbeat(self) -> None:
         interval = self.settings.heartbeat_interval_s
         policy = HEARTBEAT.capped(interval)  # a failed beat is never retried later than the next
+        next_beat = trio.current_time()
         while True:
+            await trio.sleep_until(next_beat)
             try:
                 async for attempt in self._retrying(policy):
                     with attempt:
@@ -384,7 +386,7 @@ class Worker:
             except WorkerNotApproved:
                 raise ApprovalWithdrawn() from None
             self._reachable()
-            await trio.sleep(interval)
+            next_beat = trio.current_time() + interval
 
     def _publish(self, snapshot: Snapshot) -> None:
         seq, _ = self._snapshot.value
