@@ -302,7 +302,7 @@ def is_redacted(message: str) -> bool:
     return all(not line.strip() or _REQUEST_ID.match(line.strip()) for line in message.splitlines())
 
 
-# The backend's error texts (reference-worker.md §2.2) -> typed errors. The one place that
+# The reference backend's error texts -> typed errors. The one place that
 # matches on strings, and only a fast path: on a production deployment these texts are
 # redacted, and `oco.convex.api` asks the backend's state instead. Callers catch types.
 _CONTRACT_ERRORS: tuple[tuple[re.Pattern[str], type[ConvexFunctionError]], ...] = (

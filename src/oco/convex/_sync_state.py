@@ -44,8 +44,8 @@ MAX_BACKOFF = SYNC_RECONNECT.wait_max
 MAX_REOPEN_BACKOFF = 60.0
 # Where the JS client resets its retry count on every Transition that completes a resync,
 # we wait until the socket has also stayed open this long after it: a server that sends
-# one good Transition and then a bad frame otherwise gets a 0.1 s loop (130 reconnects in
-# 20 s were counted). 30 s is two of the server's 15 s Ping intervals.
+# one good Transition and then a bad frame otherwise gets a 0.1 s loop (130 reconnects
+# in 20 s were seen). 30 s is two of the server's 15 s Ping intervals.
 HEALTHY_AFTER_S = SYNC_RECONNECT.healthy_after
 # A failing socket logs its first reconnect at WARNING, later ones at DEBUG, and a WARNING
 # summary when this long has passed since the last warning.

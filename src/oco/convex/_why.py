@@ -6,7 +6,7 @@ worker's record (`workers:getByMachineAndWorker`, public, no secret needed) tell
 
 - no record: the worker is unknown (deleted in the web app, or a wrong token); deleted, if
   the backend had accepted this token earlier;
-- a record, for a function that checks the secret (reference §2.2: register, heartbeat,
+- a record, for a function that checks the secret (the reference's register, heartbeat,
   setOffline, markConnected): the secret is wrong, unless the backend accepted this same
   secret earlier, in which case the record's `approvalStatus` may say why (markConnected and
   heartbeat of a worker no longer approved) or the backend itself failed (transient). A text

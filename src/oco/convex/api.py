@@ -1,4 +1,4 @@
-"""`WorkerBackend`: one typed method per backend function the worker calls (reference §2.2).
+"""`WorkerBackend`: one typed method per backend function the worker calls.
 
 Arguments go out with the reference's wire names and types (numbers as float64); results
 come back as the attrs records of `oco.domain`, checked by `_convert`; `WorkerBackend`

@@ -16,8 +16,8 @@ from ._records import ActiveSession, ChatMessage, ModelInfo, Registration, Worke
 
 
 class Backend(Protocol):
-    """What the worker calls on the backend (one method per backend function, reference-worker.md
-    §2.2), and how it reads the values of the queries it subscribes to."""
+    """What the worker calls on the backend (one method per backend function of the
+    reference contract), and how it reads the values of the queries it subscribes to."""
 
     @property
     def machine_id(self) -> str: ...

@@ -2,7 +2,7 @@
 
 Every call is scoped to one project directory with `?directory=` and authenticated with the
 per-start basic-auth password. HTTP and transport failures raise `OpenCodeError`: nothing is
-silently ignored (the reference treated failed renames and prompts as success, §9.3). Bodies
+silently ignored (the reference treated failed renames and prompts as success). Bodies
 are read with a bound (`BODY_MAX_BYTES`, error bodies `ERROR_BODY_MAX_BYTES`), and what an
 error quotes from OpenCode goes through `oco._text.external`.
 """

@@ -1,6 +1,6 @@
 """`opencode serve` as a child process owned by an async context manager.
 
-Fixes of the reference (§4.3, §9.3 items 28-29): the server runs in the working directory,
+Fixes of the reference worker: the server runs in the working directory,
 picks its own port (`--port 0`, read back from its "listening on" line: no check-then-use
 race), requires a random per-start password, is killed on a failed start, and is always
 stopped (SIGTERM to its process group, SIGKILL after a grace period) and reaped when the

@@ -1,6 +1,6 @@
 """One chat turn through OpenCode: prompt, stream, answer permissions, reconcile, never hang.
 
-Fixes of the reference (§4.3, §9.3 items 22-24): text streams as it is produced, every turn
+Fixes of the reference worker: text streams as it is produced, every turn
 has a deadline and is aborted when it passes or when the caller is cancelled, errors become
 a readable sentence instead of an empty answer, and permission questions are answered by
 policy so a turn cannot wait for a user who never sees them. A deadline, or a call that

@@ -1,4 +1,5 @@
-"""The fake backend's web-app functions (reference-worker.md §2.4, §4.6), as the reference has them.
+"""The fake backend's web-app functions (starting sessions, sending
+messages, naming, approval), as the reference has them.
 
 They authenticate like the reference's `SessionIdArg`: the `sessionId` argument names a row
 of `sessions`, which names the logged-in user (`getAuthUserOptional`: null when either is
@@ -151,7 +152,8 @@ def create_worker(db: Store, args: dict[str, Any]) -> Any:
     if db.first("workers", machineId=args["machineId"], workerId=args["workerId"]):
         raise FunctionFailure("Worker ID already exists. Please try again.")
     # The reference stores what `ctx.scheduler.runAfter(0, generateSecret)` resolves to: the
-    # id of the scheduled function's document, not the random secret (reference-worker §1.4).
+    # id of the scheduled function's document, not the random secret the reference meant to
+    # generate (its code stores the id).
     secret = db.convex_id()
     db.insert(
         "workers",

@@ -1,4 +1,4 @@
-"""The fake backend's worker-facing functions (reference-worker.md §2.2), texts and shapes kept.
+"""The fake backend's worker-facing functions, the reference's texts and shapes kept.
 
 Each follows the reference backend's source (`services/backend/convex/{workers,chat,
 workerModels}.ts`, branch update-opencode-sdk): the same checks in the same order, the same

@@ -1,7 +1,7 @@
 """Coalescing streamed text into `chat:writeChunk` calls, without I/O or clocks of its own.
 
-The reference wrote one chunk per turn (no streaming) and reused sequence 0 on errors
-(§9.3-22, -26). A `ChunkBuffer` per assistant message takes text deltas as they arrive and
+The reference worker wrote one chunk per turn (no streaming) and reused sequence 0 on
+errors. A `ChunkBuffer` per assistant message takes text deltas as they arrive and
 says when a write is due: the first text goes out at once (first-chunk latency is what the
 user sees), later text at most once per `interval`. Sequence numbers start at
 `first_sequence` and only ever increase; concatenating the chunks in order gives exactly the

@@ -7,7 +7,7 @@ and leaves the state unchanged.
 
 One `Lifecycle` covers one attempt: `stopped` and `failed` are terminal, and the orchestrator
 builds a fresh `Lifecycle` when it restarts the worker (the reference could never restart its
-FSM and wrote STOPPED into a private field, §9.2-18).
+FSM and wrote STOPPED into a private field instead).
 
 A connect request while `ready` (the web app's `requestConnect`) is deliberately *not* an
 event: the worker republishes its models and calls `markConnected` while staying `ready`, so
@@ -55,7 +55,7 @@ TERMINAL_STATES: frozenset[State] = frozenset({State.STOPPED, State.FAILED})
 
 #: States in which a `workers:register` call has succeeded during this attempt. Once a
 #: lifecycle has entered one of them, `workers:setOffline` is owed on the way out (even when
-#: the stop comes during connecting, which the reference skipped, §9.2-13): see
+#: the stop comes during connecting, which the reference worker skipped): see
 #: `Lifecycle.registered`.
 REGISTERED_STATES: frozenset[State] = frozenset(
     {State.WAITING_APPROVAL, State.CONNECTING, State.READY}

@@ -1,7 +1,7 @@
 """One worker's OpenCode server: started on demand, stopped when idle, replaced when it fails.
 
 OpenCode costs about 700 MB while it runs, so a worker keeps it only while turns need it
-(reference §9.3-28 never stopped it). Turns borrow the server through `lease()`; the host task
+(the reference worker never stopped it). Turns borrow the server through `lease()`; the host task
 owns the process and is the only one that starts or stops it. A server that crashes, or that
 stops answering its health checks (then it is killed), is replaced on the next turn, not
 sooner than the `OPENCODE_RESTART` policy allows.

@@ -1,6 +1,6 @@
 """Tool and other non-text parts of a turn, encoded for `chat:completeStructuredMessage`.
 
-Raw tool output can be huge and Convex values are capped (reference §9.3-26), so the JSON is
+Raw tool output can be huge and Convex values are capped at 1 MiB, so the JSON is
 kept under a byte budget with a visible marker instead of failing the completion. The budget
 is measured like every other value we send (`_limits.json_size`: the UTF-8 bytes of the
 string as JSON, so the escaping of the quotes inside it counts too).

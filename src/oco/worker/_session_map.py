@@ -1,7 +1,8 @@
 """Chat session → OpenCode session ids, and the chunk numbers of replies being streamed.
 
 `workers:markConnected` clears `opencodeSessionId` in Convex, and a restart forgets memory;
-this file is what lets a chat keep its OpenCode context across both (reference §4.7, §9.3-19),
+this file is what lets a chat keep its OpenCode context across both (the reference
+worker lost it on every connect and every restart),
 and what lets a reply re-answered after a crash number its chunks after the killed attempt's.
 
 The file only saves context. A state directory that is read-only, full or not a directory
