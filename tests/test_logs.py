@@ -11,6 +11,7 @@ import pytest
 import trio
 import trio.lowlevel
 
+from oco._retry import CONVEX_CALL
 from oco.logs import bind_worker, register_secret, setup_logging, worker_label
 
 LINE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ (\w+) \[([^\]]+)\] (.*)$")
@@ -89,6 +90,7 @@ def test_noisy_libraries_are_quiet_unless_debug(stream: io.StringIO) -> None:
             logging.getLogger(name).setLevel(logging.WARNING)
 
 
+@pytest.mark.real_backoff(CONVEX_CALL)
 async def test_convex_retries_are_one_readable_debug_line(stream: io.StringIO, autojump_clock) -> None:
     import httpx
 

@@ -167,27 +167,4 @@ def setup_logging(level: str = "INFO", fmt: str = "text", stream=None) -> loggin
     root.setLevel(level)
     for name in NOISY_LOGGERS:
         logging.getLogger(name).setLevel(logging.DEBUG if level == "DEBUG" else logging.WARNING)
-    _log_retries_in_our_words()
     return handler
-
-
-def _log_retries_in_our_words() -> None:
-    """stamina's own retry log line carries its details only as structured extras; say them."""
-    import stamina.instrumentation
-
-    retry_log = logging.getLogger("oco.retry")
-
-    def on_retry(details: stamina.instrumentation.RetryDetails) -> None:
-        cause = details.caused_by
-        # DEBUG: a retry that works needs no one's attention, and one that keeps failing is
-        # reported by its caller (an outage once, then every few minutes): a line per retry
-        # of every call would be a storm.
-        retry_log.debug(
-            "%s failed (%s); retry %d in %.1f s",
-            getattr(cause, "function", None) or details.name,
-            cause,
-            details.retry_num,
-            details.wait_for,
-        )
-
-    stamina.instrumentation.set_on_retry_hooks([on_retry])

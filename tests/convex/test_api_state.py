@@ -13,7 +13,6 @@ from oco.convex import (
     BackendFault,
     ConvexFunctionError,
     InvalidSecret,
-    RetryPolicy,
     WorkerDeleted,
     WorkerNotFound,
 )
@@ -30,7 +29,7 @@ def fake() -> FakeConvex:
 
 async def test_update_models_of_a_deleted_worker_is_worker_deleted(fake: FakeConvex) -> None:
     created = fake.create_worker()
-    async with in_process(fake, retry=RetryPolicy.never()) as client:
+    async with in_process(fake) as client:
         backend = backend_for(client, created)
         await backend.register("/p", "me")
         fake.remove(created.worker_id)
@@ -46,7 +45,7 @@ async def test_update_models_of_a_deleted_worker_is_worker_deleted(fake: FakeCon
 async def test_update_models_of_a_worker_never_seen_is_worker_not_found(fake: FakeConvex) -> None:
     created = fake.create_worker()
     fake.remove(created.worker_id)
-    async with in_process(fake, retry=RetryPolicy.never()) as client:
+    async with in_process(fake) as client:
         with pytest.raises(WorkerNotFound) as caught:
             await backend_for(client, created).update_models(MODELS)
     assert not isinstance(caught.value, WorkerDeleted)
@@ -56,7 +55,7 @@ async def test_set_offline_with_a_wrong_secret_is_invalid_secret_and_of_a_missin
     fake: FakeConvex,
 ) -> None:
     created = fake.create_worker()
-    async with in_process(fake, retry=RetryPolicy.never()) as client:
+    async with in_process(fake) as client:
         with pytest.raises(InvalidSecret):
             await backend_for(client, created, secret="NotTheRightOne42").set_offline()
         fake.remove(created.worker_id)
@@ -65,7 +64,7 @@ async def test_set_offline_with_a_wrong_secret_is_invalid_secret_and_of_a_missin
 
 async def test_a_redacted_heartbeat_failure_after_a_good_register_is_a_backend_fault(fake: FakeConvex) -> None:
     created = fake.create_worker()
-    async with in_process(fake, retry=RetryPolicy.never()) as client:
+    async with in_process(fake) as client:
         backend = backend_for(client, created)
         await backend.register("/p", "me")
         fake.faults.add(function="workers:heartbeat", status=560, times=1)
@@ -77,7 +76,7 @@ async def test_a_redacted_heartbeat_failure_after_a_good_register_is_a_backend_f
 async def test_a_failing_lookup_leaves_the_original_error(fake: FakeConvex) -> None:
     created = fake.create_worker()
     fake.faults.add(function="workers:getByMachineAndWorker", status=560, times=1)
-    async with in_process(fake, retry=RetryPolicy.never()) as client:
+    async with in_process(fake) as client:
         with pytest.raises(ConvexFunctionError) as caught:
             await backend_for(client, created, secret="NotTheRightOne42").register("/p", "me")
     assert type(caught.value) is ConvexFunctionError
@@ -90,7 +89,7 @@ async def test_on_dev_an_unexpected_text_is_not_taken_for_a_wrong_secret() -> No
     fake = FakeConvex(clock=trio_ms)
     created = fake.create_worker()
     fake.faults.add(function="workers:register", status=560, times=1)  # "Uncaught Error: injected fault"
-    async with in_process(fake, retry=RetryPolicy.never()) as client:
+    async with in_process(fake) as client:
         with pytest.raises(ConvexFunctionError) as caught:
             await backend_for(client, created).register("/p", "me")
     assert type(caught.value) is ConvexFunctionError and "injected fault" in str(caught.value)

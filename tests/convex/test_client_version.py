@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from packaging.version import InvalidVersion, Version
 
 from oco import __version__
-from oco.convex import ConvexClient, RetryPolicy
+from oco.convex import ConvexClient
 from oco.convex._version import client_header, semver_of
 
 # semver.org's own regular expression for a strict SemVer 2.0 version.
@@ -126,7 +126,7 @@ async def test_the_client_sends_the_header_of_its_package_version() -> None:
         await send({"type": "http.response.body", "body": body})
 
     http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app))
-    async with ConvexClient("http://convex.test", http=http, retry=RetryPolicy.never()) as convex:
+    async with ConvexClient("http://convex.test", http=http) as convex:
         await convex.query("a:b")
     assert seen == [client_header(__version__)]
     assert convex_parse(seen[0]) == ("trio-oco", semver_of(__version__))

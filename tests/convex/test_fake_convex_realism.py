@@ -18,7 +18,7 @@ import httpx
 import pytest
 import trio
 
-from oco.convex import ConvexClient, ConvexFunctionError, RetryPolicy
+from oco.convex import ConvexClient, ConvexFunctionError
 from oco.testing import CONVEX_MODES, FakeConvex, output_lines, serve_fake_convex
 from oco.testing._fake_convex_errors import FunctionFailure, QueryFailure
 from oco.testing._fake_convex_http import BadRequest, check_client_version, parse_semver
@@ -237,7 +237,7 @@ async def test_arguments_that_are_not_one_object(args: Any, text: str) -> None:
 
 async def test_our_client_sees_unknown_functions_as_function_errors_on_loopback() -> None:
     async with serve_fake_convex(prod=True) as server:
-        async with ConvexClient(server.url, retry=RetryPolicy.never()) as client:
+        async with ConvexClient(server.url) as client:
             with pytest.raises(ConvexFunctionError) as caught:
                 await client.query("nothing:here")
     assert re.fullmatch(HEAD, caught.value.message)
@@ -281,7 +281,7 @@ async def test_our_client_batch_gets_the_good_results_before_the_failing_one() -
     fake = FakeConvex()
     created = fake.create_worker()
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=fake.app)) as http:
-        client = ConvexClient("http://fake", http=http, retry=RetryPolicy.never())
+        client = ConvexClient("http://fake", http=http)
         with pytest.raises(ConvexFunctionError, match="Could not find public function"):
             await client.query_batch([
                 ("workers:getByMachineAndWorker", {"machineId": created.machine_id, "workerId": created.worker_id}),

@@ -1,26 +1,29 @@
-"""Retry policy on a MockClock, with the fake in process: delays, bounds, idempotency."""
+"""The Convex client's retry policy on a MockClock, with the fake in process: delays, bounds,
+idempotency. Real backoff: these pin the delays (`tests/conftest.py`)."""
 
 from __future__ import annotations
 
 import itertools
 from typing import Any
 
+import attrs
 import httpx
 import pytest
 import trio
 from convex_helpers import backend_for, in_process
 
+from oco._retry import CONVEX_CALL
 from oco.convex import (
     ConvexClient,
     ConvexServerError,
     ConvexUnavailable,
-    RetryPolicy,
     is_idempotent,
 )
 from oco.convex.api import WorkerBackend
 from oco.testing import FakeConvex
 
-EXACT = RetryPolicy(attempts=4, wait_initial=0.5, wait_max=8.0, wait_jitter=0.0)
+EXACT = attrs.evolve(CONVEX_CALL, attempts=4, wait_initial=0.5, wait_max=8.0, wait_jitter=0.0)
+real_backoff = pytest.mark.real_backoff()
 
 
 def gaps(fake: FakeConvex, function: str) -> list[float]:
@@ -38,6 +41,7 @@ def chat(fake: FakeConvex) -> tuple[WorkerBackend, str, str, ConvexClient]:
     return backend_for(client, worker), session, message, client
 
 
+@real_backoff
 async def test_idempotent_mutation_backs_off_exponentially(autojump_clock: Any, mock_fake: FakeConvex) -> None:
     backend, _, _, client = chat(mock_fake)
     mock_fake.faults.add(function="workers:heartbeat", status=503, times=3)
@@ -47,6 +51,7 @@ async def test_idempotent_mutation_backs_off_exponentially(autojump_clock: Any, 
     assert gaps(mock_fake, "workers:heartbeat") == [0.5, 1.0, 2.0]
 
 
+@real_backoff
 async def test_retries_are_bounded(autojump_clock: Any, mock_fake: FakeConvex) -> None:
     mock_fake.faults.add(status=502)
     start = trio.current_time()
@@ -57,8 +62,9 @@ async def test_retries_are_bounded(autojump_clock: Any, mock_fake: FakeConvex) -
     assert trio.current_time() - start == pytest.approx(0.5 + 1 + 2)
 
 
+@real_backoff
 async def test_backoff_is_capped_and_jittered(autojump_clock: Any, mock_fake: FakeConvex) -> None:
-    policy = RetryPolicy(attempts=6, wait_initial=1.0, wait_max=3.0, wait_jitter=0.5)
+    policy = attrs.evolve(CONVEX_CALL, attempts=6, wait_initial=1.0, wait_max=3.0, wait_jitter=0.5)
     mock_fake.faults.add(status=500)
     async with in_process(mock_fake, retry=policy) as client:
         with pytest.raises(ConvexServerError):
@@ -70,6 +76,7 @@ async def test_backoff_is_capped_and_jittered(autojump_clock: Any, mock_fake: Fa
         assert floor <= got <= min(floor + 0.5, 3.0) + 1e-9
 
 
+@real_backoff
 async def test_non_idempotent_write_is_not_repeated_after_a_timeout(autojump_clock: Any, mock_fake: FakeConvex) -> None:
     backend, session, message, client = chat(mock_fake)
     mock_fake.faults.add(function="chat:writeChunk", hang=True)
@@ -80,6 +87,7 @@ async def test_non_idempotent_write_is_not_repeated_after_a_timeout(autojump_clo
     assert mock_fake.counts["chat:writeChunk"] == 1
 
 
+@real_backoff
 async def test_non_idempotent_write_is_not_repeated_after_a_lost_answer(autojump_clock: Any, mock_fake: FakeConvex) -> None:
     backend, session, message, client = chat(mock_fake)
     mock_fake.faults.add(function="chat:writeChunk", status=503, after=True, times=1)
@@ -89,6 +97,7 @@ async def test_non_idempotent_write_is_not_repeated_after_a_lost_answer(autojump
     assert [c.chunk for c in mock_fake.chunks(message)] == ["x"]  # applied once, not twice
 
 
+@real_backoff
 async def test_idempotent_completion_is_retried_after_a_timeout(autojump_clock: Any, mock_fake: FakeConvex) -> None:
     backend, session, message, client = chat(mock_fake)
     mock_fake.faults.add(function="chat:completeMessage", hang=True, times=1)
@@ -114,6 +123,7 @@ class RefuseFirst(httpx.AsyncBaseTransport):
         return await self.inner.handle_async_request(request)
 
 
+@real_backoff
 async def test_non_idempotent_write_is_retried_when_it_never_left(autojump_clock: Any, mock_fake: FakeConvex) -> None:
     backend, session, message, _ = chat(mock_fake)
     # chat:writeChunk takes no secret, so this backend needs none
@@ -124,9 +134,9 @@ async def test_non_idempotent_write_is_retried_when_it_never_left(autojump_clock
     assert transport.left == 0
 
 
-async def test_never_policy_makes_one_attempt(autojump_clock: Any, mock_fake: FakeConvex) -> None:
+async def test_without_real_backoff_a_call_makes_one_attempt(autojump_clock: Any, mock_fake: FakeConvex) -> None:
     mock_fake.faults.add(status=503)
-    async with in_process(mock_fake, retry=RetryPolicy.never()) as client:
+    async with in_process(mock_fake) as client:
         with pytest.raises(ConvexServerError):
             await client.query("chat:subscribeToWorkerSessions", {"workerId": "w"})
     assert mock_fake.http_requests == 1

@@ -20,7 +20,7 @@ import trio.testing
 from httpx_ws.transport import ASGIWebSocketTransport
 
 from oco.config import Settings, WorkerConfig, parse_token
-from oco.convex import ConvexClient, RetryPolicy
+from oco.convex import ConvexClient
 from oco.domain import ModelInfo
 from oco.orchestrator import ConvexConnections, Lender, Orchestrator, ResourceLost, worker_factory
 from oco.testing import FakeConvex
@@ -174,7 +174,7 @@ async def test_two_workers_on_one_url_share_one_client_and_one_socket_until_both
     first, second = (c.key for c in configs)
     settings = Settings(convex_transport="subscribe")
     async with httpx.AsyncClient(transport=ASGIWebSocketTransport(fake.app)) as http:
-        connections = ConvexConnections(lambda url: ConvexClient(url, http=http, retry=RetryPolicy.never()))
+        connections = ConvexConnections(lambda url: ConvexClient(url, http=http))
         orch = Orchestrator(
             {c.key: c for c in configs}, settings,
             worker_factory=worker_factory(settings, opencode_bin="/nonexistent/opencode",

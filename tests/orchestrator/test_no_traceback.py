@@ -26,7 +26,7 @@ from hypercorn.config import Config
 from stubs import SETTINGS, Script, StubFactory, config, configs
 
 from oco.config import Settings, WorkerConfig, parse_token
-from oco.convex import ConvexClient, RetryPolicy
+from oco.convex import ConvexClient
 from oco.logs import setup_logging
 from oco.orchestrator import Orchestrator, RestartPolicy
 from oco.orchestrator._status import format_status_table, read_status
@@ -120,7 +120,7 @@ def in_process(app: Any) -> Callable[[str], Any]:
     @asynccontextmanager
     async def convex_for(url: str) -> AsyncIterator[ConvexClient]:
         http = httpx.AsyncClient(transport=httpx.ASGITransport(app=app))
-        async with ConvexClient(url, http=http, retry=RetryPolicy.never()) as client:
+        async with ConvexClient(url, http=http) as client:
             yield client
 
     return convex_for
@@ -167,6 +167,7 @@ def closed_port() -> int:
         return sock.getsockname()[1]
 
 
+@pytest.mark.real_backoff()  # the worker's retries, each with the client's inside
 async def test_an_unreachable_deployment_is_named_once_then_every_five_minutes_and_in_status(
     tmp_path: Path, autojump_clock: object, timed: Timed
 ) -> None:

@@ -11,7 +11,7 @@ import httpx
 import trio
 
 from oco.config import Settings, WorkerConfig, parse_token
-from oco.convex import ConvexClient, RetryPolicy
+from oco.convex import ConvexClient
 from oco.domain import ModelInfo
 from oco.orchestrator import ConvexConnections, Orchestrator, RestartPolicy, worker_factory
 from oco.testing import FakeConvex
@@ -25,7 +25,7 @@ async def _models(directory: Path, env: object) -> list[ModelInfo]:
 
 
 def _in_process(fake: FakeConvex, http: httpx.AsyncClient) -> ConvexConnections:
-    return ConvexConnections(lambda url: ConvexClient(url, http=http, retry=RetryPolicy.never()))
+    return ConvexConnections(lambda url: ConvexClient(url, http=http))
 
 
 async def test_a_deleted_worker_is_parked_the_others_run_and_go_offline_on_stop(autojump_clock, tmp_path) -> None:

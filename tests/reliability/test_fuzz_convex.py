@@ -26,7 +26,6 @@ from oco.convex import (
     ConvexException,
     ConvexProtocolError,
     Int64,
-    RetryPolicy,
     camel,
     encode,
 )
@@ -158,7 +157,7 @@ _HTTP = httpx.AsyncClient(transport=httpx.MockTransport(_RESPONDER))
 def backend_answering(body: Callable[[httpx.Request], Any]) -> WorkerBackend:
     """A backend whose every call gets the JSON `body(request)` with HTTP 200."""
     _RESPONDER.body = body
-    client = ConvexClient("http://127.0.0.1:1", http=_HTTP, retry=RetryPolicy.never())
+    client = ConvexClient("http://127.0.0.1:1", http=_HTTP)
     return WorkerBackend(client, "m1", "w1", "secret-not-in-output")
 
 

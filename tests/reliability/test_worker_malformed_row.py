@@ -12,8 +12,9 @@ import httpx
 import pytest
 import trio
 
+from oco._retry import POLLING
 from oco.config import Settings, WorkerConfig, parse_token
-from oco.convex import ConvexClient, RetryPolicy
+from oco.convex import ConvexClient
 from oco.domain import ModelInfo
 from oco.testing import FakeConvex
 from oco.worker import NO_MODEL_NOTE, ModelCatalog, State, StopControl, Worker
@@ -36,7 +37,7 @@ async def test_a_malformed_message_row_is_logged_once_and_the_worker_keeps_answe
     worker = Worker(
         WorkerConfig(parse_token(created.token), "http://127.0.0.1:1", tmp_path, "w1"),
         Settings(convex_transport="poll"),  # plain ASGITransport has no websockets
-        convex=ConvexClient("http://fake.convex", http=http, retry=RetryPolicy.never()),
+        convex=ConvexClient("http://fake.convex", http=http),
         stop=StopControl(),
         opencode_bin="/nonexistent/opencode",
         models=ModelCatalog(_models),
@@ -68,6 +69,7 @@ async def test_a_malformed_message_row_is_logged_once_and_the_worker_keeps_answe
     assert fake.counts["chat:subscribeToWorkerMessages"] >= 2  # it really was read again
 
 
+@pytest.mark.real_backoff(POLLING)
 async def test_a_malformed_poll_result_is_skipped_and_the_worker_keeps_answering(
     tmp_path: Path, autojump_clock: object, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -77,7 +79,7 @@ async def test_a_malformed_poll_result_is_skipped_and_the_worker_keeps_answering
     worker = Worker(
         WorkerConfig(parse_token(created.token), "http://127.0.0.1:1", tmp_path, "w1"),
         Settings(convex_transport="poll"),
-        convex=ConvexClient("http://fake.convex", http=http, retry=RetryPolicy.never()),
+        convex=ConvexClient("http://fake.convex", http=http),
         stop=StopControl(),
         opencode_bin="/nonexistent/opencode",
         models=ModelCatalog(_models),

@@ -13,7 +13,7 @@ from httpx_ws.transport import ASGIWebSocketTransport
 from worker_support import MODELS, trio_ms, worker_config
 
 from oco.config import Settings
-from oco.convex import ConvexClient, RetryPolicy
+from oco.convex import ConvexClient
 from oco.testing import CreatedWorker, FakeConvex
 from oco.worker import ModelCatalog, StopControl, Worker
 from oco.worker._subscription_watch import SubscriptionsProvider
@@ -37,7 +37,7 @@ async def _models(directory: Path, env: object) -> list:
 @asynccontextmanager
 async def convex_in_process(fake: FakeConvex) -> AsyncIterator[ConvexClient]:
     async with httpx.AsyncClient(transport=ASGIWebSocketTransport(fake.app)) as http:
-        yield ConvexClient("http://fake.convex", http=http, retry=RetryPolicy.never())
+        yield ConvexClient("http://fake.convex", http=http)
 
 
 def subscribing_worker(

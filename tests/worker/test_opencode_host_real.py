@@ -11,8 +11,9 @@ import pytest
 import trio
 from worker_support import MODELS
 
+from oco._retry import TURN_PREPARATION
 from oco.config import Settings, WorkerConfig, parse_token
-from oco.convex import ConvexClient, RetryPolicy
+from oco.convex import ConvexClient
 from oco.testing import serve_fake_convex
 from oco.testing._fake_llm import serve_fake_llm
 from oco.testing._opencode_env import opencode_env
@@ -40,6 +41,7 @@ async def _models(directory: Path, env: object) -> list:
     return MODELS
 
 
+@pytest.mark.real_backoff(TURN_PREPARATION)
 async def test_opencode_starts_on_demand_recovers_from_a_crash_stops_when_idle_and_warms_on_connect(tmp_path):
     project = tmp_path / "project"
     project.mkdir()
@@ -49,7 +51,7 @@ async def test_opencode_starts_on_demand_recovers_from_a_crash_stops_when_idle_a
         fake = served.fake
         created = fake.create_worker()
         config = WorkerConfig(parse_token(created.token), served.url, project, "w1")
-        async with ConvexClient(served.url, retry=RetryPolicy.never()) as convex:
+        async with ConvexClient(served.url) as convex:
             worker = Worker(
                 config,
                 settings,

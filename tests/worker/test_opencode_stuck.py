@@ -19,7 +19,7 @@ import trio
 from worker_support import MODELS
 
 from oco.config import Settings, WorkerConfig, parse_token
-from oco.convex import ConvexClient, RetryPolicy
+from oco.convex import ConvexClient
 from oco.opencode import UNRESPONSIVE_NOTE, run_turn
 from oco.testing import FAKE_MODEL, opencode_env, serve_fake_convex, serve_fake_llm
 from oco.worker import ModelCatalog, State, StopControl, Worker
@@ -199,7 +199,7 @@ async def test_a_chat_on_a_stuck_opencode_gets_a_readable_reply_and_the_next_mes
         fake = served.fake
         created = fake.create_worker()
         config = WorkerConfig(parse_token(created.token), served.url, project, "w1")
-        async with ConvexClient(served.url, retry=RetryPolicy.never()) as convex:
+        async with ConvexClient(served.url) as convex:
             worker = Worker(
                 config,
                 settings,

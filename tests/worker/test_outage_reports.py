@@ -10,6 +10,7 @@ import pytest
 import trio
 from worker_support import make_worker, trio_ms
 
+from oco._retry import HEARTBEAT, POLLING
 from oco.testing import FakeConvex
 from oco.worker import State
 
@@ -37,6 +38,7 @@ def timed() -> Timed:
     root.setLevel(level)
 
 
+@pytest.mark.real_backoff(POLLING)
 async def test_a_watched_query_failing_for_minutes_is_a_warning_every_five_minutes(
     tmp_path: Path, autojump_clock: object, timed: Timed
 ) -> None:
@@ -58,6 +60,7 @@ async def test_a_watched_query_failing_for_minutes_is_a_warning_every_five_minut
     assert not any(r.levelno >= logging.WARNING and r.name == "oco.retry" for _, r in timed.records)
 
 
+@pytest.mark.real_backoff(HEARTBEAT)
 async def test_an_unreachable_heartbeat_is_said_once_then_every_five_minutes_and_its_end(
     tmp_path: Path, autojump_clock: object, timed: Timed
 ) -> None:

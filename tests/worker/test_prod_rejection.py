@@ -23,6 +23,7 @@ import pytest
 import trio
 from worker_support import MODELS, in_process_client, trio_ms, worker_config
 
+from oco._retry import HEARTBEAT
 from oco.config import Settings
 from oco.convex import ConvexClient
 from oco.orchestrator import RestartPolicy
@@ -137,6 +138,7 @@ async def test_a_worker_deleted_while_it_runs_parks_as_deleted(
     assert not any(r.exc_info for r in caplog.records)
 
 
+@pytest.mark.real_backoff(HEARTBEAT)
 async def test_a_backend_fault_in_the_heartbeat_of_a_known_worker_is_retried_not_a_rejection(
     tmp_path: Path, autojump_clock: object, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -13,6 +13,7 @@ import pytest
 import trio
 from worker_support import make_worker, trio_ms
 
+from oco._retry import REPLY_COMPLETION
 from oco.convex import ConvexFunctionError
 from oco.opencode import TurnResult
 from oco.testing import FakeConvex
@@ -73,6 +74,7 @@ async def test_a_completion_for_a_reply_deleted_mid_turn_ends_once_state_shows_i
 
 
 @MODES
+@pytest.mark.real_backoff(REPLY_COMPLETION)
 async def test_a_refusal_of_a_reply_that_still_exists_is_retried_not_final(tmp_path, autojump_clock, prod):
     fake, worker, reply = _setup(prod, tmp_path)
     fake.faults.add(function="chat:completeStructuredMessage", status=560, times=2)
@@ -83,6 +85,7 @@ async def test_a_refusal_of_a_reply_that_still_exists_is_retried_not_final(tmp_p
     assert state_checks(fake) == 2  # each refusal asked whether the reply still exists
 
 
+@pytest.mark.real_backoff(REPLY_COMPLETION)
 async def test_a_reply_convex_keeps_refusing_gets_a_smaller_completion(tmp_path, autojump_clock):
     fake, worker, reply = _setup(True, tmp_path)
     fake.faults.add(function="chat:completeStructuredMessage", status=560)  # for ever

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import pytest
 import trio
 from worker_support import make_worker, trio_ms
 
+from oco._retry import REPLY_COMPLETION
 from oco.testing import FakeConvex
 from oco.worker import State
 
 
+@pytest.mark.real_backoff(REPLY_COMPLETION)
 async def test_a_560_on_complete_message_is_retried_until_the_reply_is_closed(tmp_path):
     # Real time: the failing OpenCode start goes through a thread, during which an autojumping
     # MockClock would race ahead to the deadline.

@@ -12,6 +12,7 @@ import pytest
 import trio
 from worker_support import make_worker, trio_ms
 
+from oco._retry import REPLY_COMPLETION, TURN_PREPARATION
 from oco.opencode import TurnResult
 from oco.testing import FakeConvex
 from oco.worker import NO_MODEL_NOTE, State, StopControl
@@ -53,6 +54,7 @@ def completion_times(fake: FakeConvex, reply_id: str) -> list[float]:
     return [c.at / 1000 for c in fake.calls if c.function in COMPLETIONS and c.args["messageId"] == reply_id]
 
 
+@pytest.mark.real_backoff(REPLY_COMPLETION)
 @pytest.mark.parametrize("seconds", [45, 75, 600])
 async def test_the_whole_answer_lands_once_convex_is_back_after_an_outage(fake, tmp_path, autojump_clock, seconds):
     created = online_worker(fake)
@@ -76,6 +78,7 @@ async def test_the_whole_answer_lands_once_convex_is_back_after_an_outage(fake, 
     assert len(times) <= seconds / 10 + 10  # with backoff, not a storm
 
 
+@pytest.mark.real_backoff(REPLY_COMPLETION)
 async def test_a_reply_closed_by_the_relay_survives_a_75_s_outage_of_its_completion(fake, tmp_path, autojump_clock):
     created = fake.create_worker()
     worker = make_worker(fake, created, tmp_path)
@@ -92,6 +95,7 @@ async def test_a_reply_closed_by_the_relay_survives_a_75_s_outage_of_its_complet
     assert completion_times(fake, reply_id)[-1] - sent_at >= 75
 
 
+@pytest.mark.real_backoff(REPLY_COMPLETION)
 async def test_a_stop_during_an_outage_ends_within_its_deadline_and_leaves_the_reply_to_the_restart(
     fake, tmp_path, autojump_clock
 ):
@@ -117,6 +121,7 @@ async def test_a_stop_during_an_outage_ends_within_its_deadline_and_leaves_the_r
     assert sessions.begun(reply_id)  # and it knows the reply had begun
 
 
+@pytest.mark.real_backoff(REPLY_COMPLETION)
 async def test_without_a_stop_the_completion_is_not_cut_by_the_cleanup_grace(fake, tmp_path, autojump_clock):
     created = online_worker(fake)
     stop = StopControl()
@@ -156,6 +161,7 @@ class _Server:
         self.client = _OpenCodeSessions()
 
 
+@pytest.mark.real_backoff(TURN_PREPARATION)
 async def test_a_turn_waits_out_a_10_minute_outage_before_it_starts(fake, tmp_path, autojump_clock):
     # It gave up after 2 minutes and answered "the chat backend was unreachable; please resend".
     created = online_worker(fake)

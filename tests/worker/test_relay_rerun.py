@@ -17,8 +17,9 @@ import pytest
 import trio
 from worker_support import MODELS
 
+from oco._retry import REPLY_COMPLETION
 from oco.config import Settings, WorkerConfig, parse_token
-from oco.convex import ConvexClient, RetryPolicy
+from oco.convex import ConvexClient
 from oco.testing import FakeConvex, serve_fake_convex
 from oco.testing._fake_llm import serve_fake_llm
 from oco.testing._opencode_env import opencode_env
@@ -51,6 +52,7 @@ def _completions_out(fake: FakeConvex) -> None:
         fake.faults.add(function=function, status=503)
 
 
+@pytest.mark.real_backoff(REPLY_COMPLETION)
 async def test_completion_outlasts_an_outage_and_a_stopped_reply_is_re_answered_after_a_separator(tmp_path):
     project = tmp_path / "project"
     project.mkdir()
@@ -68,7 +70,7 @@ async def test_completion_outlasts_an_outage_and_a_stopped_reply_is_re_answered_
                 opencode_env=opencode_env(tmp_path / "home", llm.base_url, base=os.environ),
             )
 
-        async with ConvexClient(served.url, retry=RetryPolicy.never()) as convex:
+        async with ConvexClient(served.url) as convex:
             stop = StopControl()
             first = worker(convex, stop)
             async with trio.open_nursery() as nursery:

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import trio
 from worker_support import make_worker, trio_ms
 
+from oco._retry import HEARTBEAT
 from oco.testing import FakeConvex
 from oco.worker import State, WorkerReport
 
 
+@pytest.mark.real_backoff(HEARTBEAT)  # the failing beat is retried while ready
 async def test_the_report_follows_the_state_and_the_last_error_as_they_change(
     tmp_path: Path, autojump_clock: object
 ) -> None:

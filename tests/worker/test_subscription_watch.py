@@ -16,7 +16,7 @@ from subscription_support import (
     watch_calls,
 )
 
-from oco.convex import ConvexClient, RetryPolicy
+from oco.convex import ConvexClient
 from oco.orchestrator import ConvexConnections
 from oco.worker import NO_MODEL_NOTE, State
 
@@ -96,7 +96,7 @@ async def test_workers_on_one_url_share_the_lent_socket_which_outlives_the_first
 ):
     first, second = fake.create_worker(), fake.create_worker()
     async with convex_in_process(fake) as convex, trio.open_nursery() as nursery:
-        connections = ConvexConnections(lambda url: ConvexClient(url, http=convex.http, retry=RetryPolicy.never()))
+        connections = ConvexConnections(lambda url: ConvexClient(url, http=convex.http))
         await nursery.start(connections.run)
         workers = {}
         scopes = [trio.CancelScope(), trio.CancelScope()]

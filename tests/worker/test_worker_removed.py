@@ -6,6 +6,7 @@ import pytest
 import trio
 from worker_support import make_worker, trio_ms
 
+from oco._retry import REPLY_COMPLETION
 from oco.convex import WorkerNotFound
 from oco.testing import FakeConvex
 from oco.worker import REMOVED_NOTE
@@ -32,6 +33,7 @@ async def test_a_removed_worker_closes_its_open_messages_and_leaves_answered_one
     assert fake.counts["chat:completeMessage"] == 2  # the two open ones, once each
 
 
+@pytest.mark.real_backoff(REPLY_COMPLETION)
 @pytest.mark.parametrize("prod", [False, True])
 async def test_one_refused_close_does_not_leave_the_other_replies_open(tmp_path, autojump_clock, prod):
     fake = FakeConvex(clock=trio_ms, prod=prod)

@@ -8,7 +8,7 @@ import httpx
 import trio
 
 from oco.config import Settings, WorkerConfig, parse_token
-from oco.convex import ConvexClient, RetryPolicy
+from oco.convex import ConvexClient
 from oco.domain import ModelInfo
 from oco.testing import CreatedWorker, FakeConvex
 from oco.worker import ModelCatalog, StopControl, Worker
@@ -22,7 +22,7 @@ def trio_ms() -> float:
 
 def in_process_client(fake: FakeConvex) -> ConvexClient:
     http = httpx.AsyncClient(transport=httpx.ASGITransport(app=fake.app))
-    return ConvexClient("http://fake.convex", http=http, retry=RetryPolicy.never())
+    return ConvexClient("http://fake.convex", http=http)
 
 
 def worker_config(created: CreatedWorker, directory: Path, token: str | None = None) -> WorkerConfig:

@@ -39,6 +39,7 @@ from httpx_ws import (
 )
 from wsproto.utilities import LocalProtocolError
 
+from oco._retry import retry_line
 from oco._text import external
 from oco.convex._sync_protocol import (
     AuthError,
@@ -297,20 +298,18 @@ class ConvexSubscriptions:
     def _log_reconnect(self, end: _SocketEnd, delay: float, was_connected: bool,
                        now: float) -> None:
         report = self._reconnects.on_reconnect(now)
+        retry = self._state.retries
         if not report.loud:
-            log.debug("sync socket to %s closed (%s); reconnecting in %.1f s",
-                      self.url, end.cause, delay)
+            log.debug("%s", retry_line(f"sync socket to {self.url} closed ({end.cause})", retry, delay))
             return
         self._warned = True
         if report.repeats:
             log.warning("sync socket to %s reconnected %d times in the last %.0f min: %s",
                         self.url, report.repeats, report.span / 60, end.cause)
         elif was_connected:
-            log.warning("sync socket to %s lost (%s); reconnecting in %.1f s",
-                        self.url, end.cause, delay)
+            log.warning("%s", retry_line(f"sync socket to {self.url} lost ({end.cause})", retry, delay))
         else:
-            log.warning("cannot subscribe over %s (%s); retrying with backoff",
-                        self.url, end.cause)
+            log.warning("%s", retry_line(f"cannot subscribe over {self.url} ({end.cause})", retry, delay))
 
     async def _one_socket(self) -> _SocketEnd:
         """Run one socket until it ends; returns why."""
