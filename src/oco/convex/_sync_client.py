@@ -320,7 +320,7 @@ class ConvexSubscriptions:
         session = functools.partial(_BoundedSession, max_frame_bytes=self._max_frame_bytes)
         try:
             with deadline:
-                async with aconnect_ws(self.url, self._client, max_message_size_bytes=_READ_SIZE,  # type: ignore[var-annotated]
+                async with aconnect_ws(self.url, self._client, max_message_size_bytes=_READ_SIZE,  # type: ignore[var-annotated]  # typed by session_class
                                        session_class=session) as ws:  # type: ignore[arg-type]  # a partial of the session class
                     self._state.on_open(int(time.time() * 1000), now=trio.current_time())
                     self._wake_writer.set()
