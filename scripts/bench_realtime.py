@@ -23,7 +23,7 @@ from pathlib import Path
 import trio
 import trio.testing
 
-from oco.convex import ConvexClient, RetryPolicy
+from oco.convex import ConvexClient
 from oco.testing import FakeConvex, in_process_convex, make_worker, running_worker, serve_fake_convex, trio_ms
 
 TRANSPORTS = ("subscribe", "poll")
@@ -33,7 +33,7 @@ async def idle_calls(transport: str, directory: Path) -> dict[str, float]:
     """Calls in one virtual idle hour, after a minute to settle (run under a MockClock)."""
     fake = FakeConvex(clock=trio_ms)
     created = fake.create_worker()
-    async with in_process_convex(fake, retry=RetryPolicy.never()) as convex:
+    async with in_process_convex(fake) as convex:
         worker = make_worker(created, convex, directory, name=transport, convex_transport=transport, now_ms=trio_ms)
         async with running_worker(worker):
             await trio.sleep(60)

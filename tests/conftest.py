@@ -1,8 +1,15 @@
-"""Fixtures every test directory shares: the fake Convex in process on trio's clock, real
-workers on it, and log records with their trio time.
+"""Fixtures every test directory shares.
 
-Being here, this file also puts tests/ on `sys.path`, so the plain modules beside it
-(`real_opencode`, `timed_records`) import from any test directory.
+Backoff is off in every test (stamina's test mode: one attempt, no wait) unless the test
+opts back in with `@pytest.mark.real_backoff`: with no arguments every retry policy keeps its
+real delays; with policies (`real_backoff(REPLY_COMPLETION)`) only those do, and every other
+`retrying` loop makes one attempt (so a worker's own retries are timed without the Convex
+client's retries inside them).
+
+The fake Convex in process on trio's clock (`fake`, `convex`), real workers on it
+(`new_worker`), and log records with their trio time (`timed`). Being here, this file also
+puts tests/ on `sys.path`, so the plain modules beside it (`real_opencode`, `timed_records`,
+`fuzzing`) import from any test directory.
 """
 
 from __future__ import annotations
@@ -13,11 +20,32 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from timed_records import Timed
+import stamina
 
-from oco.convex import ConvexClient, RetryPolicy
+from oco._retry import RetryPolicy, real_backoff_in_tests
+from oco.convex import ConvexClient
 from oco.testing import CreatedWorker, FakeConvex, in_process_convex, make_worker, trio_ms
 from oco.worker import Worker
+from timed_records import Timed
+
+
+@pytest.fixture(autouse=True)
+def _backoff(request: pytest.FixtureRequest) -> Iterator[None]:
+    marker = request.node.get_closest_marker("real_backoff")
+    if marker is None:
+        stamina.set_testing(True, attempts=1)
+        try:
+            yield
+        finally:
+            stamina.set_testing(False)
+        return
+    policies = marker.args
+    assert all(isinstance(p, RetryPolicy) for p in policies), "real_backoff takes RetryPolicy objects"
+    if not policies:
+        yield
+        return
+    with real_backoff_in_tests(policies):
+        yield
 
 
 @pytest.fixture
@@ -28,8 +56,8 @@ def fake() -> FakeConvex:
 
 @pytest.fixture
 async def convex(fake: FakeConvex) -> AsyncIterator[ConvexClient]:
-    """A client of `fake`, in process; one attempt per call (the callers' own retries are under test)."""
-    async with in_process_convex(fake, retry=RetryPolicy.never()) as client:
+    """A client of `fake`, in process."""
+    async with in_process_convex(fake) as client:
         yield client
 
 

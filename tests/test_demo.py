@@ -10,15 +10,15 @@ import sys
 import time
 
 import pytest
-from real_opencode import OPENCODE, needs_opencode
 
-from oco.domain import ChatMessage
 from oco.demo import DEMO_PROMPT, PROJECTS, MessageTiming, format_summary, tool_lines
 from oco.demo._setup import read_opencode_config, workers_document
 from oco.demo._view import is_error_reply, one_line
+from oco.domain import ChatMessage
 from oco.errors import UsageError
 from oco.testing import processes_in, run_oco
 from oco.testing._fake_llm import DEMO_INTRO
+from real_opencode import OPENCODE, needs_opencode
 
 
 def _message(content: str) -> ChatMessage:
@@ -50,8 +50,8 @@ def test_summary_lists_each_message_and_the_convex_calls_by_count():
     assert re.search(r"0\.40\s+2\.50\s+7$", alpha)
     assert re.search(r"^beta\s+hi\s+-\s+-\s+0$", next(line for line in lines if line.startswith("beta")))
     assert "11 calls in 11 HTTP requests" in text
-    assert lines.index(next(l for l in lines if l.startswith("chat:writeChunk"))) < lines.index(
-        next(l for l in lines if l.startswith("workers:register"))
+    assert lines.index(next(line for line in lines if line.startswith("chat:writeChunk"))) < lines.index(
+        next(line for line in lines if line.startswith("workers:register"))
     )
 
 

@@ -47,6 +47,6 @@ def test_every_public_name_resolves_to_the_object_its_submodule_defines(package:
 
 def test_an_unknown_name_is_an_attribute_error_naming_the_package() -> None:
     worker = importlib.import_module("oco.worker")
-    with pytest.raises(AttributeError, match="'oco.worker' has no attribute 'Nope'"):
+    with pytest.raises(AttributeError, match=r"'oco\.worker' has no attribute 'Nope'"):
         worker.Nope  # noqa: B018
     assert not hasattr(worker, "Nope")

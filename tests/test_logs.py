@@ -9,7 +9,9 @@ import re
 
 import pytest
 import trio
+import trio.lowlevel
 
+from oco._retry import CONVEX_CALL
 from oco.logs import bind_worker, register_secret, setup_logging, worker_label
 
 LINE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ (\w+) \[([^\]]+)\] (.*)$")
@@ -27,7 +29,7 @@ async def test_worker_label_follows_trio_tasks(stream: io.StringIO) -> None:
     log = logging.getLogger("oco.test")
 
     async def child() -> None:
-        await trio.sleep(0)
+        await trio.lowlevel.checkpoint()
         log.info("from the child")
 
     log.info("before")
@@ -88,6 +90,7 @@ def test_noisy_libraries_are_quiet_unless_debug(stream: io.StringIO) -> None:
             logging.getLogger(name).setLevel(logging.WARNING)
 
 
+@pytest.mark.real_backoff(CONVEX_CALL)
 async def test_convex_retries_are_one_readable_debug_line(stream: io.StringIO, autojump_clock) -> None:
     from oco.testing import FakeConvex, in_process_convex
 

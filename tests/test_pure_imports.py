@@ -11,6 +11,7 @@ import pytest
 
 PURE_CORES = [
     "oco._text",
+    "oco._retry",
     "oco.errors",
     "oco.domain",
     "oco.opencode._event_types",
@@ -21,6 +22,7 @@ PURE_CORES = [
     "oco.orchestrator._policy",
     "oco.orchestrator._reload",
     "oco.convex._why",
+    "oco.convex._sync_state",
 ]
 IO_LIBRARIES = ("trio", "httpx", "httpx_ws", "anyio")
 

@@ -63,7 +63,7 @@ def machine(opencode_bin: str) -> dict[str, object]:
     mem_kb = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
                   if line.startswith("MemTotal:"))
     return {
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "nproc": os.cpu_count(),
         "memory_gib": round(mem_kb / 2**20, 1),
         "python": platform.python_version(),
@@ -81,7 +81,7 @@ async def _guarded(
     started = trio.current_time()
     try:
         value = await step()
-    except Exception as exc:  # one broken scenario must not hide the others' figures
+    except Exception as exc:  # noqa: BLE001 - one broken scenario must not hide the others' figures
         errors[name] = f"{type(exc).__name__}: {exc}"
         print(f"bench: {name} failed:", file=sys.stderr, flush=True)
         traceback.print_exception(exc, file=sys.stderr)  # a bench failure is a bug to look at

@@ -23,8 +23,7 @@ from collections.abc import Collection, Mapping, Sequence
 import attrs
 
 from oco.testing._fake_llm import big_text
-from oco.worker import NO_MODEL_NOTE, STALE_NOTE
-from oco.worker import REMOVED_NOTE
+from oco.worker import NO_MODEL_NOTE, REMOVED_NOTE, STALE_NOTE
 
 ERROR_PREFIXES = ("Error:", "Interrupted")
 CLOSING_NOTES = (REMOVED_NOTE, STALE_NOTE, NO_MODEL_NOTE)  # closed, not answered: readable too

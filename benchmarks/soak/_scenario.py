@@ -226,7 +226,7 @@ class _Soak:
         during it, so their completions must outlast it."""
         # Short answers on two workers, each in a chat of its own (not queued behind another
         # message): they finish streaming while Convex is away.
-        workers = [(w, e["name"]) for w, e in zip(self.run.workers, self.run.entries)
+        workers = [(w, e["name"]) for w, e in zip(self.run.workers, self.run.entries, strict=False)
                    if e["name"] not in self.deleted][:2]
         slow = [self.send(name, self.fake.start_session(w.worker_id), "SLOW 3") for w, name in workers]
         wave += slow
@@ -248,7 +248,7 @@ class _Soak:
     async def oversized_answer(self, worker: str, wave: list[SentMessage]) -> None:
         """A message whose answer is over 1 MiB, in a chat of its own (its history would make
         every later request of a shared chat carry it)."""
-        worker_id = next(w.worker_id for w, e in zip(self.run.workers, self.run.entries) if e["name"] == worker)
+        worker_id = next(w.worker_id for w, e in zip(self.run.workers, self.run.entries, strict=False) if e["name"] == worker)
         chat = self.fake.start_session(worker_id)
         await self.drain("before oversized", wave)  # alone, so its RSS is its own
         rss_before = await _settled(lambda: rss_bytes(self.run.pid))
@@ -302,7 +302,7 @@ class _Soak:
                 await sync.open_sockets.wait_value(lambda n: n >= 1)
             injected += await sync.inject_frame(frame)
             with trio.fail_after(120):  # the client reads it, drops the socket, comes back
-                await sync.attempts.wait_value(lambda n: n > attempts)
+                await sync.attempts.wait_value(lambda n: n > attempts)  # noqa: B023 - the predicate is awaited in this iteration
         self.log(f"sent {injected} hostile sync frame(s)")
         await self.drain("bad frames", wave)
         self.bad_frames = BadFrameFacts(injected, restarts_before, await self.restarts_now(),
@@ -369,7 +369,7 @@ async def _phases(soak: _Soak) -> None:
     budget = plan.messages - len(soak.sent)
     extras = sum(_EXTRA_MESSAGES.get(phase, 0) for phase in phases)
     shares = _split(max(0, budget - extras), len(phases))
-    for phase, share in zip(phases, shares):
+    for phase, share in zip(phases, shares, strict=False):
         soak.log(f"phase {phase}: {share} message(s)")
         wave = soak.send_round_robin(share)
         try:
@@ -400,8 +400,8 @@ async def _phases(soak: _Soak) -> None:
                 in_flight = soak.send(doomed, chat, "SLOW 6")
                 queued = soak.send(doomed, chat, "ECHO")
                 wave += [in_flight, queued]
-                await fake.wait_for(lambda: bool(fake.chunks(in_flight.reply_id)), 120)
-                worker_id = next(w.worker_id for w, e in zip(soak.run.workers, soak.run.entries) if e["name"] == doomed)
+                await fake.wait_for(lambda: bool(fake.chunks(in_flight.reply_id)), 120)  # noqa: B023 - the predicate is awaited in this iteration
+                worker_id = next(w.worker_id for w, e in zip(soak.run.workers, soak.run.entries, strict=False) if e["name"] == doomed)
                 fake.remove(worker_id)
                 soak.deleted.append(doomed)
                 soak.log(f"deleted {doomed} in the web app mid-answer")
@@ -458,7 +458,7 @@ async def run_soak(plan: SoakPlan, llm: FakeLLMServer, opencode_bin: str, root: 
             soak = _Soak(plan, run, convex, llm, status_path, log)
             await run.wait_connected(120)
             await run.wait_models(120)
-            for worker, entry in zip(run.workers, run.entries):
+            for worker, entry in zip(run.workers, run.entries, strict=False):
                 for _ in range(plan.sessions_per_worker):
                     soak.lanes.append((entry["name"], convex.fake.start_session(worker.worker_id)))
             log(f"{plan.workers} workers ready ({plan.mode} deployment); warming up")

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 from oco._text import external
 
+
 class OcoError(Exception):
     """An expected failure: the CLI prints its message (never a traceback) and exits.
 

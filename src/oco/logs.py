@@ -93,7 +93,7 @@ class SecretRedactor(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         try:
             message = record.getMessage()
-        except Exception:  # a broken format string: keep the raw parts, redacted
+        except Exception:  # noqa: BLE001 - a broken format string: keep the raw parts, redacted
             message = f"{record.msg!s} {record.args!r}"
         record.msg = external(redact(message), LOG_MESSAGE_MAX_CHARS)
         record.args = None
@@ -123,7 +123,7 @@ class TextFormatter(logging.Formatter):
     """`2026-11-29T10:00:00Z INFO [worker] message`, exception text on following lines."""
 
     def format(self, record: logging.LogRecord) -> str:
-        line = f"{_timestamp(record)} {record.levelname} [{record.worker}] {record.getMessage()}"
+        line = f"{_timestamp(record)} {record.levelname} [{record.worker}] {record.getMessage()}"  # type: ignore[attr-defined]  # stamped by the worker-label filter
         if record.exc_text:
             line += "\n" + record.exc_text
         if record.stack_info:
@@ -138,7 +138,7 @@ class JsonFormatter(logging.Formatter):
         data = {
             "ts": _timestamp(record),
             "level": record.levelname,
-            "worker": record.worker,
+            "worker": record.worker,  # type: ignore[attr-defined]  # stamped by the worker-label filter
             "logger": record.name,
             "message": record.getMessage(),
         }
@@ -169,27 +169,4 @@ def setup_logging(level: str = "INFO", fmt: str = "text", stream=None) -> loggin
     root.setLevel(level)
     for name in NOISY_LOGGERS:
         logging.getLogger(name).setLevel(logging.DEBUG if level == "DEBUG" else logging.WARNING)
-    _log_retries_in_our_words()
     return handler
-
-
-def _log_retries_in_our_words() -> None:
-    """stamina's own retry log line carries its details only as structured extras; say them."""
-    import stamina.instrumentation
-
-    retry_log = logging.getLogger("oco.retry")
-
-    def on_retry(details: stamina.instrumentation.RetryDetails) -> None:
-        cause = details.caused_by
-        # DEBUG: a retry that works needs no one's attention, and one that keeps failing is
-        # reported by its caller (an outage once, then every few minutes): a line per retry
-        # of every call would be a storm.
-        retry_log.debug(
-            "%s failed (%s); retry %d in %.1f s",
-            getattr(cause, "function", None) or details.name,
-            cause,
-            details.retry_num,
-            details.wait_for,
-        )
-
-    stamina.instrumentation.set_on_retry_hooks([on_retry])

@@ -7,8 +7,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-
 from config_support import SECRET, TOKEN
+
 from oco.config import DEV_SETTINGS, ConfigError, Settings, load_dotenv_config
 
 URL = "https://happy-otter-123.convex.cloud"
@@ -114,4 +114,4 @@ def test_missing_working_directory_is_a_config_error(tmp_path: Path) -> None:
 
 def test_dev_settings_stop_sooner() -> None:
     assert DEV_SETTINGS.shutdown_timeout_s == 10
-    assert DEV_SETTINGS == Settings(shutdown_timeout_s=10)
+    assert Settings(shutdown_timeout_s=10) == DEV_SETTINGS

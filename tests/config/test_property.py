@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-
 import json
 import tempfile
 from pathlib import Path
 
 import json5
-from fuzzing import FUZZ_EXAMPLES
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from fuzzing import FUZZ_EXAMPLES
 from oco.config import ConfigError, LoadedConfig, load_workers_file
 
 KEYS = st.sampled_from(

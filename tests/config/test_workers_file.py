@@ -10,11 +10,10 @@ from pathlib import Path
 
 import attrs
 import pytest
+from config_support import SECRET, entry
 
 from oco.config import ConfigError, Settings, load_workers_file
 from oco.logs import SecretRedactor
-
-from config_support import SECRET, entry
 
 
 def problems_of(loaded) -> list[str]:

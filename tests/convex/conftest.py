@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from oco.convex import ConvexClient, RetryPolicy
+from oco.convex import ConvexClient
 from oco.testing import FakeConvex, FakeConvexServer, serve_fake_convex
 
 
@@ -18,7 +18,7 @@ async def server() -> AsyncIterator[FakeConvexServer]:
 
 @pytest.fixture
 async def client(server: FakeConvexServer) -> AsyncIterator[ConvexClient]:
-    async with ConvexClient(server.url, retry=RetryPolicy.never()) as convex:
+    async with ConvexClient(server.url) as convex:
         yield convex
 
 

@@ -7,7 +7,6 @@ from convex_helpers import backend_for
 
 from oco.convex import (
     ConvexClient,
-    ConvexProtocolError,
     InvalidSecret,
     MessageNotFound,
     SessionNotFound,

@@ -18,7 +18,6 @@ from oco.convex import (
     ConvexServerError,
     ConvexUnavailable,
     NotAConvexDeployment,
-    RetryPolicy,
     is_transient,
 )
 from oco.testing import FakeConvexServer, in_process_convex
@@ -37,7 +36,7 @@ def canned(status: int, body: Any, content_type: str = "application/json") -> An
 
 
 def client_for(app: Any) -> AbstractAsyncContextManager[ConvexClient]:
-    return in_process_convex(app, "http://convex.test", retry=RetryPolicy.never())
+    return in_process_convex(app, "http://convex.test")
 
 
 async def test_success_decodes_the_encoded_value(client: ConvexClient, server: FakeConvexServer) -> None:
@@ -169,7 +168,7 @@ async def test_requests_carry_format_and_client_header() -> None:
 
 async def test_query_batch_falls_back_once_on_404(mock_fake: Any) -> None:
     mock_fake.batch_enabled = False
-    async with in_process_convex(mock_fake, retry=RetryPolicy.never()) as convex:
+    async with in_process_convex(mock_fake) as convex:
         queries = [("chat:subscribeToWorkerSessions", {"workerId": "w"})] * 2
         assert await convex.query_batch(queries) == [[], []]
         assert await convex.query_batch(queries) == [[], []]
@@ -178,7 +177,7 @@ async def test_query_batch_falls_back_once_on_404(mock_fake: Any) -> None:
 
 
 async def test_query_batch_is_one_request_when_supported(mock_fake: Any) -> None:
-    async with in_process_convex(mock_fake, retry=RetryPolicy.never()) as convex:
+    async with in_process_convex(mock_fake) as convex:
         result = await convex.query_batch(
             [("chat:subscribeToWorkerSessions", {"workerId": "w"}),
              ("workers:getByMachineAndWorker", {"machineId": "m", "workerId": "w"})]

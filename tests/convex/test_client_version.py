@@ -16,7 +16,6 @@ from hypothesis import strategies as st
 from packaging.version import InvalidVersion, Version
 
 from oco import __version__
-from oco.convex import RetryPolicy
 from oco.convex._version import client_header, semver_of
 from oco.testing import in_process_convex
 
@@ -125,7 +124,7 @@ async def test_the_client_sends_the_header_of_its_package_version() -> None:
                     "headers": [(b"content-type", b"application/json")]})
         await send({"type": "http.response.body", "body": body})
 
-    async with in_process_convex(app, "http://convex.test", retry=RetryPolicy.never()) as convex:
+    async with in_process_convex(app, "http://convex.test") as convex:
         await convex.query("a:b")
     assert seen == [client_header(__version__)]
     assert convex_parse(seen[0]) == ("trio-oco", semver_of(__version__))

@@ -16,7 +16,7 @@ import httpx
 import pytest
 import trio
 
-from oco.convex import ConvexClient, ConvexFunctionError, RetryPolicy
+from oco.convex import ConvexClient, ConvexFunctionError
 from oco.testing import CONVEX_MODES, FakeConvex, in_process_convex, open_oco, serve_fake_convex
 from oco.testing._fake_convex_errors import FunctionFailure, QueryFailure
 from oco.testing._fake_convex_http import BadRequest, check_client_version, parse_semver
@@ -225,7 +225,7 @@ async def test_arguments_that_are_not_one_object(args: Any, text: str) -> None:
 
 async def test_our_client_sees_unknown_functions_as_function_errors_on_loopback() -> None:
     async with serve_fake_convex(prod=True) as server:
-        async with ConvexClient(server.url, retry=RetryPolicy.never()) as client:
+        async with ConvexClient(server.url) as client:
             with pytest.raises(ConvexFunctionError) as caught:
                 await client.query("nothing:here")
     assert re.fullmatch(HEAD, caught.value.message)
@@ -268,7 +268,7 @@ async def test_our_client_batch_gets_the_good_results_before_the_failing_one() -
     # error (documented in the report: the batch itself succeeds on the server).
     fake = FakeConvex()
     created = fake.create_worker()
-    async with in_process_convex(fake, "http://fake", retry=RetryPolicy.never()) as client:
+    async with in_process_convex(fake, "http://fake") as client:
         with pytest.raises(ConvexFunctionError, match="Could not find public function"):
             await client.query_batch([
                 ("workers:getByMachineAndWorker", {"machineId": created.machine_id, "workerId": created.worker_id}),
@@ -452,10 +452,10 @@ def test_start_session_takes_no_model_and_names_the_missing_login() -> None:
     created = fake.create_worker(online=True)
     with pytest.raises(FunctionFailure, match="Object contains extra field `model`"):
         fake.execute("chat:startSession", {"sessionId": fake.user_session, "workerId": created.worker_id, "model": "p/m"})
-    with pytest.raises(FunctionFailure, match="^Unauthorized: Must be logged in to start a session$"):
+    with pytest.raises(FunctionFailure, match=r"^Unauthorized: Must be logged in to start a session$"):
         fake.execute("chat:startSession", {"sessionId": "nobody", "workerId": created.worker_id})
     stranger = fake.create_user("Mallory")
-    with pytest.raises(FunctionFailure, match="^Unauthorized: You do not own this worker$"):
+    with pytest.raises(FunctionFailure, match=r"^Unauthorized: You do not own this worker$"):
         fake.execute("chat:startSession", {"sessionId": stranger, "workerId": created.worker_id})
 
 
@@ -498,9 +498,9 @@ def test_web_app_mutations_name_what_needs_a_login_and_what_is_not_owned() -> No
         with pytest.raises(FunctionFailure, match=f"^Unauthorized: Must be logged in to {verb}$"):
             fake.execute(path, {"sessionId": "nobody", "workerId": created.worker_id})
         stranger = fake.create_user()
-        with pytest.raises(FunctionFailure, match="^Unauthorized: You do not own this machine$"):
+        with pytest.raises(FunctionFailure, match=r"^Unauthorized: You do not own this machine$"):
             fake.execute(path, {"sessionId": stranger, "workerId": created.worker_id})
-    with pytest.raises(FunctionFailure, match="^Unauthorized: Must be logged in to create a machine$"):
+    with pytest.raises(FunctionFailure, match=r"^Unauthorized: Must be logged in to create a machine$"):
         fake.execute("machines:create", {"sessionId": "nobody", "machineId": "m", "name": "n"})
 
 

@@ -23,7 +23,6 @@ from oco.convex import (
     ConvexFunctionError,
     ConvexProtocolError,
     ConvexServerError,
-    RetryPolicy,
 )
 from oco.convex._client import SUCCESS_BODY_MAX_BYTES
 
@@ -94,7 +93,7 @@ async def huge_server(
 
 
 async def _call_and_wait(url: str, record: Streaming, exc_type: type[Exception]) -> Exception:
-    async with ConvexClient(url, retry=RetryPolicy.never()) as convex:
+    async with ConvexClient(url) as convex:
         with pytest.raises(exc_type) as caught:
             await convex.query("chat:subscribeToWorkerMessages", {"workerId": "w"})
     with trio.fail_after(30):
@@ -169,7 +168,7 @@ async def test_any_status_and_body_is_a_value_or_a_convex_error_in_one_line(
 
     transport = httpx.MockTransport(lambda request: httpx.Response(status, content=body))
     http = httpx.AsyncClient(transport=transport)
-    async with ConvexClient("http://convex.test", http=http, retry=RetryPolicy.never()) as convex:
+    async with ConvexClient("http://convex.test", http=http) as convex:
         try:
             await getattr(convex, route)("a:b")
         except ConvexException as exc:

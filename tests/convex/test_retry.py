@@ -1,34 +1,37 @@
-"""Retry policy on a MockClock, with the fake in process: delays, bounds, idempotency."""
+"""The Convex client's retry policy on a MockClock, with the fake in process: delays, bounds,
+idempotency. Real backoff: these pin the delays (`tests/conftest.py`)."""
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import attrs
 import httpx
 import pytest
 import trio
+from convex_helpers import backend_for
 
+from oco._retry import CONVEX_CALL
 from oco.convex import (
     ConvexClient,
     ConvexServerError,
     ConvexUnavailable,
-    RetryPolicy,
     is_idempotent,
 )
 from oco.convex.api import WorkerBackend
 from oco.testing import FakeConvex, in_process_convex
 
-from convex_helpers import backend_for
-
-EXACT = RetryPolicy(attempts=4, wait_initial=0.5, wait_max=8.0, wait_jitter=0.0)
+EXACT = attrs.evolve(CONVEX_CALL, attempts=4, wait_initial=0.5, wait_max=8.0, wait_jitter=0.0)
+real_backoff = pytest.mark.real_backoff()
 
 
 def gaps(fake: FakeConvex, function: str) -> list[float]:
     """Seconds between consecutive calls of `function` (the fake's clock is trio time)."""
     times = [c.at for c in fake.calls if c.function == function]
-    return [round((b - a) / 1000, 6) for a, b in zip(times, times[1:])]
+    return [round((b - a) / 1000, 6) for a, b in itertools.pairwise(times)]
 
 
 @asynccontextmanager
@@ -41,6 +44,7 @@ async def chat(fake: FakeConvex) -> AsyncIterator[tuple[WorkerBackend, str, str]
         yield backend_for(client, worker), session, message
 
 
+@real_backoff
 async def test_idempotent_mutation_backs_off_exponentially(autojump_clock: Any, mock_fake: FakeConvex) -> None:
     async with chat(mock_fake) as (backend, _, _):
         mock_fake.faults.add(function="workers:heartbeat", status=503, times=3)
@@ -49,6 +53,7 @@ async def test_idempotent_mutation_backs_off_exponentially(autojump_clock: Any, 
     assert gaps(mock_fake, "workers:heartbeat") == [0.5, 1.0, 2.0]
 
 
+@real_backoff
 async def test_retries_are_bounded(autojump_clock: Any, mock_fake: FakeConvex) -> None:
     mock_fake.faults.add(status=502)
     start = trio.current_time()
@@ -59,8 +64,9 @@ async def test_retries_are_bounded(autojump_clock: Any, mock_fake: FakeConvex) -
     assert trio.current_time() - start == pytest.approx(0.5 + 1 + 2)
 
 
+@real_backoff
 async def test_backoff_is_capped_and_jittered(autojump_clock: Any, mock_fake: FakeConvex) -> None:
-    policy = RetryPolicy(attempts=6, wait_initial=1.0, wait_max=3.0, wait_jitter=0.5)
+    policy = attrs.evolve(CONVEX_CALL, attempts=6, wait_initial=1.0, wait_max=3.0, wait_jitter=0.5)
     mock_fake.faults.add(status=500)
     async with in_process_convex(mock_fake, retry=policy) as client:
         with pytest.raises(ConvexServerError):
@@ -68,10 +74,11 @@ async def test_backoff_is_capped_and_jittered(autojump_clock: Any, mock_fake: Fa
     observed = gaps(mock_fake, "chat:subscribeToWorkerSessions")
     floors = [1.0, 2.0, 3.0, 3.0, 3.0]
     assert len(observed) == 5
-    for got, floor in zip(observed, floors):
+    for got, floor in zip(observed, floors, strict=False):
         assert floor <= got <= min(floor + 0.5, 3.0) + 1e-9
 
 
+@real_backoff
 async def test_non_idempotent_write_is_not_repeated_after_a_timeout(autojump_clock: Any, mock_fake: FakeConvex) -> None:
     async with chat(mock_fake) as (backend, session, message):
         mock_fake.faults.add(function="chat:writeChunk", hang=True)
@@ -81,6 +88,7 @@ async def test_non_idempotent_write_is_not_repeated_after_a_timeout(autojump_clo
     assert mock_fake.counts["chat:writeChunk"] == 1
 
 
+@real_backoff
 async def test_non_idempotent_write_is_not_repeated_after_a_lost_answer(autojump_clock: Any, mock_fake: FakeConvex) -> None:
     async with chat(mock_fake) as (backend, session, message):
         mock_fake.faults.add(function="chat:writeChunk", status=503, after=True, times=1)
@@ -89,6 +97,7 @@ async def test_non_idempotent_write_is_not_repeated_after_a_lost_answer(autojump
     assert [c.chunk for c in mock_fake.chunks(message)] == ["x"]  # applied once, not twice
 
 
+@real_backoff
 async def test_idempotent_completion_is_retried_after_a_timeout(autojump_clock: Any, mock_fake: FakeConvex) -> None:
     async with chat(mock_fake) as (backend, session, message):
         mock_fake.faults.add(function="chat:completeMessage", hang=True, times=1)
@@ -113,6 +122,7 @@ class RefuseFirst(httpx.AsyncBaseTransport):
         return await self.inner.handle_async_request(request)
 
 
+@real_backoff
 async def test_non_idempotent_write_is_retried_when_it_never_left(autojump_clock: Any, mock_fake: FakeConvex) -> None:
     async with chat(mock_fake) as (backend, session, message):
         # chat:writeChunk takes no secret, so this backend needs none
@@ -123,9 +133,9 @@ async def test_non_idempotent_write_is_retried_when_it_never_left(autojump_clock
     assert transport.left == 0
 
 
-async def test_never_policy_makes_one_attempt(autojump_clock: Any, mock_fake: FakeConvex) -> None:
+async def test_without_real_backoff_a_call_makes_one_attempt(autojump_clock: Any, mock_fake: FakeConvex) -> None:
     mock_fake.faults.add(status=503)
-    async with in_process_convex(mock_fake, retry=RetryPolicy.never()) as client:
+    async with in_process_convex(mock_fake) as client:
         with pytest.raises(ConvexServerError):
             await client.query("chat:subscribeToWorkerSessions", {"workerId": "w"})
     assert mock_fake.http_requests == 1

@@ -5,10 +5,12 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import attrs
 import pytest
 from convex_helpers import backend_for
 
-from oco.convex import ConvexException, RetryPolicy
+from oco._retry import CONVEX_CALL
+from oco.convex import ConvexException
 from oco.testing import FakeConvex, FakeConvexServer, in_process_convex
 
 
@@ -27,7 +29,7 @@ async def test_argument_validation_echo_is_redacted(server: FakeConvexServer, ca
     secret = worker.secret
     from oco.convex import ConvexClient
 
-    async with ConvexClient(server.url, retry=RetryPolicy.never()) as client:
+    async with ConvexClient(server.url) as client:
         with pytest.raises(ConvexException) as caught:
             # the real backend's ArgumentValidationError echoes every argument
             await client.mutation(
@@ -39,6 +41,7 @@ async def test_argument_validation_echo_is_redacted(server: FakeConvexServer, ca
     assert_clean(secret, caught.value, caplog)
 
 
+@pytest.mark.real_backoff()
 @pytest.mark.parametrize("fault", [{"status": 500}, {"status": 560}, {"hang": True}])
 async def test_failures_with_retries_never_leak_the_secret(
     autojump_clock: Any, fault: dict[str, Any], caplog: pytest.LogCaptureFixture
@@ -47,7 +50,7 @@ async def test_failures_with_retries_never_leak_the_secret(
     fake = FakeConvex()
     worker = fake.create_worker()
     fake.faults.add(**fault)
-    async with in_process_convex(fake, retry=RetryPolicy(attempts=3, wait_jitter=0), attempt_timeout=5) as client:
+    async with in_process_convex(fake, retry=attrs.evolve(CONVEX_CALL, attempts=3, wait_jitter=0), attempt_timeout=5) as client:
         backend = backend_for(client, worker)
         with pytest.raises(ConvexException) as caught:
             await backend.register("/p", "dev")

@@ -10,7 +10,7 @@ import signal
 
 import trio
 
-from oco.convex import ConvexClient, RetryPolicy
+from oco.convex import ConvexClient
 from oco.testing import open_oco
 
 
@@ -21,7 +21,7 @@ async def test_fake_convex_command_serves_until_sigint() -> None:
             assert info["url"].startswith("http://127.0.0.1:")
             assert len(info["workers"]) == 2 and info["user_session"]
             first = info["workers"][0]
-            async with ConvexClient(info["url"], retry=RetryPolicy.never()) as client:
+            async with ConvexClient(info["url"]) as client:
                 record = await client.query(
                     "workers:getByMachineAndWorker",
                     {"machineId": first["machineId"], "workerId": first["workerId"]},

@@ -9,11 +9,11 @@ from typing import Any
 import httpx
 import pytest
 import trio
+from sync_support import ToyDatabase, in_process, on_loopback
 
 from oco.convex._sync_client import ConvexSubscriptions, SyncQueryError, sync_url
 from oco.convex._sync_state import QueryError, QuerySuccess
 from oco.testing import SyncFaults
-from sync_support import ToyDatabase, in_process, on_loopback
 
 
 async def test_sync_url_follows_the_js_client():
@@ -69,7 +69,7 @@ async def test_failed_query_raises_and_the_subscription_recovers(autojump_clock)
     async with in_process(db) as (_, subs):
         with subs.subscribe("toy:fails") as sub:
             with trio.fail_after(5):
-                with pytest.raises(SyncQueryError, match="toy:fails: .*table is broken"):
+                with pytest.raises(SyncQueryError, match=r"toy:fails: .*table is broken"):
                     await anext(aiter(sub))
                 assert isinstance(sub.latest, QueryError)
                 db.write(broken=False)
@@ -204,18 +204,17 @@ async def test_closing_the_client_ends_every_iteration(autojump_clock):
 
 async def test_loopback_subscription_survives_a_server_drop():
     db = ToyDatabase()
-    async with on_loopback(db) as (endpoint, url):
-        async with httpx.AsyncClient() as client:
-            async with ConvexSubscriptions(url, client=client, jitter=lambda: 0.0) as subs:
-                with subs.subscribe("toy:count", {"w": "1"}) as sub:
-                    with trio.fail_after(10):
-                        assert (await sub.next_result()).value["count"] == 0.0
-                        db.write(count=1.0)
-                        assert (await sub.next_result()).value["count"] == 1.0
-                        endpoint.drop_sockets()
-                        await subs.connected.wait_value(False)
-                        db.write(count=2.0)
-                        assert (await sub.next_result()).value["count"] == 2.0
+    async with on_loopback(db) as (endpoint, url), httpx.AsyncClient() as client:
+        async with ConvexSubscriptions(url, client=client, jitter=lambda: 0.0) as subs:
+            with subs.subscribe("toy:count", {"w": "1"}) as sub:
+                with trio.fail_after(10):
+                    assert (await sub.next_result()).value["count"] == 0.0
+                    db.write(count=1.0)
+                    assert (await sub.next_result()).value["count"] == 1.0
+                    endpoint.drop_sockets()
+                    await subs.connected.wait_value(False)
+                    db.write(count=2.0)
+                    assert (await sub.next_result()).value["count"] == 2.0
     assert [c.connection_count for c in endpoint.connects] == [0, 1]
 
 

@@ -4,6 +4,7 @@ the subscriptions get their results back (issue 13, "the sync websocket")."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 from typing import Any
@@ -11,11 +12,11 @@ from typing import Any
 import httpx
 import pytest
 import trio
+from sync_support import ToyDatabase, in_process, on_loopback
 
 from oco.convex._sync_client import MAX_FRAME_BYTES, ConvexSubscriptions, SyncQueryError
 from oco.convex._sync_state import QueryError
 from oco.testing import SyncFaults
-from sync_support import ToyDatabase, in_process, on_loopback
 
 _VERSION = {"querySet": 1, "identity": 0, "ts": "AQAAAAAAAAA="}
 
@@ -94,7 +95,7 @@ async def test_a_server_that_sends_garbage_on_every_socket_gets_growing_delays(
     async def record_attempts(endpoint: Any) -> None:
         while True:
             seen = endpoint.attempts.value
-            await endpoint.attempts.wait_value(lambda n: n > seen)
+            await endpoint.attempts.wait_value(lambda n: n > seen)  # noqa: B023 - the predicate is awaited in this iteration
             opened.append(trio.current_time())
 
     async with in_process(db, SyncFaults(frame_after_sync="garbage")) as (endpoint, subs):
@@ -105,7 +106,7 @@ async def test_a_server_that_sends_garbage_on_every_socket_gets_growing_delays(
             nursery.cancel_scope.cancel()
     # Was 130 reconnects in 20 s: the retry count reset on every Transition.
     assert 8 <= endpoint.attempts.value <= 15
-    gaps = [b - a for a, b in zip(opened, opened[1:])]
+    gaps = [b - a for a, b in itertools.pairwise(opened)]
     assert gaps == sorted(gaps)  # never shorter than the one before
     assert gaps[0] >= 1.0 and gaps[-1] == pytest.approx(60.0, abs=1.0)  # the cap
     warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
@@ -210,15 +211,14 @@ async def test_the_size_bound_is_per_frame_and_chunks_join_beyond_it(autojump_cl
 async def test_over_loopback_a_big_frame_is_refused_while_it_arrives(caplog):
     # Over a real socket wsproto hands the message over in pieces; the bound counts them.
     db = ToyDatabase()
-    async with on_loopback(db) as (endpoint, url):
-        async with httpx.AsyncClient() as client:
-            async with ConvexSubscriptions(url, client=client, jitter=lambda: 0.0,
-                                           max_frame_bytes=100_000) as subs:
-                with subs.subscribe("toy:count") as sub:
-                    with trio.fail_after(10):
-                        await _synced(subs, sub)
-                        await endpoint.inject_frame("y" * 3_000_000)
-                        await subs.connected.wait_value(False)
-                        await subs.connected.wait_value(True)
+    async with on_loopback(db) as (endpoint, url), httpx.AsyncClient() as client:
+        async with ConvexSubscriptions(url, client=client, jitter=lambda: 0.0,
+                                       max_frame_bytes=100_000) as subs:
+            with subs.subscribe("toy:count") as sub:
+                with trio.fail_after(10):
+                    await _synced(subs, sub)
+                    await endpoint.inject_frame("y" * 3_000_000)
+                    await subs.connected.wait_value(False)
+                    await subs.connected.wait_value(True)
     assert any("frame over 100000 bytes" in r.getMessage() for r in caplog.records)
     assert endpoint.attempts.value == 2

@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 from oco.convex._sync_protocol import (
     INITIAL_VERSION,
     AddQuery,
-    AuthError,
     Authenticate,
+    AuthError,
     Connect,
     FatalError,
     ModifyQuerySet,

@@ -6,6 +6,7 @@ import logging
 
 import pytest
 
+from oco._retry import OutageReport, duration
 from oco.convex import (
     BackendFault,
     InvalidSecret,
@@ -16,7 +17,6 @@ from oco.convex import (
     is_untyped,
 )
 from oco.convex._errors import ConvexError, ConvexFunctionError, function_error
-from oco.convex._outage import OutageReport, duration
 from oco.convex._why import SECRET_CHECKED, why_failed
 from oco.domain import WorkerRecord
 

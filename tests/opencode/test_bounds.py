@@ -13,7 +13,15 @@ from contextlib import asynccontextmanager
 import pytest
 import trio
 
-from oco.opencode import EventHub, OpenCodeClient, OpenCodeError, OpenCodeStartError, PartDelta, SessionIdle, open_opencode_server
+from oco.opencode import (
+    EventHub,
+    OpenCodeClient,
+    OpenCodeError,
+    OpenCodeStartError,
+    PartDelta,
+    SessionIdle,
+    open_opencode_server,
+)
 from oco.opencode._client import BODY_MAX_BYTES
 from oco.opencode._process import _LISTENING
 from oco.opencode._sse import MAX_EVENT_BYTES, SSEDecoder

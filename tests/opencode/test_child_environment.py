@@ -12,11 +12,10 @@ import shutil
 import subprocess
 
 import pytest
-from real_opencode import opencode_bin
 
 from oco.opencode import open_opencode_server, opencode_environment, run_turn
 from oco.testing import FAKE_MODEL, opencode_env, serve_fake_llm
-
+from real_opencode import opencode_bin
 
 
 def _token() -> tuple[str, str]:

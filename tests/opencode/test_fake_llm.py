@@ -70,7 +70,8 @@ async def test_use_tool_calls_bash_then_reports_the_tool_output():
         assert call["function"]["name"] == "bash"
         assert json.loads(call["function"]["arguments"])["command"] == TOOL_COMMAND
         assert first[-2]["choices"][0]["finish_reason"] == "tool_calls"
-        followup = user("USE_TOOL please") + [
+        followup = [
+            *user("USE_TOOL please"),
             {"role": "assistant", "tool_calls": [call]},
             {"role": "tool", "tool_call_id": call["id"], "content": "hello-from-tool\n"},
         ]

@@ -13,12 +13,11 @@ from pathlib import Path
 import pytest
 import trio
 import trio.testing
-from real_opencode import opencode_bin
 
 from oco.opencode import OpenCodeError, list_models_cli, open_opencode_server
 from oco.opencode._startup import GATE_PATIENCE_S
 from oco.testing import opencode_env
-
+from real_opencode import opencode_bin
 
 
 def _alive(pid: int) -> bool:

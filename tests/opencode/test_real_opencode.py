@@ -16,7 +16,6 @@ from pathlib import Path
 import httpx
 import pytest
 import trio
-from real_opencode import opencode_bin
 
 from oco.opencode import (
     OpenCodeStartError,
@@ -26,8 +25,7 @@ from oco.opencode import (
     run_turn,
 )
 from oco.testing import FAKE_MODEL, opencode_env, serve_fake_llm
-
-
+from real_opencode import opencode_bin
 
 
 def _gone(pid: int) -> bool:

@@ -29,7 +29,6 @@ from oco.orchestrator import FailureKind, classify
 from oco.worker import WorkerRevoked
 from oco.worker._opencode_host import OpenCodeUnavailable
 
-
 KINDS = [
     (WorkerNotFound("Worker not found", function="workers:register"), FailureKind.REJECTED),
     (WorkerDeleted("", function="workers:heartbeat"), FailureKind.REJECTED),

@@ -9,12 +9,12 @@ import time
 from pathlib import Path
 
 import pytest
-from real_opencode import OPENCODE
 
 from oco.config import Token, WorkerConfig
 from oco.orchestrator import StatusSnapshot, WorkerStatus, acquire_lock
 from oco.orchestrator._status import write_status
 from oco.testing import NO_OPENCODE, run_oco
+from real_opencode import OPENCODE
 
 SECRET = "cmd-secret-1a2b3c4d5e"
 

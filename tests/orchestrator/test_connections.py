@@ -17,7 +17,6 @@ import trio
 import trio.testing
 
 from oco.config import Settings, WorkerConfig, parse_token
-from oco.convex import RetryPolicy
 from oco.orchestrator import ConvexConnections, Lender, Orchestrator, ResourceLost, worker_factory
 from oco.testing import FakeConvex, fake_models, in_process_connections, trio_ms
 
@@ -127,7 +126,7 @@ async def test_a_resource_failing_while_lent_ends_its_borrowers_and_is_opened_af
     lender: Lender[str, str] = Lender("thing")
     opener = Opened(crash_after=10.0)
     async with running(lender):
-        with pytest.raises(ResourceLost, match="the shared thing for k went away: .*the resource broke") as lost:
+        with pytest.raises(ResourceLost, match=r"the shared thing for k went away: .*the resource broke") as lost:
             async with lender.lend("k", opener):
                 await trio.sleep_forever()
         assert trio.current_time() == pytest.approx(10.0)
@@ -158,7 +157,7 @@ async def test_two_workers_on_one_url_share_one_client_and_one_socket_until_both
     ]
     first, second = (c.key for c in configs)
     settings = Settings(convex_transport="subscribe")
-    async with in_process_connections(fake, retry=RetryPolicy.never()) as connections:
+    async with in_process_connections(fake) as connections:
         orch = Orchestrator(
             {c.key: c for c in configs}, settings,
             worker_factory=worker_factory(settings, opencode_bin="/nonexistent/opencode",

@@ -9,6 +9,7 @@ terminal escape sequences. A stub worker stands in for a bug.
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import logging
 import socket
@@ -20,10 +21,9 @@ from typing import Any
 import pytest
 import trio
 from stubs import SETTINGS, Script, StubFactory, config, configs
-from timed_records import Timed
 
 from oco.config import WorkerConfig, parse_token
-from oco.convex import ConvexClient, RetryPolicy
+from oco.convex import ConvexClient
 from oco.logs import setup_logging
 from oco.orchestrator import Orchestrator, RestartPolicy
 from oco.orchestrator._status import format_status_table, read_status
@@ -31,6 +31,7 @@ from oco.orchestrator._supervisor import WorkerSlot
 from oco.testing import fake_models, in_process_convex, make_worker, serve_asgi, trio_ms
 from oco.testing._asgi import read_body
 from oco.worker import StopControl, Worker
+from timed_records import Timed
 
 TOKEN = "machine_m1:worker_w1:secret_s3cr3tvalue"
 
@@ -65,7 +66,7 @@ def answering(status: int, body: bytes, content_type: bytes) -> Any:
 
 
 def in_process(app: Any) -> Callable[[str], Any]:
-    return partial(in_process_convex, app, retry=RetryPolicy.never())
+    return partial(in_process_convex, app)
 
 
 async def run_slot(slot: WorkerSlot, until: Callable[[WorkerSlot], bool], timeout: float) -> None:
@@ -109,6 +110,7 @@ def closed_port() -> int:
         return sock.getsockname()[1]
 
 
+@pytest.mark.real_backoff()  # the worker's retries, each with the client's inside
 async def test_an_unreachable_deployment_is_named_once_then_every_five_minutes_and_in_status(
     tmp_path: Path, autojump_clock: object, timed: Timed
 ) -> None:
@@ -128,7 +130,7 @@ async def test_an_unreachable_deployment_is_named_once_then_every_five_minutes_a
     about_url = [(t - start, r) for t, r in timed.records if url in r.getMessage()]
     warnings = [t for t, r in about_url if r.levelno == logging.WARNING]
     assert warnings and warnings[0] < 60  # said at once
-    assert all(b - a >= 300 for a, b in zip(warnings, warnings[1:])), warnings
+    assert all(b - a >= 300 for a, b in itertools.pairwise(warnings)), warnings
     assert 3 <= len(warnings) <= 4, warnings  # 16 min: at 0, 5, 10 (and 15) min
     assert sum(1 for _, r in about_url if r.levelno == logging.DEBUG) >= 10  # the retries in between
     first = next(r.getMessage() for t, r in about_url if r.levelno == logging.WARNING)
@@ -181,7 +183,7 @@ async def test_escape_sequences_in_a_convex_error_never_reach_the_terminal(
 
 def nested_bug(attempt: int) -> BaseException:
     try:
-        {}["missing"]  # noqa: B018 - the bug
+        {}["missing"]
     except KeyError as bug:
         leaf = bug
     return ExceptionGroup("outer nursery", [ExceptionGroup("inner nursery", [leaf])])

@@ -8,7 +8,6 @@ from __future__ import annotations
 import trio
 
 from oco.config import Settings, WorkerConfig, parse_token
-from oco.convex import RetryPolicy
 from oco.orchestrator import Orchestrator, RestartPolicy, worker_factory
 from oco.testing import FakeConvex, fake_models, in_process_connections
 
@@ -27,7 +26,7 @@ async def test_a_deleted_worker_is_parked_the_others_run_and_go_offline_on_stop(
     ]
     settings = Settings()
     codes: list[int] = []
-    async with in_process_connections(fake, retry=RetryPolicy.never()) as connections:
+    async with in_process_connections(fake) as connections:
         orch = Orchestrator(
             {c.key: c for c in configs},
             settings,

@@ -13,9 +13,9 @@ import signal
 import subprocess
 
 import trio
-from real_opencode import OPENCODE, REAL_OPENCODE
 
 from oco.testing import oco_command, open_oco, opencode_env, processes_in, serve_fake_convex, serve_fake_llm
+from real_opencode import OPENCODE, REAL_OPENCODE
 
 MALFORMED_SECRET = "malformed-token-secret-value"
 
@@ -38,7 +38,7 @@ async def test_run_supervises_three_workers_parks_a_deleted_one_and_stops_on_sig
         secrets = [c.secret for c in created] + [MALFORMED_SECRET]
         entries = [
             {"name": f"w{n}", "token": c.token, "working_directory": str(p), "convex_url": convex.url}
-            for n, (c, p) in enumerate(zip(created, projects))
+            for n, (c, p) in enumerate(zip(created, projects, strict=False))
         ]
         entries.append(
             {"name": "broken", "token": f"not-a-token-{MALFORMED_SECRET}", "working_directory": str(projects[0]),
@@ -65,7 +65,7 @@ async def test_run_supervises_three_workers_parks_a_deleted_one_and_stops_on_sig
             for n in (1, 2):
                 chat = fake.start_session(created[n].worker_id)
                 replies.append(fake.send_message(chat, f"ECHO answer from w{n}"))
-            for n, reply_id in zip((1, 2), replies):
+            for n, reply_id in zip((1, 2), replies, strict=False):
                 reply = await fake.wait_reply(reply_id, timeout=90)
                 assert reply.content == f"answer from w{n}"
 

@@ -13,8 +13,6 @@ import time
 import pytest
 import trio
 
-from real_opencode import OPENCODE, REAL_OPENCODE
-
 from oco.testing import (
     CONVEX_MODES,
     DevProject,
@@ -26,6 +24,7 @@ from oco.testing import (
     wait_gone,
 )
 from oco.worker import STALE_NOTE
+from real_opencode import OPENCODE, REAL_OPENCODE
 
 pytestmark = REAL_OPENCODE
 
@@ -58,7 +57,7 @@ async def test_sigkill_mid_answer_then_restart_answers_each_pending_message_once
         async with project.open_dev("--log-level", "DEBUG") as first:
             await fake.wait_for(lambda: (fake.worker(worker_id).connected_at or 0) > 0, timeout=30)
             chats = [fake.start_session(worker_id) for _ in range(2)]
-            in_flight = [fake.send_message(c, f"SLOW 10 {tag}") for c, tag in zip(chats, "ab")]
+            in_flight = [fake.send_message(c, f"SLOW 10 {tag}") for c, tag in zip(chats, "ab", strict=False)]
             try:
                 await fake.wait_for(lambda: all(fake.chunks(r) for r in in_flight), timeout=60)
             except trio.TooSlowError:

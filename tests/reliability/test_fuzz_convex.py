@@ -7,7 +7,6 @@ exception; a list with a malformed row keeps the good rows and logs one error pe
 
 from __future__ import annotations
 
-
 import functools
 import json
 import logging
@@ -18,23 +17,20 @@ from typing import Any
 
 import attrs
 import httpx
-import pytest
-from fuzzing import FUZZ
 from hypothesis import given
 from hypothesis import strategies as st
 
+from fuzzing import FUZZ
 from oco.convex import (
     ConvexClient,
     ConvexException,
     ConvexProtocolError,
     Int64,
-    RetryPolicy,
     camel,
     encode,
 )
 from oco.convex.api import WorkerBackend
 from oco.domain import ActiveSession, ChatMessage, Registration, SessionDetails, WorkerRecord
-
 
 # Convex values of every kind the codec carries (Int64 and bytes are wrong for every field).
 SCALARS = (
@@ -127,7 +123,7 @@ def bad_row(cls: type) -> st.SearchStrategy[Any]:
 def expected(cls: type, row: dict[str, Any]) -> Any:
     """The attrs value a good row must become (extra fields dropped, absent optionals None)."""
     kwargs = {}
-    for field, spec in zip(attrs.fields(cls), field_specs(cls)):
+    for field, spec in zip(attrs.fields(cls), field_specs(cls), strict=False):
         if spec.wire in row:
             value = row[spec.wire]
             kwargs[field.name] = float(value) if spec.kind is float and value is not None else value
@@ -154,7 +150,7 @@ _HTTP = httpx.AsyncClient(transport=httpx.MockTransport(_RESPONDER))
 def backend_answering(body: Callable[[httpx.Request], Any]) -> WorkerBackend:
     """A backend whose every call gets the JSON `body(request)` with HTTP 200."""
     _RESPONDER.body = body
-    client = ConvexClient("http://127.0.0.1:1", http=_HTTP, retry=RetryPolicy.never())
+    client = ConvexClient("http://127.0.0.1:1", http=_HTTP)
     return WorkerBackend(client, "m1", "w1", "secret-not-in-output")
 
 
@@ -217,7 +213,7 @@ async def test_a_bad_row_is_left_out_and_logged_once_and_good_rows_kept(
         items = await call(backend)
     finally:
         logging.getLogger("oco.convex.api").removeHandler(handler)
-    assert items == [expected(cls, row) for row, ok in zip(rows, good) if ok]
+    assert items == [expected(cls, row) for row, ok in zip(rows, good, strict=False) if ok]
     warnings = [r.getMessage() for r in records if r.levelno == logging.WARNING]
     bad_indexes = [i for i, ok in enumerate(good) if not ok]
     # One line per distinct bad row, naming its index (identical rows log once).

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-
 import tempfile
 from pathlib import Path
 
-from fuzzing import FUZZ
 from hypothesis import example, given
 from hypothesis import strategies as st
 
+from fuzzing import FUZZ
 from oco.config import ConfigError, WorkerConfig, load_dotenv_config
 
 TOKEN = "machine_m1:worker_w1:secret_s3cr3t"

@@ -7,14 +7,13 @@ transcript takes any sequence of parsed events without raising; `reconcile` give
 
 from __future__ import annotations
 
-
 import time
 from typing import Any
 
-from fuzzing import FUZZ
 from hypothesis import given
 from hypothesis import strategies as st
 
+from fuzzing import FUZZ
 from oco.opencode import (
     MessageUpdated,
     PartDelta,
@@ -29,7 +28,6 @@ from oco.opencode import (
     reconcile,
 )
 from oco.opencode._transcript import TurnTranscript
-
 
 SCALARS = st.none() | st.booleans() | st.integers() | st.floats() | st.sampled_from(
     ["ses_1", "msg_1", "prt_1", "text", "reasoning", "tool", "user", "assistant", ""]

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import attrs
 import pytest
-
 from benchmarks.soak import SentMessage, SoakFacts, evaluate
 from benchmarks.soak._checks import BadFrameFacts, OversizedFacts, Placeholder, StuckFacts
+
 from oco.testing._fake_llm import big_text
 
 MIB = 1024 * 1024

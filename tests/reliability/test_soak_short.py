@@ -12,10 +12,10 @@ memory steady. Once against a dev deployment, once against a production one (err
 from __future__ import annotations
 
 import pytest
-from real_opencode import OPENCODE, REAL_OPENCODE
-
 from benchmarks.soak import SoakPlan, evaluate, run_soak
+
 from oco.testing import serve_fake_llm
+from real_opencode import OPENCODE, REAL_OPENCODE
 
 pytestmark = REAL_OPENCODE
 

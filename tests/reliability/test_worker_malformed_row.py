@@ -10,6 +10,7 @@ import logging
 import pytest
 import trio
 
+from oco._retry import POLLING
 from oco.testing import FakeConvex, running_worker
 from oco.worker import NO_MODEL_NOTE, State
 
@@ -39,6 +40,7 @@ async def test_a_malformed_message_row_is_logged_once_and_the_worker_keeps_answe
     assert fake.counts["chat:subscribeToWorkerMessages"] >= 2  # it really was read again
 
 
+@pytest.mark.real_backoff(POLLING)
 async def test_a_malformed_poll_result_is_skipped_and_the_worker_keeps_answering(
     fake: FakeConvex, new_worker, autojump_clock: object, caplog: pytest.LogCaptureFixture
 ) -> None:

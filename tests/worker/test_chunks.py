@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -135,7 +137,7 @@ def test_no_text_is_lost_no_sequence_reused_and_paced_writes_keep_their_distance
     assert [c.sequence for c in chunks] == list(range(len(chunks)))
     assert all(c.text for c in chunks)
     assert "".join(c.text for c in chunks) + buffer.pending == "".join(added) == buffer.text
-    for earlier, later in zip(take_times, take_times[1:]):
+    for earlier, later in itertools.pairwise(take_times):
         assert later - earlier >= interval - 1e-9
 
 

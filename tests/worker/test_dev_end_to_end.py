@@ -10,10 +10,10 @@ import signal
 import time
 
 import pytest
-from real_opencode import OPENCODE, REAL_OPENCODE
 
 from oco.testing import CONVEX_MODES, DevProject, processes_in, serve_fake_convex, serve_fake_llm
 from oco.worker import INTERRUPTED_NOTE
+from real_opencode import OPENCODE, REAL_OPENCODE
 
 pytestmark = REAL_OPENCODE
 

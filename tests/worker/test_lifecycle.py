@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -163,7 +165,7 @@ def test_set_offline_is_owed_once_register_succeeded_and_stays_owed_through_stop
 
 
 def test_registered_states_are_exactly_those_after_a_successful_register() -> None:
-    assert REGISTERED_STATES == {State.WAITING_APPROVAL, State.CONNECTING, State.READY}
+    assert {State.WAITING_APPROVAL, State.CONNECTING, State.READY} == REGISTERED_STATES
 
 
 def test_history_is_bounded_and_keeps_the_newest() -> None:
@@ -196,7 +198,7 @@ def test_any_event_sequence_keeps_history_consistent(events: list[Event]) -> Non
             continue
         assert after is TRANSITIONS[(before, event)]
     history = lc.history
-    for earlier, later in zip(history, history[1:]):
+    for earlier, later in itertools.pairwise(history):
         assert earlier.target is later.source
     if history:
         assert history[-1].target is lc.state

@@ -6,11 +6,13 @@ import os
 import signal
 import subprocess
 
+import pytest
 import trio
-from real_opencode import OPENCODE, REAL_OPENCODE
 
-from oco.convex import ConvexClient, RetryPolicy
+from oco._retry import TURN_PREPARATION
+from oco.convex import ConvexClient
 from oco.testing import make_worker, opencode_env, running_worker, serve_fake_convex, serve_fake_llm
+from real_opencode import OPENCODE, REAL_OPENCODE
 
 pytestmark = REAL_OPENCODE
 
@@ -23,6 +25,7 @@ def _alive(pid: int) -> bool:
     return True
 
 
+@pytest.mark.real_backoff(TURN_PREPARATION)
 async def test_opencode_starts_on_demand_recovers_from_a_crash_stops_when_idle_and_warms_on_connect(tmp_path):
     project = tmp_path / "project"
     project.mkdir()
@@ -30,7 +33,7 @@ async def test_opencode_starts_on_demand_recovers_from_a_crash_stops_when_idle_a
     async with serve_fake_convex() as served, serve_fake_llm() as llm:
         fake = served.fake
         created = fake.create_worker()
-        async with ConvexClient(served.url, retry=RetryPolicy.never()) as convex:
+        async with ConvexClient(served.url) as convex:
             worker = make_worker(
                 created, convex, project,
                 state_dir=tmp_path / "state",

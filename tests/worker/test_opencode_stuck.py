@@ -16,12 +16,19 @@ from pathlib import Path
 
 import pytest
 import trio
-from real_opencode import OPENCODE, REAL_OPENCODE
 
-from oco.convex import ConvexClient, RetryPolicy
+from oco.convex import ConvexClient
 from oco.opencode import UNRESPONSIVE_NOTE, TurnResult, run_turn
-from oco.testing import FAKE_MODEL, make_worker, opencode_env, running_worker, serve_fake_convex, serve_fake_llm
+from oco.testing import (
+    FAKE_MODEL,
+    make_worker,
+    opencode_env,
+    running_worker,
+    serve_fake_convex,
+    serve_fake_llm,
+)
 from oco.worker._opencode_host import OpenCodeHost
+from real_opencode import OPENCODE, REAL_OPENCODE
 
 pytestmark = REAL_OPENCODE
 
@@ -176,7 +183,7 @@ async def test_a_chat_on_a_stuck_opencode_gets_a_readable_reply_and_the_next_mes
     async with serve_fake_convex() as served, serve_fake_llm() as llm:
         fake = served.fake
         created = fake.create_worker()
-        async with ConvexClient(served.url, retry=RetryPolicy.never()) as convex:
+        async with ConvexClient(served.url) as convex:
             worker = make_worker(
                 created, convex, project,
                 state_dir=tmp_path / "state",

@@ -19,13 +19,12 @@ from pathlib import Path
 
 import attrs
 import pytest
-from real_opencode import OPENCODE, needs_opencode
 
 from oco.opencode import ProcessIdentity, encode_identity
 from oco.opencode._identity import INSTANCE_VARIABLE, Observed, identify, same_process
 from oco.testing import opencode_env
 from oco.worker._opencode_host import _sweep_orphan
-
+from real_opencode import OPENCODE, needs_opencode
 
 
 def _user_server(directory: Path, **env: str) -> subprocess.Popen:

@@ -18,8 +18,9 @@ from pathlib import Path
 import pytest
 import trio
 
+from oco._retry import HEARTBEAT
 from oco.config import WorkerConfig, parse_token
-from oco.convex import ConvexClient, RetryPolicy
+from oco.convex import ConvexClient
 from oco.orchestrator import RestartPolicy
 from oco.orchestrator._supervisor import WorkerSlot
 from oco.testing import (
@@ -46,7 +47,7 @@ def slot_for(fake: FakeConvex, created: CreatedWorker, tmp_path: Path, token: st
     def worker_for(convex: ConvexClient) -> Worker:
         return make_worker(config, convex, tmp_path, convex_transport="poll", now_ms=trio_ms)
 
-    return WorkerSlot(config, worker_for, partial(in_process_convex, fake, retry=RetryPolicy.never()), RestartPolicy())
+    return WorkerSlot(config, worker_for, partial(in_process_convex, fake), RestartPolicy())
 
 
 async def run_until_parked(slot: WorkerSlot) -> None:
@@ -129,6 +130,7 @@ async def test_a_worker_deleted_while_it_runs_parks_as_deleted(
     assert not any(r.exc_info for r in caplog.records)
 
 
+@pytest.mark.real_backoff(HEARTBEAT)
 async def test_a_backend_fault_in_the_heartbeat_of_a_known_worker_is_retried_not_a_rejection(
     tmp_path: Path, autojump_clock: object, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -156,7 +158,7 @@ async def test_dev_with_a_wrong_secret_against_a_prod_deployment_prints_one_line
     project.mkdir()
     async with serve_fake_convex(prod=True) as convex:
         fake = convex.fake
-        created, token = wrong_secret(fake)
+        _created, token = wrong_secret(fake)
         (project / ".env").write_text(f"WORKER_TOKEN={token}\nCONVEX_URL={convex.url}\n")
         env = {**os.environ, "XDG_STATE_HOME": str(tmp_path / "state"), "OCO_OPENCODE_BIN": "/bin/false"}
         env.pop("WORKER_TOKEN", None)

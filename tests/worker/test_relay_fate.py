@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import pytest
 import trio
+from worker_support import pending_reply
 
+from oco._retry import REPLY_COMPLETION
 from oco.convex import ConvexFunctionError
 from oco.opencode import TurnResult
 from oco.testing import FakeConvex
@@ -20,7 +22,6 @@ from oco.worker._chunks import Chunk
 from oco.worker._completion import Outcome, ReplyCompleter, reply_from_turn
 from oco.worker._relay import JobKind, ReplyGone, _Turn
 from oco.worker._session_map import ReplyStart
-from worker_support import pending_reply
 
 MODES = pytest.mark.parametrize("prod", [False, True], ids=["dev", "prod"])
 
@@ -69,6 +70,7 @@ async def test_a_completion_for_a_reply_deleted_mid_turn_ends_once_state_shows_i
     assert state_checks(fake) == (1 if prod else 0)
 
 
+@pytest.mark.real_backoff(REPLY_COMPLETION)
 @MODES
 async def test_a_refusal_of_a_reply_that_still_exists_is_retried_not_final(fake, new_worker, autojump_clock, prod):
     fake, worker, reply = _setup(prod, fake, new_worker)
@@ -80,6 +82,7 @@ async def test_a_refusal_of_a_reply_that_still_exists_is_retried_not_final(fake,
     assert state_checks(fake) == 2  # each refusal asked whether the reply still exists
 
 
+@pytest.mark.real_backoff(REPLY_COMPLETION)
 async def test_a_reply_convex_keeps_refusing_gets_a_smaller_completion(fake, new_worker, autojump_clock):
     fake, worker, reply = _setup(True, fake, new_worker)
     fake.faults.add(function="chat:completeStructuredMessage", status=560)  # for ever

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
+
+from oco._retry import REPLY_COMPLETION
 from oco.testing import running_worker
 
 
+@pytest.mark.real_backoff(REPLY_COMPLETION)
 async def test_a_560_on_complete_message_is_retried_until_the_reply_is_closed(fake, new_worker):
     # Real time: the failing OpenCode start goes through a thread, during which an autojumping
     # MockClock would race ahead to the deadline.

@@ -13,6 +13,7 @@ import pytest
 import trio
 from hypothesis import given
 from hypothesis import strategies as st
+from worker_support import pending_reply
 
 from oco.convex import ConvexFunctionError
 from oco.opencode import PermissionDecision, TurnResult
@@ -24,7 +25,6 @@ from oco.worker._completion import (
     reply_from_turn,
 )
 from oco.worker._limits import ARRAY_LIMIT, MESSAGE_BUDGET, VALUE_LIMIT, json_size
-from worker_support import pending_reply
 
 MIB = 1024 * 1024
 

@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import pytest
 import trio
+from worker_support import pending_reply
 
+from oco._retry import REPLY_COMPLETION, TURN_PREPARATION
 from oco.opencode import TurnResult
 from oco.testing import FakeConvex, running_worker
 from oco.worker import NO_MODEL_NOTE, StopControl
 from oco.worker._completion import Outcome, ReplyCompleter, reply_from_turn
 from oco.worker._relay import JobKind
 from oco.worker._session_map import SessionMap
-from worker_support import pending_reply
 
 COMPLETIONS = ("chat:completeStructuredMessage", "chat:completeMessage")
 
@@ -36,6 +37,7 @@ def completion_times(fake: FakeConvex, reply_id: str) -> list[float]:
     return [c.at / 1000 for c in fake.calls if c.function in COMPLETIONS and c.args["messageId"] == reply_id]
 
 
+@pytest.mark.real_backoff(REPLY_COMPLETION)
 @pytest.mark.parametrize("seconds", [45, 75, 600])
 async def test_the_whole_answer_lands_once_convex_is_back_after_an_outage(fake, new_worker, autojump_clock, seconds):
     created = fake.create_worker(online=True)
@@ -59,6 +61,7 @@ async def test_the_whole_answer_lands_once_convex_is_back_after_an_outage(fake, 
     assert len(times) <= seconds / 10 + 10  # with backoff, not a storm
 
 
+@pytest.mark.real_backoff(REPLY_COMPLETION)
 async def test_a_reply_closed_by_the_relay_survives_a_75_s_outage_of_its_completion(fake, new_worker, autojump_clock):
     created = fake.create_worker()
     async with running_worker(new_worker(created)), trio.open_nursery() as nursery:
@@ -71,6 +74,7 @@ async def test_a_reply_closed_by_the_relay_survives_a_75_s_outage_of_its_complet
     assert completion_times(fake, reply_id)[-1] - sent_at >= 75
 
 
+@pytest.mark.real_backoff(REPLY_COMPLETION)
 async def test_a_stop_during_an_outage_ends_within_its_deadline_and_leaves_the_reply_to_the_restart(
     fake, new_worker, tmp_path, autojump_clock
 ):
@@ -97,6 +101,7 @@ async def test_a_stop_during_an_outage_ends_within_its_deadline_and_leaves_the_r
     assert saved.begin_reply(reply_id).rerun  # and the next run knows the reply had begun
 
 
+@pytest.mark.real_backoff(REPLY_COMPLETION)
 async def test_without_a_stop_the_completion_is_not_cut_by_the_cleanup_grace(fake, new_worker, autojump_clock):
     created = fake.create_worker(online=True)
     stop = StopControl()
@@ -136,6 +141,7 @@ class _Server:
         self.client = _OpenCodeSessions()
 
 
+@pytest.mark.real_backoff(TURN_PREPARATION)
 async def test_a_turn_waits_out_a_10_minute_outage_before_it_starts(fake, new_worker, autojump_clock):
     # It gave up after 2 minutes and answered "the chat backend was unreachable; please resend".
     created = fake.create_worker(online=True)

@@ -12,13 +12,22 @@ import json
 import os
 import subprocess
 
+import pytest
 import trio
-from real_opencode import OPENCODE, REAL_OPENCODE
 
-from oco.convex import ConvexClient, RetryPolicy
-from oco.testing import FakeConvex, make_worker, opencode_env, running_worker, serve_fake_convex, serve_fake_llm
+from oco._retry import REPLY_COMPLETION
+from oco.convex import ConvexClient
+from oco.testing import (
+    FakeConvex,
+    make_worker,
+    opencode_env,
+    running_worker,
+    serve_fake_convex,
+    serve_fake_llm,
+)
 from oco.worker import StopControl, Worker
 from oco.worker._relay import RERUN_SEPARATOR
+from real_opencode import OPENCODE, REAL_OPENCODE
 
 COMPLETIONS = ("chat:completeStructuredMessage", "chat:completeMessage")
 OUTAGE_S = 12.0  # longer than the 10 s cleanup grace that used to cut the completion
@@ -35,6 +44,7 @@ def _completions_out(fake: FakeConvex) -> None:
         fake.faults.add(function=function, status=503)
 
 
+@pytest.mark.real_backoff(REPLY_COMPLETION)
 async def test_completion_outlasts_an_outage_and_a_stopped_reply_is_re_answered_after_a_separator(tmp_path):
     project = tmp_path / "project"
     project.mkdir()
@@ -50,7 +60,7 @@ async def test_completion_outlasts_an_outage_and_a_stopped_reply_is_re_answered_
                 opencode_env=opencode_env(tmp_path / "home", llm.base_url, base=os.environ),
             )
 
-        async with ConvexClient(served.url, retry=RetryPolicy.never()) as convex:
+        async with ConvexClient(served.url) as convex:
             stop = StopControl()
             async with running_worker(worker(convex, stop)):
                 chat = fake.start_session(created.worker_id)

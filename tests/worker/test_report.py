@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import pytest
 import trio
 
+from oco._retry import HEARTBEAT
 from oco.testing import running_worker
 from oco.worker import State, WorkerReport
 
 
+@pytest.mark.real_backoff(HEARTBEAT)  # the failing beat is retried while ready
 async def test_the_report_follows_the_state_and_the_last_error_as_they_change(
     fake, new_worker, autojump_clock: object
 ) -> None:

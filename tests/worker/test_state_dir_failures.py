@@ -89,8 +89,7 @@ _FULL_DISK_CHILD = textwrap.dedent(
     import json, logging, os, sys
     from pathlib import Path
     import trio
-    from oco.convex import RetryPolicy
-    from oco.testing import FakeConvex, in_process_convex, make_worker, running_worker, trio_ms
+        from oco.testing import FakeConvex, in_process_convex, make_worker, running_worker, trio_ms
 
     root = Path(sys.argv[1])
     records = []
@@ -110,7 +109,7 @@ _FULL_DISK_CHILD = textwrap.dedent(
     async def main():
         fake = FakeConvex()
         created = fake.create_worker()
-        async with in_process_convex(fake, retry=RetryPolicy.never()) as convex:
+        async with in_process_convex(fake) as convex:
             worker = make_worker(created, convex, root, convex_transport="poll", now_ms=trio_ms)
             async with running_worker(worker):
                 chat = fake.start_session(created.worker_id)

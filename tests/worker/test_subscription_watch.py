@@ -8,11 +8,10 @@ HTTP" is exactly "nothing billed while idle" here (subscription re-runs follow w
 from __future__ import annotations
 
 import trio
+from subscription_support import SUBSCRIBE, ask_without_model, watch_calls
 
-from oco.convex import RetryPolicy
 from oco.testing import IN_PROCESS_URL, in_process_connections, make_worker, running_worker, trio_ms
 from oco.worker import NO_MODEL_NOTE, State
-from subscription_support import SUBSCRIBE, ask_without_model, watch_calls
 
 
 async def test_idle_worker_makes_no_watch_call_and_picks_up_a_message(fake, new_worker, autojump_clock):
@@ -79,7 +78,7 @@ async def test_workers_on_one_url_share_the_lent_socket_which_outlives_the_first
     first, second = fake.create_worker(), fake.create_worker()
     for created in (first, second):
         (tmp_path / created.worker_id).mkdir()
-    async with in_process_connections(fake, retry=RetryPolicy.never()) as connections, trio.open_nursery() as nursery:
+    async with in_process_connections(fake) as connections, trio.open_nursery() as nursery:
         await nursery.start(connections.run)
         workers = {}
         scopes = [trio.CancelScope(), trio.CancelScope()]

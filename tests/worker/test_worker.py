@@ -6,6 +6,7 @@ import pytest
 import trio
 import trio.testing
 
+from oco._retry import MODEL_PUBLISH
 from oco.convex import InvalidSecret, WorkerRejected
 from oco.testing import FakeConvex, running_worker
 from oco.worker import INTERRUPTED_NOTE, NO_MODEL_NOTE, STALE_NOTE, State
@@ -142,6 +143,7 @@ async def test_a_turn_that_cannot_start_opencode_ends_with_a_readable_error(fake
     assert INTERRUPTED_NOTE not in reply.content
 
 
+@pytest.mark.real_backoff(MODEL_PUBLISH)
 async def test_models_are_published_once_convex_takes_them_again(fake, new_worker, autojump_clock):
     created = fake.create_worker()
     fake.faults.add(function="workerModels:updateModels", status=503, times=4)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import trio
 
+from oco._retry import REPLY_COMPLETION
 from oco.convex import WorkerNotFound
 from oco.worker import REMOVED_NOTE
 
@@ -28,6 +29,7 @@ async def test_a_removed_worker_closes_its_open_messages_and_leaves_answered_one
     assert fake.counts["chat:completeMessage"] == 2  # the two open ones, once each
 
 
+@pytest.mark.real_backoff(REPLY_COMPLETION)
 @pytest.mark.parametrize("prod", [False, True])
 async def test_one_refused_close_does_not_leave_the_other_replies_open(fake, new_worker, autojump_clock, prod):
     fake.prod = prod

@@ -31,7 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _rows(
     loaded: LoadedConfig | None, problems: tuple[ConfigProblem, ...]
 ) -> list[tuple[str, ...]]:
-    rows = []
+    rows: list[tuple[str, ...]] = []
     for w in loaded.workers if loaded else ():
         status = "ok" if w.enabled else "ok (disabled)"
         directory = str(w.working_directory)

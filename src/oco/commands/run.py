@@ -10,7 +10,6 @@ import argparse
 import logging
 from pathlib import Path
 
-
 HELP = "run every enabled worker from workers.json under one supervisor (production mode)"
 
 log = logging.getLogger("oco.run")

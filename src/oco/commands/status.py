@@ -29,7 +29,14 @@ def run(args: argparse.Namespace) -> int:
     import attrs
 
     from oco.config import state_dir
-    from oco.orchestrator import LOCK_FILE, STATUS_FILE, format_status_table, pid_alive, read_status, status_exit_code
+    from oco.orchestrator import (
+        LOCK_FILE,
+        STATUS_FILE,
+        format_status_table,
+        pid_alive,
+        read_status,
+        status_exit_code,
+    )
 
     directory = state_dir()
     snapshot = read_status(directory / STATUS_FILE)

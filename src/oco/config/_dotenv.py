@@ -76,8 +76,9 @@ def load_dotenv_config(
         from_env = environ.get(key) or None
         raw = from_env if from_env is not None else file_values.get(key)
         source = f"environment variable {key}" if from_env is not None else f"{path}: {key}"
-        problem = f"{source}: is missing" if not raw or not raw.strip() else None
-        if problem is None:
+        if not raw or not raw.strip():
+            problem = f"{source}: is missing"
+        else:
             try:
                 values[key] = _check(key, raw)
                 continue
@@ -88,7 +89,8 @@ def load_dotenv_config(
         print(problem.replace(f"{path}: ", f"{path.name}: "), file=sys.stderr)
         values[key] = _prompt(key, ask_secret if key == TOKEN_KEY else ask)
         _ensure_private_file(path)
-        text = values[key].reveal() if isinstance(values[key], Token) else values[key]
+        value = values[key]
+        text = value.reveal() if isinstance(value, Token) else value
         dotenv.set_key(path, key, text, quote_mode="never")
         _ensure_private_file(path)  # set_key replaces the file; keep it 0600
         if from_env is not None:

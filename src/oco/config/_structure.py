@@ -99,7 +99,7 @@ def make_converter() -> cattrs.Converter:
     )
 
     def object_hook(cl: type) -> Any:
-        inner = make_dict_structure_fn(cl, conv, _cattrs_forbid_extra_keys=True)
+        inner: Any = make_dict_structure_fn(cl, conv, _cattrs_forbid_extra_keys=True)
 
         def hook(value: Any, _: type) -> Any:
             if not isinstance(value, dict):

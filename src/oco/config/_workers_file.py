@@ -152,7 +152,7 @@ def _parse_document(path: Path, text: str) -> _Document:
         )
     try:
         document = _converter.structure(data, _Document)
-    except Exception as exc:  # cattrs raises exception groups; all become messages
+    except Exception as exc:  # noqa: BLE001 - cattrs raises exception groups; all become messages
         details = "; ".join(f"{where}: {msg}" for where, msg in problems_from(exc))
         raise ConfigError(f"{path}: {details}") from None
     bad = _settings_problems(document.settings)
@@ -169,7 +169,7 @@ def _entry_worker(
     where = f"workers[{index}]"
     try:
         entry = _converter.structure(raw, _Entry)
-    except Exception as exc:  # cattrs raises exception groups; all become messages
+    except Exception as exc:  # noqa: BLE001 - cattrs raises exception groups; all become messages
         return None, problems_from(exc, path=f"$.{where}"), None
     found: list[tuple[str, str]] = []
     token: Token | None = None

@@ -2,7 +2,8 @@
 
 One POST per call to `/api/{query,mutation,action}` with `format: convex_encoded_json`;
 HTTP 200 and 560 carry a `UdfResponse`, other statuses map to typed errors (`_errors.py`).
-Retries use stamina (its sleeps go through `trio.sleep`, so they run on a MockClock).
+A call is retried by the `CONVEX_CALL` policy (`oco._retry`): a few attempts within about
+10 s, a write that must not be applied twice only when the request never left.
 
 Whatever a URL answers becomes a value or a `ConvexException`, never another exception: a
 body is streamed and read only up to a bound (a Convex value is at most 1 MiB, so a success
@@ -18,12 +19,11 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
-import attrs
 import httpx
-import stamina
 import trio
 
 from oco import __version__
+from oco._retry import CONVEX_CALL, Predicate, RetryPolicy, retrying
 from oco._text import ERROR_BODY_MAX_BYTES, external
 from oco.convex._codec import CodecError, decode, encode
 from oco.convex._errors import (
@@ -36,7 +36,6 @@ from oco.convex._errors import (
     ConvexUnavailable,
     NotAConvexDeployment,
     function_error,
-    is_transient,
     redact,
     sensitive_values,
     server_error,
@@ -61,22 +60,6 @@ OTHER_BODY_MAX_BYTES = ERROR_BODY_MAX_BYTES
 MAX_LOG_LINES = 100  # function log lines echoed (at DEBUG) per response
 
 
-@attrs.frozen
-class RetryPolicy:
-    """Bounded exponential backoff with jitter: wait_initial * base**n (+ jitter), capped."""
-
-    attempts: int = 5
-    wait_initial: float = 0.5
-    wait_max: float = 8.0
-    wait_jitter: float = 0.5
-    wait_exp_base: float = 2.0
-
-    @classmethod
-    def never(cls) -> RetryPolicy:
-        """One attempt only (tests, and callers that retry at a higher level)."""
-        return cls(attempts=1)
-
-
 def _never_sent(exc: Exception) -> bool:
     return isinstance(exc, ConvexUnavailable) and not exc.sent
 
@@ -86,7 +69,7 @@ class ConvexClient:
 
     `http` lets tests plug in a transport (e.g. `httpx.ASGITransport(app=fake.app)`); a client
     passed in is not closed by `aclose`. `attempt_timeout` bounds one attempt end to end
-    (httpx's own timeouts bound each network operation).
+    (httpx's own timeouts bound each network operation); `retry` is the calls' policy.
     """
 
     def __init__(
@@ -95,7 +78,7 @@ class ConvexClient:
         *,
         http: httpx.AsyncClient | None = None,
         timeout: httpx.Timeout = DEFAULT_TIMEOUT,
-        retry: RetryPolicy = RetryPolicy(),
+        retry: RetryPolicy = CONVEX_CALL,
         attempt_timeout: float | None = 60.0,
     ) -> None:
         self.url = url.rstrip("/")
@@ -129,7 +112,7 @@ class ConvexClient:
 
     async def query(self, path: str, args: Mapping[str, Any] | None = None) -> Any:
         """Run a query; retried on transient failures."""
-        return await self._call("query", path, args or {}, retry_on=is_transient)
+        return await self._call("query", path, args or {})
 
     async def mutation(
         self, path: str, args: Mapping[str, Any] | None = None, *, idempotent: bool | None = None
@@ -137,7 +120,7 @@ class ConvexClient:
         """Run a mutation; `idempotent=None` looks the path up in the idempotency table."""
         safe = is_idempotent(path) if idempotent is None else idempotent
         return await self._call(
-            "mutation", path, args or {}, retry_on=is_transient if safe else _never_sent
+            "mutation", path, args or {}, retry_on=None if safe else _never_sent
         )
 
     async def action(
@@ -145,7 +128,7 @@ class ConvexClient:
     ) -> Any:
         """Run an action; retried only when the request never left unless `idempotent`."""
         return await self._call(
-            "action", path, args or {}, retry_on=is_transient if idempotent else _never_sent
+            "action", path, args or {}, retry_on=None if idempotent else _never_sent
         )
 
     async def query_batch(self, queries: Sequence[tuple[str, Mapping[str, Any]]]) -> list[Any]:
@@ -164,7 +147,7 @@ class ConvexClient:
         with self._located():
             try:
                 payload = await self._with_retries(
-                    "query_batch", label, body, secrets, retry_on=is_transient
+                    "query_batch", label, body, secrets
                 )
             except NotAConvexDeployment as exc:
                 if exc.status != 404:
@@ -195,7 +178,9 @@ class ConvexClient:
                 exc.url = self.url
             raise
 
-    async def _call(self, kind: Kind, path: str, args: Mapping[str, Any], *, retry_on: Any) -> Any:
+    async def _call(
+        self, kind: Kind, path: str, args: Mapping[str, Any], *, retry_on: Predicate | None = None
+    ) -> Any:
         secrets = sensitive_values(args)
         body = {"path": path, "args": encode(dict(args)), "format": FORMAT}
         with self._located():
@@ -203,21 +188,14 @@ class ConvexClient:
             return self._udf_value(payload, path, secrets)
 
     async def _with_retries(
-        self, route: str, function: str, body: Any, secrets: list[str], *, retry_on: Any
+        self, route: str, function: str, body: Any, secrets: list[str], *,
+        retry_on: Predicate | None = None,
     ) -> Any:
-        policy = self.retry
-        async for attempt in stamina.retry_context(
-            on=retry_on,
-            attempts=policy.attempts,
-            timeout=None,  # bounded by attempts; a wall-clock stop would ignore a MockClock
-            wait_initial=policy.wait_initial,
-            wait_max=policy.wait_max,
-            wait_jitter=policy.wait_jitter,
-            wait_exp_base=policy.wait_exp_base,
+        """`_post`, retried by the client's policy (`retry_on` narrows it for unsafe writes)."""
+        async for attempt in retrying(
+            self.retry, on=retry_on, describe=lambda exc: f"{function} failed ({exc})"
         ):
             with attempt, self._located():
-                if attempt.num > 1:
-                    log.debug("retrying %s (attempt %d)", function, attempt.num)
                 return await self._post(route, function, body, secrets)
         raise AssertionError("unreachable: stamina re-raises the last error")  # pragma: no cover
 

@@ -45,8 +45,8 @@ def _make_converter() -> cattrs.Converter:
     converter.register_structure_hook(bool, _strict(bool, bool))
 
     def structure_factory(cls: type) -> Any:
-        renames = {a.name: override(rename=camel(a.name)) for a in attrs.fields(cls)}
-        build = make_dict_structure_fn(cls, converter, **renames)
+        renames: dict[str, Any] = {a.name: override(rename=camel(a.name)) for a in attrs.fields(cls)}
+        build: Any = make_dict_structure_fn(cls, converter, **renames)
 
         def structure_object(value: Any, type_: Any) -> Any:
             if not isinstance(value, dict):
@@ -56,7 +56,7 @@ def _make_converter() -> cattrs.Converter:
         return structure_object
 
     def unstructure_factory(cls: type) -> Any:
-        renames = {
+        renames: dict[str, Any] = {
             a.name: override(rename=camel(a.name), omit_if_default=a.default is None)
             for a in attrs.fields(cls)
         }
@@ -73,7 +73,7 @@ converter = _make_converter()
 def structure(function: str, value: Any, cls: type[T] | Any) -> T:
     """`value` (a decoded result of `function`) as `cls`, or a `ConvexProtocolError`."""
     try:
-        return converter.structure(value, cls)  # type: ignore[no-any-return]
+        return converter.structure(value, cls)
     except Exception as exc:  # noqa: BLE001 - every cattrs failure becomes one protocol error
         if isinstance(exc, cattrs.BaseValidationError):
             messages = cattrs.transform_error(exc, path="$")

@@ -49,7 +49,6 @@ from oco.errors import (
     Refused,
     Rejected,
     Unavailable,
-    describe,
 )
 
 

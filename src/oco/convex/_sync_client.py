@@ -39,8 +39,8 @@ from httpx_ws import (
 )
 from wsproto.utilities import LocalProtocolError
 
+from oco._retry import retry_line
 from oco._text import external
-
 from oco.convex._sync_protocol import (
     AuthError,
     FatalError,
@@ -298,20 +298,18 @@ class ConvexSubscriptions:
     def _log_reconnect(self, end: _SocketEnd, delay: float, was_connected: bool,
                        now: float) -> None:
         report = self._reconnects.on_reconnect(now)
+        retry = self._state.retries
         if not report.loud:
-            log.debug("sync socket to %s closed (%s); reconnecting in %.1f s",
-                      self.url, end.cause, delay)
+            log.debug("%s", retry_line(f"sync socket to {self.url} closed ({end.cause})", retry, delay))
             return
         self._warned = True
         if report.repeats:
             log.warning("sync socket to %s reconnected %d times in the last %.0f min: %s",
                         self.url, report.repeats, report.span / 60, end.cause)
         elif was_connected:
-            log.warning("sync socket to %s lost (%s); reconnecting in %.1f s",
-                        self.url, end.cause, delay)
+            log.warning("%s", retry_line(f"sync socket to {self.url} lost ({end.cause})", retry, delay))
         else:
-            log.warning("cannot subscribe over %s (%s); retrying with backoff",
-                        self.url, end.cause)
+            log.warning("%s", retry_line(f"cannot subscribe over {self.url} ({end.cause})", retry, delay))
 
     async def _one_socket(self) -> _SocketEnd:
         """Run one socket until it ends; returns why."""
@@ -322,8 +320,8 @@ class ConvexSubscriptions:
         session = functools.partial(_BoundedSession, max_frame_bytes=self._max_frame_bytes)
         try:
             with deadline:
-                async with aconnect_ws(self.url, self._client, max_message_size_bytes=_READ_SIZE,
-                                       session_class=session) as ws:  # type: ignore[arg-type]
+                async with aconnect_ws(self.url, self._client, max_message_size_bytes=_READ_SIZE,  # type: ignore[var-annotated]  # typed by session_class
+                                       session_class=session) as ws:  # type: ignore[arg-type]  # a partial of the session class
                     self._state.on_open(int(time.time() * 1000), now=trio.current_time())
                     self._wake_writer.set()
                     log.debug("sync socket open to %s", self.url)
@@ -332,13 +330,13 @@ class ConvexSubscriptions:
                         outcome.append(await self._read(ws, deadline))
                         nursery.cancel_scope.cancel()
         except* WebSocketUpgradeError as group:
-            status = group.exceptions[0].response.status_code  # type: ignore[attr-defined]
+            status = group.exceptions[0].response.status_code  # type: ignore[union-attr]  # a leaf: one socket raises one
             outcome.append(_SocketEnd(f"upgrade refused with HTTP {status}", None,
                                       f"upgrade refused with HTTP {status}"))
         except* WebSocketDisconnect as group:  # the server closed before accepting
             outcome.append(_closed_by_server(group.exceptions[0]))  # type: ignore[arg-type]
         except* FrameTooLarge as group:
-            limit = group.exceptions[0].limit  # type: ignore[attr-defined]
+            limit = group.exceptions[0].limit  # type: ignore[union-attr]  # a leaf: one socket raises one
             outcome.append(_SocketEnd("FrameTooLarge", None,
                                       f"the server sent a frame over {limit} bytes"))
         except* (httpx.TransportError, HTTPXWSException, OSError) as group:
@@ -372,7 +370,7 @@ class ConvexSubscriptions:
 
     def _handle(self, text: str) -> _SocketEnd | None:
         """One server frame; a `_SocketEnd` when it ends the socket."""
-        message = decode_server_message(text)
+        message: object = decode_server_message(text)
         if isinstance(message, TransitionChunk):
             message = self._state.chunks.feed(message)
         elif self._state.chunks.busy:

@@ -49,10 +49,10 @@ __all__ = [
     "decode_ts",
     "decode_value",
     "encode_message",
-    "message_json",
-    "modification_json",
     "encode_ts",
     "encode_value",
+    "message_json",
+    "modification_json",
 ]
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import attrs
 
+from oco._retry import SYNC_RECONNECT
 from oco.convex._sync_protocol import (
     INITIAL_VERSION,
     AddQuery,
@@ -30,21 +31,22 @@ from oco.convex._sync_protocol import (
     encode_value,
 )
 
-# Backoff as in web_socket_manager.ts: 100 ms after a close we initiated (no sign of a
-# server problem), 1 s after an unexplained server close or a frame we cannot read, 3 s for
-# "overloaded" reasons; doubling per consecutive failure, with +-50 % jitter.
+# The reconnect policy is SYNC_RECONNECT (oco._retry), as in web_socket_manager.ts: 100 ms
+# after a close we initiated (no sign of a server problem), 1 s after an unexplained server
+# close or a frame we cannot read, 3 s for "overloaded" reasons; doubling per consecutive
+# failure, with +-50 % jitter.
 CLIENT_INITIAL_BACKOFF = 0.1
-UNKNOWN_INITIAL_BACKOFF = 1.0
+UNKNOWN_INITIAL_BACKOFF = SYNC_RECONNECT.wait_initial
 # The cap: the JS client's 16 s while no socket opens (a refused upgrade costs the server
 # one request); 60 s once sockets open and then fail, since every opening re-runs the whole
 # query set (the worker's message history among it) only for the next frame to break it.
-MAX_BACKOFF = 16.0
+MAX_BACKOFF = SYNC_RECONNECT.wait_max
 MAX_REOPEN_BACKOFF = 60.0
 # Where the JS client resets its retry count on every Transition that completes a resync,
 # we wait until the socket has also stayed open this long after it: a server that sends
 # one good Transition and then a bad frame otherwise gets a 0.1 s loop (130 reconnects
 # in 20 s were seen). 30 s is two of the server's 15 s Ping intervals.
-HEALTHY_AFTER_S = 30.0
+HEALTHY_AFTER_S = SYNC_RECONNECT.healthy_after
 # A failing socket logs its first reconnect at WARNING, later ones at DEBUG, and a WARNING
 # summary when this long has passed since the last warning.
 SUMMARY_WINDOW_S = 300.0
@@ -83,8 +85,8 @@ def initial_backoff(reason: str | None) -> float:
 def backoff_delay(reason: str | None, retries: int, jitter: float, *,
                   max_backoff: float = MAX_BACKOFF) -> float:
     """Seconds to wait before reconnect number `retries` (0-based); `jitter` in [0, 1)."""
-    base = min(initial_backoff(reason) * 2 ** min(retries, 32), max_backoff)
-    return base + base * (jitter - 0.5)
+    policy = attrs.evolve(SYNC_RECONNECT, wait_initial=initial_backoff(reason), wait_max=max_backoff)
+    return policy.delay(retries + 1, jitter)
 
 
 @attrs.frozen

@@ -41,7 +41,7 @@ def semver_of(version: str) -> str:
     if match is None:
         return FALLBACK
     release = [int(part) for part in match["release"].split(".")]
-    core = (release + [0, 0, 0])[:3]
+    core = [*release, 0, 0, 0][:3]
     pre: list[str] = []
     build: list[str] = []
     if match["epoch"] is not None and int(match["epoch"]):

@@ -22,6 +22,7 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
+from oco._retry import OutageReport
 from oco.convex._client import ConvexClient
 from oco.convex._convert import structure, unstructure
 from oco.convex._errors import (
@@ -33,7 +34,6 @@ from oco.convex._errors import (
     is_transient,
     is_untyped,
 )
-from oco.convex._outage import OutageReport
 from oco.convex._why import SECRET_CHECKED, why_failed
 from oco.domain import (
     ActiveSession,

@@ -24,8 +24,8 @@ import trio
 from oco.config import WorkerConfig, load_workers_file
 from oco.opencode import list_models_cli
 from oco.orchestrator import Orchestrator, SlotState, WorkerSlot, worker_factory
-from oco.worker import ModelCatalog
 from oco.testing import FakeConvex, serve_fake_convex, serve_fake_llm
+from oco.worker import ModelCatalog
 
 from ._setup import (
     DEMO_PROMPT,
@@ -220,7 +220,7 @@ class _Demo:
                     completed_s = trio.current_time() - sent
                     self.screen.completed(trio.current_time(), name, message, completed_s)
                     break
-                await fake.version.wait_value(lambda v: v != seen)
+                await fake.version.wait_value(lambda v: v != seen)  # noqa: B023 - the predicate is awaited in this iteration
         if completed_s is None:
             self.failures.append(f"{name}: no complete reply within {self.options.reply_timeout_s:.0f} s")
         elif is_error_reply(fake.message(message_id)):
@@ -247,4 +247,4 @@ class _Demo:
                 if shown.get(name) != row:
                     shown[name] = row
                     self.say("web app", f"{name}: {row[0]}, {row[1]}")
-            await self.fake.version.wait_value(lambda v: v != seen)
+            await self.fake.version.wait_value(lambda v: v != seen)  # noqa: B023 - the predicate is awaited in this iteration

@@ -110,7 +110,7 @@ def demo_opencode_env(home: Path, llm_base_url: str | None, choice: LLMChoice) -
         env["OPENCODE_CONFIG_CONTENT"] = choice.config_content
         # A real provider may need its npm package: give OpenCode back the user's registry.
         if "npm_config_registry" in os.environ:
-            env["npm_config_registry"] = os.environ["npm_config_registry"]
+            env["npm_config_registry"] = os.environ["npm_config_registry"]  # noqa: SIM112 - npm's own spelling
         else:
             env.pop("npm_config_registry", None)
     return env

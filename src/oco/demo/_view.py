@@ -52,7 +52,7 @@ def tool_lines(other_parts: str | None) -> list[str]:
     for part in parts if isinstance(parts, list) else []:
         if not isinstance(part, dict) or part.get("type") != "tool":
             continue
-        state: dict[str, Any] = part.get("state") if isinstance(part.get("state"), dict) else {}
+        state: dict[str, Any] = s if isinstance(s := part.get("state"), dict) else {}
         given = state.get("input")
         if isinstance(given, dict) and isinstance(given.get("command"), str):
             shown = given["command"]
@@ -71,9 +71,9 @@ def _seconds(value: float | None) -> str:
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
-    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows)]
+    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows, strict=False)]
     def fmt(row: Sequence[str]) -> str:
-        return "  ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip()
+        return "  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=False)).rstrip()
     return [fmt(header), fmt(["-" * w for w in widths]), *(fmt(row) for row in rows)]
 
 

@@ -95,6 +95,7 @@ async def run_bounded(
                     await pipe.aclose()
     if too_large:
         raise OutputTooLarge()
+    assert process.returncode is not None  # the process was waited for above
     return Finished(process.returncode, bytes(stdout), b"".join(stderr))
 
 
@@ -105,7 +106,7 @@ async def _read_tail(
     size = 0
     if stream is not None:
         async for chunk in stream:
-            tail.append(chunk)
+            tail.append(bytes(chunk))
             size += len(chunk)
             while size - len(tail[0]) >= ERROR_BODY_MAX_BYTES:
                 size -= len(tail.popleft())

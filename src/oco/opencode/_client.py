@@ -12,8 +12,8 @@ from __future__ import annotations
 import json as _json
 import re
 from pathlib import Path
-from urllib.parse import quote
 from typing import Any, Literal
+from urllib.parse import quote
 
 import httpx
 
@@ -54,7 +54,7 @@ def _summary(body: bytes, reason: str) -> str:
         pass
     else:
         if isinstance(decoded, dict):
-            data = decoded.get("data") if isinstance(decoded.get("data"), dict) else {}
+            data = d if isinstance(d := decoded.get("data"), dict) else {}
             text = str(decoded.get("message") or data.get("message") or decoded.get("name") or "") or text
     return external(" ".join(text.split()), 300) or reason
 
@@ -116,7 +116,7 @@ class OpenCodeClient:
         `timeout` replaces the client's for this call (health checks want a short one); an
         answer over `limit` bytes is an error, not a memory spike.
         """
-        extra = {} if timeout is None else {"timeout": httpx.Timeout(timeout)}
+        extra: dict[str, Any] = {} if timeout is None else {"timeout": httpx.Timeout(timeout)}
         try:
             async with self.http.stream(
                 method, self.base_url + path, params=self.params, json=json, auth=self.auth, **extra

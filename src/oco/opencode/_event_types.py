@@ -23,59 +23,51 @@ _STR = attrs.validators.instance_of(str)
 _DICT = attrs.validators.instance_of(dict)
 
 
-def _text() -> Any:
-    return attrs.field(validator=_STR)
-
-
-def _object() -> Any:
-    return attrs.field(validator=_DICT)
-
-
 @attrs.frozen
 class PartDelta:
     """`message.part.delta`: text appended to a part's `field` (usually "text")."""
 
-    session_id: str = _text()
-    message_id: str = _text()
-    part_id: str = _text()
-    field: str = _text()
-    delta: str = _text()
+    session_id: str = attrs.field(validator=_STR)
+    message_id: str = attrs.field(validator=_STR)
+    part_id: str = attrs.field(validator=_STR)
+    field: str = attrs.field(validator=_STR)
+    delta: str = attrs.field(validator=_STR)
 
 
 @attrs.frozen
 class PartUpdated:
     """`message.part.updated`: the whole part as it is now (text, reasoning, tool, step-*)."""
 
-    session_id: str = _text()
-    part: dict[str, Any] = _object()
+    session_id: str = attrs.field(validator=_STR)
+    part: dict[str, Any] = attrs.field(validator=_DICT)
 
 
 @attrs.frozen
 class MessageUpdated:
     """`message.updated`: a message's `info` (role, parentID, time, error …)."""
 
-    session_id: str = _text()
-    info: dict[str, Any] = _object()
+    session_id: str = attrs.field(validator=_STR)
+    info: dict[str, Any] = attrs.field(validator=_DICT)
 
 
 @attrs.frozen
 class SessionStatus:
     """`session.status`: `{"type": "busy" | "idle" | "retry", …}`."""
 
-    session_id: str = _text()
-    status: dict[str, Any] = _object()
+    session_id: str = attrs.field(validator=_STR)
+    status: dict[str, Any] = attrs.field(validator=_DICT)
 
 
 @attrs.frozen
 class SessionIdle:
-    session_id: str = _text()
+    session_id: str = attrs.field(validator=_STR)
 
 
 @attrs.frozen
 class SessionError:
     """`session.error`: `error` is `{name, data}` (may be absent)."""
 
-    session_id: str = _text()
+    session_id: str = attrs.field(validator=_STR)
     error: dict[str, Any] | None = attrs.field(validator=attrs.validators.optional(_DICT))
 
 
@@ -83,9 +75,9 @@ class SessionError:
 class PermissionAsked:
     """`permission.asked`: OpenCode waits for `POST /permission/{id}/reply`."""
 
-    session_id: str = _text()
-    id: str = _text()
-    permission: str = _text()
+    session_id: str = attrs.field(validator=_STR)
+    id: str = attrs.field(validator=_STR)
+    permission: str = attrs.field(validator=_STR)
     patterns: list[str] = attrs.field(
         validator=attrs.validators.deep_iterable(_STR, attrs.validators.instance_of(list))
     )
@@ -95,8 +87,8 @@ class PermissionAsked:
 class QuestionAsked:
     """`question.asked`: the agent's `question` tool waits for an answer nobody in the chat can give."""
 
-    session_id: str = _text()
-    id: str = _text()
+    session_id: str = attrs.field(validator=_STR)
+    id: str = attrs.field(validator=_STR)
     questions: list[Any]
 
 

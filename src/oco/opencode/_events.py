@@ -1,7 +1,9 @@
 """OpenCode's `/event` SSE stream: one reader per server (the EventHub) of the typed events.
 
 The hub keeps one connection open (no read timeout; heartbeats arrive every 10 s), reconnects
-with backoff when it drops or stays silent for `stall_timeout`, and hands each event to the
+when it drops or stays silent for `stall_timeout` (the `OPENCODE_EVENTS` policy: the delay
+grows while connections keep failing, and starts over only once one stayed up for a while;
+the first loss of a run is said at INFO, the rest at DEBUG), and hands each event to the
 subscribers of its OpenCode session id through trio memory channels. After a reconnect every
 subscriber gets `StreamReconnected`, because events may have been lost in the gap. An event
 over `max_event_bytes` is dropped (logged once per hub): a turn reconciles from the message
@@ -19,6 +21,8 @@ from contextlib import contextmanager
 import httpx
 import trio
 
+from oco._retry import OPENCODE_EVENTS, OutageReport, RetryPolicy, Streak, announce
+
 from ._client import OpenCodeClient
 from ._event_types import Event, ServerConnected, StreamReconnected, parse_event
 from ._sse import MAX_EVENT_BYTES, SSEDecoder
@@ -34,15 +38,13 @@ class EventHub:
         client: OpenCodeClient,
         *,
         stall_timeout: float = 30.0,
-        backoff_initial: float = 0.2,
-        backoff_max: float = 5.0,
+        reconnect: RetryPolicy = OPENCODE_EVENTS,
         buffer: int = 10_000,
         max_event_bytes: int = MAX_EVENT_BYTES,
     ) -> None:
         self.client = client
         self.stall_timeout = stall_timeout
-        self.backoff_initial = backoff_initial
-        self.backoff_max = backoff_max
+        self.reconnect = reconnect
         self.buffer = buffer
         self.max_event_bytes = max_event_bytes
         self.dropped_events = 0  # too large to keep, since the hub started
@@ -92,14 +94,14 @@ class EventHub:
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Read the stream forever; `started` once the first `server.connected` arrives."""
-        delay = self.backoff_initial
+        losses = Streak(self.reconnect)
+        report = OutageReport(loud=logging.INFO)
         status: list[trio.TaskStatus[None]] = [task_status]
 
         def handle(event: Event) -> None:
-            nonlocal delay
             if isinstance(event, ServerConnected):
                 self.connections += 1
-                delay = self.backoff_initial
+                losses.up(trio.current_time())
                 if status:
                     status.pop().started()
                 else:
@@ -109,15 +111,15 @@ class EventHub:
         while True:
             try:
                 await self._read_once(handle)
-                log.info("opencode event stream ended; reconnecting")
+                lost = "opencode event stream ended"
             except (httpx.HTTPError, _Stalled) as exc:
-                log.info(
-                    "opencode event stream lost (%s); reconnecting in %.1f s",
-                    type(exc).__name__,
-                    delay,
-                )
+                lost = f"opencode event stream lost ({type(exc).__name__})"
+            now = trio.current_time()
+            delay = losses.lost(now)
+            if losses.losses == 1:
+                report.recovered(now)  # a new run of losses: its first is said again
+            announce(log, report, lost, losses.losses, delay, now)
             await trio.sleep(delay)
-            delay = min(delay * 2, self.backoff_max)
 
     async def _read_once(self, handle: Callable[[Event], None]) -> None:
         """One connection: hand typed events to `handle` until the stream ends, fails or stalls."""
@@ -152,7 +154,7 @@ class EventHub:
                         self._note_dropped(decoder.dropped - dropped)
                         dropped = decoder.dropped
             finally:
-                await chunks.aclose()
+                await chunks.aclose()  # type: ignore[attr-defined]  # httpx types its async generator as AsyncIterator
 
     def _note_dropped(self, count: int) -> None:
         if self.dropped_events == 0:

@@ -49,7 +49,7 @@ def describe_error(error: Any) -> str:
     if not isinstance(error, dict):
         return f"OpenCode failed: {_detail(error)}"
     name = external(error.get("name") or "UnknownError", 100)
-    data = error.get("data") if isinstance(error.get("data"), dict) else {}
+    data = d if isinstance(d := error.get("data"), dict) else {}
     message = _detail(data.get("message") or error.get("message") or "")
     match name:
         case "APIError":

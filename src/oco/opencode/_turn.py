@@ -194,7 +194,7 @@ def _finish(result: TurnResult, error: str | None, decisions: list[PermissionDec
 
 
 async def _answer(client: OpenCodeClient, event: PermissionAsked, policy: str) -> PermissionDecision:
-    reply = "once" if policy == "allow" else "reject"
+    reply: Literal["once", "reject"] = "once" if policy == "allow" else "reject"
     log.info(
         "permission %s for %s %s: %s",
         external(event.id, 100),

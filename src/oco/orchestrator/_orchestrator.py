@@ -488,7 +488,7 @@ class Orchestrator:
             seen = self._changes.value
             self._write_status()
             with trio.move_on_after(self._status_interval):
-                await self._changes.wait_value(lambda v: v != seen)
+                await self._changes.wait_value(lambda v: v != seen)  # noqa: B023 - the predicate is awaited in this iteration
 
     async def _notify_ready(self) -> None:
         await self.started.wait()

@@ -21,6 +21,7 @@ import json
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 import attrs
 import cattrs
@@ -56,7 +57,7 @@ class WorkerStatus:
 
     @classmethod
     def for_config(
-        cls, config: WorkerConfig, *, state: str, since: float, **counters: object
+        cls, config: WorkerConfig, *, state: str, since: float, **counters: Any
     ) -> WorkerStatus:
         """A row for `config`: copies its name, ids and directory (never its token)."""
         return cls(
@@ -260,7 +261,7 @@ def format_status_table(snapshot: StatusSnapshot, *, now: float | None = None) -
     ]
     widths = [max(len(row[i]) for row in rows) for i in range(len(_COLUMNS))]
     for row in rows:
-        lines.append("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+        lines.append("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)).rstrip())
     errors = [w for w in snapshot.workers if w.last_error]
     for w in errors:
         first_line = w.last_error.splitlines()[0] if w.last_error else ""

@@ -222,7 +222,7 @@ class WorkerSlot(Generic[L]):
                         self._running = False
                         # The mirror is gone by now; show how the attempt really ended.
                         self._set_state(SlotState.of(worker.report.value.state))
-                except* Exception as group:
+                except* Exception as group:  # noqa: BLE001 - a crash of any kind is logged and restarted; Cancelled propagates
                     # `except*`: when a stop cancels the attempt as it crashes, the group holds
                     # both; the Cancelled part propagates (no restart), the crash is logged.
                     failure = group

@@ -283,7 +283,9 @@ class FakeConvex:
         if approved:
             self.call("workers:approve", {"sessionId": session, "workerId": worker_id})
         if online:
-            self.store.patch(self.store.first("workers", workerId=worker_id), status="online")
+            record = self.store.first("workers", workerId=worker_id)
+            assert record is not None  # just created
+            self.store.patch(record, status="online")
         return CreatedWorker(created["token"], machine_id, worker_id)
 
     def _session_owning_worker(self, worker_id: str) -> str:
@@ -313,10 +315,10 @@ class FakeConvex:
         self._as_owner("workers:remove", worker_id)
 
     def request_connect(self, worker_id: str) -> dict[str, Any]:
-        return self.call("workers:requestConnect", {"workerId": worker_id})  # type: ignore[no-any-return]
+        return self.call("workers:requestConnect", {"workerId": worker_id})
 
     def start_session(self, worker_id: str) -> str:
-        return self._as_owner("chat:startSession", worker_id)  # type: ignore[no-any-return]
+        return self._as_owner("chat:startSession", worker_id)
 
     def send_message(
         self, chat_session_id: str, content: str, model: str = "fake/fake-model"
@@ -324,7 +326,7 @@ class FakeConvex:
         """Send a user message; returns the assistant placeholder's message id."""
         session = self._session_owning_chat(chat_session_id)
         args = {"sessionId": session, "chatSessionId": chat_session_id, "content": content, "model": model}
-        return self.call("chat:sendMessage", args)  # type: ignore[no-any-return]
+        return self.call("chat:sendMessage", args)
 
     def end_session(self, chat_session_id: str) -> None:
         session = self._session_owning_chat(chat_session_id)

@@ -18,6 +18,7 @@ import re
 import secrets
 from typing import Any
 
+
 class FunctionFailure(Exception):
     """A function failed: `str()` is its plain text (what the handler threw).
 

@@ -38,7 +38,7 @@ class Store:
         self.tables: dict[str, dict[str, Doc]] = {}
         self.log_lines: list[str] = []
         self._ids = itertools.count(1)
-        self._undo: list[Callable[[], None]] | None = None
+        self._undo: list[Callable[[], object]] | None = None
         self._frozen_now: float | None = None
 
     def now(self) -> float:
@@ -130,7 +130,12 @@ class Store:
         stored.clear()
         stored.update(updated)
         if self._undo is not None:
-            self._undo.append(lambda: (stored.clear(), stored.update(before)))
+
+            def restore() -> None:
+                stored.clear()
+                stored.update(before)
+
+            self._undo.append(restore)
 
     def delete(self, doc: Doc) -> None:
         rows = self.tables[doc["_id"].split(";")[1]]

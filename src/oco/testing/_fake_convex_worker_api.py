@@ -27,7 +27,7 @@ from oco.testing._fake_convex_store import (
 )
 from oco.testing._fake_convex_values import UNDEFINED
 
-AUTH = {"machineId": string, "workerId": string, "secret": string}
+AUTH: dict[str, Any] = {"machineId": string, "workerId": string, "secret": string}
 _NANOID = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-"
 
 

@@ -195,7 +195,7 @@ class FakeLLM:
         await self.request_count.wait_value(lambda n: n >= count)
         return self.requests[count - 1]
 
-    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
             await answer_lifespan(receive, send)
             return

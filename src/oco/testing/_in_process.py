@@ -53,4 +53,4 @@ async def in_process_connections(app: FakeConvex | ASGIApp, **options: Any) -> A
 
 def _in_process_http(app: FakeConvex | ASGIApp) -> httpx.AsyncClient:
     asgi = app.app if isinstance(app, FakeConvex) else app
-    return httpx.AsyncClient(transport=ASGIWebSocketTransport(asgi))  # type: ignore[arg-type]
+    return httpx.AsyncClient(transport=ASGIWebSocketTransport(asgi))

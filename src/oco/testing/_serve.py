@@ -47,7 +47,7 @@ async def serve_hypercorn(
     host: str,
     port: int,
     *,
-    shutdown_trigger: Callable[[], Awaitable[object]] | None = None,
+    shutdown_trigger: Callable[[], Awaitable[None]] | None = None,
     errorlog: logging.Logger = log,
     task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
 ) -> None:

@@ -240,7 +240,7 @@ class _ServerSocket:
     async def watch_version(self) -> None:
         seen = self.endpoint.version.value
         while True:
-            await self.endpoint.version.wait_value(lambda v: v != seen)
+            await self.endpoint.version.wait_value(lambda v: v != seen)  # noqa: B023 - the predicate is awaited in this iteration
             seen = self.endpoint.version.value
             async with self.lock:
                 changed = []

@@ -12,6 +12,7 @@ an OpenCode, and its OpenCode binary does not exist (`NO_OPENCODE`: a turn ends 
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -29,6 +30,10 @@ from oco.worker._subscription_watch import SubscriptionsProvider
 
 FAKE_MODELS = (ModelInfo(id=FAKE_MODEL, name="Fake Model", provider="fake"),)
 NO_OPENCODE = "/nonexistent/opencode"
+
+
+def _wall_clock_ms() -> float:
+    return time.time() * 1000
 
 
 def fake_models(models: tuple[ModelInfo, ...] = FAKE_MODELS) -> ModelCatalog:
@@ -73,7 +78,6 @@ def make_worker(
             working_directory=directory,
             name=name,
         )
-    clock: dict[str, Callable[[], float]] = {} if now_ms is None else {"now_ms": now_ms}
     return Worker(
         config,
         Settings(**settings),
@@ -84,7 +88,7 @@ def make_worker(
         state_dir=state_dir or directory / "state",
         opencode_env=opencode_env,
         subscriptions=subscriptions,
-        **clock,
+        now_ms=now_ms or _wall_clock_ms,
     )
 
 

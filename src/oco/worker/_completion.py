@@ -11,10 +11,10 @@ begun, and the next run answers it.
 Why a call failed is decided from state, not from error text (a production deployment
 redacts it to "Server Error"): on a refusal the completer asks the backend whether the
 message still exists (`chat:subscribeToWorkerMessages`). Only a message provably gone (or
-already completed) ends the retries; a typed `MessageNotFound`/`SessionNotFound` (the dev
-deployment's text) is the fast path to the same answer. A message that exists but keeps
-being refused gets a smaller completion every few refusals: the plain content without
-reasoning and tool parts, then a short error note.
+already completed) ends the retries (the `REPLY_COMPLETION` policy, in `oco._retry`); a
+typed `MessageNotFound`/`SessionNotFound` (the dev deployment's text) is the fast path to
+the same answer. A message that exists but keeps being refused gets a smaller completion
+every few refusals: the plain content without reasoning and tool parts, then a short note.
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ import logging
 from collections.abc import Sequence
 
 import attrs
-import stamina
 
+from oco._retry import REPLY_COMPLETION, OutageReport, TryAgain, retrying
 from oco._text import external
 from oco.convex import is_transient
 from oco.domain import Backend
@@ -40,7 +40,6 @@ log = logging.getLogger(__name__)
 
 EMPTY_REPLY = "(The agent finished without a text reply.)"
 REFUSALS_PER_STAGE = 3  # refusals of one form of the completion before a smaller one is sent
-RETRY_WAIT_MAX_S = 30.0
 NOTE_LIMIT = 16 * 1024  # an error or status note
 
 
@@ -160,18 +159,6 @@ async def reply_fate(backend: Backend, reply_id: str) -> Fate:
     return Fate.GONE
 
 
-class _Refused(Exception):
-    """Internal: Convex refused a completion of a message that still exists; try again."""
-
-    def __init__(self, cause: OcoError) -> None:
-        self.function = getattr(cause, "function", None)
-        super().__init__(str(cause))
-
-
-def _worth_retrying(exc: Exception) -> bool:
-    return isinstance(exc, _Refused) or is_transient(exc)
-
-
 class ReplyCompleter:
     """Completes replies through one worker's backend (see the module docstring)."""
 
@@ -186,14 +173,10 @@ class ReplyCompleter:
         reply_id = reply.reply_message_id
         forms = _smaller_forms(final)
         form = 0
-        refusals = failures = 0
-        async for attempt in stamina.retry_context(
-            on=_worth_retrying,
-            attempts=None,
-            timeout=None,  # as long as it takes: only the caller's cancellation ends it
-            wait_initial=1.0,
-            wait_max=RETRY_WAIT_MAX_S,
-            wait_jitter=1.0,
+        refusals = 0
+        async for attempt in retrying(
+            REPLY_COMPLETION, log=log, report=OutageReport(),
+            describe=lambda exc: f"completing reply {reply_id} failed ({external(exc)})",
         ):
             with attempt:
                 try:
@@ -201,15 +184,8 @@ class ReplyCompleter:
                 except Rejected:
                     raise
                 except OcoError as exc:  # the backend's failure (a bug propagates)
-                    failures += 1
-                    log.log(
-                        logging.WARNING if failures == 1 else logging.DEBUG,
-                        "completing reply %s failed (%s); retrying until Convex takes it",
-                        reply_id,
-                        external(exc),
-                    )
                     if is_transient(exc):
-                        raise
+                        raise  # the policy retries it
                     if isinstance(exc, NotFound):
                         fate = Fate.GONE
                     else:
@@ -223,9 +199,9 @@ class ReplyCompleter:
                     if refusals % REFUSALS_PER_STAGE == 0 and form + 1 < len(forms):
                         form += 1
                         log.warning("Convex keeps refusing reply %s; sending a smaller completion", reply_id)
-                    raise _Refused(exc) from exc
-                if failures:
-                    log.info("reply %s completed after %d failed attempt(s)", reply_id, failures)
+                    raise TryAgain(exc) from exc  # refused, but the message is still there
+                if attempt.num > 1:
+                    log.info("reply %s completed after %d failed attempt(s)", reply_id, attempt.num - 1)
                 return Outcome.LANDED
         raise AssertionError("unreachable: the retries are unbounded")  # pragma: no cover
 

@@ -3,7 +3,8 @@
 OpenCode costs about 700 MB while it runs, so a worker keeps it only while turns need it
 (the reference worker never stopped it). Turns borrow the server through `lease()`; the host task
 owns the process and is the only one that starts or stops it. A server that crashes, or that
-stops answering its health checks (then it is killed), is replaced on the next turn.
+stops answering its health checks (then it is killed), is replaced on the next turn, not
+sooner than the `OPENCODE_RESTART` policy allows.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import attrs
 import trio
 import trio_util
 
+from oco._retry import OPENCODE_RESTART, Streak
 from oco.config import write_private_file
 from oco.errors import Unavailable
 from oco.opencode import (
@@ -35,7 +37,6 @@ from oco.opencode import (
 
 log = logging.getLogger(__name__)
 
-CRASH_BACKOFF = (1.0, 2.0, 5.0, 10.0, 30.0)
 LEASE_REPLACEMENTS = 2  # servers a lease lets fail their pre-lend check before it gives up
 PID_FILE_MAX_BYTES = 4096  # an identity record is ~200 bytes
 
@@ -131,7 +132,7 @@ class OpenCodeHost:
 
     async def run(self) -> None:
         """The host task: start on demand, stop when idle, back off when starts or the process fail."""
-        failures = 0
+        crashes = Streak(OPENCODE_RESTART)
         if self._pid_file is not None:
             _sweep_orphan(self._pid_file)
         while True:
@@ -177,10 +178,9 @@ class OpenCodeHost:
                     self._state.value = _HostState(
                         attempt=attempt, error="OpenCode stopped unexpectedly"
                     )
-                failures += 1
-                await trio.sleep(CRASH_BACKOFF[min(failures, len(CRASH_BACKOFF)) - 1])
+                await trio.sleep(crashes.lost(trio.current_time()))
             else:
-                failures = 0
+                crashes.reset()
 
     def _record(self, server: OpenCodeServer) -> None:
         """Write the server's identity for a later run's sweep. A failed write costs only that
@@ -257,7 +257,7 @@ class OpenCodeHost:
         for _ in range(LEASE_REPLACEMENTS + 1):
             state = await self._state.wait_value(
                 lambda s: (s.server is not None and not s.server.lost)
-                or (s.error is not None and s.attempt > seen_attempt)
+                or (s.error is not None and s.attempt > seen_attempt)  # noqa: B023 - the predicate is awaited in this iteration
             )
             if state.server is None:
                 raise OpenCodeUnavailable(state.error or "OpenCode is not available")

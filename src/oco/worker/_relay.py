@@ -19,10 +19,10 @@ import logging
 import math
 
 import attrs
-import stamina
 import trio
 import trio_util
 
+from oco._retry import TURN_PREPARATION, OutageReport, retrying
 from oco._text import external
 from oco.config import Settings
 from oco.convex import is_transient
@@ -320,6 +320,8 @@ class ChatRelay:
                 if chunk is not None:
                     await self._write_chunk(turn, chunk)
 
+        model = reply.model
+        assert model is not None, "plan_replies starts only replies that name a model"
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(write_chunks)
@@ -328,7 +330,7 @@ class ChatRelay:
                         server,
                         turn.opencode_session,
                         reply.content,
-                        reply.model,
+                        model,
                         timeout=self._settings.turn_timeout_s,
                         on_text=on_text,
                         permission_policy=self._settings.permission_policy,
@@ -378,25 +380,15 @@ class ChatRelay:
             raise ReplyGone(reply_id)
 
     async def _opencode_session_patiently(self, server: OpenCodeServer, chat_session_id: str) -> str:
-        """`_opencode_session`, waiting out a Convex outage however long it lasts: nothing has
-        been streamed yet and its calls are safe to repeat, so an outage delays the answer
-        instead of failing it (it gave up after 2 minutes with "please resend")."""
-        failures = 0
-        async for attempt in stamina.retry_context(
-            on=is_transient, attempts=None, timeout=None, wait_initial=1.0, wait_max=15.0
+        """`_opencode_session`, waiting out a Convex outage however long it lasts
+        (`TURN_PREPARATION`): nothing has been streamed yet and its calls are safe to repeat,
+        so an outage delays the answer instead of failing it."""
+        async for attempt in retrying(
+            TURN_PREPARATION, log=log, report=OutageReport(),
+            describe=lambda exc: f"Convex unreachable before a turn ({external(exc)})",
         ):
             with attempt:
-                try:
-                    return await self._opencode_session(server, chat_session_id)
-                except OcoError as exc:
-                    if is_transient(exc):
-                        failures += 1
-                        log.log(
-                            logging.WARNING if failures == 1 else logging.DEBUG,
-                            "Convex unreachable before a turn (%s); waiting for it",
-                            external(exc),
-                        )
-                    raise
+                return await self._opencode_session(server, chat_session_id)
         raise AssertionError("unreachable: the retries are unbounded")  # pragma: no cover
 
     async def _opencode_session(self, server: OpenCodeServer, chat_session_id: str) -> str:

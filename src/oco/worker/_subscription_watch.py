@@ -157,7 +157,7 @@ class SubscriptionWatcher:
         if results == self._failed:
             return
         failed = [f"{q.udf_path}: {r.message}"
-                  for q, r in zip(queries, results) if isinstance(r, QueryError)]
+                  for q, r in zip(queries, results, strict=False) if isinstance(r, QueryError)]
         if failed:
             text = external("; ".join(failed))
             log.log(self._bad_result_level(text), "subscribed query failed: %s", text)

@@ -12,11 +12,12 @@ import logging
 from collections.abc import Callable
 from typing import Protocol
 
+import attrs
 import trio
 
+from oco._retry import POLLING, OutageReport, retrying
 from oco.config import Settings
-from oco.convex import ConvexProtocolError, NotAConvexDeployment, is_transient
-from oco.convex._outage import OutageReport
+from oco.convex import ConvexProtocolError
 from oco.domain import ActiveSession, Backend, ChatMessage
 
 from ._snapshot import Snapshot
@@ -32,6 +33,14 @@ class Watcher(Protocol):
         """Publish snapshots until cancelled; transient backend failures are retried inside."""
 
 
+def _poll_failure(exc: Exception) -> str:
+    if isinstance(exc, ConvexProtocolError):
+        # A result that breaks the contract (a newer or broken backend): this tick is skipped
+        # and the last good snapshot stays; a crash would only loop.
+        return f"ignoring a malformed poll result ({exc})"
+    return f"Convex unreachable while watching ({exc})"
+
+
 def _activity_key(sessions: tuple[ActiveSession, ...]) -> frozenset[tuple[str, float]]:
     return frozenset((s.session_id, s.last_activity) for s in sessions)
 
@@ -43,7 +52,8 @@ class PollingWatcher:
     `chat:subscribeToWorkerSessions`). `chat:subscribeToWorkerMessages` returns the whole
     history, so it runs once at start and then only when the active set or a `lastActivity`
     moved. Ticks are fast while a reply is in flight or a chat was active in the last minute,
-    and back off to the idle interval otherwise.
+    and back off to the idle interval otherwise. A failed or malformed poll is retried by the
+    `POLLING` policy, from twice the idle interval.
     """
 
     def __init__(
@@ -63,39 +73,19 @@ class PollingWatcher:
     async def run(self, publish: Callable[[Snapshot], None]) -> None:
         seen: frozenset[tuple[str, float]] | None = None
         messages: tuple[ChatMessage, ...] = ()
-        failures = 0
-        malformed_reported = False
+        policy = attrs.evolve(POLLING, wait_initial=2 * self._settings.poll_idle_interval_s)
         while True:
-            try:
-                worker, sessions_list = await self._backend.poll_watch()
-                sessions = tuple(sessions_list)
-                key = _activity_key(sessions)
-                if key != seen:
-                    messages = tuple(await self._backend.worker_messages())
-                    seen = key
-                failures = 0
-                self._outage.recovered(trio.current_time())
-                publish(Snapshot(worker, sessions, messages))
-                interval = self._interval(sessions)
-            except Exception as exc:
-                malformed = isinstance(exc, ConvexProtocolError) and not isinstance(
-                    exc, NotAConvexDeployment
-                )
-                if not (is_transient(exc) or malformed):
-                    raise
-                failures += 1
-                interval = min(self._settings.poll_idle_interval_s * 2**failures, 60.0)
-                if malformed:
-                    # A result that breaks the contract (a newer or broken backend): skip this
-                    # tick and keep the last good snapshot; a crash would only loop.
-                    level = logging.DEBUG if malformed_reported else logging.WARNING
-                    malformed_reported = True
-                    log.log(level, "ignoring a malformed poll result (%s); polling again in %.0f s",
-                            exc, interval)
-                else:
-                    log.log(self._outage.failed(trio.current_time()),
-                            "Convex unreachable while watching (%s); retrying in %.0f s", exc, interval)
-            await trio.sleep(interval)
+            async for attempt in retrying(policy, log=log, report=self._outage, describe=_poll_failure):
+                with attempt:
+                    worker, sessions_list = await self._backend.poll_watch()
+                    sessions = tuple(sessions_list)
+                    key = _activity_key(sessions)
+                    if key != seen:
+                        messages = tuple(await self._backend.worker_messages())
+                        seen = key
+            self._outage.recovered(trio.current_time())
+            publish(Snapshot(worker, sessions, messages))
+            await trio.sleep(self._interval(sessions))
 
     def _interval(self, sessions: tuple[ActiveSession, ...]) -> float:
         if self._busy():

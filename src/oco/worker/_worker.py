@@ -1,11 +1,12 @@
 """One worker's trio shell: register, wait for approval, connect, then heartbeat, watch and relay.
 
-Decisions come from the pure cores (`Lifecycle`, `plan_snapshot`); this module only moves bytes and time.
-Transient backend failures are retried here with backoff, on the same client, and reported
-through the backend's `OutageReport` (one WARNING naming the deployment, then one every few
-minutes); the latest is the worker's `last_error`, which status shows. A rejection
-(`WorkerRejected`: wrong secret, worker unknown or deleted), any other backend answer and
-bugs propagate to the supervisor, which says it in one line (a traceback only for a bug).
+Decisions come from the pure cores (`Lifecycle`, `plan_snapshot`); this module only moves bytes
+and time. Transient backend failures are retried here by the `WORKER_REGISTRATION`, `HEARTBEAT`
+and `MODEL_PUBLISH` policies (`oco._retry`), on the same client, and reported through the
+backend's `OutageReport` (one WARNING naming the deployment, then one every few minutes); the
+latest is the worker's `last_error`, which status shows. A rejection (`WorkerRejected`: wrong
+secret, worker unknown or deleted), any other backend answer and bugs propagate to the
+supervisor, which says it in one line (a traceback only for a bug).
 """
 
 from __future__ import annotations
@@ -16,19 +17,25 @@ import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-import stamina
 import trio
 import trio_util
 
+from oco._retry import (
+    HEARTBEAT,
+    MODEL_PUBLISH,
+    WORKER_REGISTRATION,
+    Attempts,
+    RetryPolicy,
+    duration,
+    retrying,
+)
 from oco.config import Settings, WorkerConfig
 from oco.convex import (
     ConvexClient,
     ConvexSubscriptions,
     WorkerDeleted,
     WorkerNotApproved,
-    is_transient,
 )
-from oco.convex._outage import duration
 from oco.convex.api import WorkerBackend
 from oco.domain import ModelInfo, Registration
 from oco.errors import NotFound, Rejected, describe
@@ -85,10 +92,6 @@ def _first_leaf(exc: BaseException) -> BaseException:
     return exc
 
 
-def _backoff(failures: int, cap: float = 60.0) -> float:
-    return min(cap, 2.0 ** max(0, failures - 1))
-
-
 class Worker:
     """Runs one configured worker until cancelled (stop) or until it fails.
 
@@ -110,7 +113,7 @@ class Worker:
         state_dir: Path,
         opencode_env: Mapping[str, str] | None = None,
         now_ms: Callable[[], float] = lambda: time.time() * 1000,
-        watcher_factory: Callable[["Worker"], Watcher] | None = None,
+        watcher_factory: Callable[[Worker], Watcher] | None = None,
         subscriptions: SubscriptionsProvider | None = None,
     ) -> None:
         self.config = config
@@ -175,9 +178,9 @@ class Worker:
             self._refresh_report()
             turns, sessions, pid = relay.turns.value, relay.sessions.value, host.pid
             await trio_util.wait_any(
-                lambda: relay.turns.wait_value(lambda n: n != turns),
-                lambda: relay.sessions.wait_value(lambda n: n != sessions),
-                lambda: host.wait_pid_change(pid),
+                lambda: relay.turns.wait_value(lambda n: n != turns),  # noqa: B023 - the predicate is awaited in this iteration
+                lambda: relay.sessions.wait_value(lambda n: n != sessions),  # noqa: B023 - the predicate is awaited in this iteration
+                lambda: host.wait_pid_change(pid),  # noqa: B023 - the predicate is awaited in this iteration
             )
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -218,7 +221,7 @@ class Worker:
         with self._stop.cleanup_scope(OFFLINE_GRACE_S):
             try:
                 messages = await self.backend.worker_messages()
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - best effort while removed: log one line, do not crash the stop
                 log.warning("could not close the open messages of the removed worker: %s", describe(exc))
                 return
             plan = plan_replies(
@@ -230,7 +233,7 @@ class Worker:
                 # One reply that cannot be closed must not leave the others open.
                 try:
                     outcome = await completer.complete(reply, reply_from_note("", REMOVED_NOTE))
-                except Exception as exc:
+                except Exception as exc:  # noqa: BLE001 - one reply that cannot be closed must not leave the others open
                     log.warning("could not close reply %s of the removed worker: %s",
                                 reply.reply_message_id, describe(exc))
                     continue
@@ -249,7 +252,7 @@ class Worker:
                 try:
                     inactivated = await self.backend.set_offline()
                     log.info("offline in Convex (%d session(s) inactivated)", inactivated)
-                except Exception as exc:
+                except Exception as exc:  # noqa: BLE001 - best effort while stopping: log one line, do not crash the stop
                     log.warning("could not mark the worker offline: %s", describe(exc))
         if self.lifecycle.state is State.STOPPING:
             self._apply(Event.STOPPED)
@@ -273,16 +276,15 @@ class Worker:
 
     # -- registration ---------------------------------------------------------------------
 
-    def _transient_failure(self, exc: Exception, delay: float) -> None:
-        """Reports a failure worth retrying (an unreachable or failing deployment): at
-        WARNING at first and then every few minutes, at DEBUG in between; status shows it."""
+    def _retrying(self, policy: RetryPolicy) -> Attempts:
+        """A backend call retried by `policy`; each failure is said through the backend's
+        outage report (WARNING at first and then every few minutes, DEBUG in between) and is
+        the worker's `last_error`, which status shows."""
+        return retrying(policy, describe=self._noted, log=log, report=self.backend.outage)
+
+    def _noted(self, exc: Exception) -> str:
         self.last_error = describe(exc)
-        now = trio.current_time()
-        outage = self.backend.outage
-        level = outage.failed(now)
-        lasted = now - (outage.since if outage.since is not None else now)
-        log.log(level, "%s%s; retrying in %.0f s", self.last_error,
-                f" (for {duration(lasted)})" if lasted >= 60 else "", delay)
+        return self.last_error
 
     def _reachable(self) -> None:
         lasted = self.backend.outage.recovered(trio.current_time())
@@ -290,20 +292,11 @@ class Worker:
             log.info("Convex deployment %s answers again (after %s)", self.backend.client.url, duration(lasted))
 
     async def _register(self) -> Registration:
-        failures = 0
-        while True:
-            try:
+        async for attempt in self._retrying(WORKER_REGISTRATION):
+            with attempt:
                 registration = await self.backend.register(str(self.config.working_directory), getpass.getuser())
-            except Exception as exc:
-                if not is_transient(exc):
-                    raise
-                failures += 1
-                delay = _backoff(failures)
-                self._transient_failure(exc, delay)
-                await trio.sleep(delay)
-            else:
-                self._reachable()
-                return registration
+        self._reachable()
+        return registration
 
     async def _wait_for_approval(self) -> None:
         while True:
@@ -328,29 +321,20 @@ class Worker:
             await self._follow(watcher, nursery)
 
     async def _mark_connected(self) -> None:
-        failures = 0
-        while True:
-            try:
-                await self.backend.mark_connected()
-            except WorkerNotApproved:
-                raise ApprovalWithdrawn() from None
-            except Exception as exc:
-                if not is_transient(exc):
-                    raise
-                failures += 1
-                delay = _backoff(failures)
-                self._transient_failure(exc, delay)
-                await trio.sleep(delay)
-            else:
-                self._reachable()
-                self.relay.forget_reported()
-                return
+        try:
+            async for attempt in self._retrying(WORKER_REGISTRATION):
+                with attempt:
+                    await self.backend.mark_connected()
+        except WorkerNotApproved:
+            raise ApprovalWithdrawn() from None
+        self._reachable()
+        self.relay.forget_reported()
 
     async def _publish_models(self) -> None:
         """Publishes the model list whenever asked, one listing at a time, latest request wins."""
         done = 0
         while True:
-            wanted = await self._models_wanted.wait_value(lambda n: n > done)
+            wanted = await self._models_wanted.wait_value(lambda n: n > done)  # noqa: B023 - the predicate is awaited in this iteration
             try:
                 models = await self._models.models(
                     self.config.working_directory, self._opencode_env, refresh=done > 0
@@ -366,7 +350,7 @@ class Worker:
                     log.info("published %d model(s)", len(models))
             except Rejected:
                 raise
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - publishing models is advisory; the worker runs on without it
                 log.warning("could not publish models: %s", describe(exc))
             done = wanted
 
@@ -375,8 +359,9 @@ class Worker:
         scope.cancel()
 
     async def _update_models_patiently(self, models: list[ModelInfo]) -> None:
-        async for attempt in stamina.retry_context(
-            on=is_transient, attempts=None, timeout=None, wait_initial=1.0, wait_max=60.0
+        # DEBUG only: the heartbeat says an outage, and the list lands once it is over.
+        async for attempt in retrying(
+            MODEL_PUBLISH, log=log, describe=lambda exc: f"publishing the models failed ({describe(exc)})"
         ):
             with attempt:
                 await self.backend.update_models(models)
@@ -389,25 +374,19 @@ class Worker:
             log.warning("could not start OpenCode ahead of a chat: %s", exc)
 
     async def _heartbeat(self) -> None:
-        failures = 0
+        interval = self.settings.heartbeat_interval_s
+        policy = HEARTBEAT.capped(interval)  # a failed beat is never retried later than the next
         next_beat = trio.current_time()
         while True:
             await trio.sleep_until(next_beat)
             try:
-                await self.backend.heartbeat()
+                async for attempt in self._retrying(policy):
+                    with attempt:
+                        await self.backend.heartbeat()
             except WorkerNotApproved:
                 raise ApprovalWithdrawn() from None
-            except Exception as exc:
-                if not is_transient(exc):
-                    raise
-                failures += 1
-                delay = min(self.settings.heartbeat_interval_s, _backoff(failures))
-                self._transient_failure(exc, delay)
-                next_beat = trio.current_time() + delay
-            else:
-                self._reachable()
-                failures = 0
-                next_beat = trio.current_time() + self.settings.heartbeat_interval_s
+            self._reachable()
+            next_beat = trio.current_time() + interval
 
     def _publish(self, snapshot: Snapshot) -> None:
         seq, _ = self._snapshot.value
@@ -419,7 +398,7 @@ class Worker:
         handled = 0
         memory = SnapshotMemory(self._now_ms(), reported_orphans=self._orphans_reported)
         while True:
-            handled, snapshot = await self._snapshot.wait_value(lambda v: v[0] > handled)
+            handled, snapshot = await self._snapshot.wait_value(lambda v: v[0] > handled)  # noqa: B023 - the predicate is awaited in this iteration
             assert snapshot is not None
             actions = plan_snapshot(
                 snapshot,
