@@ -141,16 +141,19 @@ async def test_a_reload_and_a_restart_at_the_same_moment_leave_one_slot(autojump
             both.start_soon(lambda: _append(plans, orch.reload()))
             both.start_soon(orch.restart_worker, key)
         assert plans[0].restart == (key,)
-        # One after the other: the first waits 5 s for the cleanup, then starts a slot, which
-        # the second stops again before its worker even began, and starts the one that runs.
-        assert trio.current_time() - t0 == pytest.approx(5.0)
+        # One after the other: the first waits 5 s for the cleanup, then starts a slot. The
+        # second stops that one again, at once if its worker has not begun yet, or after its
+        # own 5 s cleanup if it has (which of the two depends on the scheduler's order).
+        elapsed = trio.current_time() - t0
+        assert elapsed == pytest.approx(5.0) or elapsed == pytest.approx(10.0)
         await orch.slots[key].state.wait_value("ready")
-        assert [s - t0 for s in factory.record(key).starts[1:]] == pytest.approx([5.0])
+        later_starts = [s - t0 for s in factory.record(key).starts[1:]]
+        assert later_starts == pytest.approx([5.0]) or later_starts == pytest.approx([5.0, 10.0])
 
     assert await run_with(orch, scenario) == 0
     record = factory.record(key)
     assert record.most_alive_at_once() == 1  # never two workers for one key
-    assert len(record.starts) == len(record.ends) == 2  # and none left running unowned
+    assert len(record.starts) == len(record.ends) in (2, 3)  # and none left running unowned
     assert orch.slots[key].config.name == "renamed"
     assert len(factory.record(config(2).key).starts) == 1
 
