@@ -89,7 +89,7 @@ _FULL_DISK_CHILD = textwrap.dedent(
     import json, logging, os, sys
     from pathlib import Path
     import trio
-        from oco.testing import FakeConvex, in_process_convex, make_worker, running_worker, trio_ms
+    from oco.testing import FakeConvex, in_process_convex, make_worker, running_worker, trio_ms
 
     root = Path(sys.argv[1])
     records = []
