@@ -41,7 +41,12 @@ def write(home: Path, workers: list[object]) -> Path:
 
 
 def good(worker: str, **extra: object) -> dict[str, object]:
-    return {"token": token(worker), "working_directory": "proj", "convex_url": "http://127.0.0.1:3210", **extra}
+    return {
+        "token": token(worker),
+        "working_directory": "proj",
+        "convex_url": "http://127.0.0.1:3210",
+        **extra,
+    }
 
 
 def test_version_and_help() -> None:
@@ -74,7 +79,9 @@ def test_check_json_output(home: Path) -> None:
     result = json.loads(done.stdout)
     assert [w["worker_id"] for w in result["workers"]] == ["w1"]
     assert {p["json_path"] for p in result["problems"]} == {
-        "workers[1].working_directory", "workers[1].convex_url"}
+        "workers[1].working_directory",
+        "workers[1].convex_url",
+    }
 
 
 def test_check_with_no_valid_entry_exits_2(home: Path) -> None:

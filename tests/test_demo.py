@@ -22,14 +22,24 @@ from real_opencode import OPENCODE, needs_opencode
 
 
 def _message(content: str) -> ChatMessage:
-    return ChatMessage(id="m", session_id="s", role="assistant", content=content, timestamp=0.0, completed=True)
+    return ChatMessage(
+        id="m", session_id="s", role="assistant", content=content, timestamp=0.0, completed=True
+    )
 
 
 def test_tool_lines_show_the_command_status_and_output_of_each_tool_part():
     parts = [
         {"type": "step-start"},
-        {"type": "tool", "tool": "bash", "state": {"status": "completed", "input": {"command": "ls"}, "output": "a\nb\n"}},
-        {"type": "tool", "tool": "read", "state": {"status": "error", "input": {"path": "x"}, "error": "no such file"}},
+        {
+            "type": "tool",
+            "tool": "bash",
+            "state": {"status": "completed", "input": {"command": "ls"}, "output": "a\nb\n"},
+        },
+        {
+            "type": "tool",
+            "tool": "read",
+            "state": {"status": "error", "input": {"path": "x"}, "error": "no such file"},
+        },
     ]
     assert tool_lines(json.dumps(parts)) == [
         "bash(ls) completed -> a⏎b",
@@ -63,9 +73,16 @@ def test_one_line_and_error_replies():
 
 
 def test_workers_document_holds_the_entries_and_demo_settings(tmp_path):
-    document = json.loads(workers_document("http://127.0.0.1:1", [("alpha", "machine_a:worker_b:secret_c", tmp_path)]))
+    document = json.loads(
+        workers_document("http://127.0.0.1:1", [("alpha", "machine_a:worker_b:secret_c", tmp_path)])
+    )
     assert document["workers"] == [
-        {"name": "alpha", "token": "machine_a:worker_b:secret_c", "working_directory": str(tmp_path), "convex_url": "http://127.0.0.1:1"}
+        {
+            "name": "alpha",
+            "token": "machine_a:worker_b:secret_c",
+            "working_directory": str(tmp_path),
+            "convex_url": "http://127.0.0.1:1",
+        }
     ]
     assert document["settings"]["approval_poll_interval_s"] <= 1
 
@@ -95,7 +112,9 @@ def test_cli_reports_a_bad_opencode_config_in_one_line(tmp_path):
 @pytest.mark.parametrize("command", ["demo", "fake-convex", "fake-llm"])
 def test_without_the_testing_extra_the_fake_commands_say_what_to_install_in_one_line(command):
     # hypercorn hidden as if `pip install trio-oco` had been run without `[testing]`.
-    hide = "import sys; sys.modules['hypercorn'] = None; from oco.cli import main; sys.exit(main(sys.argv[1:]))"
+    hide = (
+        "import sys; sys.modules['hypercorn'] = None; from oco.cli import main; sys.exit(main(sys.argv[1:]))"
+    )
     result = subprocess.run([sys.executable, "-c", hide, command], capture_output=True, text=True, timeout=60)
     assert result.returncode == 2, result.stderr
     assert result.stderr == (

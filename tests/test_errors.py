@@ -65,7 +65,10 @@ MAPPING = [
     (ConvexProtocolError("a:b", "$", "bad"), {ProtocolViolation}),
     (server_error(418), {ProtocolViolation}),
     (SyncProtocolError("not JSON"), {ProtocolViolation}),
-    (NotAConvexDeployment("a:b", status=404, route="query", what="HTTP 404"), {ProtocolViolation, Misconfigured}),
+    (
+        NotAConvexDeployment("a:b", status=404, route="query", what="HTTP 404"),
+        {ProtocolViolation, Misconfigured},
+    ),
     (OpenCodeNotFound(), {Misconfigured}),
 ]
 
@@ -75,11 +78,18 @@ def test_each_adapter_error_is_exactly_its_neutral_types(error: OcoError, neutra
     assert {kind for kind in NEUTRAL if isinstance(error, kind)} == neutral
 
 
-@pytest.mark.parametrize(("status", "kind"), [
-    (500, ConvexServerUnavailable), (502, ConvexServerUnavailable), (599, ConvexServerUnavailable),
-    (429, ConvexServerUnavailable), (409, ConvexUnexpectedStatus), (418, ConvexUnexpectedStatus),
-    (422, ConvexUnexpectedStatus),
-])
+@pytest.mark.parametrize(
+    ("status", "kind"),
+    [
+        (500, ConvexServerUnavailable),
+        (502, ConvexServerUnavailable),
+        (599, ConvexServerUnavailable),
+        (429, ConvexServerUnavailable),
+        (409, ConvexUnexpectedStatus),
+        (418, ConvexUnexpectedStatus),
+        (422, ConvexUnexpectedStatus),
+    ],
+)
 def test_an_http_status_outside_the_api_is_mapped_once_by_whether_it_heals(status: int, kind: type) -> None:
     error = server_error(status, function="a:b")
     assert type(error) is kind and error.status == status

@@ -64,8 +64,10 @@ def test_the_neutral_errors_import_only_the_text_helper() -> None:
 def test_the_supervisor_classifies_failures_without_the_opencode_adapter() -> None:
     modules = imported_modules(SRC / "orchestrator" / "_supervisor.py")
     assert _names(modules, "oco.opencode") == set()
-    assert not any(name.endswith(("Error", "Rejected", "NotFound", "Deployment")) for name in
-                   _names(modules, "oco.convex"))
+    assert not any(
+        name.endswith(("Error", "Rejected", "NotFound", "Deployment"))
+        for name in _names(modules, "oco.convex")
+    )
 
 
 def test_the_rules_above_see_imports_where_they_are() -> None:

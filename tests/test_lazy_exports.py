@@ -21,8 +21,12 @@ def _init(package: str) -> ast.Module:
 def type_checking_names(package: str) -> set[str]:
     for node in _init(package).body:
         if isinstance(node, ast.If) and getattr(node.test, "id", None) == "TYPE_CHECKING":
-            return {alias.asname or alias.name for imp in node.body if isinstance(imp, ast.ImportFrom)
-                    for alias in imp.names}
+            return {
+                alias.asname or alias.name
+                for imp in node.body
+                if isinstance(imp, ast.ImportFrom)
+                for alias in imp.names
+            }
     raise AssertionError(f"{package} has no TYPE_CHECKING block")
 
 

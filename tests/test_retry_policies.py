@@ -37,7 +37,9 @@ def test_each_concern_keeps_the_delays_it_had() -> None:
     assert delays(WORKER_REGISTRATION) == [min(60.0, 2.0 ** (n - 1)) for n in range(1, 9)]
     assert delays(HEARTBEAT.capped(30.0)) == [1, 2, 4, 8, 16, 30, 30, 30]
     idle = 3.0
-    assert delays(attrs.evolve(POLLING, wait_initial=2 * idle)) == [min(idle * 2**n, 60.0) for n in range(1, 9)]
+    assert delays(attrs.evolve(POLLING, wait_initial=2 * idle)) == [
+        min(idle * 2**n, 60.0) for n in range(1, 9)
+    ]
     assert delays(OPENCODE_EVENTS) == [0.2, 0.4, 0.8, 1.6, 3.2, 5.0, 5.0, 5.0]
     assert delays(REPLY_COMPLETION) == [1, 2, 4, 8, 16, 30, 30, 30]
     assert delays(CONVEX_CALL, 5) == [0.5, 1, 2, 4, 8] and CONVEX_CALL.attempts == 5
@@ -137,18 +139,27 @@ async def test_a_bounded_policy_gives_up_after_its_attempts_and_does_not_announc
 
 
 @pytest.mark.real_backoff(REPLY_COMPLETION)
-async def test_a_long_run_of_failures_is_a_warning_at_first_then_every_five_minutes(autojump_clock, caplog) -> None:
+async def test_a_long_run_of_failures_is_a_warning_at_first_then_every_five_minutes(
+    autojump_clock, caplog
+) -> None:
     caplog.set_level(logging.DEBUG, logger="test.retry")
     call = Flaky(*[unavailable() for _ in range(40)])  # 30 s apart after the first few: ~18 min
-    await run(REPLY_COMPLETION, call, log=logging.getLogger("test.retry"), report=OutageReport(),
-              describe=lambda exc: "completing failed")
+    await run(
+        REPLY_COMPLETION,
+        call,
+        log=logging.getLogger("test.retry"),
+        report=OutageReport(),
+        describe=lambda exc: "completing failed",
+    )
     start = call.calls[0]
     loud = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert 4 <= len(loud) <= 5 and len(caplog.records) == 40
     assert "(for " in loud[-1].getMessage() and call.calls[-1] - start > 15 * 60
 
 
-async def test_without_real_backoff_an_endless_policy_makes_one_attempt_and_never_waits(autojump_clock) -> None:
+async def test_without_real_backoff_an_endless_policy_makes_one_attempt_and_never_waits(
+    autojump_clock,
+) -> None:
     call = Flaky(unavailable())
     started = trio.current_time()
     with pytest.raises(ConvexUnavailable):
@@ -162,4 +173,3 @@ async def test_real_backoff_for_one_policy_leaves_the_others_at_one_attempt(auto
     with pytest.raises(ConvexUnavailable):
         await run(WORKER_REGISTRATION, call)
     assert len(call.calls) == 1
-

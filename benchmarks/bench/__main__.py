@@ -40,8 +40,11 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="shorter windows, fewer samples")
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write the figures here")
     parser.add_argument("--markdown", action="store_true", help="print the table as Markdown")
-    parser.add_argument("--transport", choices=("subscribe", "poll"),
-                        help="convex_transport for every run (default: trio-oco's default)")
+    parser.add_argument(
+        "--transport",
+        choices=("subscribe", "poll"),
+        help="convex_transport for every run (default: trio-oco's default)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the scratch dir and its logs")
     parser.add_argument("--only", choices=SCENARIOS, action="append", help="only this (repeatable)")
     return parser.parse_args(argv)
@@ -57,11 +60,17 @@ def _opencode_bin() -> str:
 def machine(opencode_bin: str) -> dict[str, object]:
     """What the figures were measured on."""
     version = subprocess.run(
-        [opencode_bin, "--version"], capture_output=True, text=True, timeout=60,
+        [opencode_bin, "--version"],
+        capture_output=True,
+        text=True,
+        timeout=60,
         env={**os.environ, "npm_config_registry": "http://127.0.0.1:9/"},
     )
-    mem_kb = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
-                  if line.startswith("MemTotal:"))
+    mem_kb = next(
+        int(line.split()[1])
+        for line in Path("/proc/meminfo").read_text().splitlines()
+        if line.startswith("MemTotal:")
+    )
     return {
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "nproc": os.cpu_count(),
@@ -73,9 +82,7 @@ def machine(opencode_bin: str) -> dict[str, object]:
     }
 
 
-async def _guarded(
-    name: str, errors: dict[str, str], step: Callable[[], Awaitable[object]]
-) -> object:
+async def _guarded(name: str, errors: dict[str, str], step: Callable[[], Awaitable[object]]) -> object:
     """Run one scenario; a failure is reported and the others still run."""
     print(f"bench: {name} ...", file=sys.stderr, flush=True)
     started = trio.current_time()
@@ -91,9 +98,7 @@ async def _guarded(
     return value
 
 
-async def _main(
-    args: argparse.Namespace, opencode_bin: str, scratch: Path
-) -> tuple[Bench, dict[str, str]]:
+async def _main(args: argparse.Namespace, opencode_bin: str, scratch: Path) -> tuple[Bench, dict[str, str]]:
     wanted = set(args.only or SCENARIOS)
     errors: dict[str, str] = {}
     async with serve_fake_llm() as llm:
@@ -107,11 +112,11 @@ async def _main(
             one_rss = rss_one if isinstance(rss_one, int) else None
             await _guarded("twenty workers", errors, lambda: twenty_workers(bench, one_rss))
         if "fifty" in wanted:
-            await _guarded("fifty workers: start, stop", errors,
-                           lambda: fifty_workers_start_and_stop(bench))
+            await _guarded("fifty workers: start, stop", errors, lambda: fifty_workers_start_and_stop(bench))
         if "fifty-seq" in wanted:
-            await _guarded("fifty workers: sequential stop", errors,
-                           lambda: fifty_workers_sequential_stop(bench))
+            await _guarded(
+                "fifty workers: sequential stop", errors, lambda: fifty_workers_sequential_stop(bench)
+            )
     return bench, errors
 
 

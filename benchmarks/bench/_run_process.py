@@ -31,8 +31,14 @@ _PROC_POLL_S = 0.2
 class RunProcess:
     """A running `trio-oco run`: its workers, its output, and measurements of its process tree."""
 
-    def __init__(self, convex: FakeConvexServer, workers: list[CreatedWorker], workers_file: Path,
-                 entries: list[dict[str, Any]], process: trio.Process) -> None:
+    def __init__(
+        self,
+        convex: FakeConvexServer,
+        workers: list[CreatedWorker],
+        workers_file: Path,
+        entries: list[dict[str, Any]],
+        process: trio.Process,
+    ) -> None:
         self.convex = convex
         self.fake = convex.fake
         self.workers = workers
@@ -126,8 +132,14 @@ async def run_process(
         subprocess.run(["git", "init", "-q", str(project)], check=True)
         created = convex.fake.create_worker(name=f"w{n:02d}")
         workers.append(created)
-        entries.append({"name": f"w{n:02d}", "token": created.token,
-                        "working_directory": str(project), "convex_url": convex.url})
+        entries.append(
+            {
+                "name": f"w{n:02d}",
+                "token": created.token,
+                "working_directory": str(project),
+                "convex_url": convex.url,
+            }
+        )
     workers_file = root / "workers.json"
     workers_file.touch(mode=0o600)
     document: dict[str, Any] = {"workers": entries}

@@ -75,8 +75,14 @@ class Bench:
         self, convex: FakeConvexServer, label: str, count: int
     ) -> AbstractAsyncContextManager[RunProcess]:
         """`trio-oco run` for `count` new workers of `convex`, in a fresh directory."""
-        return run_process(convex, self.llm, self.root(label), count,
-                           opencode_bin=self.opencode_bin, settings=self.plan.settings)
+        return run_process(
+            convex,
+            self.llm,
+            self.root(label),
+            count,
+            opencode_bin=self.opencode_bin,
+            settings=self.plan.settings,
+        )
 
 
 def say(text: str) -> None:
@@ -158,8 +164,9 @@ async def _streamed_answer(fake: FakeConvex, llm: FakeLLMServer, chat: str, res:
     mine = [c for c in calls if c.args.get("messageId") == reply]
     chunk_at = min(c.at for c in mine if c.function == "chat:writeChunk")
     done_at = min(c.at for c in mine if c.function in COMPLETIONS)
-    answer = [c for c in calls
-              if c.kind == "mutation" and c.at <= done_at and c.function != "workers:heartbeat"]
+    answer = [
+        c for c in calls if c.kind == "mutation" and c.at <= done_at and c.function != "workers:heartbeat"
+    ]
     first, total = (chunk_at - sent) / 1000, (done_at - sent) / 1000
     res.figures["first_chunk_over_completion"] = round(first / total, 4)
     res.figures["mutations_per_streamed_second"] = round(len(answer) / STREAM_SECONDS, 2)
@@ -167,8 +174,9 @@ async def _streamed_answer(fake: FakeConvex, llm: FakeLLMServer, chat: str, res:
         "first_chunk_s": round(first, 3),
         "completion_s": round(total, 3),
         "mutations": dict(Counter(c.function for c in answer)),
-        "heavy_queries_while_streaming":
-            sum(1 for c in calls if c.function == HEAVY_QUERY and c.at <= done_at),
+        "heavy_queries_while_streaming": sum(
+            1 for c in calls if c.function == HEAVY_QUERY and c.at <= done_at
+        ),
     }
 
 
@@ -183,8 +191,7 @@ async def twenty_workers(bench: Bench, rss_one: int | None) -> None:
             await _ready(run, plan)
             rss = await run.settled_rss()
             res.details["idle_rss_20_workers_mb"] = round(rss / 2**20, 1)
-            say(f"idle RSS with 20 workers: {rss / 2**20:.1f} MiB; "
-                f"idle window of {plan.idle_window_s:g} s")
+            say(f"idle RSS with 20 workers: {rss / 2**20:.1f} MiB; idle window of {plan.idle_window_s:g} s")
             if rss_one:
                 res.figures["idle_memory_ratio_20_vs_1"] = round(rss / rss_one, 3)
 
@@ -220,8 +227,9 @@ async def _throughput(run: RunProcess, res: Results, per_worker: int = 5) -> dic
             expected[fake.send_message(chat, f"ECHO {text}")] = text
 
     def answered() -> int:
-        return sum(1 for m, text in expected.items()
-                   if (r := fake.message(m)) and r.completed and r.content == text)
+        return sum(
+            1 for m, text in expected.items() if (r := fake.message(m)) and r.completed and r.content == text
+        )
 
     def completed() -> bool:
         return all((r := fake.message(m)) and r.completed for m in expected)
@@ -235,8 +243,7 @@ async def _throughput(run: RunProcess, res: Results, per_worker: int = 5) -> dic
         mine = [(m, text) for m, text in expected.items() if worker.worker_id in text]
         if any((r := fake.message(m)) and r.content == text for m, text in mine):
             run.warm.add(worker.worker_id)
-    wrong = [r.content for m, text in expected.items()
-             if (r := fake.message(m)) and r.content != text]
+    wrong = [r.content for m, text in expected.items() if (r := fake.message(m)) and r.content != text]
     if wrong:
         examples = sorted(set(wrong))[:3]
         res.details["throughput_wrong_replies"] = {"count": len(wrong), "examples": examples}
@@ -290,7 +297,9 @@ async def fifty_workers_start_and_stop(bench: Bench) -> None:
             offline = sum(1 for w in run.workers if fake.worker(w.worker_id).status == "offline")
     res.figures["stop_50_workers_over_rtt_bound"] = round(seconds / RTT_BOUND_S, 3)
     res.details["stop_50_workers_parallel"] = {
-        "seconds": round(seconds, 3), "exit_code": code, "offline": offline,
+        "seconds": round(seconds, 3),
+        "exit_code": code,
+        "offline": offline,
     }
 
 
@@ -323,8 +332,10 @@ def _start_phases(run: RunProcess) -> dict[str, float]:
         times = [c.at for c in run.fake.calls if c.function == function]
         return [round((min(times) - spawn_ms) / 1000, 3), round((max(times) - spawn_ms) / 1000, 3)]
 
-    return {"register_first_last_s": span("workers:register"),
-            "mark_connected_first_last_s": span("workers:markConnected")}
+    return {
+        "register_first_last_s": span("workers:register"),
+        "mark_connected_first_last_s": span("workers:markConnected"),
+    }
 
 
 def _offline(fake: FakeConvex, worker: CreatedWorker) -> bool:

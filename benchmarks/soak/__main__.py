@@ -23,10 +23,15 @@ REPO = Path(__file__).resolve().parents[3]
 def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="scripts/soak", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="at least 50 messages, under 10 minutes")
-    parser.add_argument("--prod", action="store_true",
-                        help="serve the fake Convex as a production deployment (errors redacted)")
+    parser.add_argument(
+        "--prod",
+        action="store_true",
+        help="serve the fake Convex as a production deployment (errors redacted)",
+    )
     parser.add_argument("--json", type=Path, metavar="FILE", help="also write the figures as JSON here")
-    parser.add_argument("--messages", type=int, metavar="N", help="messages to send (default 100, 50 with --quick)")
+    parser.add_argument(
+        "--messages", type=int, metavar="N", help="messages to send (default 100, 50 with --quick)"
+    )
     args = parser.parse_args(argv)
     if args.messages is not None and args.messages < 10:
         parser.error("--messages must be at least 10")
@@ -43,7 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="soak: %(levelname)s %(name)s: %(message)s")
     opencode_bin = os.environ.get("OCO_OPENCODE_BIN") or str(REPO / "node_modules" / ".bin" / "opencode")
     if not Path(opencode_bin).exists():
-        print(f"soak: no opencode at {opencode_bin}; run scripts/setup or set OCO_OPENCODE_BIN", file=sys.stderr)
+        print(
+            f"soak: no opencode at {opencode_bin}; run scripts/setup or set OCO_OPENCODE_BIN", file=sys.stderr
+        )
         return 2
     if args.quick:
         plan = SoakPlan.quick(args.messages or 50, prod=args.prod)

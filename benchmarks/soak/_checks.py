@@ -132,11 +132,17 @@ def _json_bytes(text: str) -> int:
 
 def _fault_figures(facts: SoakFacts) -> tuple[dict[str, object], list[str]]:
     """Figures and failed checks for issue 13's faults."""
-    figures: dict[str, object] = {"long_outage_s": facts.long_outage_s,
-                                  "long_outage_streaming": facts.long_outage_streaming}
+    figures: dict[str, object] = {
+        "long_outage_s": facts.long_outage_s,
+        "long_outage_streaming": facts.long_outage_streaming,
+    }
     failed = []
-    ran = {"long_outage": facts.long_outage_s > 0, "oversized": facts.oversized is not None,
-           "stuck": facts.stuck is not None, "bad_frames": facts.bad_frames is not None}
+    ran = {
+        "long_outage": facts.long_outage_s > 0,
+        "oversized": facts.oversized is not None,
+        "stuck": facts.stuck is not None,
+        "bad_frames": facts.bad_frames is not None,
+    }
     missing = [name for name in FAULTS if name in facts.faults_planned and not ran[name]]
     if missing:
         failed.append(f"planned fault(s) that never came about: {', '.join(missing)}")
@@ -147,10 +153,13 @@ def _fault_figures(facts: SoakFacts) -> tuple[dict[str, object], list[str]]:
         content = reply.content if reply is not None else ""
         size = _json_bytes(content)
         head = big_text(min(HEAD_CHECKED, big.asked_bytes))
-        figures.update(oversized_asked_bytes=big.asked_bytes, oversized_reply_bytes=size,
-                       oversized_cut_marker=CUT_MARKER in content,
-                       oversized_chunks=len(big.chunk_sizes),
-                       oversized_max_chunk_bytes=max(big.chunk_sizes, default=0))
+        figures.update(
+            oversized_asked_bytes=big.asked_bytes,
+            oversized_reply_bytes=size,
+            oversized_cut_marker=CUT_MARKER in content,
+            oversized_chunks=len(big.chunk_sizes),
+            oversized_max_chunk_bytes=max(big.chunk_sizes, default=0),
+        )
         if reply is not None and reply.completed:
             if CUT_MARKER not in content:
                 failed.append(f"the oversized answer {big.reply_id} has no cut marker")
@@ -163,23 +172,31 @@ def _fault_figures(facts: SoakFacts) -> tuple[dict[str, object], list[str]]:
         if growth > OVERSIZED_RSS_FACTOR * big.asked_bytes:
             failed.append(f"the oversized answer grew the orchestrator's RSS by {growth / 2**20:.0f} MB")
     if (stuck := facts.stuck) is not None:
-        figures.update(stuck_pid=stuck.stuck_pid, stuck_replaced_by=stuck.new_pid,
-                       stuck_left_stopped=stuck.left_stopped)
+        figures.update(
+            stuck_pid=stuck.stuck_pid, stuck_replaced_by=stuck.new_pid, stuck_left_stopped=stuck.left_stopped
+        )
         if stuck.new_pid is None or stuck.new_pid == stuck.stuck_pid:
-            failed.append(f"{stuck.worker}'s stuck OpenCode (pid {stuck.stuck_pid}) was not replaced "
-                          f"(pid afterwards: {stuck.new_pid})")
+            failed.append(
+                f"{stuck.worker}'s stuck OpenCode (pid {stuck.stuck_pid}) was not replaced "
+                f"(pid afterwards: {stuck.new_pid})"
+            )
         reply = facts.placeholders.get(stuck.reply_id)
-        if reply is not None and reply.completed and not (
-            says_why(reply.content) or reply.content.strip() == stuck.full_answer.strip()
+        if (
+            reply is not None
+            and reply.completed
+            and not (says_why(reply.content) or reply.content.strip() == stuck.full_answer.strip())
         ):
-            failed.append(f"the reply {stuck.reply_id} cut by the stuck OpenCode ends without saying why: "
-                          f"{reply.content[-60:]!r}")
+            failed.append(
+                f"the reply {stuck.reply_id} cut by the stuck OpenCode ends without saying why: "
+                f"{reply.content[-60:]!r}"
+            )
         if stuck.left_stopped:
             failed.append(f"{stuck.worker}'s stuck OpenCode (pid {stuck.stuck_pid}) was left running")
     if (bad := facts.bad_frames) is not None:
         restarts = bad.restarts_after - bad.restarts_before
-        figures.update(bad_frames_injected=bad.injected, bad_frame_restarts=restarts,
-                       bad_frame_reconnects=bad.reconnects)
+        figures.update(
+            bad_frames_injected=bad.injected, bad_frame_restarts=restarts, bad_frame_reconnects=bad.reconnects
+        )
         if restarts:
             failed.append(f"{restarts} worker restart(s) while bad sync frames arrived")
         if bad.reconnects > RECONNECTS_PER_FRAME * bad.injected + RECONNECTS_SPARE:
@@ -212,14 +229,18 @@ def evaluate(facts: SoakFacts) -> tuple[dict[str, object], list[str]]:
     duplicates = sorted(i for i, contents in facts.completions.items() if len(set(contents)) > 1)
     retried = sum(1 for contents in facts.completions.values() if len(contents) > 1)
     after_delete_answered = sum(
-        1 for m in facts.sent if m.after_deletion and (p := facts.placeholders.get(m.reply_id)) and p.completed
+        1
+        for m in facts.sent
+        if m.after_deletion and (p := facts.placeholders.get(m.reply_id)) and p.completed
     )
     unexpected_parked = sorted(set(facts.parked) - set(facts.expected_parked))
     missing_parked = sorted(set(facts.expected_parked) - set(facts.parked))
     rss_growth = (facts.rss_end - facts.rss_warm) / facts.rss_warm * 100 if facts.rss_warm else 0.0
     # What the rest of the soak added: the oversized answer's phase is judged on its own.
     oversized_growth = facts.oversized.rss_after - facts.oversized.rss_before if facts.oversized else 0
-    rss_rest = (facts.rss_end - facts.rss_warm - oversized_growth) / facts.rss_warm * 100 if facts.rss_warm else 0.0
+    rss_rest = (
+        (facts.rss_end - facts.rss_warm - oversized_growth) / facts.rss_warm * 100 if facts.rss_warm else 0.0
+    )
     figures: dict[str, object] = {
         "messages": len(facts.sent),
         "completed": completed,

@@ -46,9 +46,11 @@ COMPLETIONS = ("chat:completeStructuredMessage", "chat:completeMessage")
 SHUTDOWN_TIMEOUT_S = 20
 # What the sync phase sends, in order. The wrong-typed Transition comes first: it keeps the
 # socket open (the watcher skips the values); each of the others closes it.
-WRONG_TYPED = {"chat:subscribeToWorkerMessages": "not a list of messages",
-               "chat:subscribeToWorkerSessions": {"not": "a list"},
-               "workers:getByMachineAndWorker": 5}
+WRONG_TYPED = {
+    "chat:subscribeToWorkerMessages": "not a list of messages",
+    "chat:subscribeToWorkerSessions": {"not": "a list"},
+    "workers:getByMachineAndWorker": 5,
+}
 BAD_FRAMES: tuple[str | bytes, ...] = (
     "}{ not json",
     b"\x00\xffbinary frame",
@@ -87,10 +89,23 @@ class SoakPlan:
     def short(cls, *, prod: bool = False) -> SoakPlan:
         # The long outage is 30 s here, three times the old soak's 10 s and past the 10 s
         # cleanup scope that cut completions short (issue 13); 90 s would not fit a test.
-        return cls(workers=3, messages=18, sessions_per_worker=1, latency_spike_s=0.0,
-                   error_statuses=(503, 503, 503), outage_s=3.0, hangs=0, opencode_kills=1,
-                   delete_worker=False, llm_error_every=0, llm_latency_s=0.0, phase_timeout_s=60.0,
-                   long_outage_s=30.0, turn_timeout_s=60.0, prod=prod)
+        return cls(
+            workers=3,
+            messages=18,
+            sessions_per_worker=1,
+            latency_spike_s=0.0,
+            error_statuses=(503, 503, 503),
+            outage_s=3.0,
+            hangs=0,
+            opencode_kills=1,
+            delete_worker=False,
+            llm_error_every=0,
+            llm_latency_s=0.0,
+            phase_timeout_s=60.0,
+            long_outage_s=30.0,
+            turn_timeout_s=60.0,
+            prod=prod,
+        )
 
     @property
     def mode(self) -> str:
@@ -102,8 +117,12 @@ class SoakPlan:
 
     def faults(self) -> list[str]:
         """Issue 13's faults this plan asks for (names of `benchmarks.soak._checks.FAULTS`)."""
-        asked = {"long_outage": self.long_outage_s > 0, "oversized": self.oversized_bytes > 0,
-                 "stuck": self.stuck_opencode, "bad_frames": self.bad_frames}
+        asked = {
+            "long_outage": self.long_outage_s > 0,
+            "oversized": self.oversized_bytes > 0,
+            "stuck": self.stuck_opencode,
+            "bad_frames": self.bad_frames,
+        }
         return [name for name, wanted in asked.items() if wanted]
 
 
@@ -144,7 +163,9 @@ class _Soak:
     def fake(self) -> CountingFakeConvex:
         return self.convex.fake  # type: ignore[no-any-return]
 
-    def send(self, worker: str, chat: str, script: str | None = None, *, after_deletion: bool = False) -> SentMessage:
+    def send(
+        self, worker: str, chat: str, script: str | None = None, *, after_deletion: bool = False
+    ) -> SentMessage:
         n = next(self.counter)
         if script is None:
             script = ("ECHO", "ECHO", "DEFAULT", "SLOW")[n % 4]
@@ -176,8 +197,10 @@ class _Soak:
             self.timeouts.append(label)
             still = [m for m in messages if not ((r := self.fake.message(m.reply_id)) and r.completed)]
             shown = ", ".join(f"{m.worker}:{m.reply_id}:{m.text[:12]!r}" for m in still[:6])
-            self.log(f"{label}: {len(still)} replies still open after "
-                     f"{timeout or self.plan.phase_timeout_s:.0f} s ({shown})")
+            self.log(
+                f"{label}: {len(still)} replies still open after "
+                f"{timeout or self.plan.phase_timeout_s:.0f} s ({shown})"
+            )
 
     async def opencode_pid(self, worker: str, timeout: float = 15, *, not_pid: int | None = None) -> int:
         """The worker's OpenCode pid from status.json (rewritten every few seconds), once it
@@ -206,8 +229,11 @@ class _Soak:
 
     def streaming(self, messages: list[SentMessage]) -> list[SentMessage]:
         """Those with text streamed and no completion yet."""
-        return [m for m in messages
-                if self.fake.chunks(m.reply_id) and not ((r := self.fake.message(m.reply_id)) and r.completed)]
+        return [
+            m
+            for m in messages
+            if self.fake.chunks(m.reply_id) and not ((r := self.fake.message(m.reply_id)) and r.completed)
+        ]
 
     def lane_of(self, worker: str) -> str:
         return next(c for w, c in self.lanes if w == worker)
@@ -226,8 +252,11 @@ class _Soak:
         during it, so their completions must outlast it."""
         # Short answers on two workers, each in a chat of its own (not queued behind another
         # message): they finish streaming while Convex is away.
-        workers = [(w, e["name"]) for w, e in zip(self.run.workers, self.run.entries, strict=False)
-                   if e["name"] not in self.deleted][:2]
+        workers = [
+            (w, e["name"])
+            for w, e in zip(self.run.workers, self.run.entries, strict=False)
+            if e["name"] not in self.deleted
+        ][:2]
         slow = [self.send(name, self.fake.start_session(w.worker_id), "SLOW 3") for w, name in workers]
         wave += slow
         await self.fake.wait_for(lambda: bool(self.streaming(slow)), 120)
@@ -238,8 +267,10 @@ class _Soak:
         self.long_outage_streaming = len(self.streaming(wave))
         await self.convex.stop_listening()
         self.long_outage_s = self.plan.long_outage_s
-        self.log(f"Convex refusing connections for {self.plan.long_outage_s:g} s "
-                 f"({self.long_outage_streaming} answer(s) streaming)")
+        self.log(
+            f"Convex refusing connections for {self.plan.long_outage_s:g} s "
+            f"({self.long_outage_streaming} answer(s) streaming)"
+        )
         try:
             await trio.sleep(self.plan.long_outage_s)  # the outage itself, not a wait for a condition
         finally:
@@ -248,7 +279,11 @@ class _Soak:
     async def oversized_answer(self, worker: str, wave: list[SentMessage]) -> None:
         """A message whose answer is over 1 MiB, in a chat of its own (its history would make
         every later request of a shared chat carry it)."""
-        worker_id = next(w.worker_id for w, e in zip(self.run.workers, self.run.entries, strict=False) if e["name"] == worker)
+        worker_id = next(
+            w.worker_id
+            for w, e in zip(self.run.workers, self.run.entries, strict=False)
+            if e["name"] == worker
+        )
         chat = self.fake.start_session(worker_id)
         await self.drain("before oversized", wave)  # alone, so its RSS is its own
         rss_before = await _settled(lambda: rss_bytes(self.run.pid))
@@ -257,7 +292,9 @@ class _Soak:
         self.log(f"asked {worker} for a {self.plan.oversized_bytes} byte answer")
         await self.drain("oversized", [big])
         rss_after = await _settled(lambda: rss_bytes(self.run.pid))
-        sizes = [len(json.dumps(c.chunk, ensure_ascii=False).encode()) for c in self.fake.chunks(big.reply_id)]
+        sizes = [
+            len(json.dumps(c.chunk, ensure_ascii=False).encode()) for c in self.fake.chunks(big.reply_id)
+        ]
         self.oversized = OversizedFacts(big.reply_id, self.plan.oversized_bytes, sizes, rss_before, rss_after)
 
     async def stuck_opencode(self, worker: str, wave: list[SentMessage]) -> None:
@@ -284,8 +321,9 @@ class _Soak:
             left = _exists(pid)
             if left:  # undo the fault, so the stop at the end is not judged on it
                 os.killpg(group, signal.SIGCONT)
-        self.stuck = StuckFacts(worker, slow.reply_id, _full_answer(slow.text), follow.reply_id,
-                                pid, new_pid, left)
+        self.stuck = StuckFacts(
+            worker, slow.reply_id, _full_answer(slow.text), follow.reply_id, pid, new_pid, left
+        )
         self.log(f"{worker}'s OpenCode afterwards: pid {new_pid}; stopped one still there: {left}")
 
     async def send_bad_frames(self, wave: list[SentMessage]) -> None:
@@ -305,8 +343,9 @@ class _Soak:
                 await sync.attempts.wait_value(lambda n: n > attempts)  # noqa: B023 - the predicate is awaited in this iteration
         self.log(f"sent {injected} hostile sync frame(s)")
         await self.drain("bad frames", wave)
-        self.bad_frames = BadFrameFacts(injected, restarts_before, await self.restarts_now(),
-                                        sync.attempts.value - attempts_before)
+        self.bad_frames = BadFrameFacts(
+            injected, restarts_before, await self.restarts_now(), sync.attempts.value - attempts_before
+        )
 
 
 def _split(total: int, parts: int) -> list[int]:
@@ -401,7 +440,11 @@ async def _phases(soak: _Soak) -> None:
                 queued = soak.send(doomed, chat, "ECHO")
                 wave += [in_flight, queued]
                 await fake.wait_for(lambda: bool(fake.chunks(in_flight.reply_id)), 120)  # noqa: B023 - the predicate is awaited in this iteration
-                worker_id = next(w.worker_id for w, e in zip(soak.run.workers, soak.run.entries, strict=False) if e["name"] == doomed)
+                worker_id = next(
+                    w.worker_id
+                    for w, e in zip(soak.run.workers, soak.run.entries, strict=False)
+                    if e["name"] == doomed
+                )
                 fake.remove(worker_id)
                 soak.deleted.append(doomed)
                 soak.log(f"deleted {doomed} in the web app mid-answer")
@@ -446,14 +489,19 @@ def _children_left(pgid: int, projects: list[Path]) -> int:
     return len(left)
 
 
-async def run_soak(plan: SoakPlan, llm: FakeLLMServer, opencode_bin: str, root: Path,
-                   log: Callable[[str], None] = lambda line: print(f"soak: {line}", file=sys.stderr, flush=True),
-                   ) -> tuple[SoakFacts, dict[str, Any]]:
+async def run_soak(
+    plan: SoakPlan,
+    llm: FakeLLMServer,
+    opencode_bin: str,
+    root: Path,
+    log: Callable[[str], None] = lambda line: print(f"soak: {line}", file=sys.stderr, flush=True),
+) -> tuple[SoakFacts, dict[str, Any]]:
     """Run the whole soak in `root` (created here); returns the facts and extra measurements."""
     started = trio.current_time()
     async with serve_fake_convex(CountingFakeConvex(prod=plan.prod)) as convex:
-        async with run_process(convex, llm, root, plan.workers, opencode_bin=opencode_bin,
-                               settings=plan.settings) as run:
+        async with run_process(
+            convex, llm, root, plan.workers, opencode_bin=opencode_bin, settings=plan.settings
+        ) as run:
             status_path = root / "home" / ".local" / "state" / "opencode-orchestrator" / "status.json"
             soak = _Soak(plan, run, convex, llm, status_path, log)
             await run.wait_connected(120)
@@ -491,14 +539,26 @@ async def run_soak(plan: SoakPlan, llm: FakeLLMServer, opencode_bin: str, root: 
         }
         secrets = [w.secret for w in run.workers]
         facts = SoakFacts(
-            sent=soak.sent, placeholders=placeholders, completions=dict(fake.committed),
-            parked=parked, expected_parked=soak.deleted, exit_code=exit_code,
-            secret_leaks=_leaks(secrets, root, output, run.workers_file), children_left=children,
-            fd_warm=fd_warm, fd_end=fd_end, rss_warm=rss_warm, rss_end=rss_end,
+            sent=soak.sent,
+            placeholders=placeholders,
+            completions=dict(fake.committed),
+            parked=parked,
+            expected_parked=soak.deleted,
+            exit_code=exit_code,
+            secret_leaks=_leaks(secrets, root, output, run.workers_file),
+            children_left=children,
+            fd_warm=fd_warm,
+            fd_end=fd_end,
+            rss_warm=rss_warm,
+            rss_end=rss_end,
             tracebacks=output.count("Traceback"),
-            faults_planned=plan.faults(), long_outage_s=soak.long_outage_s,
-            long_outage_streaming=soak.long_outage_streaming, oversized=soak.oversized,
-            stuck=soak.stuck, bad_frames=soak.bad_frames, worker_restarts=restarts,
+            faults_planned=plan.faults(),
+            long_outage_s=soak.long_outage_s,
+            long_outage_streaming=soak.long_outage_streaming,
+            oversized=soak.oversized,
+            stuck=soak.stuck,
+            bad_frames=soak.bad_frames,
+            worker_restarts=restarts,
         )
         extra = {
             "elapsed_s": round(trio.current_time() - started),

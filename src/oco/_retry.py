@@ -55,6 +55,7 @@ Attempts = AsyncIterable[stamina.Attempt]  # what `retrying` returns: `async for
 # failures are `Unavailable` too, and a turn must report those, not wait them out), and this
 # module stays a leaf at import (the OpenCode adapter uses it without loading Convex's).
 
+
 def transient(exc: Exception) -> bool:
     """A Convex call that failed in a way that heals: unreachable, 5xx, 429, a backend fault."""
     from oco.convex._errors import is_transient
@@ -81,6 +82,7 @@ class TryAgain(Exception):
 
 
 # -- the policies ----------------------------------------------------------------------------
+
 
 @attrs.frozen
 class RetryPolicy:
@@ -116,68 +118,101 @@ CONVEX_CALL = RetryPolicy(
     "CONVEX_CALL",
     "one HTTP call rides out a blip (a deploy, a dropped connection) within about 10 s; "
     "callers that must outlast an outage retry on top, with their own policy",
-    attempts=5, wait_initial=0.5, wait_max=8.0, wait_jitter=0.5,
+    attempts=5,
+    wait_initial=0.5,
+    wait_max=8.0,
+    wait_jitter=0.5,
 )
 WORKER_REGISTRATION = RetryPolicy(
     "WORKER_REGISTRATION",
     "register and markConnected: nothing works until Convex has the worker, so wait as long "
     "as it takes, at most a minute apart",
-    wait_initial=1.0, wait_max=60.0,
+    wait_initial=1.0,
+    wait_max=60.0,
 )
 HEARTBEAT = RetryPolicy(
     "HEARTBEAT",
     "the web app shows a worker whose beats stop as offline: a failed beat is tried again "
     "sooner than the next one (capped at the heartbeat interval by the caller)",
-    wait_initial=1.0, wait_max=60.0,
+    wait_initial=1.0,
+    wait_max=60.0,
 )
 MODEL_PUBLISH = RetryPolicy(
     "MODEL_PUBLISH",
     "the web app offers no model until the list lands: no hurry, but no giving up",
-    wait_initial=1.0, wait_max=60.0, wait_jitter=1.0,
+    wait_initial=1.0,
+    wait_max=60.0,
+    wait_jitter=1.0,
 )
 TURN_PREPARATION = RetryPolicy(
     "TURN_PREPARATION",
     "nothing is streamed yet and the calls are safe to repeat: an outage delays the answer "
     "instead of failing it, and the answer starts within 15 s of Convex being back",
-    wait_initial=1.0, wait_max=15.0, wait_jitter=1.0,
+    wait_initial=1.0,
+    wait_max=15.0,
+    wait_jitter=1.0,
 )
 REPLY_COMPLETION = RetryPolicy(
     "REPLY_COMPLETION",
     "completing is an idempotent patch and an outage the process outlives must not leave "
     "a reply open: until Convex has it or the reply is provably gone (`TryAgain`)",
-    wait_initial=1.0, wait_max=30.0, wait_jitter=1.0,
+    wait_initial=1.0,
+    wait_max=30.0,
+    wait_jitter=1.0,
 )
 POLLING = RetryPolicy(
     "POLLING",
     "a failed or malformed poll is tried again later, further apart while it fails; starts "
     "at twice the idle interval (the caller's setting, 3 s by default)",
-    on=transient_or_malformed, wait_initial=6.0, wait_max=60.0,
+    on=transient_or_malformed,
+    wait_initial=6.0,
+    wait_max=60.0,
 )
 OPENCODE_RESTART = RetryPolicy(
     "OPENCODE_RESTART",
     "an OpenCode that crashes or fails to start is started again for the next turn, not "
     "more often than this; a server that went idle normally starts the count over",
-    on=None, wait_initial=1.0, wait_max=30.0,
+    on=None,
+    wait_initial=1.0,
+    wait_max=30.0,
 )
 OPENCODE_EVENTS = RetryPolicy(
     "OPENCODE_EVENTS",
     "a lost event stream costs streaming, so reconnect fast; but a stream that connects and "
     "drops at once must not loop 5 times a second: 30 s up (three heartbeats) resets it",
-    on=None, wait_initial=0.2, wait_max=5.0, healthy_after=30.0,
+    on=None,
+    wait_initial=0.2,
+    wait_max=5.0,
+    healthy_after=30.0,
 )
 SYNC_RECONNECT = RetryPolicy(
     "SYNC_RECONNECT",
     "the convex npm client's web_socket_manager.ts: 1 s after an unexplained close (0.1 s or "
     "3 s by close reason, in _sync_state), ×2 to 16 s (60 s once sockets open and then fail), "
     "±50 %; 30 s past a resync (two server Pings) resets it",
-    on=None, wait_initial=1.0, wait_max=16.0, wait_spread=0.5, healthy_after=30.0,
+    on=None,
+    wait_initial=1.0,
+    wait_max=16.0,
+    wait_spread=0.5,
+    healthy_after=30.0,
 )
 
-POLICIES = (CONVEX_CALL, WORKER_REGISTRATION, HEARTBEAT, MODEL_PUBLISH, TURN_PREPARATION,
-            REPLY_COMPLETION, POLLING, OPENCODE_RESTART, OPENCODE_EVENTS, SYNC_RECONNECT)
+POLICIES = (
+    CONVEX_CALL,
+    WORKER_REGISTRATION,
+    HEARTBEAT,
+    MODEL_PUBLISH,
+    TURN_PREPARATION,
+    REPLY_COMPLETION,
+    POLLING,
+    OPENCODE_RESTART,
+    OPENCODE_EVENTS,
+    SYNC_RECONNECT,
+)
 
 
 # -- saying it -------------------------------------------------------------------------------
+
 
 @attrs.define
 class OutageReport:
@@ -229,8 +264,9 @@ def retry_line(failure: str, retry: int, delay: float, lasted: float = 0.0) -> s
     return f"{failure}{since}; retry {retry} in {delay:.1f} s"
 
 
-def announce(log: logging.Logger, report: OutageReport | None, failure: str, retry: int,
-             delay: float, now: float) -> None:
+def announce(
+    log: logging.Logger, report: OutageReport | None, failure: str, retry: int, delay: float, now: float
+) -> None:
     """Log one retry: at the level `report` decides (DEBUG without one)."""
     level = report.failed(now) if report is not None else logging.DEBUG
     lasted = now - report.since if report is not None and report.since is not None else 0.0

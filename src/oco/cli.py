@@ -29,9 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="log level (default: the settings' log_level, else INFO)",
     )
-    parser.add_argument(
-        "--log-format", choices=["text", "json"], default="text", help="log line format"
-    )
+    parser.add_argument("--log-format", choices=["text", "json"], default="text", help="log line format")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, module_name in COMMANDS:
         module = importlib.import_module(module_name)

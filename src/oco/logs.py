@@ -27,9 +27,7 @@ from oco._text import external
 
 __all__ = ["SecretRedactor", "bind_worker", "register_secret", "setup_logging", "worker_label"]
 
-worker_label: contextvars.ContextVar[str | None] = contextvars.ContextVar(
-    "oco_worker_label", default=None
-)
+worker_label: contextvars.ContextVar[str | None] = contextvars.ContextVar("oco_worker_label", default=None)
 
 NOISY_LOGGERS = ("httpx", "httpcore", "hypercorn", "hypercorn.error", "hypercorn.access")
 DEFAULT_LABEL = "oco"

@@ -41,8 +41,11 @@ def test_real_environment_variables_win_and_env_file_and_dir_can_be_chosen(tmp_p
     (tmp_path / "dev.env").write_text(f"WORKER_TOKEN=machine_x:worker_x:secret_x\nCONVEX_URL={URL}\n")
     (tmp_path / "proj").mkdir()
     worker = load_dotenv_config(
-        tmp_path, env_file=Path("dev.env"), environ={"WORKER_TOKEN": TOKEN},
-        working_directory=tmp_path / "proj", interactive=False,
+        tmp_path,
+        env_file=Path("dev.env"),
+        environ={"WORKER_TOKEN": TOKEN},
+        working_directory=tmp_path / "proj",
+        interactive=False,
     )
     assert worker.worker_id == "w1"
     assert worker.working_directory == (tmp_path / "proj").resolve()
@@ -70,8 +73,9 @@ def test_without_a_terminal_a_bad_key_is_a_config_error_naming_key_and_file(
 
 def test_a_bad_environment_variable_is_named_as_such(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="environment variable CONVEX_URL: must use https"):
-        load_dotenv_config(tmp_path, environ={"WORKER_TOKEN": TOKEN, "CONVEX_URL": "http://x.io"},
-                           interactive=False)
+        load_dotenv_config(
+            tmp_path, environ={"WORKER_TOKEN": TOKEN, "CONVEX_URL": "http://x.io"}, interactive=False
+        )
 
 
 def test_interactive_setup_reprompts_until_valid_and_keeps_other_lines(
@@ -97,19 +101,30 @@ def test_interactive_setup_reprompts_until_valid_and_keeps_other_lines(
 
 
 def test_interactive_setup_creates_a_private_file_and_eof_cancels(tmp_path: Path) -> None:
-    worker = load_dotenv_config(tmp_path, environ={}, interactive=True,
-                                ask=answers(URL), ask_secret=answers(TOKEN))
+    worker = load_dotenv_config(
+        tmp_path, environ={}, interactive=True, ask=answers(URL), ask_secret=answers(TOKEN)
+    )
     assert worker.worker_id == "w1"
     assert stat.S_IMODE((tmp_path / ".env").stat().st_mode) == 0o600
     with pytest.raises(ConfigError, match="set-up cancelled"):
-        load_dotenv_config(tmp_path / "proj_none", env_file=tmp_path / "other.env", environ={},
-                           interactive=True, ask=answers(), ask_secret=answers())
+        load_dotenv_config(
+            tmp_path / "proj_none",
+            env_file=tmp_path / "other.env",
+            environ={},
+            interactive=True,
+            ask=answers(),
+            ask_secret=answers(),
+        )
 
 
 def test_missing_working_directory_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="working directory does not exist"):
-        load_dotenv_config(tmp_path, environ={"WORKER_TOKEN": TOKEN, "CONVEX_URL": URL},
-                           working_directory=tmp_path / "gone", interactive=False)
+        load_dotenv_config(
+            tmp_path,
+            environ={"WORKER_TOKEN": TOKEN, "CONVEX_URL": URL},
+            working_directory=tmp_path / "gone",
+            interactive=False,
+        )
 
 
 def test_dev_settings_stop_sooner() -> None:

@@ -27,7 +27,9 @@ def test_relative_xdg_values_are_ignored_as_the_spec_says() -> None:
     assert state_dir(env) == Path("/home/u/.local/state/opencode-orchestrator")
 
 
-def test_cli_path_is_made_absolute_and_tilde_expanded(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_cli_path_is_made_absolute_and_tilde_expanded(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.chdir(tmp_path)
     assert workers_file_path("w.json", {}) == tmp_path / "w.json"
     assert workers_file_path("~/w.json", {}) == Path(os.path.expanduser("~/w.json"))

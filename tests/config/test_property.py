@@ -14,14 +14,42 @@ from fuzzing import FUZZ_EXAMPLES
 from oco.config import ConfigError, LoadedConfig, load_workers_file
 
 KEYS = st.sampled_from(
-    ["workers", "settings", "token", "working_directory", "convex_url", "name", "enabled",
-     "shutdown_timeout_s", "max_concurrent_sessions", "permission_policy", "log_level", "opencode_bin",
-     "wrokers", ""]
+    [
+        "workers",
+        "settings",
+        "token",
+        "working_directory",
+        "convex_url",
+        "name",
+        "enabled",
+        "shutdown_timeout_s",
+        "max_concurrent_sessions",
+        "permission_policy",
+        "log_level",
+        "opencode_bin",
+        "wrokers",
+        "",
+    ]
 ) | st.text(max_size=8)
 STRINGS = st.sampled_from(
-    ["machine_m:worker_w:secret_s", "machine_m:worker_w:secret_s:x", ".", "~", "~nobody_x", "/",
-     "http://127.0.0.1:1", "https://a.convex.cloud/", "http://example.com", "reject", "allow",
-     "DEBUG", "a//b", "/* x */", "\ufeff", "\x00"]
+    [
+        "machine_m:worker_w:secret_s",
+        "machine_m:worker_w:secret_s:x",
+        ".",
+        "~",
+        "~nobody_x",
+        "/",
+        "http://127.0.0.1:1",
+        "https://a.convex.cloud/",
+        "http://example.com",
+        "reject",
+        "allow",
+        "DEBUG",
+        "a//b",
+        "/* x */",
+        "\ufeff",
+        "\x00",
+    ]
 ) | st.text(max_size=8)
 SCALARS = st.none() | st.booleans() | st.integers() | st.floats() | STRINGS
 VALUES = st.recursive(
@@ -53,9 +81,12 @@ TEXTS = st.one_of(
 )
 
 
-
-@settings(max_examples=FUZZ_EXAMPLES, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
-@example(text='{"workers": [{"token": "machine_m:worker_w:secret_s", "working_directory": "~\\u001b", "convex_url": "https://x.convex.cloud"}]}')  # found at 10 000
+@settings(
+    max_examples=FUZZ_EXAMPLES, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow]
+)
+@example(
+    text='{"workers": [{"token": "machine_m:worker_w:secret_s", "working_directory": "~\\u001b", "convex_url": "https://x.convex.cloud"}]}'
+)  # found at 10 000
 @given(text=TEXTS)
 def test_any_document_loads_or_raises_config_error(text: str) -> None:
     _PATH.write_text(text, encoding="utf-8", errors="surrogatepass")

@@ -29,6 +29,15 @@ def test_the_readme_documents_every_setting_and_entry_field() -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     for name in [f.name for f in attrs.fields(Settings)]:
         assert f"`{name}`" in readme, name
-    for name in ["token", "working_directory", "convex_url", "name", "enabled",
-                 "WORKER_TOKEN", "CONVEX_URL", "OCO_CONFIG", "XDG_STATE_HOME"]:
+    for name in [
+        "token",
+        "working_directory",
+        "convex_url",
+        "name",
+        "enabled",
+        "WORKER_TOKEN",
+        "CONVEX_URL",
+        "OCO_CONFIG",
+        "XDG_STATE_HOME",
+    ]:
         assert f"`{name}`" in readme, name

@@ -37,7 +37,7 @@ def test_a_good_file_loads_every_worker(write_config, config_dir: Path) -> None:
 def test_json5_comments_trailing_commas_and_comment_markers_inside_strings(
     write_config, config_dir: Path
 ) -> None:
-    (config_dir / "a//b" ).mkdir(parents=True)
+    (config_dir / "a//b").mkdir(parents=True)
     (config_dir / "odd" / "x-*").mkdir(parents=True)
     text = f"""
     // a comment
@@ -64,7 +64,9 @@ def test_a_byte_order_mark_is_tolerated(write_config) -> None:
 
 def test_unicode_names_and_directories(write_config, config_dir: Path) -> None:
     (config_dir / "проект").mkdir()
-    loaded = load_workers_file(write_config({"workers": [entry(name="日本語 ✓", working_directory="проект")]}))
+    loaded = load_workers_file(
+        write_config({"workers": [entry(name="日本語 ✓", working_directory="проект")]})
+    )
     assert loaded.workers[0].name == "日本語 ✓"
     assert loaded.workers[0].working_directory.name == "проект"
 
@@ -109,7 +111,10 @@ def test_file_level_problems_raise_config_error_naming_the_file(write_config, co
         ({"convex_transport": 1}, "must be one of 'subscribe', 'poll' (got a number)"),
         ({"log_level": "LOUD"}, "settings.log_level: must be one of DEBUG, INFO, WARNING, ERROR"),
         ({"opencode_bin": ""}, "settings.opencode_bin: is empty"),
-        ({"heartbeat_interval": 5}, "unknown key 'heartbeat_interval' (did you mean 'heartbeat_interval_s'?)"),
+        (
+            {"heartbeat_interval": 5},
+            "unknown key 'heartbeat_interval' (did you mean 'heartbeat_interval_s'?)",
+        ),
     ],
 )
 def test_bad_settings_are_a_file_level_error(write_config, settings, message) -> None:
@@ -120,14 +125,22 @@ def test_bad_settings_are_a_file_level_error(write_config, settings, message) ->
 
 def test_settings_override_defaults_and_nan_is_refused(write_config) -> None:
     loaded = load_workers_file(
-        write_config({"workers": [entry()], "settings": {"shutdown_timeout_s": 5, "log_level": "debug",
-                                                          "opencode_bin": "/usr/bin/opencode"}})
+        write_config(
+            {
+                "workers": [entry()],
+                "settings": {
+                    "shutdown_timeout_s": 5,
+                    "log_level": "debug",
+                    "opencode_bin": "/usr/bin/opencode",
+                },
+            }
+        )
     )
     assert loaded.settings == attrs.evolve(
         Settings(), shutdown_timeout_s=5.0, log_level="DEBUG", opencode_bin="/usr/bin/opencode"
     )
     with pytest.raises(ConfigError, match="must be a finite number"):
-        load_workers_file(write_config('{workers: [], settings: {turn_timeout_s: NaN}}'))
+        load_workers_file(write_config("{workers: [], settings: {turn_timeout_s: NaN}}"))
 
 
 def test_bad_entries_are_skipped_with_json_paths_and_good_ones_load(write_config, config_dir: Path) -> None:
@@ -163,7 +176,9 @@ def test_bad_entries_are_skipped_with_json_paths_and_good_ones_load(write_config
         "workers[8].name: is empty; leave it out to use the worker id",
         "workers[9].enabled: must be true or false (got a string)",
     ]
-    assert str(loaded.problems[0]) == f"{path}: workers[1].convex_url: must use https (got http://example.com)"
+    assert (
+        str(loaded.problems[0]) == f"{path}: workers[1].convex_url: must use https (got http://example.com)"
+    )
     assert all(SECRET not in str(p) for p in loaded.problems)
 
 
@@ -177,7 +192,9 @@ def test_numbers_where_strings_belong(write_config) -> None:
 
 def test_a_token_pasted_into_another_field_is_not_echoed(write_config) -> None:
     token = f"machine_m1:worker_w2:secret_{SECRET}"
-    loaded = load_workers_file(write_config({"workers": [entry(), entry("w2", convex_url=f"http://{token}")]}))
+    loaded = load_workers_file(
+        write_config({"workers": [entry(), entry("w2", convex_url=f"http://{token}")]})
+    )
     assert len(loaded.problems) == 1
     assert SECRET not in str(loaded.problems[0])
 

@@ -37,7 +37,11 @@ async def test_register_approved_goes_online(fake: FakeConvex, client: ConvexCli
     worker = fake.create_worker(name="laptop")
     reg = await backend_for(client, worker).register("/work/project", "dev")
     assert (reg.approved, reg.approval_status, reg.status, reg.worker_id, reg.name) == (
-        True, "approved", "online", worker.worker_id, "laptop"
+        True,
+        "approved",
+        "online",
+        worker.worker_id,
+        "laptop",
     )
     record = fake.worker(worker.worker_id)
     assert record.status == "online" and record.working_directory == "/work/project"
@@ -79,7 +83,9 @@ async def test_heartbeat_while_pending_changes_nothing(fake: FakeConvex, client:
     assert fake.worker(worker.worker_id).status == "offline"
 
 
-async def test_set_offline_inactivates_sessions_and_tolerates_missing_worker(fake: FakeConvex, client: ConvexClient) -> None:
+async def test_set_offline_inactivates_sessions_and_tolerates_missing_worker(
+    fake: FakeConvex, client: ConvexClient
+) -> None:
     worker = fake.create_worker()
     backend = backend_for(client, worker)
     await online(backend)
@@ -94,7 +100,9 @@ async def test_set_offline_inactivates_sessions_and_tolerates_missing_worker(fak
     assert await backend.set_offline() == 0  # {sessionsTerminated: 0}
 
 
-async def test_mark_connected_invalidates_sessions_and_clears_opencode_ids(fake: FakeConvex, client: ConvexClient) -> None:
+async def test_mark_connected_invalidates_sessions_and_clears_opencode_ids(
+    fake: FakeConvex, client: ConvexClient
+) -> None:
     worker = fake.create_worker()
     backend = backend_for(client, worker)
     await online(backend)
@@ -124,7 +132,9 @@ async def test_update_models_upserts_and_needs_the_worker(fake: FakeConvex, clie
         await backend.update_models([])
 
 
-async def test_get_worker_hides_the_secret_and_is_none_when_gone(fake: FakeConvex, client: ConvexClient) -> None:
+async def test_get_worker_hides_the_secret_and_is_none_when_gone(
+    fake: FakeConvex, client: ConvexClient
+) -> None:
     worker = fake.create_worker()
     backend = backend_for(client, worker)
     record = await backend.get_worker()
@@ -211,8 +221,16 @@ async def test_malformed_row_is_left_out_and_logged_naming_function_and_field(
     worker = fake.create_worker()
     backend = backend_for(client, worker)
     # a row the real schema would refuse: no lastActivity
-    fake.store.insert("chatSessions", {"sessionId": "s1", "workerId": worker.worker_id,
-                                       "userId": "u", "status": "active", "createdAt": 1.0})
+    fake.store.insert(
+        "chatSessions",
+        {
+            "sessionId": "s1",
+            "workerId": worker.worker_id,
+            "userId": "u",
+            "status": "active",
+            "createdAt": 1.0,
+        },
+    )
     assert await worker_sessions(backend) == []
     (record,) = [r for r in caplog.records if "malformed" in r.getMessage()]
     assert "chat:subscribeToWorkerSessions" in record.getMessage()

@@ -30,7 +30,9 @@ def fake(fake: FakeConvex) -> FakeConvex:
     return fake
 
 
-async def test_update_models_of_a_deleted_worker_is_worker_deleted(fake: FakeConvex, convex: ConvexClient) -> None:
+async def test_update_models_of_a_deleted_worker_is_worker_deleted(
+    fake: FakeConvex, convex: ConvexClient
+) -> None:
     created = fake.create_worker()
     backend = backend_for(convex, created)
     await backend.register("/p", "me")
@@ -44,7 +46,9 @@ async def test_update_models_of_a_deleted_worker_is_worker_deleted(fake: FakeCon
     assert caught.value.describe().startswith("the worker was deleted in the web app (calling workerModels")
 
 
-async def test_update_models_of_a_worker_never_seen_is_worker_not_found(fake: FakeConvex, convex: ConvexClient) -> None:
+async def test_update_models_of_a_worker_never_seen_is_worker_not_found(
+    fake: FakeConvex, convex: ConvexClient
+) -> None:
     created = fake.create_worker()
     fake.remove(created.worker_id)
     with pytest.raises(WorkerNotFound) as caught:
@@ -62,7 +66,9 @@ async def test_set_offline_with_a_wrong_secret_is_invalid_secret_and_of_a_missin
     assert await backend_for(convex, created).set_offline() == 0  # the backend's no-op
 
 
-async def test_a_redacted_heartbeat_failure_after_a_good_register_is_a_backend_fault(fake: FakeConvex, convex: ConvexClient) -> None:
+async def test_a_redacted_heartbeat_failure_after_a_good_register_is_a_backend_fault(
+    fake: FakeConvex, convex: ConvexClient
+) -> None:
     created = fake.create_worker()
     backend = backend_for(convex, created)
     await backend.register("/p", "me")
@@ -81,7 +87,9 @@ async def test_a_failing_lookup_leaves_the_original_error(fake: FakeConvex, conv
     assert created.secret not in str(caught.value)
 
 
-async def test_on_dev_an_unexpected_text_is_not_taken_for_a_wrong_secret(fake: FakeConvex, convex: ConvexClient) -> None:
+async def test_on_dev_an_unexpected_text_is_not_taken_for_a_wrong_secret(
+    fake: FakeConvex, convex: ConvexClient
+) -> None:
     """A dev deployment's text that names no contract error (here a validator that no longer
     takes our arguments) keeps its own words instead of becoming "wrong secret"."""
     fake.prod = False

@@ -28,8 +28,13 @@ def canned(status: int, body: Any, content_type: str = "application/json") -> An
     raw = body if isinstance(body, bytes) else json.dumps(body).encode()
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        await send({"type": "http.response.start", "status": status,
-                    "headers": [(b"content-type", content_type.encode())]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [(b"content-type", content_type.encode())],
+            }
+        )
         await send({"type": "http.response.body", "body": raw})
 
     return app
@@ -47,7 +52,9 @@ async def test_success_decodes_the_encoded_value(client: ConvexClient, server: F
     assert record["workerId"] == worker.worker_id and isinstance(record["createdAt"], float)
 
 
-async def test_function_error_on_560_is_a_function_error(client: ConvexClient, server: FakeConvexServer) -> None:
+async def test_function_error_on_560_is_a_function_error(
+    client: ConvexClient, server: FakeConvexServer
+) -> None:
     with pytest.raises(ConvexFunctionError) as caught:
         await client.mutation("workers:requestConnect", {"workerId": "nope"})
     assert caught.value.summary == "Worker not found"
@@ -55,7 +62,9 @@ async def test_function_error_on_560_is_a_function_error(client: ConvexClient, s
 
 
 async def test_function_error_on_200_is_also_parsed() -> None:
-    app = canned(200, {"status": "error", "errorMessage": "[Request ID: x] Server Error\nUncaught Error: boom\n  at f"})
+    app = canned(
+        200, {"status": "error", "errorMessage": "[Request ID: x] Server Error\nUncaught Error: boom\n  at f"}
+    )
     async with client_for(app) as convex:
         with pytest.raises(ConvexFunctionError, match="boom") as caught:
             await convex.query("a:b")
@@ -63,7 +72,9 @@ async def test_function_error_on_200_is_also_parsed() -> None:
 
 
 async def test_error_data_becomes_convex_error() -> None:
-    app = canned(560, {"status": "error", "errorMessage": "x", "errorData": {"code": {"$integer": "AQAAAAAAAAA="}}})
+    app = canned(
+        560, {"status": "error", "errorMessage": "x", "errorData": {"code": {"$integer": "AQAAAAAAAAA="}}}
+    )
     async with client_for(app) as convex:
         with pytest.raises(ConvexError) as caught:
             await convex.mutation("a:b")
@@ -90,7 +101,9 @@ async def test_auth_statuses(status: int) -> None:
 
 
 @pytest.mark.parametrize("status", [500, 502, 503])
-async def test_server_errors_are_transient(status: int, server: FakeConvexServer, client: ConvexClient) -> None:
+async def test_server_errors_are_transient(
+    status: int, server: FakeConvexServer, client: ConvexClient
+) -> None:
     server.fake.faults.add(status=status, times=1)
     with pytest.raises(ConvexServerError) as caught:
         await client.query("workers:getByMachineAndWorker", {"machineId": "m", "workerId": "w"})
@@ -116,9 +129,7 @@ async def test_404_means_not_a_convex_deployment_and_is_not_transient(status: in
     )
 
 
-@pytest.mark.parametrize(
-    "body", [b"<html><body>Welcome</body></html>", b'{"hello": "world"}', b"[1, 2]"]
-)
+@pytest.mark.parametrize("body", [b"<html><body>Welcome</body></html>", b'{"hello": "world"}', b"[1, 2]"])
 async def test_a_200_that_is_no_convex_answer_means_not_a_convex_deployment(body: bytes) -> None:
     async with client_for(canned(200, body, "text/html")) as convex:
         with pytest.raises(NotAConvexDeployment) as caught:
@@ -134,7 +145,9 @@ async def test_unknown_status_field_is_a_protocol_error() -> None:
             await convex.query("a:b")
 
 
-async def test_refused_connection_is_unavailable_and_never_sent(server: FakeConvexServer, client: ConvexClient) -> None:
+async def test_refused_connection_is_unavailable_and_never_sent(
+    server: FakeConvexServer, client: ConvexClient
+) -> None:
     await server.stop_listening()
     with pytest.raises(ConvexUnavailable) as caught:
         await client.query("workers:getByMachineAndWorker", {"machineId": "m", "workerId": "w"})
@@ -179,7 +192,9 @@ async def test_query_batch_falls_back_once_on_404(mock_fake: Any) -> None:
 async def test_query_batch_is_one_request_when_supported(mock_fake: Any) -> None:
     async with in_process_convex(mock_fake) as convex:
         result = await convex.query_batch(
-            [("chat:subscribeToWorkerSessions", {"workerId": "w"}),
-             ("workers:getByMachineAndWorker", {"machineId": "m", "workerId": "w"})]
+            [
+                ("chat:subscribeToWorkerSessions", {"workerId": "w"}),
+                ("workers:getByMachineAndWorker", {"machineId": "m", "workerId": "w"}),
+            ]
         )
     assert result == [[], None] and mock_fake.http_requests == 1

@@ -120,8 +120,13 @@ async def test_the_client_sends_the_header_of_its_package_version() -> None:
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         seen.append(dict(scope["headers"]).get(b"convex-client", b"").decode())
         body = b'{"status":"success","value":null}'
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": [(b"content-type", b"application/json")]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"application/json")],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
 
     async with in_process_convex(app, "http://convex.test") as convex:

@@ -22,8 +22,13 @@ def online_worker(fake: FakeConvex) -> str:
 
 @pytest.mark.parametrize(
     ("content", "name"),
-    [("  hello \n  world ", "hello world"), ("   ", "New Chat"), ("x" * 50, "x" * 50),
-     ("a" * 49 + " b" + "c" * 10, "a" * 49 + "..."), ("y" * 51, "y" * 50 + "...")],
+    [
+        ("  hello \n  world ", "hello world"),
+        ("   ", "New Chat"),
+        ("x" * 50, "x" * 50),
+        ("a" * 49 + " b" + "c" * 10, "a" * 49 + "..."),
+        ("y" * 51, "y" * 50 + "..."),
+    ],
 )
 def test_session_names_follow_generate_session_name(content: str, name: str) -> None:
     assert session_name(content) == name
@@ -37,8 +42,16 @@ def test_send_message_inserts_user_and_placeholder_together() -> None:
     user, assistant = fake.messages(chat)
     assert fake.version.value == before + 1  # one transaction
     assert (user.timestamp, assistant.timestamp, assistant.id) == (1000.0, 1001.0, reply)
-    assert fake.run_query("chat:getSessionName", {"chatSessionId": chat, "workerId": user.session_id and
-                          fake.store.first("chatSessions", sessionId=chat)["workerId"]}) == "first"
+    assert (
+        fake.run_query(
+            "chat:getSessionName",
+            {
+                "chatSessionId": chat,
+                "workerId": user.session_id and fake.store.first("chatSessions", sessionId=chat)["workerId"],
+            },
+        )
+        == "first"
+    )
     fake.send_message(chat, "second")
     assert fake.store.first("chatSessions", sessionId=chat)["name"] == "first"  # named once
 
@@ -93,6 +106,7 @@ async def test_wait_for_wakes_on_commit_and_times_out(autojump_clock: Any) -> No
     fake = FakeConvex()
     worker = fake.create_worker(approved=False)
     async with trio.open_nursery() as nursery:
+
         async def approve_later() -> None:
             await trio.sleep(1)
             fake.approve(worker.worker_id)
@@ -122,7 +136,11 @@ async def test_bad_requests_are_400_with_code(route: str, body: Any, code: str) 
 
 
 async def test_function_error_is_560_udf_response() -> None:
-    response = await raw(FakeConvex(), "mutation", {"path": "workers:requestConnect", "args": {"workerId": "x"}, "format": "json"})
+    response = await raw(
+        FakeConvex(),
+        "mutation",
+        {"path": "workers:requestConnect", "args": {"workerId": "x"}, "format": "json"},
+    )
     assert response.status_code == 560
     body = response.json()
     assert re.fullmatch(
@@ -130,12 +148,23 @@ async def test_function_error_is_560_udf_response() -> None:
         r"    at handler \(\.\./convex/workers\.ts:578:13\)\n",
         body.pop("errorMessage"),
     )
-    assert body == {"status": "error", "logLines": ["[LOG] '[workers.requestConnect] Connect request for worker:' 'x'"]}
+    assert body == {
+        "status": "error",
+        "logLines": ["[LOG] '[workers.requestConnect] Connect request for worker:' 'x'"],
+    }
 
 
 async def test_legacy_list_args_and_unknown_routes() -> None:
     fake = FakeConvex()
-    ok = await raw(fake, "query", {"path": "chat:subscribeToWorkerSessions", "args": [{"workerId": "w"}], "format": "convex_encoded_json"})
+    ok = await raw(
+        fake,
+        "query",
+        {
+            "path": "chat:subscribeToWorkerSessions",
+            "args": [{"workerId": "w"}],
+            "format": "convex_encoded_json",
+        },
+    )
     assert ok.json() == {"status": "success", "value": []}
     assert (await raw(fake, "nothing", {})).status_code == 404
     assert fake.http_requests == 2

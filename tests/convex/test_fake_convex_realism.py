@@ -30,7 +30,12 @@ def prod_of(mode: str) -> bool:
 
 
 async def post(
-    fake: FakeConvex, route: str, body: Any, *, headers: dict[str, str] | None = None, raw: bytes | None = None
+    fake: FakeConvex,
+    route: str,
+    body: Any,
+    *,
+    headers: dict[str, str] | None = None,
+    raw: bytes | None = None,
 ) -> httpx.Response:
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=fake.app)) as http:
         if raw is not None:
@@ -62,11 +67,20 @@ def assert_error(response: httpx.Response, mode: str, dev_text: str) -> dict[str
 async def test_a_thrown_error_is_redacted_on_prod_and_detailed_on_dev(mode: str) -> None:
     fake = FakeConvex(prod=prod_of(mode))
     created = fake.create_worker()
-    args = {"machineId": created.machine_id, "workerId": created.worker_id, "secret": "wrong",
-            "workingDirectory": "/w", "username": "u"}
+    args = {
+        "machineId": created.machine_id,
+        "workerId": created.worker_id,
+        "secret": "wrong",
+        "workingDirectory": "/w",
+        "username": "u",
+    }
     response = await call(fake, "mutation", "workers:register", args)
-    assert_error(response, mode, "Uncaught Error: Invalid worker secret. Authentication failed.\n"
-                                 "    at handler (../convex/workers.ts:112:13)\n")
+    assert_error(
+        response,
+        mode,
+        "Uncaught Error: Invalid worker secret. Authentication failed.\n"
+        "    at handler (../convex/workers.ts:112:13)\n",
+    )
 
 
 @pytest.mark.parametrize("mode", CONVEX_MODES)
@@ -84,9 +98,14 @@ async def test_log_lines_reach_dev_clients_only(mode: str) -> None:
 async def test_log_lines_of_a_failed_call_are_kept_on_dev(mode: str) -> None:
     fake = FakeConvex(prod=prod_of(mode))
     models = [{"id": "p/m", "name": "M", "provider": "p"}]
-    response = await call(fake, "mutation", "workerModels:updateModels", {"workerId": "nobody", "models": models})
-    body = assert_error(response, mode, "Uncaught Error: Worker nobody not found\n"
-                                        "    at handler (../convex/workerModels.ts:38:13)\n")
+    response = await call(
+        fake, "mutation", "workerModels:updateModels", {"workerId": "nobody", "models": models}
+    )
+    body = assert_error(
+        response,
+        mode,
+        "Uncaught Error: Worker nobody not found\n    at handler (../convex/workerModels.ts:38:13)\n",
+    )
     if not prod_of(mode):
         assert body["logLines"] == [
             "[LOG] '[updateModels] Updating models for worker:' 'nobody'",
@@ -100,8 +119,9 @@ async def test_log_lines_of_a_failed_call_are_kept_on_dev(mode: str) -> None:
 async def test_convex_error_data_survives_prod(mode: str, fmt: str) -> None:
     fake = FakeConvex(prod=prod_of(mode))
     fake.faults.add(function="workers:heartbeat", convex_error={"code": "SLOW_DOWN", "n": 2.0})
-    response = await call(fake, "mutation", "workers:heartbeat",
-                          {"machineId": "m", "workerId": "w", "secret": "s"}, fmt)
+    response = await call(
+        fake, "mutation", "workers:heartbeat", {"machineId": "m", "workerId": "w", "secret": "s"}, fmt
+    )
     body = assert_error(response, mode, 'Uncaught ConvexError: {"code":"SLOW_DOWN","n":2.0}\n')
     assert body["errorData"] == {"code": "SLOW_DOWN", "n": 2.0}
 
@@ -110,7 +130,9 @@ async def test_convex_error_data_survives_prod(mode: str, fmt: str) -> None:
 async def test_an_injected_560_reads_like_a_thrown_error(mode: str) -> None:
     fake = FakeConvex(prod=prod_of(mode))
     fake.faults.add(function="workers:heartbeat", status=560)
-    response = await call(fake, "mutation", "workers:heartbeat", {"machineId": "m", "workerId": "w", "secret": "s"})
+    response = await call(
+        fake, "mutation", "workers:heartbeat", {"machineId": "m", "workerId": "w", "secret": "s"}
+    )
     assert_error(response, mode, "Uncaught Error: injected fault\n")
 
 
@@ -129,8 +151,11 @@ def test_a_failing_subscribed_query_hides_its_text_on_prod(mode: str) -> None:
     if prod_of(mode):
         assert re.fullmatch(HEAD, first.error_message) and re.fullmatch(HEAD, str(first))
     else:
-        assert re.fullmatch(HEAD + r"\nArgumentValidationError: Object is missing the required field `workerId`\..*\n",
-                            first.error_message, re.DOTALL)
+        assert re.fullmatch(
+            HEAD + r"\nArgumentValidationError: Object is missing the required field `workerId`\..*\n",
+            first.error_message,
+            re.DOTALL,
+        )
         assert str(first).startswith("ArgumentValidationError: Object is missing")
 
 
@@ -142,13 +167,34 @@ async def test_query_failed_over_the_sync_socket_is_redacted_on_prod(mode: str) 
     fake = FakeConvex(prod=prod_of(mode))
     async with httpx.AsyncClient(transport=ASGIWebSocketTransport(fake.app)) as http:
         async with aconnect_ws("http://fake/api/1.48.0/sync", http) as ws:
-            await ws.send_text(json.dumps({"type": "Connect", "sessionId": "0b7e3b0e-0000-4000-8000-000000000000",
-                                           "connectionCount": 0, "lastCloseReason": "InitialConnect",
-                                           "clientTs": 0}))
-            await ws.send_text(json.dumps({
-                "type": "ModifyQuerySet", "baseVersion": 0, "newVersion": 1,
-                "modifications": [{"type": "Add", "queryId": 0, "udfPath": "chat:subscribeToWorkerSessions",
-                                   "args": [{}]}]}))
+            await ws.send_text(
+                json.dumps(
+                    {
+                        "type": "Connect",
+                        "sessionId": "0b7e3b0e-0000-4000-8000-000000000000",
+                        "connectionCount": 0,
+                        "lastCloseReason": "InitialConnect",
+                        "clientTs": 0,
+                    }
+                )
+            )
+            await ws.send_text(
+                json.dumps(
+                    {
+                        "type": "ModifyQuerySet",
+                        "baseVersion": 0,
+                        "newVersion": 1,
+                        "modifications": [
+                            {
+                                "type": "Add",
+                                "queryId": 0,
+                                "udfPath": "chat:subscribeToWorkerSessions",
+                                "args": [{}],
+                            }
+                        ],
+                    }
+                )
+            )
             with trio.fail_after(5):
                 while (message := json.loads(await ws.receive_text()))["type"] != "Transition":
                     pass
@@ -158,8 +204,11 @@ async def test_query_failed_over_the_sync_socket_is_redacted_on_prod(mode: str) 
     if prod_of(mode):
         assert re.fullmatch(HEAD, text), text  # exactly what real Convex sends, no "Uncaught Error"
     else:
-        assert re.fullmatch(HEAD + r"\nArgumentValidationError: Object is missing the required field `workerId`\..*\n",
-                            text, re.DOTALL), text
+        assert re.fullmatch(
+            HEAD + r"\nArgumentValidationError: Object is missing the required field `workerId`\..*\n",
+            text,
+            re.DOTALL,
+        ), text
 
 
 # -- 2. unknown, internal, wrong kind: function errors ---------------------------------------------
@@ -175,14 +224,26 @@ NOT_FOUND = "Could not find public function for '{}'. Did you forget to run `npx
         ("query", "nothing:here", NOT_FOUND.format("nothing:here")),
         ("mutation", "machines:updateMachineStatus", NOT_FOUND.format("machines:updateMachineStatus")),
         ("action", "workerActions:generateSecret", NOT_FOUND.format("workerActions:generateSecret")),
-        ("query", "workers:heartbeat",
-         "Trying to execute workers.js:heartbeat as Query, but it is defined as Mutation.\n"),
-        ("mutation", "workers:getByMachineAndWorker",
-         "Trying to execute workers.js:getByMachineAndWorker as Mutation, but it is defined as Query.\n"),
-        ("action", "chat:writeChunk", "Trying to execute chat.js:writeChunk as Action, but it is defined as Mutation.\n"),
+        (
+            "query",
+            "workers:heartbeat",
+            "Trying to execute workers.js:heartbeat as Query, but it is defined as Mutation.\n",
+        ),
+        (
+            "mutation",
+            "workers:getByMachineAndWorker",
+            "Trying to execute workers.js:getByMachineAndWorker as Mutation, but it is defined as Query.\n",
+        ),
+        (
+            "action",
+            "chat:writeChunk",
+            "Trying to execute chat.js:writeChunk as Action, but it is defined as Mutation.\n",
+        ),
     ],
 )
-async def test_unknown_internal_and_wrong_kind_calls_are_function_errors(mode: str, kind: str, path: str, text: str) -> None:
+async def test_unknown_internal_and_wrong_kind_calls_are_function_errors(
+    mode: str, kind: str, path: str, text: str
+) -> None:
     fake = FakeConvex(prod=prod_of(mode))
     assert_error(await call(fake, kind, path, {}), mode, text)
     assert fake.counts[path] == 1  # still a call the deployment received
@@ -193,27 +254,38 @@ async def test_argument_validation_errors_have_convexs_text_and_are_redacted_on_
     fake = FakeConvex(prod=prod_of(mode))
     args = {"machineId": "m", "workerId": "w", "workingDirectory": "/d", "username": "u"}
     response = await call(fake, "mutation", "workers:register", args)
-    assert_error(response, mode, (
-        "ArgumentValidationError: Object is missing the required field `secret`. Consider wrapping "
-        "the field validator in `v.optional(...)` if this is expected.\n\n"
-        'Object: {machineId: "m", username: "u", workerId: "w", workingDirectory: "/d"}\n'
-        "Validator: v.object({machineId: v.string(), secret: v.string(), username: v.string(), "
-        "workerId: v.string(), workingDirectory: v.string()})\n"
-    ))
+    assert_error(
+        response,
+        mode,
+        (
+            "ArgumentValidationError: Object is missing the required field `secret`. Consider wrapping "
+            "the field validator in `v.optional(...)` if this is expected.\n\n"
+            'Object: {machineId: "m", username: "u", workerId: "w", workingDirectory: "/d"}\n'
+            "Validator: v.object({machineId: v.string(), secret: v.string(), username: v.string(), "
+            "workerId: v.string(), workingDirectory: v.string()})\n"
+        ),
+    )
 
 
 async def test_a_wrong_field_deep_in_the_arguments_names_its_path() -> None:
     fake = FakeConvex()
     models = [{"id": "a/b", "name": "B", "provider": "a"}, {"id": 5.0, "name": "C", "provider": "a"}]
     response = await call(fake, "mutation", "workerModels:updateModels", {"workerId": "w", "models": models})
-    assert_error(response, "dev", "ArgumentValidationError: Value does not match validator.\n"
-                                  "Path: .models[1].id\nValue: 5.0\nValidator: v.string()\n")
+    assert_error(
+        response,
+        "dev",
+        "ArgumentValidationError: Value does not match validator.\n"
+        "Path: .models[1].id\nValue: 5.0\nValidator: v.string()\n",
+    )
 
 
 @pytest.mark.parametrize(
     ("args", "text"),
     [
-        ([{}, {}], "Expected to receive a single object as the function's argument. Instead received 2 arguments: [{}, {}]"),
+        (
+            [{}, {}],
+            "Expected to receive a single object as the function's argument. Instead received 2 arguments: [{}, {}]",
+        ),
         (5, "Expected to receive an object as the function's argument. Instead received: 5.0"),
         (None, "Expected to receive an object as the function's argument. Instead received: null"),
     ],
@@ -238,10 +310,16 @@ async def test_our_client_sees_unknown_functions_as_function_errors_on_loopback(
 async def test_a_batch_answers_each_query_and_fails_only_the_failing_one(mode: str) -> None:
     fake = FakeConvex(prod=prod_of(mode))
     created = fake.create_worker()
-    ok = {"path": "workers:getByMachineAndWorker", "format": "json",
-          "args": {"machineId": created.machine_id, "workerId": created.worker_id}}
-    queries = [ok, {"path": "nothing:here", "args": {}, "format": "json"},
-               {"path": "chat:subscribeToWorkerSessions", "args": {"workerId": created.worker_id}}]
+    ok = {
+        "path": "workers:getByMachineAndWorker",
+        "format": "json",
+        "args": {"machineId": created.machine_id, "workerId": created.worker_id},
+    }
+    queries = [
+        ok,
+        {"path": "nothing:here", "args": {}, "format": "json"},
+        {"path": "chat:subscribeToWorkerSessions", "args": {"workerId": created.worker_id}},
+    ]
     response = await post(fake, "query_batch", {"queries": queries})
     assert response.status_code == 200
     first, missing, sessions = response.json()["results"]
@@ -253,9 +331,11 @@ async def test_a_batch_answers_each_query_and_fails_only_the_failing_one(mode: s
 
 @pytest.mark.parametrize(
     ("query", "code"),
-    [({"path": "a:b", "args": {}, "format": "xml"}, "BadFormat"),
-     ({"path": "a:b:c", "args": {}}, "BadConvexFunctionIdentifier"),
-     ({"path": "a:b"}, "BadJsonBody")],
+    [
+        ({"path": "a:b", "args": {}, "format": "xml"}, "BadFormat"),
+        ({"path": "a:b:c", "args": {}}, "BadConvexFunctionIdentifier"),
+        ({"path": "a:b"}, "BadJsonBody"),
+    ],
 )
 async def test_a_bad_query_shape_fails_the_whole_batch(query: dict[str, Any], code: str) -> None:
     ok = {"path": "chat:subscribeToWorkerSessions", "args": {"workerId": "w"}}
@@ -270,10 +350,15 @@ async def test_our_client_batch_gets_the_good_results_before_the_failing_one() -
     created = fake.create_worker()
     async with in_process_convex(fake, "http://fake") as client:
         with pytest.raises(ConvexFunctionError, match="Could not find public function"):
-            await client.query_batch([
-                ("workers:getByMachineAndWorker", {"machineId": created.machine_id, "workerId": created.worker_id}),
-                ("nothing:here", {}),
-            ])
+            await client.query_batch(
+                [
+                    (
+                        "workers:getByMachineAndWorker",
+                        {"machineId": created.machine_id, "workerId": created.worker_id},
+                    ),
+                    ("nothing:here", {}),
+                ]
+            )
     assert fake.counts["workers:getByMachineAndWorker"] == 1 and fake.counts["nothing:here"] == 1
 
 
@@ -282,12 +367,14 @@ async def test_our_client_batch_gets_the_good_results_before_the_failing_one() -
 
 async def test_a_body_without_args_is_a_400_naming_the_field() -> None:
     raw = b'{"path":"workers:heartbeat","format":"json"}'
-    response = await post(FakeConvex(), "mutation", None, raw=raw, headers={"content-type": "application/json"})
+    response = await post(
+        FakeConvex(), "mutation", None, raw=raw, headers={"content-type": "application/json"}
+    )
     assert response.status_code == 400
     assert response.json() == {
         "code": "BadJsonBody",
         "message": "Failed to deserialize the JSON body into the target type: missing field `args` "
-                   f"at line 1 column {len(raw)}",
+        f"at line 1 column {len(raw)}",
     }
 
 
@@ -295,13 +382,23 @@ async def test_a_body_without_args_is_a_400_naming_the_field() -> None:
     ("raw", "content_type", "message"),
     [
         (b'{"path":"a:b","args":{}}', None, "Expected request with `Content-Type: application/json`"),
-        (b'{"path":', "application/json", "Failed to parse the request body as JSON: expected value at line 1 column 8"),
-        (b'{"path":5,"args":{}}', "application/json",
-         "Failed to deserialize the JSON body into the target type: path: invalid type: integer `5`, "
-         "expected a string at line 1 column 20"),
-        (b"[]", "application/json",
-         "Failed to deserialize the JSON body into the target type: invalid type: sequence, expected "
-         "struct UdfPostRequest at line 1 column 2"),
+        (
+            b'{"path":',
+            "application/json",
+            "Failed to parse the request body as JSON: expected value at line 1 column 8",
+        ),
+        (
+            b'{"path":5,"args":{}}',
+            "application/json",
+            "Failed to deserialize the JSON body into the target type: path: invalid type: integer `5`, "
+            "expected a string at line 1 column 20",
+        ),
+        (
+            b"[]",
+            "application/json",
+            "Failed to deserialize the JSON body into the target type: invalid type: sequence, expected "
+            "struct UdfPostRequest at line 1 column 2",
+        ),
     ],
 )
 async def test_bodies_convex_cannot_read(raw: bytes, content_type: str | None, message: str) -> None:
@@ -315,11 +412,19 @@ async def test_a_bad_format_is_refused_after_the_mutation_ran() -> None:
     # Convex parses `format` once the function has run: the write commits, the answer is a 400.
     fake = FakeConvex()
     created = fake.create_worker()
-    args = {"machineId": created.machine_id, "workerId": created.worker_id, "secret": created.secret,
-            "workingDirectory": "/w", "username": "u"}
+    args = {
+        "machineId": created.machine_id,
+        "workerId": created.worker_id,
+        "secret": created.secret,
+        "workingDirectory": "/w",
+        "username": "u",
+    }
     response = await call(fake, "mutation", "workers:register", args, fmt="xml")
     assert response.status_code == 400
-    assert response.json() == {"code": "BadFormat", "message": "format param must be one of [`json`]. Got xml"}
+    assert response.json() == {
+        "code": "BadFormat",
+        "message": "format param must be one of [`json`]. Got xml",
+    }
     assert fake.worker(created.worker_id).status == "online"
 
 
@@ -341,7 +446,7 @@ async def test_a_client_header_without_a_dash_is_refused(header: str) -> None:
         assert response.json() == {
             "code": "InvalidClientVersion",
             "message": f"Failed to parse client version string: '{header}'. Expected format is "
-                       "{client_name}-{semver}, e.g. my-esolang-client-0.0.1",
+            "{client_name}-{semver}, e.g. my-esolang-client-0.0.1",
         }
         assert fake.counts["chat:getActiveSessions"] == 0  # refused before running
 
@@ -366,7 +471,9 @@ async def call_with_header(fake: FakeConvex, header: str | None) -> httpx.Respon
         ("-1.2.3", False, True),  # no client name
     ],
 )
-async def test_client_headers_strict_and_as_real_convex(header: str | None, strict_ok: bool, lenient_ok: bool) -> None:
+async def test_client_headers_strict_and_as_real_convex(
+    header: str | None, strict_ok: bool, lenient_ok: bool
+) -> None:
     for strict, ok in ((True, strict_ok), (False, lenient_ok)):
         response = await call_with_header(FakeConvex(strict_client_version=strict), header)
         assert (response.status_code == 200) is ok, (header, strict, response.text)
@@ -384,9 +491,20 @@ async def test_an_unsupported_npm_client_is_refused_with_the_deprecation_headers
 
 @pytest.mark.parametrize(
     ("text", "ok"),
-    [("1.2.3", True), ("0.0.0", True), ("1.2.3-alpha.1", True), ("1.2.3+build.5", True),
-     ("1.2.3-0a.1+x-y", True), ("1.2.3-01", False), ("01.2.3", False), ("1.2", False),
-     ("1.2.3-", False), ("1.2.3+", False), ("v1.2.3", False), ("1.2.3.4", False)],
+    [
+        ("1.2.3", True),
+        ("0.0.0", True),
+        ("1.2.3-alpha.1", True),
+        ("1.2.3+build.5", True),
+        ("1.2.3-0a.1+x-y", True),
+        ("1.2.3-01", False),
+        ("01.2.3", False),
+        ("1.2", False),
+        ("1.2.3-", False),
+        ("1.2.3+", False),
+        ("v1.2.3", False),
+        ("1.2.3.4", False),
+    ],
 )
 def test_strict_semver(text: str, ok: bool) -> None:
     assert (parse_semver(text) is not None) is ok
@@ -412,8 +530,12 @@ async def test_a_sync_url_version_that_is_not_semver_is_refused() -> None:
     async def send(message: dict[str, Any]) -> None:
         sent.append(message)
 
-    scope = {"type": "websocket", "path": "/api/not-a-version/sync", "headers": [],
-             "extensions": {"websocket.http.response": {}}}
+    scope = {
+        "type": "websocket",
+        "path": "/api/not-a-version/sync",
+        "headers": [],
+        "extensions": {"websocket.http.response": {}},
+    }
     await fake.app(scope, receive, send)
     assert sent[0]["type"] == "websocket.http.response.start" and sent[0]["status"] == 400
     assert json.loads(sent[1]["body"])["code"] == "InvalidClientVersion"
@@ -435,14 +557,27 @@ async def test_wrong_methods_and_the_get_query_route() -> None:
 def test_register_and_get_by_machine_and_worker_carry_the_name(name: str | None) -> None:
     fake = FakeConvex()
     created = fake.create_worker(name=name)
-    result = fake.call("workers:register", {
-        "machineId": created.machine_id, "workerId": created.worker_id, "secret": created.secret,
-        "workingDirectory": "/w", "username": "u"})
-    record = fake.run_query("workers:getByMachineAndWorker",
-                            {"machineId": created.machine_id, "workerId": created.worker_id})
+    result = fake.call(
+        "workers:register",
+        {
+            "machineId": created.machine_id,
+            "workerId": created.worker_id,
+            "secret": created.secret,
+            "workingDirectory": "/w",
+            "username": "u",
+        },
+    )
+    record = fake.run_query(
+        "workers:getByMachineAndWorker", {"machineId": created.machine_id, "workerId": created.worker_id}
+    )
     expected = {} if name is None else {"name": name}  # Convex drops an undefined field
-    assert result == {"approvalStatus": "approved", "status": "online", "approved": True,
-                      "workerId": created.worker_id, **expected}
+    assert result == {
+        "approvalStatus": "approved",
+        "status": "online",
+        "approved": True,
+        "workerId": created.worker_id,
+        **expected,
+    }
     assert {k: record[k] for k in record if k == "name"} == expected
     assert fake.worker(created.worker_id).name == name
 
@@ -451,7 +586,10 @@ def test_start_session_takes_no_model_and_names_the_missing_login() -> None:
     fake = FakeConvex()
     created = fake.create_worker(online=True)
     with pytest.raises(FunctionFailure, match="Object contains extra field `model`"):
-        fake.execute("chat:startSession", {"sessionId": fake.user_session, "workerId": created.worker_id, "model": "p/m"})
+        fake.execute(
+            "chat:startSession",
+            {"sessionId": fake.user_session, "workerId": created.worker_id, "model": "p/m"},
+        )
     with pytest.raises(FunctionFailure, match=r"^Unauthorized: Must be logged in to start a session$"):
         fake.execute("chat:startSession", {"sessionId": "nobody", "workerId": created.worker_id})
     stranger = fake.create_user("Mallory")
@@ -493,8 +631,11 @@ def test_subscribe_to_chunks_takes_the_chat_session_and_answers_strangers_nothin
 def test_web_app_mutations_name_what_needs_a_login_and_what_is_not_owned() -> None:
     fake = FakeConvex()
     created = fake.create_worker(approved=False)
-    for path, verb in (("workers:approve", "approve workers"), ("workers:reject", "reject workers"),
-                       ("workers:remove", "remove workers")):
+    for path, verb in (
+        ("workers:approve", "approve workers"),
+        ("workers:reject", "reject workers"),
+        ("workers:remove", "remove workers"),
+    ):
         with pytest.raises(FunctionFailure, match=f"^Unauthorized: Must be logged in to {verb}$"):
             fake.execute(path, {"sessionId": "nobody", "workerId": created.worker_id})
         stranger = fake.create_user()
@@ -509,9 +650,13 @@ def test_get_models_answers_models_and_updated_at_only() -> None:
     created = fake.create_worker()
     models = [{"id": "p/m", "name": "M", "provider": "p"}]
     assert fake.call("workerModels:updateModels", {"workerId": created.worker_id, "models": models}) == {
-        "success": True, "modelsCount": 1.0}
+        "success": True,
+        "modelsCount": 1.0,
+    }
     assert fake.run_query("workerModels:getModels", {"workerId": created.worker_id}) == {
-        "models": models, "updatedAt": 5.0}
+        "models": models,
+        "updatedAt": 5.0,
+    }
     assert fake.run_query("workerModels:subscribeToModels", {"workerId": "other"}) is None
 
 
@@ -534,11 +679,24 @@ def test_the_web_app_reads_of_the_reference_exist() -> None:
     chat = fake.start_session(created.worker_id)
     (machine,) = fake.run_query("machines:list", {"sessionId": session})
     assert machine["workerCounts"] == {"online": 1.0, "offline": 0.0, "pending": 0.0}
-    assert [w["name"] for w in fake.run_query("workers:list", {"sessionId": session, "machineId": created.machine_id})] == ["w"]
-    assert fake.run_query("workers:listPending", {"sessionId": session, "machineId": created.machine_id}) == []
-    assert fake.run_query("workers:getToken", {"sessionId": session, "workerId": created.worker_id})["token"] == created.token
-    assert fake.run_query("chat:getSession", {"sessionId": session, "chatSessionId": chat})["sessionId"] == chat
-    assert [s["sessionId"] for s in fake.run_query("chat:listSessions", {"sessionId": session, "workerId": created.worker_id})] == [chat]
+    assert [
+        w["name"]
+        for w in fake.run_query("workers:list", {"sessionId": session, "machineId": created.machine_id})
+    ] == ["w"]
+    assert (
+        fake.run_query("workers:listPending", {"sessionId": session, "machineId": created.machine_id}) == []
+    )
+    assert (
+        fake.run_query("workers:getToken", {"sessionId": session, "workerId": created.worker_id})["token"]
+        == created.token
+    )
+    assert (
+        fake.run_query("chat:getSession", {"sessionId": session, "chatSessionId": chat})["sessionId"] == chat
+    )
+    assert [
+        s["sessionId"]
+        for s in fake.run_query("chat:listSessions", {"sessionId": session, "workerId": created.worker_id})
+    ] == [chat]
     assert fake.call("chat:updateSessionName", {"chatSessionId": chat, "name": "x"}) is True
     assert fake.call("chat:updateSessionName", {"chatSessionId": chat, "name": "x"}) is False
 
@@ -557,10 +715,24 @@ async def test_a_document_over_1_mib_is_refused_and_nothing_is_written(mode: str
     fake = FakeConvex(prod=prod_of(mode))
     chat, reply = chat_with_reply(fake)
     big = "x" * 1_300_000
-    response = await call(fake, "mutation", "chat:writeChunk",
-                          {"chatSessionId": chat, "messageId": reply, "chunk": big, "sequence": 0.0})
-    doc_size = size({"_id": "x" * 21, "_creationTime": 1.0, "chunkId": "x" * 21, "messageId": reply,
-                     "sessionId": chat, "chunk": big, "sequence": 0.0, "timestamp": 1.0})
+    response = await call(
+        fake,
+        "mutation",
+        "chat:writeChunk",
+        {"chatSessionId": chat, "messageId": reply, "chunk": big, "sequence": 0.0},
+    )
+    doc_size = size(
+        {
+            "_id": "x" * 21,
+            "_creationTime": 1.0,
+            "chunkId": "x" * 21,
+            "messageId": reply,
+            "sessionId": chat,
+            "chunk": big,
+            "sequence": 0.0,
+            "timestamp": 1.0,
+        }
+    )
     assert format_size(doc_size) == "1.24 MiB"
     assert_error(response, mode, "Uncaught Error: Value is too large (1.24 MiB > maximum size 1 MiB)\n")
     assert fake.chunks(reply) == []
@@ -572,8 +744,12 @@ async def test_a_failed_write_undoes_the_writes_before_it() -> None:
     created = fake.create_worker(online=True)
     chat = fake.start_session(created.worker_id)
     version = fake.version.value
-    response = await call(fake, "mutation", "chat:sendMessage", {
-        "sessionId": fake.user_session, "chatSessionId": chat, "content": "y" * (1 << 20), "model": "p/m"})
+    response = await call(
+        fake,
+        "mutation",
+        "chat:sendMessage",
+        {"sessionId": fake.user_session, "chatSessionId": chat, "content": "y" * (1 << 20), "model": "p/m"},
+    )
     assert response.status_code == 560 and "Value is too large" in response.json()["errorMessage"]
     assert "name" not in fake.store.first("chatSessions", sessionId=chat)
     assert fake.store.find("chatMessages") == [] and fake.version.value == version
@@ -582,12 +758,18 @@ async def test_a_failed_write_undoes_the_writes_before_it() -> None:
 @pytest.mark.parametrize(
     ("args", "text"),
     [
-        ({"workerId": "w", "models": [{"id": "a", "name": "b", "provider": "c"}] * 8193},
-         "Invalid arguments for workerModels.js:updateModels: Array length is too long (8193 > maximum length 8192)"),
-        ({"workerId": "w", "models": [], **{f"f{i}": "" for i in range(1023)}},
-         "Invalid arguments for workerModels.js:updateModels: Object has too many fields (1025 > maximum number 1024)"),
-        ({"workerId": "w", "models": [], "deep": json.loads("[" * 63 + "]" * 63)},
-         "Invalid arguments for workerModels.js:updateModels: Value is too nested (nested 65 levels deep > maximum nesting 64)"),
+        (
+            {"workerId": "w", "models": [{"id": "a", "name": "b", "provider": "c"}] * 8193},
+            "Invalid arguments for workerModels.js:updateModels: Array length is too long (8193 > maximum length 8192)",
+        ),
+        (
+            {"workerId": "w", "models": [], **{f"f{i}": "" for i in range(1023)}},
+            "Invalid arguments for workerModels.js:updateModels: Object has too many fields (1025 > maximum number 1024)",
+        ),
+        (
+            {"workerId": "w", "models": [], "deep": json.loads("[" * 63 + "]" * 63)},
+            "Invalid arguments for workerModels.js:updateModels: Value is too nested (nested 65 levels deep > maximum nesting 64)",
+        ),
     ],
 )
 async def test_argument_values_over_convexs_limits(args: dict[str, Any], text: str) -> None:
@@ -599,9 +781,15 @@ async def test_argument_values_over_convexs_limits(args: dict[str, Any], text: s
 
 async def test_arguments_over_16_mib_are_refused() -> None:
     fake = FakeConvex()
-    response = await call(fake, "mutation", "chat:writeChunk",
-                          {"chatSessionId": "c", "messageId": "m", "chunk": "z" * (17 << 20), "sequence": 0.0})
-    assert_error(response, "dev", "Arguments for chat.js:writeChunk are too large (actual: 17 MiB, limit: 16 MiB)\n")
+    response = await call(
+        fake,
+        "mutation",
+        "chat:writeChunk",
+        {"chatSessionId": "c", "messageId": "m", "chunk": "z" * (17 << 20), "sequence": 0.0},
+    )
+    assert_error(
+        response, "dev", "Arguments for chat.js:writeChunk are too large (actual: 17 MiB, limit: 16 MiB)\n"
+    )
 
 
 def test_a_result_over_8192_items_fails_the_query() -> None:
@@ -609,18 +797,31 @@ def test_a_result_over_8192_items_fails_the_query() -> None:
     fake = FakeConvex()
     fake.store.insert("chatSessions", {"sessionId": "s", "workerId": "w", "status": "active"})
     for i in range(8193):
-        fake.store.insert("chatMessages", {"messageId": f"m{i}", "sessionId": "s", "role": "user",
-                                           "content": "", "timestamp": float(i), "completed": True})
+        fake.store.insert(
+            "chatMessages",
+            {
+                "messageId": f"m{i}",
+                "sessionId": "s",
+                "role": "user",
+                "content": "",
+                "timestamp": float(i),
+                "completed": True,
+            },
+        )
     with pytest.raises(QueryFailure) as caught:
         fake.run_query("chat:subscribeToWorkerMessages", {"workerId": "w"})
-    assert caught.value.message == ("Function chat.js:subscribeToWorkerMessages return value invalid: "
-                                    "Array length is too long (8193 > maximum length 8192)")
+    assert caught.value.message == (
+        "Function chat.js:subscribeToWorkerMessages return value invalid: "
+        "Array length is too long (8193 > maximum length 8192)"
+    )
 
 
 def test_a_document_nested_over_16_levels_is_refused() -> None:
     fake = FakeConvex()
     fake.store.begin()
-    with pytest.raises(FunctionFailure, match=r"Document is too nested \(nested 17 levels deep > maximum nesting 16\)"):
+    with pytest.raises(
+        FunctionFailure, match=r"Document is too nested \(nested 17 levels deep > maximum nesting 16\)"
+    ):
         fake.store.insert("t", {"deep": json.loads("[" * 16 + "]" * 16)})
     fake.store.insert("t", {"deep": json.loads("[" * 15 + "]" * 15)})
     fake.store.rollback()
@@ -629,8 +830,18 @@ def test_a_document_nested_over_16_levels_is_refused() -> None:
 
 @pytest.mark.parametrize(
     ("value", "text"),
-    [("it's", "'it\\'s'"), ("a\nb", "'a\\nb'"), (3.0, "3"), (0.5, "0.5"), ({"a b": 1.0}, "{\n  'a b': 1\n}"),
-     ([1.0, "x"], "[ 1, 'x' ]"), ([{"k": 1.0}], "[\n  {\n    k: 1\n  }\n]"), ({}, "{}"), ([], "[]"), (True, "true")],
+    [
+        ("it's", "'it\\'s'"),
+        ("a\nb", "'a\\nb'"),
+        (3.0, "3"),
+        (0.5, "0.5"),
+        ({"a b": 1.0}, "{\n  'a b': 1\n}"),
+        ([1.0, "x"], "[ 1, 'x' ]"),
+        ([{"k": 1.0}], "[\n  {\n    k: 1\n  }\n]"),
+        ({}, "{}"),
+        ([], "[]"),
+        (True, "true"),
+    ],
 )
 def test_log_arguments_render_as_object_inspect_does(value: Any, text: str) -> None:
     assert inspect(value) == text
@@ -650,9 +861,18 @@ async def test_the_fake_convex_command_serves_a_prod_deployment() -> None:
         assert line["mode"] == "prod" and len(line["workers"]) == 1
         worker = line["workers"][0]
         async with httpx.AsyncClient() as http:
-            response = await http.post(f"{line['url']}/api/mutation", json={
-                "path": "workers:heartbeat", "format": "json",
-                "args": {"machineId": worker["machineId"], "workerId": worker["workerId"], "secret": "wrong"}})
+            response = await http.post(
+                f"{line['url']}/api/mutation",
+                json={
+                    "path": "workers:heartbeat",
+                    "format": "json",
+                    "args": {
+                        "machineId": worker["machineId"],
+                        "workerId": worker["workerId"],
+                        "secret": "wrong",
+                    },
+                },
+            )
         assert response.status_code == 560
         assert re.fullmatch(HEAD, response.json()["errorMessage"])
         fake_convex.process.send_signal(signal.SIGINT)

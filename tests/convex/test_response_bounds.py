@@ -47,7 +47,11 @@ async def _read_request(stream: trio.SocketStream) -> None:
         data += chunk
     head, _, body = data.partition(b"\r\n\r\n")
     length = next(
-        (int(line.split(b":", 1)[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")),
+        (
+            int(line.split(b":", 1)[1])
+            for line in head.split(b"\r\n")
+            if line.lower().startswith(b"content-length:")
+        ),
         0,
     )
     while len(body) < length:
@@ -103,8 +107,9 @@ async def _call_and_wait(url: str, record: Streaming, exc_type: type[Exception])
 
 @pytest.mark.parametrize("declare_length", [True, False])
 async def test_a_400_mb_success_body_is_refused_without_reading_it(declare_length: bool) -> None:
-    async with huge_server(200, total=HUGE, declare_length=declare_length,
-                           prefix=b'{"status":"success","value":"') as (url, record):
+    async with huge_server(
+        200, total=HUGE, declare_length=declare_length, prefix=b'{"status":"success","value":"'
+    ) as (url, record):
         error = await _call_and_wait(url, record, ConvexProtocolError)
     assert "response over 16 MiB" in str(error)
     # What the server got out before the client hung up: the limit plus socket buffers at most.
@@ -129,11 +134,14 @@ async def test_a_50_mb_error_page_is_read_only_to_its_bound() -> None:
     assert record.sent < 16 * MIB
 
 
-async def test_ansi_and_huge_texts_in_an_error_message_are_made_inert(caplog: pytest.LogCaptureFixture) -> None:
+async def test_ansi_and_huge_texts_in_an_error_message_are_made_inert(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     """A function error of 1 MB with escape sequences and newlines: one short inert line."""
     text = "Uncaught Error: \x1b]0;pwned\x07\x1b[2J boom\nforged line" + "y" * MIB
-    body = json.dumps({"status": "error", "errorMessage": text,
-                       "logLines": ["\x1b[31mred log\x1b[0m\nforged"]}).encode()
+    body = json.dumps(
+        {"status": "error", "errorMessage": text, "logLines": ["\x1b[31mred log\x1b[0m\nforged"]}
+    ).encode()
     async with huge_server(560, total=len(body), declare_length=True, prefix=body) as (url, record):
         caplog.set_level(logging.DEBUG, logger="oco.convex")
         error = await _call_and_wait(url, record, ConvexFunctionError)
@@ -153,8 +161,17 @@ from oco.convex import ConvexException, NotAConvexDeployment  # noqa: E402
 
 BODIES = st.one_of(
     st.binary(max_size=200),
-    st.sampled_from([b"", b"null", b"<html>hi</html>", b'{"status":"success"}', b'{"status":"error"}',
-                     b'{"code":"InvalidClientVersion","message":"\\u001b[31mbad"}', b'{"results":[]}']),
+    st.sampled_from(
+        [
+            b"",
+            b"null",
+            b"<html>hi</html>",
+            b'{"status":"success"}',
+            b'{"status":"error"}',
+            b'{"code":"InvalidClientVersion","message":"\\u001b[31mbad"}',
+            b'{"results":[]}',
+        ]
+    ),
     st.text(max_size=100).map(lambda t: json.dumps({"status": "error", "errorMessage": t}).encode()),
 )
 

@@ -45,7 +45,9 @@ async def chat(fake: FakeConvex) -> AsyncIterator[tuple[WorkerBackend, str, str]
 
 
 @real_backoff
-async def test_idempotent_mutation_backs_off_exponentially(autojump_clock: Any, mock_fake: FakeConvex) -> None:
+async def test_idempotent_mutation_backs_off_exponentially(
+    autojump_clock: Any, mock_fake: FakeConvex
+) -> None:
     async with chat(mock_fake) as (backend, _, _):
         mock_fake.faults.add(function="workers:heartbeat", status=503, times=3)
         await backend.heartbeat()
@@ -79,7 +81,9 @@ async def test_backoff_is_capped_and_jittered(autojump_clock: Any, mock_fake: Fa
 
 
 @real_backoff
-async def test_non_idempotent_write_is_not_repeated_after_a_timeout(autojump_clock: Any, mock_fake: FakeConvex) -> None:
+async def test_non_idempotent_write_is_not_repeated_after_a_timeout(
+    autojump_clock: Any, mock_fake: FakeConvex
+) -> None:
     async with chat(mock_fake) as (backend, session, message):
         mock_fake.faults.add(function="chat:writeChunk", hang=True)
         with pytest.raises(ConvexUnavailable) as caught:
@@ -89,7 +93,9 @@ async def test_non_idempotent_write_is_not_repeated_after_a_timeout(autojump_clo
 
 
 @real_backoff
-async def test_non_idempotent_write_is_not_repeated_after_a_lost_answer(autojump_clock: Any, mock_fake: FakeConvex) -> None:
+async def test_non_idempotent_write_is_not_repeated_after_a_lost_answer(
+    autojump_clock: Any, mock_fake: FakeConvex
+) -> None:
     async with chat(mock_fake) as (backend, session, message):
         mock_fake.faults.add(function="chat:writeChunk", status=503, after=True, times=1)
         with pytest.raises(ConvexServerError):
@@ -98,7 +104,9 @@ async def test_non_idempotent_write_is_not_repeated_after_a_lost_answer(autojump
 
 
 @real_backoff
-async def test_idempotent_completion_is_retried_after_a_timeout(autojump_clock: Any, mock_fake: FakeConvex) -> None:
+async def test_idempotent_completion_is_retried_after_a_timeout(
+    autojump_clock: Any, mock_fake: FakeConvex
+) -> None:
     async with chat(mock_fake) as (backend, session, message):
         mock_fake.faults.add(function="chat:completeMessage", hang=True, times=1)
         start = trio.current_time()
@@ -123,17 +131,25 @@ class RefuseFirst(httpx.AsyncBaseTransport):
 
 
 @real_backoff
-async def test_non_idempotent_write_is_retried_when_it_never_left(autojump_clock: Any, mock_fake: FakeConvex) -> None:
+async def test_non_idempotent_write_is_retried_when_it_never_left(
+    autojump_clock: Any, mock_fake: FakeConvex
+) -> None:
     async with chat(mock_fake) as (backend, session, message):
         # chat:writeChunk takes no secret, so this backend needs none
         transport = RefuseFirst(httpx.ASGITransport(app=mock_fake.app), 2)
-        async with ConvexClient("http://fake", http=httpx.AsyncClient(transport=transport), retry=EXACT) as client:
-            await WorkerBackend(client, backend.machine_id, backend.worker_id, "unused").write_chunk(session, message, "x", 0)
+        async with ConvexClient(
+            "http://fake", http=httpx.AsyncClient(transport=transport), retry=EXACT
+        ) as client:
+            await WorkerBackend(client, backend.machine_id, backend.worker_id, "unused").write_chunk(
+                session, message, "x", 0
+            )
     assert [c.chunk for c in mock_fake.chunks(message)] == ["x"]
     assert transport.left == 0
 
 
-async def test_without_real_backoff_a_call_makes_one_attempt(autojump_clock: Any, mock_fake: FakeConvex) -> None:
+async def test_without_real_backoff_a_call_makes_one_attempt(
+    autojump_clock: Any, mock_fake: FakeConvex
+) -> None:
     mock_fake.faults.add(status=503)
     async with in_process_convex(mock_fake) as client:
         with pytest.raises(ConvexServerError):

@@ -23,7 +23,9 @@ def assert_clean(secret: str, exc: BaseException, caplog: pytest.LogCaptureFixtu
         assert secret not in str(record.__dict__)
 
 
-async def test_argument_validation_echo_is_redacted(server: FakeConvexServer, caplog: pytest.LogCaptureFixture) -> None:
+async def test_argument_validation_echo_is_redacted(
+    server: FakeConvexServer, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.DEBUG)
     worker = server.fake.create_worker()
     secret = worker.secret
@@ -50,7 +52,9 @@ async def test_failures_with_retries_never_leak_the_secret(
     fake = FakeConvex()
     worker = fake.create_worker()
     fake.faults.add(**fault)
-    async with in_process_convex(fake, retry=attrs.evolve(CONVEX_CALL, attempts=3, wait_jitter=0), attempt_timeout=5) as client:
+    async with in_process_convex(
+        fake, retry=attrs.evolve(CONVEX_CALL, attempts=3, wait_jitter=0), attempt_timeout=5
+    ) as client:
         backend = backend_for(client, worker)
         with pytest.raises(ConvexException) as caught:
             await backend.register("/p", "dev")
@@ -58,7 +62,9 @@ async def test_failures_with_retries_never_leak_the_secret(
     assert_clean(worker.secret, caught.value, caplog)
 
 
-async def test_wrong_secret_error_does_not_echo_it(server: FakeConvexServer, client: Any, caplog: pytest.LogCaptureFixture) -> None:
+async def test_wrong_secret_error_does_not_echo_it(
+    server: FakeConvexServer, client: Any, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.DEBUG)
     worker = server.fake.create_worker()
     with pytest.raises(ConvexException) as caught:

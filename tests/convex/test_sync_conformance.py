@@ -51,13 +51,18 @@ class SessionsBackend:
         body = await read_body(receive)
         request = json.loads(body)
         assert (scope["path"], request["path"]) == ("/api/mutation", "chat:startSession")
-        self.sessions.append({"sessionId": f"s{len(self.sessions)}", "status": "active",
-                              **request["args"]})
+        self.sessions.append({"sessionId": f"s{len(self.sessions)}", "status": "active", **request["args"]})
         self.version.value += 1
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": [(b"content-type", b"application/json")]})
-        await send({"type": "http.response.body",
-                    "body": json.dumps({"status": "success", "value": None}).encode()})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"application/json")],
+            }
+        )
+        await send(
+            {"type": "http.response.body", "body": json.dumps({"status": "success", "value": None}).encode()}
+        )
 
 
 async def test_official_python_client_sees_a_new_session_arrive():
@@ -65,20 +70,34 @@ async def test_official_python_client_sees_a_new_session_arrive():
     endpoint = sync_endpoint(backend.run_query, backend.version)
     async with serve_asgi(sync_app(endpoint, fallback=backend.http)) as url:
         child = await trio.lowlevel.open_process(
-            [sys.executable, "-c", OFFICIAL_CLIENT, url, "chat:subscribeToWorkerSessions",
-             json.dumps({"workerId": "w1"})],
-            stdout=subprocess.PIPE, start_new_session=True)
+            [
+                sys.executable,
+                "-c",
+                OFFICIAL_CLIENT,
+                url,
+                "chat:subscribeToWorkerSessions",
+                json.dumps({"workerId": "w1"}),
+            ],
+            stdout=subprocess.PIPE,
+            start_new_session=True,
+        )
         lines = output_lines(child.stdout)
         try:
             with trio.fail_after(20):
                 assert json.loads(await anext(lines)) == []
                 async with httpx.AsyncClient(base_url=url) as http:
-                    response = await http.post("/api/mutation", json={
-                        "path": "chat:startSession", "format": "convex_encoded_json",
-                        "args": {"workerId": "w1", "model": "m"}})
+                    response = await http.post(
+                        "/api/mutation",
+                        json={
+                            "path": "chat:startSession",
+                            "format": "convex_encoded_json",
+                            "args": {"workerId": "w1", "model": "m"},
+                        },
+                    )
                     response.raise_for_status()
                 assert json.loads(await anext(lines)) == [
-                    {"model": "m", "sessionId": "s0", "status": "active", "workerId": "w1"}]
+                    {"model": "m", "sessionId": "s0", "status": "active", "workerId": "w1"}
+                ]
         finally:
             os.killpg(child.pid, signal.SIGKILL)
             # Reap the child even when the test is being cancelled.

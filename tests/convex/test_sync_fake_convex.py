@@ -30,17 +30,28 @@ def online_worker(fake: FakeConvex) -> str:
     """An approved worker that has registered (so sessions can start on it)."""
     worker = fake.create_worker()
     secret = fake.store.first("workers", workerId=worker.worker_id)["secret"]
-    fake.call("workers:register", {
-        "machineId": worker.machine_id, "workerId": worker.worker_id, "secret": secret,
-        "workingDirectory": "/tmp/project", "username": "tester"})
+    fake.call(
+        "workers:register",
+        {
+            "machineId": worker.machine_id,
+            "workerId": worker.worker_id,
+            "secret": secret,
+            "workingDirectory": "/tmp/project",
+            "username": "tester",
+        },
+    )
     return worker.worker_id
 
 
-async def start_session_over_http(http: httpx.AsyncClient, fake: FakeConvex,
-                                  worker_id: str) -> str:
-    response = await http.post("/api/mutation", json={
-        "path": "chat:startSession", "format": "convex_encoded_json",
-        "args": {"sessionId": fake.user_session, "workerId": worker_id}})
+async def start_session_over_http(http: httpx.AsyncClient, fake: FakeConvex, worker_id: str) -> str:
+    response = await http.post(
+        "/api/mutation",
+        json={
+            "path": "chat:startSession",
+            "format": "convex_encoded_json",
+            "args": {"sessionId": fake.user_session, "workerId": worker_id},
+        },
+    )
     body = response.json()
     assert body["status"] == "success", body
     return body["value"]
@@ -53,8 +64,7 @@ async def test_our_client_sees_a_session_started_over_http(autojump_clock):
     transport = ASGIWebSocketTransport(fake.app)
     async with httpx.AsyncClient(transport=transport, base_url="http://fake") as http:
         async with ConvexSubscriptions("http://fake", client=http) as subs:
-            with subs.subscribe("chat:subscribeToWorkerSessions",
-                                {"workerId": worker_id}) as sessions:
+            with subs.subscribe("chat:subscribeToWorkerSessions", {"workerId": worker_id}) as sessions:
                 with trio.fail_after(5):
                     assert await anext(aiter(sessions)) == []
                     runs = endpoint.query_runs
@@ -80,9 +90,17 @@ async def test_official_python_client_sees_a_session_started_over_http():
     worker_id = online_worker(fake)
     async with serve_asgi(fake.app) as url:
         child = await trio.lowlevel.open_process(
-            [sys.executable, "-c", OFFICIAL_CLIENT, url, "chat:subscribeToWorkerSessions",
-             json.dumps({"workerId": worker_id})],
-            stdout=subprocess.PIPE, start_new_session=True)
+            [
+                sys.executable,
+                "-c",
+                OFFICIAL_CLIENT,
+                url,
+                "chat:subscribeToWorkerSessions",
+                json.dumps({"workerId": worker_id}),
+            ],
+            stdout=subprocess.PIPE,
+            start_new_session=True,
+        )
         try:
             lines = output_lines(child.stdout)
             with trio.fail_after(20):

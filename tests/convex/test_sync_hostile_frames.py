@@ -28,29 +28,54 @@ HOSTILE_FRAMES: dict[str, str | bytes] = {
     "an object without a type": '{"hello": "world"}',
     "a non-string type": '{"type": 5}',
     "modifications not a list": json.dumps(
-        {"type": "Transition", "startVersion": _VERSION, "endVersion": _VERSION,
-         "modifications": {"queryId": 0}}),
+        {
+            "type": "Transition",
+            "startVersion": _VERSION,
+            "endVersion": _VERSION,
+            "modifications": {"queryId": 0},
+        }
+    ),
     "modifications a string": json.dumps(
-        {"type": "Transition", "startVersion": _VERSION, "endVersion": _VERSION,
-         "modifications": "QueryUpdated"}),
+        {
+            "type": "Transition",
+            "startVersion": _VERSION,
+            "endVersion": _VERSION,
+            "modifications": "QueryUpdated",
+        }
+    ),
     "versions as strings": json.dumps(
-        {"type": "Transition", "startVersion": {"querySet": "1", "identity": "0", "ts": "x"},
-         "endVersion": _VERSION, "modifications": []}),
+        {
+            "type": "Transition",
+            "startVersion": {"querySet": "1", "identity": "0", "ts": "x"},
+            "endVersion": _VERSION,
+            "modifications": [],
+        }
+    ),
     "a version as a bool": json.dumps(
-        {"type": "Transition", "startVersion": {**_VERSION, "querySet": True},
-         "endVersion": _VERSION, "modifications": []}),
+        {
+            "type": "Transition",
+            "startVersion": {**_VERSION, "querySet": True},
+            "endVersion": _VERSION,
+            "modifications": [],
+        }
+    ),
     "a modification without a query id": json.dumps(
-        {"type": "Transition", "startVersion": _VERSION, "endVersion": _VERSION,
-         "modifications": [{"type": "QueryUpdated", "value": 1}]}),
+        {
+            "type": "Transition",
+            "startVersion": _VERSION,
+            "endVersion": _VERSION,
+            "modifications": [{"type": "QueryUpdated", "value": 1}],
+        }
+    ),
     "deeply nested JSON": "[" * 100_000 + "]" * 100_000,
     "a FatalError": '{"type": "FatalError", "error": "boom"}',
     "a FatalError without text": '{"type": "FatalError", "error": ["not", "text"]}',
     "an AuthError": '{"type": "AuthError", "error": "bad token", "baseVersion": 0,'
-                    ' "authUpdateAttempted": false}',
+    ' "authUpdateAttempted": false}',
     "a bad TransitionChunk": '{"type": "TransitionChunk", "chunk": "{", "partNumber": 3,'
-                             ' "totalParts": 2, "transitionId": "t"}',
+    ' "totalParts": 2, "transitionId": "t"}',
     "chunks that join into garbage": '{"type": "TransitionChunk", "chunk": "nope",'
-                                     ' "partNumber": 0, "totalParts": 1, "transitionId": "t"}',
+    ' "partNumber": 0, "totalParts": 1, "transitionId": "t"}',
     "a frame over the size bound": "x" * (MAX_FRAME_BYTES + 1),
 }
 
@@ -62,8 +87,7 @@ async def _synced(subs: Any, sub: Any) -> None:
 
 
 @pytest.mark.parametrize("frame", HOSTILE_FRAMES.values(), ids=HOSTILE_FRAMES.keys())
-async def test_a_hostile_frame_closes_the_socket_and_the_client_resubscribes(
-        frame, autojump_clock, caplog):
+async def test_a_hostile_frame_closes_the_socket_and_the_client_resubscribes(frame, autojump_clock, caplog):
     caplog.set_level(logging.DEBUG, logger="oco.convex.sync")
     db = ToyDatabase()
     async with in_process(db) as (endpoint, subs):
@@ -86,8 +110,7 @@ async def test_a_hostile_frame_closes_the_socket_and_the_client_resubscribes(
     assert not [r for r in caplog.records if r.exc_info]  # one line, never a traceback
 
 
-async def test_a_server_that_sends_garbage_on_every_socket_gets_growing_delays(
-        autojump_clock, caplog):
+async def test_a_server_that_sends_garbage_on_every_socket_gets_growing_delays(autojump_clock, caplog):
     caplog.set_level(logging.DEBUG, logger="oco.convex.sync")
     db = ToyDatabase()
     opened: list[float] = []
@@ -152,12 +175,16 @@ async def test_a_malformed_result_fails_that_query_only(autojump_clock, caplog):
     assert endpoint.attempts.value == 1  # one query's bad value is no reason to reconnect
 
 
-@pytest.mark.parametrize("modification", [
-    {"type": "QueryUpdated", "queryId": 77, "value": "for nobody"},
-    {"type": "QueryFailed", "queryId": 77, "errorMessage": "nobody", "logLines": []},
-    {"type": "QueryRemoved", "queryId": 77},
-    {"type": "QuerySomethingNew", "queryId": 0},
-], ids=["updated", "failed", "removed", "unknown kind"])
+@pytest.mark.parametrize(
+    "modification",
+    [
+        {"type": "QueryUpdated", "queryId": 77, "value": "for nobody"},
+        {"type": "QueryFailed", "queryId": 77, "errorMessage": "nobody", "logLines": []},
+        {"type": "QueryRemoved", "queryId": 77},
+        {"type": "QuerySomethingNew", "queryId": 0},
+    ],
+    ids=["updated", "failed", "removed", "unknown kind"],
+)
 async def test_a_transition_for_an_unknown_query_or_kind_is_ignored(modification, autojump_clock):
     db = ToyDatabase()
     async with in_process(db) as (endpoint, subs):
@@ -177,8 +204,13 @@ async def test_server_texts_are_escaped_in_logs_and_errors(autojump_clock, caplo
     async with in_process(db) as (endpoint, subs):
         with subs.subscribe("toy:count") as sub:
             await _synced(subs, sub)
-            failed = {"type": "QueryFailed", "queryId": 0, "errorMessage": hostile,
-                      "logLines": [hostile], "errorData": None}
+            failed = {
+                "type": "QueryFailed",
+                "queryId": 0,
+                "errorMessage": hostile,
+                "logLines": [hostile],
+                "errorData": None,
+            }
             await endpoint.inject_transition([failed])
             with pytest.raises(SyncQueryError) as raised, trio.fail_after(5):
                 await anext(aiter(sub))
@@ -212,8 +244,9 @@ async def test_over_loopback_a_big_frame_is_refused_while_it_arrives(caplog):
     # Over a real socket wsproto hands the message over in pieces; the bound counts them.
     db = ToyDatabase()
     async with on_loopback(db) as (endpoint, url), httpx.AsyncClient() as client:
-        async with ConvexSubscriptions(url, client=client, jitter=lambda: 0.0,
-                                       max_frame_bytes=100_000) as subs:
+        async with ConvexSubscriptions(
+            url, client=client, jitter=lambda: 0.0, max_frame_bytes=100_000
+        ) as subs:
             with subs.subscribe("toy:count") as sub:
                 with trio.fail_after(10):
                     await _synced(subs, sub)

@@ -72,10 +72,16 @@ def test_values_use_the_encoded_json_format():
 
 
 convex_values = st.recursive(
-    st.none() | st.booleans() | st.text() | st.binary()
-    | st.floats(allow_nan=False) | st.integers(-(2**53), 2**53),
-    lambda inner: st.lists(inner, max_size=4)
-    | st.dictionaries(st.text("abcxyz_", min_size=1, max_size=5), inner, max_size=4),
+    st.none()
+    | st.booleans()
+    | st.text()
+    | st.binary()
+    | st.floats(allow_nan=False)
+    | st.integers(-(2**53), 2**53),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(st.text("abcxyz_", min_size=1, max_size=5), inner, max_size=4)
+    ),
     max_leaves=12,
 )
 
@@ -100,26 +106,30 @@ def test_value_codec_round_trips_through_json_text(value):
 
 
 def test_modify_query_set_wraps_args_in_a_one_element_list_like_the_js_client():
-    message = ModifyQuerySet(0, 1, (AddQuery(0, "chat:list", {"workerId": "w", "n": 2}),
-                                    RemoveQuery(3)))
+    message = ModifyQuerySet(0, 1, (AddQuery(0, "chat:list", {"workerId": "w", "n": 2}), RemoveQuery(3)))
     wire = json.loads(encode_message(message))
     assert wire == {
-        "type": "ModifyQuerySet", "baseVersion": 0, "newVersion": 1,
+        "type": "ModifyQuerySet",
+        "baseVersion": 0,
+        "newVersion": 1,
         "modifications": [
-            {"type": "Add", "queryId": 0, "udfPath": "chat:list",
-             "args": [{"n": 2.0, "workerId": "w"}]},
+            {"type": "Add", "queryId": 0, "udfPath": "chat:list", "args": [{"n": 2.0, "workerId": "w"}]},
             {"type": "Remove", "queryId": 3},
         ],
     }
     assert decode_client_message(encode_message(message)) == ModifyQuerySet(
-        0, 1, (AddQuery(0, "chat:list", {"workerId": "w", "n": 2.0}), RemoveQuery(3)))
+        0, 1, (AddQuery(0, "chat:list", {"workerId": "w", "n": 2.0}), RemoveQuery(3))
+    )
 
 
-@pytest.mark.parametrize("message", [
-    Connect("5f0c", 0, "InitialConnect", 1700000000000),
-    Connect("5f0c", 3, None, 1, max_observed_timestamp=99),
-    Authenticate("None", 0),
-])
+@pytest.mark.parametrize(
+    "message",
+    [
+        Connect("5f0c", 0, "InitialConnect", 1700000000000),
+        Connect("5f0c", 3, None, 1, max_observed_timestamp=99),
+        Authenticate("None", 0),
+    ],
+)
 def test_client_messages_round_trip(message):
     assert decode_client_message(encode_message(message)) == message
 
@@ -128,39 +138,53 @@ def test_authenticate_hides_its_token_from_repr():
     assert "s3cret" not in repr(Authenticate("User", 0, "s3cret"))
 
 
-@pytest.mark.parametrize("message", [
-    Transition(StateVersion(0, 0, 0), StateVersion(1, 0, 2**40), (
-        QueryUpdated(0, {"rows": [1.0, "x"]}, ("log",), None),
-        QueryFailed(1, "Uncaught Error: boom", (), {"code": "E"}, None),
-        QueryRemoved(2),
-    ), client_clock_skew=1.5, server_ts=1e15),
-    TransitionChunk('{"ty', 0, 2, "t1"),
-    Ping(),
-    AuthError("expired", 1, True),
-    FatalError("bad"),
-])
+@pytest.mark.parametrize(
+    "message",
+    [
+        Transition(
+            StateVersion(0, 0, 0),
+            StateVersion(1, 0, 2**40),
+            (
+                QueryUpdated(0, {"rows": [1.0, "x"]}, ("log",), None),
+                QueryFailed(1, "Uncaught Error: boom", (), {"code": "E"}, None),
+                QueryRemoved(2),
+            ),
+            client_clock_skew=1.5,
+            server_ts=1e15,
+        ),
+        TransitionChunk('{"ty', 0, 2, "t1"),
+        Ping(),
+        AuthError("expired", 1, True),
+        FatalError("bad"),
+    ],
+)
 def test_server_messages_round_trip(message):
     assert decode_server_message(encode_message(message)) == message
 
 
 def test_transition_wire_shape_matches_protocol_ts():
-    text = encode_message(Transition(INITIAL_VERSION, StateVersion(1, 0, 1), (
-        QueryUpdated(7, None),)))
+    text = encode_message(Transition(INITIAL_VERSION, StateVersion(1, 0, 1), (QueryUpdated(7, None),)))
     assert json.loads(text) == {
         "type": "Transition",
         "startVersion": {"querySet": 0, "identity": 0, "ts": "AAAAAAAAAAA="},
         "endVersion": {"querySet": 1, "identity": 0, "ts": "AQAAAAAAAAA="},
-        "modifications": [{"type": "QueryUpdated", "queryId": 7, "value": None,
-                           "logLines": [], "journal": None}],
+        "modifications": [
+            {"type": "QueryUpdated", "queryId": 7, "value": None, "logLines": [], "journal": None}
+        ],
     }
 
 
-@pytest.mark.parametrize("text", [
-    "not json", "[]", '{"type": 3}',
-    '{"type": "Transition", "startVersion": {}}',
-    '{"type": "Transition", "startVersion": {"querySet": 0, "identity": 0, "ts": "x"},'
-    ' "endVersion": {"querySet": 0, "identity": 0, "ts": "x"}, "modifications": []}',
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "not json",
+        "[]",
+        '{"type": 3}',
+        '{"type": "Transition", "startVersion": {}}',
+        '{"type": "Transition", "startVersion": {"querySet": 0, "identity": 0, "ts": "x"},'
+        ' "endVersion": {"querySet": 0, "identity": 0, "ts": "x"}, "modifications": []}',
+    ],
+)
 def test_malformed_server_frames_are_protocol_errors(text):
     with pytest.raises(SyncProtocolError):
         decode_server_message(text)
@@ -168,57 +192,104 @@ def test_malformed_server_frames_are_protocol_errors(text):
 
 _json = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner,
-                                                                 max_size=4),
-    max_leaves=20)
-_fields = ("querySet", "identity", "ts", "queryId", "value", "type", "errorMessage",
-           "logLines", "errorData", "journal", "chunk", "partNumber", "totalParts",
-           "transitionId", "error", "baseVersion", "authUpdateAttempted")
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=20,
+)
+_fields = (
+    "querySet",
+    "identity",
+    "ts",
+    "queryId",
+    "value",
+    "type",
+    "errorMessage",
+    "logLines",
+    "errorData",
+    "journal",
+    "chunk",
+    "partNumber",
+    "totalParts",
+    "transitionId",
+    "error",
+    "baseVersion",
+    "authUpdateAttempted",
+)
 _version_like = st.fixed_dictionaries(
-    {"querySet": _json | st.integers(0, 3), "identity": _json | st.integers(0, 3),
-     "ts": _json | st.just("AQAAAAAAAAA=")})
+    {
+        "querySet": _json | st.integers(0, 3),
+        "identity": _json | st.integers(0, 3),
+        "ts": _json | st.just("AQAAAAAAAAA="),
+    }
+)
 _modification_like = st.fixed_dictionaries(
-    {"type": st.sampled_from(["QueryUpdated", "QueryFailed", "QueryRemoved", "X"]) | _json,
-     "queryId": st.integers(0, 3) | _json},
-    optional={k: _json for k in ("value", "errorMessage", "logLines", "errorData", "journal")})
+    {
+        "type": st.sampled_from(["QueryUpdated", "QueryFailed", "QueryRemoved", "X"]) | _json,
+        "queryId": st.integers(0, 3) | _json,
+    },
+    optional={k: _json for k in ("value", "errorMessage", "logLines", "errorData", "journal")},
+)
 
 
-@given(st.one_of(
-    _json,
-    st.dictionaries(st.sampled_from(_fields), _json).map(
-        lambda d: {**d, "type": d.get("type", "Transition")}),
-    st.fixed_dictionaries({
-        "type": st.sampled_from(["Transition", "TransitionChunk", "AuthError", "FatalError"]),
-        "startVersion": _version_like | _json, "endVersion": _version_like | _json,
-        "modifications": st.lists(_modification_like | _json, max_size=3) | _json,
-    }, optional={k: _json for k in _fields if k != "type"}),
-))
-@example({"type": "Transition", "modifications": [  # OverflowError escaped the decoder
-    {"type": "QueryUpdated", "queryId": 0, "value": 10**400}],
-    "startVersion": {"querySet": 0, "identity": 0, "ts": "AAAAAAAAAAA="},
-    "endVersion": {"querySet": 1, "identity": 0, "ts": "AQAAAAAAAAA="}})
-@example({"type": "Transition", "modifications": [], "endVersion": {},
-          "startVersion": {"querySet": 10**400, "identity": 0, "ts": "AAAAAAAAAAA="}})
+@given(
+    st.one_of(
+        _json,
+        st.dictionaries(st.sampled_from(_fields), _json).map(
+            lambda d: {**d, "type": d.get("type", "Transition")}
+        ),
+        st.fixed_dictionaries(
+            {
+                "type": st.sampled_from(["Transition", "TransitionChunk", "AuthError", "FatalError"]),
+                "startVersion": _version_like | _json,
+                "endVersion": _version_like | _json,
+                "modifications": st.lists(_modification_like | _json, max_size=3) | _json,
+            },
+            optional={k: _json for k in _fields if k != "type"},
+        ),
+    )
+)
+@example(
+    {
+        "type": "Transition",
+        "modifications": [  # OverflowError escaped the decoder
+            {"type": "QueryUpdated", "queryId": 0, "value": 10**400}
+        ],
+        "startVersion": {"querySet": 0, "identity": 0, "ts": "AAAAAAAAAAA="},
+        "endVersion": {"querySet": 1, "identity": 0, "ts": "AQAAAAAAAAA="},
+    }
+)
+@example(
+    {
+        "type": "Transition",
+        "modifications": [],
+        "endVersion": {},
+        "startVersion": {"querySet": 10**400, "identity": 0, "ts": "AAAAAAAAAAA="},
+    }
+)
 def test_any_json_frame_decodes_or_is_a_protocol_error(obj):
     try:
         message = decode_server_message(json.dumps(obj))
     except SyncProtocolError:
         return
     if isinstance(message, Transition):
-        assert all(isinstance(m, (QueryUpdated, QueryFailed, QueryRemoved, QueryMalformed))
-                   for m in message.modifications)
+        assert all(
+            isinstance(m, (QueryUpdated, QueryFailed, QueryRemoved, QueryMalformed))
+            for m in message.modifications
+        )
         for m in message.modifications:
             if isinstance(m, QueryFailed):
                 assert isinstance(m.error_message, str)
                 assert all(isinstance(line, str) for line in m.log_lines)
 
 
-@pytest.mark.parametrize(("modification", "detail"), [
-    ({"type": "QueryUpdated", "queryId": 4}, "QueryUpdated: missing 'value'"),
-    ({"type": "QueryUpdated", "queryId": 4, "value": {"$integer": 1}}, "QueryUpdated: Codec"),
-    ({"type": "QueryUpdated", "queryId": 4, "value": 1, "logLines": "x"}, "logLines"),
-    ({"type": "QueryFailed", "queryId": 4, "errorMessage": 5}, "errorMessage must be a string"),
-])
+@pytest.mark.parametrize(
+    ("modification", "detail"),
+    [
+        ({"type": "QueryUpdated", "queryId": 4}, "QueryUpdated: missing 'value'"),
+        ({"type": "QueryUpdated", "queryId": 4, "value": {"$integer": 1}}, "QueryUpdated: Codec"),
+        ({"type": "QueryUpdated", "queryId": 4, "value": 1, "logLines": "x"}, "logLines"),
+        ({"type": "QueryFailed", "queryId": 4, "errorMessage": 5}, "errorMessage must be a string"),
+    ],
+)
 def test_a_modification_with_a_readable_query_id_fails_that_query_only(modification, detail):
     frame = json.loads(encode_message(Transition(INITIAL_VERSION, StateVersion(1, 0, 1), ())))
     frame["modifications"] = [modification, {"type": "QueryUpdated", "queryId": 5, "value": 2}]
@@ -228,17 +299,24 @@ def test_a_modification_with_a_readable_query_id_fails_that_query_only(modificat
     assert good == QueryUpdated(5, 2.0)
 
 
-@pytest.mark.parametrize("version", [
-    {"querySet": "1", "identity": 0, "ts": "AQAAAAAAAAA="},
-    {"querySet": True, "identity": 0, "ts": "AQAAAAAAAAA="},
-    {"querySet": 1.5, "identity": 0, "ts": "AQAAAAAAAAA="},
-    {"querySet": 1, "identity": None, "ts": "AQAAAAAAAAA="},
-    {"querySet": 1, "identity": 0, "ts": 1},
-    [1, 0, "AQAAAAAAAAA="],
-])
+@pytest.mark.parametrize(
+    "version",
+    [
+        {"querySet": "1", "identity": 0, "ts": "AQAAAAAAAAA="},
+        {"querySet": True, "identity": 0, "ts": "AQAAAAAAAAA="},
+        {"querySet": 1.5, "identity": 0, "ts": "AQAAAAAAAAA="},
+        {"querySet": 1, "identity": None, "ts": "AQAAAAAAAAA="},
+        {"querySet": 1, "identity": 0, "ts": 1},
+        [1, 0, "AQAAAAAAAAA="],
+    ],
+)
 def test_a_wrong_typed_version_is_a_protocol_error(version):
-    frame = {"type": "Transition", "startVersion": version, "modifications": [],
-             "endVersion": {"querySet": 1, "identity": 0, "ts": "AQAAAAAAAAA="}}
+    frame = {
+        "type": "Transition",
+        "startVersion": version,
+        "modifications": [],
+        "endVersion": {"querySet": 1, "identity": 0, "ts": "AQAAAAAAAAA="},
+    }
     with pytest.raises(SyncProtocolError):
         decode_server_message(json.dumps(frame))
 
@@ -252,8 +330,9 @@ def test_the_joined_chunks_are_bounded():
 
 
 def test_unknown_server_message_types_are_tolerated():
-    assert decode_server_message('{"type": "MutationResponse", "requestId": 1}') == \
-        UnknownServerMessage("MutationResponse")
+    assert decode_server_message('{"type": "MutationResponse", "requestId": 1}') == UnknownServerMessage(
+        "MutationResponse"
+    )
 
 
 # -- the pure client state --------------------------------------------------------------
@@ -281,14 +360,15 @@ def test_subscriptions_bump_the_query_set_version_one_step_at_a_time():
 def test_reconnect_replays_the_whole_query_set_from_version_zero():
     state = SyncState("sess")
     first = _opened(state)
-    assert first == [Connect("sess", 0, "InitialConnect", 1, None),
-                     ModifyQuerySet(0, 1, ())]
+    assert first == [Connect("sess", 0, "InitialConnect", 1, None), ModifyQuerySet(0, 1, ())]
     q = state.add("a:b", {"k": "v"})
     state.apply(Transition(StateVersion(0, 0, 0), StateVersion(1, 0, 5), ()), now=0)
     state.on_close("InactiveServer", CLIENT_CLOSE, jitter=0.5, now=0)
     second = _opened(state)
-    assert second == [Connect("sess", 1, "InactiveServer", 1, 5),
-                      ModifyQuerySet(0, 1, (AddQuery(q, "a:b", {"k": "v"}),))]
+    assert second == [
+        Connect("sess", 1, "InactiveServer", 1, 5),
+        ModifyQuerySet(0, 1, (AddQuery(q, "a:b", {"k": "v"}),)),
+    ]
     # The reason is reported once, on the socket after the close.
     assert state.last_close_reason is None
 
@@ -304,23 +384,36 @@ def test_transition_results_reach_live_queries_only():
     state = SyncState("s")
     _opened(state)
     q = state.add("a:b", {})
-    results = state.apply(Transition(INITIAL_VERSION, StateVersion(1, 0, 1), (
-        QueryUpdated(q, 1.0), QueryFailed(99, "gone"))), now=0)
+    results = state.apply(
+        Transition(INITIAL_VERSION, StateVersion(1, 0, 1), (QueryUpdated(q, 1.0), QueryFailed(99, "gone"))),
+        now=0,
+    )
     assert results == {q: QuerySuccess(1.0)}
-    results = state.apply(Transition(StateVersion(1, 0, 1), StateVersion(1, 0, 2), (
-        QueryFailed(q, "boom", error_data="d"),)), now=0)
+    results = state.apply(
+        Transition(StateVersion(1, 0, 1), StateVersion(1, 0, 2), (QueryFailed(q, "boom", error_data="d"),)),
+        now=0,
+    )
     assert results == {q: QueryError("boom", "d")}
-    results = state.apply(Transition(StateVersion(1, 0, 2), StateVersion(1, 0, 3), (
-        QueryMalformed(q, "QueryUpdated: missing 'value'"),)), now=0)
-    assert results == {q: QueryError("malformed result from the server"
-                                     " (QueryUpdated: missing 'value')")}
+    results = state.apply(
+        Transition(
+            StateVersion(1, 0, 2),
+            StateVersion(1, 0, 3),
+            (QueryMalformed(q, "QueryUpdated: missing 'value'"),),
+        ),
+        now=0,
+    )
+    assert results == {q: QueryError("malformed result from the server (QueryUpdated: missing 'value')")}
 
 
 def _resynced(state: SyncState, now: float) -> None:
     """Open a socket at `now` and deliver every query's result at once."""
     _opened(state, now)
-    state.apply(Transition(INITIAL_VERSION, StateVersion(1, 0, 1),
-                           tuple(QueryUpdated(q, 1.0) for q in state.queries)), now=now)
+    state.apply(
+        Transition(
+            INITIAL_VERSION, StateVersion(1, 0, 1), tuple(QueryUpdated(q, 1.0) for q in state.queries)
+        ),
+        now=now,
+    )
     assert state.synced
 
 
@@ -341,11 +434,9 @@ def test_the_backoff_resets_once_a_resynced_socket_stayed_open_long_enough():
     for _ in range(3):
         state.on_close("x", None, jitter=0.5, now=0)
     _opened(state, now=10)
-    state.apply(Transition(INITIAL_VERSION, StateVersion(1, 0, 1), (QueryUpdated(0, 1),)),
-                now=10)
+    state.apply(Transition(INITIAL_VERSION, StateVersion(1, 0, 1), (QueryUpdated(0, 1),)), now=10)
     assert not state.synced  # a:c has no result yet: the resync is not complete
-    state.apply(Transition(StateVersion(1, 0, 1), StateVersion(1, 0, 2),
-                           (QueryUpdated(1, 1),)), now=15)
+    state.apply(Transition(StateVersion(1, 0, 1), StateVersion(1, 0, 2), (QueryUpdated(1, 1),)), now=15)
     assert state.synced and state.retries == 3
     assert state.on_close("x", None, jitter=0.5, now=15 + HEALTHY_AFTER_S - 0.1) == 8.0
     _resynced(state, now=100)
@@ -394,12 +485,10 @@ def test_backoff_follows_the_js_client():
 
 
 def test_transition_chunks_join_into_one_transition():
-    text = encode_message(Transition(INITIAL_VERSION, StateVersion(1, 0, 1),
-                                     (QueryUpdated(0, "x" * 50),)))
-    parts = [text[i:i + 16] for i in range(0, len(text), 16)]
+    text = encode_message(Transition(INITIAL_VERSION, StateVersion(1, 0, 1), (QueryUpdated(0, "x" * 50),)))
+    parts = [text[i : i + 16] for i in range(0, len(text), 16)]
     assembler = ChunkAssembler()
-    results = [assembler.feed(TransitionChunk(p, n, len(parts), "t"))
-               for n, p in enumerate(parts)]
+    results = [assembler.feed(TransitionChunk(p, n, len(parts), "t")) for n, p in enumerate(parts)]
     assert results[:-1] == [None] * (len(parts) - 1)
     assert results[-1] == decode_server_message(text)
     assert not assembler.busy

@@ -22,7 +22,9 @@ from oco.domain import WorkerRecord
 
 
 def record(approval: str = "approved") -> WorkerRecord:
-    return WorkerRecord(worker_id="w", machine_id="m", approval_status=approval, status="online", created_at=1.0)
+    return WorkerRecord(
+        worker_id="w", machine_id="m", approval_status=approval, status="online", created_at=1.0
+    )
 
 
 @pytest.mark.parametrize("function", sorted(SECRET_CHECKED | {"workerModels:updateModels"}))
@@ -70,7 +72,9 @@ def test_only_texts_that_name_no_contract_type_are_untyped() -> None:
 
 
 def test_a_redacted_rejection_shows_its_reason_not_the_request_id() -> None:
-    error = InvalidSecret("[Request ID: 1] Server Error", function="workers:register", url="https://x.convex.cloud")
+    error = InvalidSecret(
+        "[Request ID: 1] Server Error", function="workers:register", url="https://x.convex.cloud"
+    )
     assert str(error) == "workers:register: wrong secret in the token"
     assert error.describe() == (
         "wrong secret in the token (calling workers:register on https://x.convex.cloud): "
@@ -88,12 +92,23 @@ def test_an_outage_is_a_warning_at_first_and_then_every_five_minutes() -> None:
 
 
 def test_durations_read_naturally() -> None:
-    assert [duration(s) for s in (5, 60, 299, 3600, 7500)] == ["5 s", "1 min", "4 min", "1 h 0 min", "2 h 5 min"]
+    assert [duration(s) for s in (5, 60, 299, 3600, 7500)] == [
+        "5 s",
+        "1 min",
+        "4 min",
+        "1 h 0 min",
+        "2 h 5 min",
+    ]
 
 
 @pytest.mark.parametrize(
     "text",
-    ["[Request ID: 8c2f5e] Server Error", "Server Error", "[CONVEX M(workers:register)] [Request ID: a1] Server Error", ""],
+    [
+        "[Request ID: 8c2f5e] Server Error",
+        "Server Error",
+        "[CONVEX M(workers:register)] [Request ID: a1] Server Error",
+        "",
+    ],
 )
 def test_what_a_production_deployment_leaves_counts_as_redacted(text: str) -> None:
     from oco.convex._errors import is_redacted

@@ -52,12 +52,27 @@ class Misbehaving:
         await send({"type": "http.response.start", "status": status, "headers": [(b"content-type", kind)]})
         if path == "/event":
             await send({"type": "http.response.body", "body": _sse("server.connected"), "more_body": True})
-            huge = _sse("message.part.delta", sessionID="ses_1", messageID="m", partID="p", field="text",
-                        delta="x" * (MAX_EVENT_BYTES + MiB))
+            huge = _sse(
+                "message.part.delta",
+                sessionID="ses_1",
+                messageID="m",
+                partID="p",
+                field="text",
+                delta="x" * (MAX_EVENT_BYTES + MiB),
+            )
             for start in range(0, len(huge), MiB):
-                await send({"type": "http.response.body", "body": huge[start:start + MiB], "more_body": True})
+                await send(
+                    {"type": "http.response.body", "body": huge[start : start + MiB], "more_body": True}
+                )
             for chunk in (
-                _sse("message.part.delta", sessionID="ses_1", messageID="m", partID="p", field="text", delta="ok"),
+                _sse(
+                    "message.part.delta",
+                    sessionID="ses_1",
+                    messageID="m",
+                    partID="p",
+                    field="text",
+                    delta="ok",
+                ),
                 _sse("session.idle", sessionID="ses_1"),
             ):
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
@@ -153,7 +168,10 @@ async def test_startup_output_is_escaped_and_bounded_in_the_error(tmp_path):
 
 def test_only_a_loopback_listening_line_is_believed():
     # The client sends the password wherever this line points.
-    assert _LISTENING.search(b"opencode server listening on http://127.0.0.1:4096").group(1) == b"http://127.0.0.1:4096"
+    assert (
+        _LISTENING.search(b"opencode server listening on http://127.0.0.1:4096").group(1)
+        == b"http://127.0.0.1:4096"
+    )
     assert _LISTENING.search(b"opencode server listening on http://example.com:80") is None
 
 
@@ -168,8 +186,16 @@ class Recording:
             await answer_lifespan(receive, send)
             return
         self.paths.append(scope["raw_path"])
-        body = json.dumps({"id": "\x1b[31m../../global/health"} if scope["method"] == "POST" else {"id": "ses_1"})
-        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})
+        body = json.dumps(
+            {"id": "\x1b[31m../../global/health"} if scope["method"] == "POST" else {"id": "ses_1"}
+        )
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"application/json")],
+            }
+        )
         await send({"type": "http.response.body", "body": body.encode()})
 
 

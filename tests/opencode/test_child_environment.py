@@ -52,7 +52,6 @@ def test_trio_oco_variables_and_anything_holding_a_secret_are_left_out():
     }
 
 
-
 @pytest.mark.opencode
 async def test_env_in_the_agents_bash_tool_shows_no_worker_token(tmp_path):
     token, secret = _token()

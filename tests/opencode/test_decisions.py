@@ -38,11 +38,32 @@ def test_model_ids_split_at_the_first_slash_only():
 
 
 def test_events_are_typed_and_unknown_or_malformed_ones_ignored():
-    delta = {"type": "message.part.delta", "properties": {"sessionID": "ses_1", "messageID": "msg_1", "partID": "prt_1", "field": "text", "delta": "Hi"}}
+    delta = {
+        "type": "message.part.delta",
+        "properties": {
+            "sessionID": "ses_1",
+            "messageID": "msg_1",
+            "partID": "prt_1",
+            "field": "text",
+            "delta": "Hi",
+        },
+    }
     assert parse_event(delta) == PartDelta("ses_1", "msg_1", "prt_1", "text", "Hi")
     assert parse_event({"type": "session.idle", "properties": {"sessionID": "ses_1"}}) == SessionIdle("ses_1")
-    assert parse_event({"type": "session.status", "properties": {"sessionID": "s", "status": {"type": "busy"}}}) == SessionStatus("s", {"type": "busy"})
-    asked = {"type": "permission.asked", "properties": {"id": "per_1", "sessionID": "s", "permission": "bash", "patterns": ["echo *"], "metadata": {}, "always": []}}
+    assert parse_event(
+        {"type": "session.status", "properties": {"sessionID": "s", "status": {"type": "busy"}}}
+    ) == SessionStatus("s", {"type": "busy"})
+    asked = {
+        "type": "permission.asked",
+        "properties": {
+            "id": "per_1",
+            "sessionID": "s",
+            "permission": "bash",
+            "patterns": ["echo *"],
+            "metadata": {},
+            "always": [],
+        },
+    }
     assert parse_event(asked) == PermissionAsked("s", "per_1", "bash", ["echo *"])
     assert parse_event({"type": "session.error", "properties": {}}) is None  # not routable
     assert parse_event({"type": "session.diff", "properties": {"sessionID": "s"}}) is None
@@ -53,9 +74,18 @@ def test_events_are_typed_and_unknown_or_malformed_ones_ignored():
 @pytest.mark.parametrize(
     "error,sentence",
     [
-        ({"name": "APIError", "data": {"message": "bad  input\n", "statusCode": 400}}, "The model provider rejected the request (HTTP 400): bad input"),
-        ({"name": "APIError", "data": {"message": "down", "statusCode": 503}}, "The model provider failed (HTTP 503): down"),
-        ({"name": "ProviderAuthError", "data": {"providerID": "x", "message": "no key"}}, "Provider authentication failed: no key"),
+        (
+            {"name": "APIError", "data": {"message": "bad  input\n", "statusCode": 400}},
+            "The model provider rejected the request (HTTP 400): bad input",
+        ),
+        (
+            {"name": "APIError", "data": {"message": "down", "statusCode": 503}},
+            "The model provider failed (HTTP 503): down",
+        ),
+        (
+            {"name": "ProviderAuthError", "data": {"providerID": "x", "message": "no key"}},
+            "Provider authentication failed: no key",
+        ),
         ({"name": "MessageAbortedError", "data": {"message": "Aborted"}}, "The request was aborted."),
         ({"name": "Weird"}, "OpenCode failed (Weird)."),
         ("just text", "OpenCode failed: just text"),
@@ -71,7 +101,9 @@ def test_long_provider_messages_are_shortened():
 
 
 def test_provider_error_texts_reach_the_chat_inert():
-    sentence = describe_error({"name": "Bad\x1b[2J", "data": {"message": "\x1b]0;owned\x07no \x1b[31mred\x00"}})
+    sentence = describe_error(
+        {"name": "Bad\x1b[2J", "data": {"message": "\x1b]0;owned\x07no \x1b[31mred\x00"}}
+    )
     assert sentence == "OpenCode failed (Bad): no red\\x00"
 
 
@@ -111,7 +143,10 @@ def test_an_earlier_user_message_updated_during_our_turn_is_not_taken_for_ours()
     assert "".join(out) == "this answer"
     messages = [
         {"info": {"id": "msg_old", "role": "user"}, "parts": [{"type": "text", "text": "previous question"}]},
-        {"info": {"id": "msg_prev", "role": "assistant"}, "parts": [{"type": "text", "text": "previous answer"}]},
+        {
+            "info": {"id": "msg_prev", "role": "assistant"},
+            "parts": [{"type": "text", "text": "previous answer"}],
+        },
         {"info": {"id": "msg_new", "role": "user"}, "parts": [{"type": "text", "text": "x"}]},
         {"info": {"id": "msg_a", "role": "assistant"}, "parts": [{"type": "text", "text": "this answer"}]},
     ]
@@ -120,7 +155,16 @@ def test_an_earlier_user_message_updated_during_our_turn_is_not_taken_for_ours()
 
 def test_transcript_keeps_the_first_error():
     t = TurnTranscript()
-    t.feed(MessageUpdated("s", {"id": "msg_a", "role": "assistant", "error": {"name": "ProviderAuthError", "data": {"message": "no key"}}}))
+    t.feed(
+        MessageUpdated(
+            "s",
+            {
+                "id": "msg_a",
+                "role": "assistant",
+                "error": {"name": "ProviderAuthError", "data": {"message": "no key"}},
+            },
+        )
+    )
     t.feed(SessionError("s", {"name": "UnknownError", "data": {"message": "later"}}))
     assert t.result().error == "Provider authentication failed: no key"
 
@@ -134,8 +178,14 @@ def test_reconcile_takes_everything_after_our_user_message():
         _message("user", "msg_0", [{"type": "text", "text": "old"}]),
         _message("assistant", "msg_1", [{"type": "text", "text": "old answer"}]),
         _message("user", "msg_2", [{"type": "text", "text": "USE_TOOL"}]),
-        _message("assistant", "msg_3", [{"type": "step-start"}, {"type": "tool", "tool": "bash"}, {"type": "reasoning", "text": "r"}]),
-        _message("assistant", "msg_4", [{"type": "text", "text": "tool said: hi"}, {"type": "text", "text": ""}]),
+        _message(
+            "assistant",
+            "msg_3",
+            [{"type": "step-start"}, {"type": "tool", "tool": "bash"}, {"type": "reasoning", "text": "r"}],
+        ),
+        _message(
+            "assistant", "msg_4", [{"type": "text", "text": "tool said: hi"}, {"type": "text", "text": ""}]
+        ),
     ]
     by_id = reconcile(messages, "msg_2", "ignored")
     by_text = reconcile(messages, None, "USE_TOOL")
@@ -148,17 +198,43 @@ def test_reconcile_takes_everything_after_our_user_message():
 def test_reconcile_reports_an_assistant_error():
     messages = [
         _message("user", "msg_0", [{"type": "text", "text": "FAIL400"}]),
-        _message("assistant", "msg_1", [], error={"name": "APIError", "data": {"message": "bad", "statusCode": 400}}),
+        _message(
+            "assistant",
+            "msg_1",
+            [],
+            error={"name": "APIError", "data": {"message": "bad", "statusCode": 400}},
+        ),
     ]
-    assert reconcile(messages, "msg_0", "FAIL400").error == "The model provider rejected the request (HTTP 400): bad"
+    assert (
+        reconcile(messages, "msg_0", "FAIL400").error
+        == "The model provider rejected the request (HTTP 400): bad"
+    )
 
 
 def test_models_from_config_providers_and_from_the_cli():
-    body = {"providers": [{"id": "fake", "name": "Fake", "models": {"fake-model": {"id": "fake-model", "name": "Fake Model"}, "b": {"name": "B"}}}], "default": {}}
-    assert models_from_providers(body) == [ModelInfo("fake/b", "B", "fake"), ModelInfo("fake/fake-model", "Fake Model", "fake")]
+    body = {
+        "providers": [
+            {
+                "id": "fake",
+                "name": "Fake",
+                "models": {"fake-model": {"id": "fake-model", "name": "Fake Model"}, "b": {"name": "B"}},
+            }
+        ],
+        "default": {},
+    }
+    assert models_from_providers(body) == [
+        ModelInfo("fake/b", "B", "fake"),
+        ModelInfo("fake/fake-model", "Fake Model", "fake"),
+    ]
     verbose = 'fake/fake-model\n{\n  "id": "fake-model",\n  "name": "Fake Model"\n}\nor/meta/llama\n{"name": "Llama"}\n'
-    assert parse_models_output(verbose) == [ModelInfo("fake/fake-model", "Fake Model", "fake"), ModelInfo("or/meta/llama", "Llama", "or")]
-    assert parse_models_output("a/b\nWARN something happened\nc/d\n") == [ModelInfo("a/b", "b", "a"), ModelInfo("c/d", "d", "c")]
+    assert parse_models_output(verbose) == [
+        ModelInfo("fake/fake-model", "Fake Model", "fake"),
+        ModelInfo("or/meta/llama", "Llama", "or"),
+    ]
+    assert parse_models_output("a/b\nWARN something happened\nc/d\n") == [
+        ModelInfo("a/b", "b", "a"),
+        ModelInfo("c/d", "d", "c"),
+    ]
 
 
 def test_the_binary_is_found_in_priority_order(tmp_path):
@@ -173,11 +249,17 @@ def test_the_binary_is_found_in_priority_order(tmp_path):
     assert find_opencode_bin(configured, environ) == configured
     assert find_opencode_bin(None, environ) == from_env
     assert find_opencode_bin(None, {"PATH": str(tmp_path)}) == on_path
-    for environ in ({"PATH": os.devnull}, {"PATH": str(tmp_path), "OCO_OPENCODE_BIN": str(tmp_path / "missing")}):
+    for environ in (
+        {"PATH": os.devnull},
+        {"PATH": str(tmp_path), "OCO_OPENCODE_BIN": str(tmp_path / "missing")},
+    ):
         with pytest.raises(OpenCodeNotFound, match="npm i -g opencode-ai"):
             find_opencode_bin(None, environ)
 
 
 def test_http_errors_name_the_status_and_never_hide():
-    assert str(OpenCodeError(404, "GET /session/x: not found")) == "OpenCode request failed (HTTP 404): GET /session/x: not found"
+    assert (
+        str(OpenCodeError(404, "GET /session/x: not found"))
+        == "OpenCode request failed (HTTP 404): GET /session/x: not found"
+    )
     assert "unreachable" in str(OpenCodeError(None, "ConnectError"))

@@ -33,12 +33,32 @@ class ScriptedEvents:
             return
         self.connections += 1
         self.authorized.append(any(k == b"authorization" for k, _ in scope["headers"]))
-        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/event-stream")]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"text/event-stream")],
+            }
+        )
         await send({"type": "http.response.body", "body": _sse("server.connected"), "more_body": True})
         if self.connections == 1:
             for chunk in (
-                _sse("message.part.delta", sessionID="ses_2", messageID="m", partID="p", field="text", delta="other"),
-                _sse("message.part.delta", sessionID="ses_1", messageID="m", partID="p", field="text", delta="mine"),
+                _sse(
+                    "message.part.delta",
+                    sessionID="ses_2",
+                    messageID="m",
+                    partID="p",
+                    field="text",
+                    delta="other",
+                ),
+                _sse(
+                    "message.part.delta",
+                    sessionID="ses_1",
+                    messageID="m",
+                    partID="p",
+                    field="text",
+                    delta="mine",
+                ),
                 _sse("session.next.unknown", sessionID="ses_1"),
                 _sse("session.idle", sessionID="ses_1"),
             ):
@@ -57,7 +77,11 @@ async def test_events_are_routed_per_session_and_the_stream_is_reopened():
             with trio.fail_after(10):
                 await nursery.start(hub.run)
                 got = [await mine.receive() for _ in range(3)]
-                assert got == [PartDelta("ses_1", "m", "p", "text", "mine"), SessionIdle("ses_1"), StreamReconnected()]
+                assert got == [
+                    PartDelta("ses_1", "m", "p", "text", "mine"),
+                    SessionIdle("ses_1"),
+                    StreamReconnected(),
+                ]
                 # The second connection goes silent; the hub gives up on it and reconnects.
                 assert await mine.receive() == StreamReconnected()
         assert app.connections >= 3 and all(app.authorized)
@@ -100,7 +124,11 @@ async def run_hub(streams: TimedStreams, seconds: float) -> None:
 
 
 def said(caplog: pytest.LogCaptureFixture) -> list[str]:
-    return [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO and "event stream" in r.getMessage()]
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.levelno >= logging.INFO and "event stream" in r.getMessage()
+    ]
 
 
 async def test_a_stream_that_connects_and_drops_at_once_backs_off_and_is_said_once(autojump_clock, caplog):

@@ -26,7 +26,9 @@ async def _chat(base_url: str, messages: list[dict], **extra) -> tuple[int, list
     body = {"model": "fake-model", "stream": True, "messages": messages, **extra}
     async with httpx.AsyncClient() as client:
         with trio.fail_after(10):
-            response = await client.post(f"{base_url}/chat/completions", json=body, headers={"x-session-id": "ses_1"})
+            response = await client.post(
+                f"{base_url}/chat/completions", json=body, headers={"x-session-id": "ses_1"}
+            )
     if response.headers["content-type"].startswith("application/json"):
         return response.status_code, response.json()
     chunks = []
@@ -89,7 +91,10 @@ async def test_fail_triggers_return_that_http_error(trigger, status):
 
 async def test_title_requests_get_a_short_title():
     async with serve_fake_llm() as llm:
-        messages = [{"role": "system", "content": "You are a title generator. ..."}, {"role": "user", "content": "FAIL400"}]
+        messages = [
+            {"role": "system", "content": "You are a title generator. ..."},
+            {"role": "user", "content": "FAIL400"},
+        ]
         _, chunks = await _chat(llm.base_url, messages)
     assert _joined(chunks, "content") == TITLE
 
@@ -125,7 +130,9 @@ async def test_demo_thinks_streams_over_the_requested_time_then_calls_ls():
     assert arrivals[-1] - arrivals[0] >= 0.8  # spread over about 1 s, not one burst
 
 
-@pytest.mark.parametrize("script,size", [("BIG 1300000", 1_300_000), ("BIG", BIG_DEFAULT_BYTES), ("BIG 100", 100)])
+@pytest.mark.parametrize(
+    "script,size", [("BIG 1300000", 1_300_000), ("BIG", BIG_DEFAULT_BYTES), ("BIG 100", 100)]
+)
 async def test_big_answers_exactly_that_many_bytes_in_a_few_hundred_deltas(script, size):
     async with serve_fake_llm() as llm:
         _, chunks = await _chat(llm.base_url, user(script))
@@ -161,7 +168,10 @@ def test_opencode_config_and_env_point_opencode_at_the_fake(tmp_path):
     assert config["permission"]["webfetch"] == "deny" and config["autoupdate"] is False
     env = opencode_env(tmp_path, "http://127.0.0.1:1234/v1", base={"PATH": "/bin"})
     assert env["PATH"] == "/bin" and env["HOME"] == str(tmp_path)
-    assert all(env[k].startswith(str(tmp_path)) for k in ("XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_CACHE_HOME", "XDG_STATE_HOME"))
+    assert all(
+        env[k].startswith(str(tmp_path))
+        for k in ("XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_CACHE_HOME", "XDG_STATE_HOME")
+    )
     assert json.loads(env["OPENCODE_CONFIG_CONTENT"]) == config
     assert env["npm_config_registry"] == "http://127.0.0.1:9/"
 
@@ -173,7 +183,9 @@ async def test_cli_prints_one_json_line_and_stops_on_sigterm():
         assert line["opencode_config"]["provider"]["fake"]["options"]["baseURL"] == line["base_url"]
         async with httpx.AsyncClient() as http:
             reply = await http.post(
-                f"{line['base_url']}/chat/completions", json={"messages": user("ECHO ok"), "stream": True}, timeout=10
+                f"{line['base_url']}/chat/completions",
+                json={"messages": user("ECHO ok"), "stream": True},
+                timeout=10,
             )
         assert "ok" in reply.text
         fake_llm.process.terminate()

@@ -41,7 +41,9 @@ def _fake_opencode(tmp_path: Path, body: str) -> tuple[str, Path]:
     """A script standing in for `opencode`; it writes the pid of a child it spawns."""
     pid_file = tmp_path / "child.pid"
     script = tmp_path / "fake-opencode"
-    script.write_text(f"#!/bin/sh\nsleep 300 &\necho $! > {pid_file}.tmp\nmv {pid_file}.tmp {pid_file}\n{body}\n")
+    script.write_text(
+        f"#!/bin/sh\nsleep 300 &\necho $! > {pid_file}.tmp\nmv {pid_file}.tmp {pid_file}\n{body}\n"
+    )
     script.chmod(0o700)
     return str(script), pid_file
 
@@ -57,7 +59,9 @@ async def test_a_hung_listing_is_killed_with_its_children_at_the_deadline(tmp_pa
     bin, pid_file = _fake_opencode(tmp_path, "exec sleep 300")
     with trio.fail_after(20):
         with pytest.raises(OpenCodeError) as info:
-            await list_models_cli(bin, tmp_path, opencode_env(tmp_path / "home", "http://127.0.0.1:9/v1"), timeout=1)
+            await list_models_cli(
+                bin, tmp_path, opencode_env(tmp_path / "home", "http://127.0.0.1:9/v1"), timeout=1
+            )
     assert "gave no answer within 1 s" in str(info.value)
     assert await _gone(await _child_pid(pid_file))
 
@@ -75,7 +79,9 @@ async def test_a_cancelled_listing_leaves_no_child_behind(tmp_path):
 
 async def test_a_listing_that_exits_takes_what_it_left_running_with_it(tmp_path):
     bin, pid_file = _fake_opencode(tmp_path, "echo fake/model-a\nexit 0")
-    models = await list_models_cli(bin, tmp_path, opencode_env(tmp_path / "home", "http://127.0.0.1:9/v1"), timeout=20)
+    models = await list_models_cli(
+        bin, tmp_path, opencode_env(tmp_path / "home", "http://127.0.0.1:9/v1"), timeout=20
+    )
     assert [m.id for m in models] == ["fake/model-a"]
     assert await _gone(await _child_pid(pid_file))
 
@@ -84,11 +90,15 @@ async def test_a_listing_that_floods_its_output_is_stopped_at_the_bound(tmp_path
     bin, pid_file = _fake_opencode(tmp_path, "exec yes fake/model")
     with trio.fail_after(20):
         with pytest.raises(OpenCodeError) as info:
-            await list_models_cli(bin, tmp_path, opencode_env(tmp_path / "home", "http://127.0.0.1:9/v1"),
-                                  timeout=15, max_output=1024 * 1024)
+            await list_models_cli(
+                bin,
+                tmp_path,
+                opencode_env(tmp_path / "home", "http://127.0.0.1:9/v1"),
+                timeout=15,
+                max_output=1024 * 1024,
+            )
     assert "printed more than 1 MiB; stopped it" in str(info.value)
     assert await _gone(await _child_pid(pid_file))
-
 
 
 @pytest.mark.opencode

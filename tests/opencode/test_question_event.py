@@ -14,7 +14,9 @@ def test_question_asked_is_parsed_and_routed_by_session():
             },
         }
     )
-    assert event == QuestionAsked("ses_1", "que_1", [{"question": "Which file?", "header": "File", "options": []}])
+    assert event == QuestionAsked(
+        "ses_1", "que_1", [{"question": "Which file?", "header": "File", "options": []}]
+    )
 
 
 def test_a_malformed_question_event_is_ignored():

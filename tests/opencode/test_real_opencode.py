@@ -78,15 +78,23 @@ async def test_turns_stream_use_tools_report_errors_abort_and_survive_a_crash(tm
         session = await client.create_session("slow")
         arrivals: list[tuple[float, str]] = []
         start = trio.current_time()
-        result = await run_turn(server, session, "SLOW 3", FAKE_MODEL, timeout=30,
-                                on_text=lambda s: arrivals.append((trio.current_time(), s)))
+        result = await run_turn(
+            server,
+            session,
+            "SLOW 3",
+            FAKE_MODEL,
+            timeout=30,
+            on_text=lambda s: arrivals.append((trio.current_time(), s)),
+        )
         end = trio.current_time()
         assert result.error is None
         assert result.content == "".join(f"tok{i} " for i in range(12))
         assert "".join(s for _, s in arrivals) == result.content
         assert end - start >= 2.5
         assert arrivals[0][0] < end - 1.5, "the first delta should arrive well before the end"
-        assert not any(r.path.endswith("completions") and "title generator" in str(r.body) for r in llm.requests)
+        assert not any(
+            r.path.endswith("completions") and "title generator" in str(r.body) for r in llm.requests
+        )
 
         # USE_TOOL: the bash call ran, its part is kept, and the answer quotes the output.
         session = await client.create_session("tool")
@@ -113,9 +121,11 @@ async def test_turns_stream_use_tools_report_errors_abort_and_survive_a_crash(tm
         session = await client.create_session("cancel")
         first_delta = trio.Event()
         async with trio.open_nursery() as nursery:
+
             async def turn() -> None:
-                await run_turn(server, session, "SLOW 30", FAKE_MODEL, timeout=60,
-                               on_text=lambda _: first_delta.set())
+                await run_turn(
+                    server, session, "SLOW 30", FAKE_MODEL, timeout=60, on_text=lambda _: first_delta.set()
+                )
                 raise AssertionError("the turn should have been cancelled")
 
             nursery.start_soon(turn)
@@ -127,8 +137,11 @@ async def test_turns_stream_use_tools_report_errors_abort_and_survive_a_crash(tm
         assert last["role"] == "assistant" and last["error"]["name"] == "MessageAbortedError"
 
         # A permission question is answered by policy (default reject), never left hanging.
-        created = await client.request("POST", "/session", json={
-            "title": "ask", "permission": [{"permission": "bash", "pattern": "*", "action": "ask"}]})
+        created = await client.request(
+            "POST",
+            "/session",
+            json={"title": "ask", "permission": [{"permission": "bash", "pattern": "*", "action": "ask"}]},
+        )
         result = await run_turn(server, created["id"], "USE_TOOL", FAKE_MODEL, timeout=30)
         assert [(d.permission, d.reply) for d in result.permissions] == [("bash", "reject")]
         tools = [p for p in result.other_parts if p["type"] == "tool"]
@@ -143,8 +156,9 @@ async def test_turns_stream_use_tools_report_errors_abort_and_survive_a_crash(tm
 
         async def doomed_turn() -> None:
             nonlocal crashed_result
-            crashed_result = await run_turn(server, session, "SLOW 30", FAKE_MODEL, timeout=60,
-                                            on_text=lambda _: first_delta.set())
+            crashed_result = await run_turn(
+                server, session, "SLOW 30", FAKE_MODEL, timeout=60, on_text=lambda _: first_delta.set()
+            )
 
         with trio.fail_after(20):
             async with trio.open_nursery() as nursery:

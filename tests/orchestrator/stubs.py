@@ -59,10 +59,13 @@ class Record:
         """The most attempts of this worker that ran at one moment (1 is right): counted at each
         start, an attempt that ended at that very moment no longer counts."""
         return max(
-            (sum(1 for other in self.spans if other is span or other[0] <= span[0] < other[1])
-             for span in self.spans),
+            (
+                sum(1 for other in self.spans if other is span or other[0] <= span[0] < other[1])
+                for span in self.spans
+            ),
             default=0,
         )
+
     workers: list[StubWorker] = attrs.field(factory=list)
 
 

@@ -62,11 +62,19 @@ def test_each_adapter_error_has_the_kind_the_supervisor_acts_on(error: Exception
     assert classify(error) == (kind, error)
 
 
-@pytest.mark.parametrize(("status", "kind"), [
-    (500, FailureKind.TRANSIENT), (503, FailureKind.TRANSIENT), (429, FailureKind.TRANSIENT),
-    (409, FailureKind.BACKEND), (418, FailureKind.BACKEND),
-])
-def test_an_http_status_outside_the_api_is_transient_only_for_5xx_and_429(status: int, kind: FailureKind) -> None:
+@pytest.mark.parametrize(
+    ("status", "kind"),
+    [
+        (500, FailureKind.TRANSIENT),
+        (503, FailureKind.TRANSIENT),
+        (429, FailureKind.TRANSIENT),
+        (409, FailureKind.BACKEND),
+        (418, FailureKind.BACKEND),
+    ],
+)
+def test_an_http_status_outside_the_api_is_transient_only_for_5xx_and_429(
+    status: int, kind: FailureKind
+) -> None:
     error = server_error(status, function="a:b")
     assert classify(error) == (kind, error)
 

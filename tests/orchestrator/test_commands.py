@@ -32,7 +32,9 @@ def state_dir(home: Path) -> Path:
 def oco(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OCO_", "XDG_", "NOTIFY_", "WATCHDOG_"))}
     env.update(
-        HOME=str(home), XDG_CONFIG_HOME=str(home / "xdg"), XDG_STATE_HOME=str(home / "state"),
+        HOME=str(home),
+        XDG_CONFIG_HOME=str(home / "xdg"),
+        XDG_STATE_HOME=str(home / "state"),
         OCO_OPENCODE_BIN=OPENCODE or NO_OPENCODE,
     )
     done = run_oco(*args, env=env, cwd=home)

@@ -32,6 +32,7 @@ async def running(owner: ConvexConnections | Lender) -> AsyncIterator[None]:
 
 # -- ConvexConnections ---------------------------------------------------------------------
 
+
 async def test_one_client_per_url_closed_when_its_last_borrower_leaves() -> None:
     connections = ConvexConnections()
     async with running(connections):
@@ -62,6 +63,7 @@ async def test_clients_close_when_the_owner_is_cancelled_with_its_borrowers() ->
 
 
 # -- Lender ----------------------------------------------------------------------------------
+
 
 class Opened:
     """An opener that counts what it opened and closed; `fail_open`/`crash_after` script faults."""
@@ -126,7 +128,9 @@ async def test_a_resource_failing_while_lent_ends_its_borrowers_and_is_opened_af
     lender: Lender[str, str] = Lender("thing")
     opener = Opened(crash_after=10.0)
     async with running(lender):
-        with pytest.raises(ResourceLost, match=r"the shared thing for k went away: .*the resource broke") as lost:
+        with pytest.raises(
+            ResourceLost, match=r"the shared thing for k went away: .*the resource broke"
+        ) as lost:
             async with lender.lend("k", opener):
                 await trio.sleep_forever()
         assert trio.current_time() == pytest.approx(10.0)
@@ -145,24 +149,36 @@ async def test_borrowing_outside_a_running_owner_is_refused() -> None:
 
 # -- the orchestrator as the owner -----------------------------------------------------------
 
+
 async def test_two_workers_on_one_url_share_one_client_and_one_socket_until_both_stop(
     autojump_clock, tmp_path
 ) -> None:
     fake = FakeConvex(clock=trio_ms)
     created = [fake.create_worker(name=f"w{n}") for n in range(2)]
     configs = [
-        WorkerConfig(token=parse_token(c.token), convex_url="http://fake.convex",
-                     working_directory=tmp_path, name=f"w{n}")
+        WorkerConfig(
+            token=parse_token(c.token),
+            convex_url="http://fake.convex",
+            working_directory=tmp_path,
+            name=f"w{n}",
+        )
         for n, c in enumerate(created)
     ]
     first, second = (c.key for c in configs)
     settings = Settings(convex_transport="subscribe")
     async with in_process_connections(fake) as connections:
         orch = Orchestrator(
-            {c.key: c for c in configs}, settings,
-            worker_factory=worker_factory(settings, opencode_bin="/nonexistent/opencode",
-                                          state_dir=tmp_path / "state", catalog=fake_models()),
-            connections=connections, handle_signals=False, hard_exit=None,
+            {c.key: c for c in configs},
+            settings,
+            worker_factory=worker_factory(
+                settings,
+                opencode_bin="/nonexistent/opencode",
+                state_dir=tmp_path / "state",
+                catalog=fake_models(),
+            ),
+            connections=connections,
+            handle_signals=False,
+            hard_exit=None,
         )
         async with trio.open_nursery() as nursery:
             nursery.start_soon(orch.run)

@@ -53,6 +53,7 @@ def states(orch: Orchestrator) -> dict[str, str]:
 
 # -- one worker at a time, the others never notice ------------------------------------------
 
+
 async def test_stop_start_and_restart_one_worker_while_the_others_keep_running(autojump_clock) -> None:
     factory = StubFactory({config(2).key: Script(cleanup=2.0), config(3).key: Script(cleanup=3.0)})
     orch = orchestrator(factory, configs(1, 2, 3))
@@ -127,11 +128,14 @@ async def test_restart_of_a_parked_worker_starts_it_at_once(autojump_clock) -> N
 
 # -- one serialised path: no two slots for one worker -----------------------------------------
 
+
 async def test_a_reload_and_a_restart_at_the_same_moment_leave_one_slot(autojump_clock) -> None:
     key = config(1).key
     factory = StubFactory({key: Script(cleanup=5.0)})
     renamed = attrs.evolve(config(1), name="renamed")  # the reload restarts it
-    orch = orchestrator(factory, configs(1, 2), reload=lambda: Reloaded({renamed.key: renamed, **configs(2)}, SETTINGS))
+    orch = orchestrator(
+        factory, configs(1, 2), reload=lambda: Reloaded({renamed.key: renamed, **configs(2)}, SETTINGS)
+    )
 
     async def scenario() -> None:
         await orch.slots[key].state.wait_value("ready")
@@ -184,8 +188,11 @@ async def test_a_disabled_worker_is_not_run_until_a_reload_enables_it_once(autoj
 async def test_a_stopped_worker_stays_stopped_through_a_reload_until_started(autojump_clock) -> None:
     key = config(1).key
     renamed = attrs.evolve(config(1), name="renamed")
-    orch = orchestrator(factory := StubFactory(), configs(1, 2),
-                        reload=lambda: Reloaded({renamed.key: renamed, **configs(2)}, SETTINGS))
+    orch = orchestrator(
+        factory := StubFactory(),
+        configs(1, 2),
+        reload=lambda: Reloaded({renamed.key: renamed, **configs(2)}, SETTINGS),
+    )
 
     async def scenario() -> None:
         await orch.slots[key].state.wait_value("ready")
@@ -261,16 +268,24 @@ async def test_a_command_queued_behind_a_hung_cleanup_is_answered_when_the_proce
 
 # -- what a worker publishes is all the orchestrator reads ------------------------------------
 
+
 async def test_status_rows_come_from_the_workers_reports(autojump_clock, tmp_path) -> None:
     key = config(1).key
-    factory = StubFactory({key: Script(report={"turns_in_flight": 2, "active_sessions": 3, "opencode_pid": 4242})})
+    factory = StubFactory(
+        {key: Script(report={"turns_in_flight": 2, "active_sessions": 3, "opencode_pid": 4242})}
+    )
     orch = orchestrator(factory, configs(1, 2), status_dir=tmp_path)
 
     async def scenario() -> None:
         await orch.slots[key].state.wait_value("ready")
         row = orch.workers()[0]
         assert (row.name, row.state, row.turns_in_flight, row.active_sessions, row.opencode_pid) == (
-            "w1", "ready", 2, 3, 4242)
+            "w1",
+            "ready",
+            2,
+            3,
+            4242,
+        )
         worker = factory.record(key).workers[0]
         worker.set_state(worker.report.value.state, turns_in_flight=0)  # a turn ended
         assert orch.workers()[0].turns_in_flight == 0

@@ -41,8 +41,9 @@ def worker_config(url: str) -> WorkerConfig:
 
 
 def real_worker(cfg: WorkerConfig, convex: ConvexClient, stop: StopControl, tmp_path: Path) -> Worker:
-    return make_worker(cfg, convex, tmp_path, stop=stop, models=fake_models(()), now_ms=trio_ms,
-                       convex_transport="poll")
+    return make_worker(
+        cfg, convex, tmp_path, stop=stop, models=fake_models(()), now_ms=trio_ms, convex_transport="poll"
+    )
 
 
 @pytest.fixture
@@ -59,7 +60,9 @@ def terminal() -> Any:
 def answering(status: int, body: bytes, content_type: bytes) -> Any:
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         await read_body(receive)
-        await send({"type": "http.response.start", "status": status, "headers": [(b"content-type", content_type)]})
+        await send(
+            {"type": "http.response.start", "status": status, "headers": [(b"content-type", content_type)]}
+        )
         await send({"type": "http.response.body", "body": body})
 
     return app
@@ -79,11 +82,17 @@ async def run_slot(slot: WorkerSlot, until: Callable[[WorkerSlot], bool], timeou
 
 # -- a URL that is no Convex deployment ----------------------------------------------------
 
+
 @pytest.mark.parametrize(
     ("status", "body", "ctype", "what"),
     [
         (404, b"Not Found", b"text/plain", "HTTP 404"),
-        (200, b"<!doctype html><html><body>My blog</body></html>", b"text/html", "HTTP 200 with a non-JSON body"),
+        (
+            200,
+            b"<!doctype html><html><body>My blog</body></html>",
+            b"text/html",
+            "HTTP 200 with a non-JSON body",
+        ),
     ],
     ids=["404", "html-200"],
 )
@@ -92,8 +101,12 @@ async def test_a_url_that_is_no_convex_deployment_parks_with_that_reason(
 ) -> None:
     async with serve_asgi(answering(status, body, ctype)) as url:
         cfg = worker_config(url)
-        slot = WorkerSlot(cfg, lambda convex: real_worker(cfg, convex, StopControl(), tmp_path),
-                          ConvexClient, RestartPolicy())
+        slot = WorkerSlot(
+            cfg,
+            lambda convex: real_worker(cfg, convex, StopControl(), tmp_path),
+            ConvexClient,
+            RestartPolicy(),
+        )
         await run_slot(slot, lambda s: s.state.value == "parked", timeout=30)
     expected = f"{url} is not a Convex deployment ({what} from /api/mutation, calling workers:register): check convex_url"
     assert slot.last_error == expected
@@ -103,6 +116,7 @@ async def test_a_url_that_is_no_convex_deployment_parks_with_that_reason(
 
 
 # -- an unreachable deployment -------------------------------------------------------------
+
 
 def closed_port() -> int:
     with socket.socket() as sock:
@@ -117,9 +131,12 @@ async def test_an_unreachable_deployment_is_named_once_then_every_five_minutes_a
     url = f"http://127.0.0.1:{closed_port()}"
     cfg = worker_config(url)
     orch = Orchestrator(
-        {cfg.key: cfg}, SETTINGS,
+        {cfg.key: cfg},
+        SETTINGS,
         worker_factory=lambda c, link, stop: real_worker(c, link.client, stop, tmp_path),
-        handle_signals=False, hard_exit=None, status_dir=tmp_path / "status",
+        handle_signals=False,
+        hard_exit=None,
+        status_dir=tmp_path / "status",
     )
     start = trio.current_time()
     async with trio.open_nursery() as nursery:
@@ -144,13 +161,18 @@ async def test_an_unreachable_deployment_is_named_once_then_every_five_minutes_a
 
 # -- answers outside the contract ----------------------------------------------------------
 
+
 async def test_a_wrong_typed_result_is_one_line_and_a_restart_not_a_crash(
     tmp_path: Path, autojump_clock: object, timed: Timed
 ) -> None:
     body = json.dumps({"status": "success", "value": {"approved": "yes", "approvalStatus": 7}}).encode()
     cfg = worker_config("https://wrong.convex.cloud")
-    slot = WorkerSlot(cfg, lambda convex: real_worker(cfg, convex, StopControl(), tmp_path),
-                      in_process(answering(200, body, b"application/json")), RestartPolicy(jitter=0.0))
+    slot = WorkerSlot(
+        cfg,
+        lambda convex: real_worker(cfg, convex, StopControl(), tmp_path),
+        in_process(answering(200, body, b"application/json")),
+        RestartPolicy(jitter=0.0),
+    )
     await run_slot(slot, lambda s: s.attempts >= 3, timeout=600)
     loud = [r.getMessage() for _, r in timed.records if r.levelno >= logging.WARNING]
     assert loud[:2] == [
@@ -165,11 +187,17 @@ async def test_a_wrong_typed_result_is_one_line_and_a_restart_not_a_crash(
 async def test_escape_sequences_in_a_convex_error_never_reach_the_terminal(
     tmp_path: Path, autojump_clock: object, terminal: io.StringIO
 ) -> None:
-    evil = "Uncaught Error: \x1b]0;owned\x07\x1b[2J\x1b[31mboom\x1b[0m\n2026-01-01T00:00:00Z ERROR [w2] forged"
+    evil = (
+        "Uncaught Error: \x1b]0;owned\x07\x1b[2J\x1b[31mboom\x1b[0m\n2026-01-01T00:00:00Z ERROR [w2] forged"
+    )
     body = json.dumps({"status": "error", "errorMessage": evil, "logLines": ["\x1b[5mblink\x1b[0m"]}).encode()
     cfg = worker_config("https://evil.convex.cloud")
-    slot = WorkerSlot(cfg, lambda convex: real_worker(cfg, convex, StopControl(), tmp_path),
-                      in_process(answering(560, body, b"application/json")), RestartPolicy(jitter=0.0))
+    slot = WorkerSlot(
+        cfg,
+        lambda convex: real_worker(cfg, convex, StopControl(), tmp_path),
+        in_process(answering(560, body, b"application/json")),
+        RestartPolicy(jitter=0.0),
+    )
     await run_slot(slot, lambda s: s.attempts >= 2, timeout=600)
     text = terminal.getvalue()
     assert "boom" in text and "blink" in text
@@ -181,6 +209,7 @@ async def test_escape_sequences_in_a_convex_error_never_reach_the_terminal(
 
 # -- a bug: exactly one traceback, its own ---------------------------------------------------
 
+
 def nested_bug(attempt: int) -> BaseException:
     try:
         {}["missing"]
@@ -189,11 +218,19 @@ def nested_bug(attempt: int) -> BaseException:
     return ExceptionGroup("outer nursery", [ExceptionGroup("inner nursery", [leaf])])
 
 
-async def test_a_bug_prints_exactly_one_traceback_of_the_leaf(autojump_clock: object, terminal: io.StringIO) -> None:
+async def test_a_bug_prints_exactly_one_traceback_of_the_leaf(
+    autojump_clock: object, terminal: io.StringIO
+) -> None:
     key = config(1).key
     factory = StubFactory({key: Script(fail_with=nested_bug)})
-    orch = Orchestrator(configs(1), SETTINGS, worker_factory=factory,
-                        handle_signals=False, hard_exit=None, policy=RestartPolicy(jitter=0.0))
+    orch = Orchestrator(
+        configs(1),
+        SETTINGS,
+        worker_factory=factory,
+        handle_signals=False,
+        hard_exit=None,
+        policy=RestartPolicy(jitter=0.0),
+    )
     async with trio.open_nursery() as nursery:
         nursery.start_soon(orch.run)
         await orch.started.wait()
@@ -207,14 +244,19 @@ async def test_a_bug_prints_exactly_one_traceback_of_the_leaf(autojump_clock: ob
 
 # -- the status table ----------------------------------------------------------------------
 
+
 def test_the_status_table_never_prints_an_escape_sequence_or_a_huge_error() -> None:
     from oco.orchestrator._status import StatusSnapshot, WorkerStatus
 
     row = WorkerStatus(
-        name="w\x1b[31m1", machine_id="m", worker_id="w", directory="/tmp/\x1b]0;title\x07dir",
-        state="backoff", since=0.0, last_error="\x1b[2Jboom " + "x" * 1_000_000,
+        name="w\x1b[31m1",
+        machine_id="m",
+        worker_id="w",
+        directory="/tmp/\x1b]0;title\x07dir",
+        state="backoff",
+        since=0.0,
+        last_error="\x1b[2Jboom " + "x" * 1_000_000,
     )
     table = format_status_table(StatusSnapshot(pid=1, started_at=0.0, updated_at=0.0, workers=[row]), now=1.0)
     assert "\x1b" not in table and "\x07" not in table
     assert "boom" in table and len(table) < 2000
-

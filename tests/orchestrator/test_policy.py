@@ -20,8 +20,7 @@ from oco.orchestrator._policy import (
 
 def _delays(policy: RestartPolicy, history: RestartHistory, n: int, rng: random.Random) -> list:
     return [
-        decide(policy, history, FailureKind.TRANSIENT, now=0.0, ready_since=None, rng=rng)
-        for _ in range(n)
+        decide(policy, history, FailureKind.TRANSIENT, now=0.0, ready_since=None, rng=rng) for _ in range(n)
     ]
 
 
@@ -35,7 +34,15 @@ def test_with_the_default_jitter_a_seeded_rng_gives_exact_delays() -> None:
     decisions = _delays(RestartPolicy(), RestartHistory(), 9, random.Random(7))
     delays = [round(d.delay, 6) for d in decisions]
     assert delays == [
-        0.929533, 1.720679, 4.241495, 6.631796, 16.229645, 30.280818, 49.391974, 60.0, 48.899896
+        0.929533,
+        1.720679,
+        4.241495,
+        6.631796,
+        16.229645,
+        30.280818,
+        49.391974,
+        60.0,
+        48.899896,
     ]
 
 
@@ -44,9 +51,7 @@ def test_crashes_back_off_like_transient_failures_and_share_the_streak() -> None
     history = RestartHistory()
     rng = random.Random(0)
     kinds = [FailureKind.CRASH, FailureKind.TRANSIENT, FailureKind.CRASH]
-    delays = [
-        decide(policy, history, k, now=0.0, ready_since=None, rng=rng).delay for k in kinds
-    ]
+    delays = [decide(policy, history, k, now=0.0, ready_since=None, rng=rng).delay for k in kinds]
     assert delays == [1.0, 2.0, 4.0]
     assert history.restarts == 3 and history.last_failure is FailureKind.CRASH
 
@@ -116,7 +121,11 @@ def test_policies_that_could_busy_loop_or_make_no_sense_are_refused(kwargs) -> N
 def test_a_very_long_streak_stays_at_the_cap() -> None:
     history = RestartHistory(streak=100_000)
     decision = decide(
-        RestartPolicy(jitter=0.0), history, FailureKind.CRASH, now=0.0, ready_since=None,
+        RestartPolicy(jitter=0.0),
+        history,
+        FailureKind.CRASH,
+        now=0.0,
+        ready_since=None,
         rng=random.Random(0),
     )
     assert decision == Restart(60.0)

@@ -12,7 +12,9 @@ from oco.orchestrator import Orchestrator, RestartPolicy, worker_factory
 from oco.testing import FakeConvex, fake_models, in_process_connections
 
 
-async def test_a_deleted_worker_is_parked_the_others_run_and_go_offline_on_stop(autojump_clock, tmp_path) -> None:
+async def test_a_deleted_worker_is_parked_the_others_run_and_go_offline_on_stop(
+    autojump_clock, tmp_path
+) -> None:
     fake = FakeConvex()
     created = [fake.create_worker(name=f"w{n}") for n in range(3)]
     configs = [
@@ -56,7 +58,9 @@ async def test_a_deleted_worker_is_parked_the_others_run_and_go_offline_on_stop(
                 fake.remove(created[0].worker_id)  # deleted in the web app while it runs
                 deleted = orch.slots[configs[0].key]
                 await deleted.state.wait_value("parked")
-                assert deleted.last_error and ("deleted" in deleted.last_error or "not found" in deleted.last_error)
+                assert deleted.last_error and (
+                    "deleted" in deleted.last_error or "not found" in deleted.last_error
+                )
                 assert [orch.slots[c.key].state.value for c in configs[1:]] == ["ready", "ready"]
                 assert [orch.slots[c.key].attempts for c in configs[1:]] == [1, 1]
 

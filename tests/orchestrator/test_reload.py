@@ -76,9 +76,7 @@ def test_live_settings_change_no_worker() -> None:
 def test_a_worker_setting_restarts_every_kept_worker_but_not_new_or_removed_ones() -> None:
     old = keyed(worker(1), worker(2), worker(3))
     new = keyed(worker(1), worker(2), worker(4))
-    plan = plan_reload(
-        old, new, old_settings=Settings(), new_settings=Settings(heartbeat_interval_s=10.0)
-    )
+    plan = plan_reload(old, new, old_settings=Settings(), new_settings=Settings(heartbeat_interval_s=10.0))
     assert plan.settings_changed == ("heartbeat_interval_s",)
     assert plan.restart == ("m1:w1", "m2:w2")
     assert plan.unchanged == ()
@@ -117,9 +115,7 @@ _configs = st.dictionaries(
 @given(_configs, _configs)
 def test_each_enabled_key_lands_in_exactly_one_bucket(old_spec, new_spec) -> None:
     def build(spec):
-        return keyed(
-            *(worker(n, enabled=on, working_directory=Path(d)) for n, (on, d) in spec.items())
-        )
+        return keyed(*(worker(n, enabled=on, working_directory=Path(d)) for n, (on, d) in spec.items()))
 
     old, new = build(old_spec), build(new_spec)
     plan = plan_reload(old, new)

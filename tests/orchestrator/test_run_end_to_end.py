@@ -23,7 +23,9 @@ pytestmark = REAL_OPENCODE
 
 
 async def _status(env: dict[str, str]) -> tuple[int, dict]:
-    result = await trio.run_process(oco_command("status", "--json"), env=env, capture_stdout=True, check=False)
+    result = await trio.run_process(
+        oco_command("status", "--json"), env=env, capture_stdout=True, check=False
+    )
     return result.returncode, json.loads(result.stdout)
 
 
@@ -41,8 +43,12 @@ async def test_run_supervises_three_workers_parks_a_deleted_one_and_stops_on_sig
             for n, (c, p) in enumerate(zip(created, projects, strict=False))
         ]
         entries.append(
-            {"name": "broken", "token": f"not-a-token-{MALFORMED_SECRET}", "working_directory": str(projects[0]),
-             "convex_url": convex.url}
+            {
+                "name": "broken",
+                "token": f"not-a-token-{MALFORMED_SECRET}",
+                "working_directory": str(projects[0]),
+                "convex_url": convex.url,
+            }
         )
         workers_file = tmp_path / "workers.json"
         workers_file.write_text(json.dumps({"workers": entries}))

@@ -8,8 +8,16 @@ from oco.orchestrator import SlotState
 from oco.worker import State
 
 STATUS_STRINGS = {
-    "starting", "registering", "waiting_approval", "connecting", "ready", "stopping", "stopped",
-    "failed", "backoff", "parked",
+    "starting",
+    "registering",
+    "waiting_approval",
+    "connecting",
+    "ready",
+    "stopping",
+    "stopped",
+    "failed",
+    "backoff",
+    "parked",
 }
 
 
@@ -25,5 +33,6 @@ def test_every_lifecycle_state_shows_as_the_slot_state_of_the_same_name() -> Non
 
 def test_only_backoff_and_parked_are_the_supervisors_own() -> None:
     assert {s for s in SlotState if s.value not in {v.value for v in State}} == {
-        SlotState.BACKOFF, SlotState.PARKED,
+        SlotState.BACKOFF,
+        SlotState.PARKED,
     }

@@ -43,11 +43,18 @@ def _config(n: int = 1) -> WorkerConfig:
 def _snapshot(**changes) -> StatusSnapshot:
     workers = [
         WorkerStatus.for_config(
-            _config(1), state="ready", since=NOW - 120, active_sessions=2, turns_in_flight=1,
+            _config(1),
+            state="ready",
+            since=NOW - 120,
+            active_sessions=2,
+            turns_in_flight=1,
             opencode_pid=4242,
         ),
         WorkerStatus.for_config(
-            _config(2), state="parked", since=NOW - 7200, restarts=3,
+            _config(2),
+            state="parked",
+            since=NOW - 7200,
+            restarts=3,
             last_error="the backend rejected the worker\nsecond line",
         ),
     ]
@@ -86,9 +93,7 @@ def test_the_snapshot_never_holds_a_secret(tmp_path: Path) -> None:
     text = path.read_text()
     assert SECRET not in text
     assert "mach1" in text and "work1" in text and "/srv/project1" in text
-    fields = {f.name for f in attrs.fields(WorkerStatus)} | {
-        f.name for f in attrs.fields(StatusSnapshot)
-    }
+    fields = {f.name for f in attrs.fields(WorkerStatus)} | {f.name for f in attrs.fields(StatusSnapshot)}
     assert not {name for name in fields if "secret" in name or "token" in name}
 
 
@@ -224,7 +229,14 @@ def test_the_table_shows_one_aligned_row_per_worker_and_first_error_lines() -> N
     assert lines[0] == "orchestrator pid 1234, up 1d, updated 2s ago"
     header, ready, parked = lines[1:4]
     assert header.split() == [
-        "NAME", "STATE", "SINCE", "RESTARTS", "SESSIONS", "TURNS", "OPENCODE", "DIRECTORY"
+        "NAME",
+        "STATE",
+        "SINCE",
+        "RESTARTS",
+        "SESSIONS",
+        "TURNS",
+        "OPENCODE",
+        "DIRECTORY",
     ]
     assert ready.split() == ["worker-1", "ready", "2m", "0", "2", "1", "4242", "/srv/project1"]
     assert parked.split() == ["worker-2", "parked", "2h", "3", "0", "0", "-", "/srv/project2"]

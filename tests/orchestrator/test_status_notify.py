@@ -125,7 +125,9 @@ def test_no_notify_socket_means_no_notifier() -> None:
     assert SystemdNotifier.from_env({"NOTIFY_SOCKET": "@abstract"}).address == "\0abstract"
     other_pid = {"NOTIFY_SOCKET": "/x", "WATCHDOG_USEC": "1000000", "WATCHDOG_PID": "1"}
     assert SystemdNotifier.from_env(other_pid).watchdog_interval is None
-    assert SystemdNotifier.from_env({"NOTIFY_SOCKET": "/x", "WATCHDOG_USEC": "junk"}).watchdog_interval is None
+    assert (
+        SystemdNotifier.from_env({"NOTIFY_SOCKET": "/x", "WATCHDOG_USEC": "junk"}).watchdog_interval is None
+    )
 
 
 class _BlockingCleanup(StubFactory):

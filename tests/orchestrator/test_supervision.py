@@ -26,9 +26,7 @@ NO_JITTER = RestartPolicy(jitter=0.0, cap=8.0)
 def orchestrator(factory: StubFactory, *numbers: int, **kwargs: object) -> Orchestrator:
     kwargs.setdefault("handle_signals", False)
     kwargs.setdefault("policy", NO_JITTER)
-    return Orchestrator(
-        configs(*numbers), SETTINGS, worker_factory=factory, hard_exit=None, **kwargs
-    )
+    return Orchestrator(configs(*numbers), SETTINGS, worker_factory=factory, hard_exit=None, **kwargs)
 
 
 async def run_with(orch: Orchestrator, scenario: Callable[[], Awaitable[None]]) -> int:

@@ -34,12 +34,17 @@ from oco.domain import ActiveSession, ChatMessage, Registration, SessionDetails,
 
 # Convex values of every kind the codec carries (Int64 and bytes are wrong for every field).
 SCALARS = (
-    st.none() | st.booleans() | st.floats(allow_nan=False) | st.text(max_size=6)
-    | st.integers(-(2**63), 2**63 - 1).map(Int64) | st.binary(max_size=4)
+    st.none()
+    | st.booleans()
+    | st.floats(allow_nan=False)
+    | st.text(max_size=6)
+    | st.integers(-(2**63), 2**63 - 1).map(Int64)
+    | st.binary(max_size=4)
 )
 KEYS = st.text(max_size=6).filter(lambda k: k and not k.startswith("$"))
 VALUES = st.recursive(
-    SCALARS, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(KEYS, inner, max_size=3),
+    SCALARS,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(KEYS, inner, max_size=3),
     max_leaves=5,
 )
 
@@ -167,6 +172,7 @@ def success(value: Any) -> Callable[[httpx.Request], Any]:
 
 # -- list results: the three watched lists and getActiveSessions ------------------------------
 
+
 async def _worker_sessions(backend: WorkerBackend) -> list[Any]:
     """`chat:subscribeToWorkerSessions` as the subscription watcher reads it."""
     value = await backend.client.query("chat:subscribeToWorkerSessions", {"workerId": backend.worker_id})
@@ -252,17 +258,12 @@ ROWS = [Registration, WorkerRecord, ActiveSession, ChatMessage, SessionDetails]
 
 COUNTS = st.fixed_dictionaries(
     {},
-    optional={
-        k: VALUES for k in ("sessionsInactivated", "sessionsTerminated", "sessionsInvalidated")
-    },
+    optional={k: VALUES for k in ("sessionsInactivated", "sessionsTerminated", "sessionsInvalidated")},
 )
 ANY_RESULT = st.one_of(
     VALUES,
     COUNTS,
-    *(
-        good_row(cls) | bad_row(cls) | st.lists(good_row(cls) | bad_row(cls), max_size=3)
-        for cls in ROWS
-    ),
+    *(good_row(cls) | bad_row(cls) | st.lists(good_row(cls) | bad_row(cls), max_size=3) for cls in ROWS),
 )
 
 
@@ -285,16 +286,19 @@ async def test_any_result_is_typed_or_a_protocol_error(name: str, value: Any) ->
 
 # -- the response envelope itself -----------------------------------------------------------
 
-ENVELOPES = st.fixed_dictionaries(
-    {},
-    optional={
-        "status": st.sampled_from(["success", "error", "other"]) | VALUES,
-        "value": VALUES,
-        "errorMessage": VALUES,
-        "errorData": VALUES,
-        "logLines": VALUES | st.lists(VALUES, max_size=2),
-    },
-) | VALUES
+ENVELOPES = (
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "status": st.sampled_from(["success", "error", "other"]) | VALUES,
+            "value": VALUES,
+            "errorMessage": VALUES,
+            "errorData": VALUES,
+            "logLines": VALUES | st.lists(VALUES, max_size=2),
+        },
+    )
+    | VALUES
+)
 
 
 def _json_ready(value: Any) -> Any:

@@ -15,18 +15,28 @@ TOKEN = "machine_m1:worker_w1:secret_s3cr3t"
 NAMES = ["WORKER_TOKEN", "CONVEX_URL", "OTHER", "export WORKER_TOKEN", ""]
 KEYS = st.sampled_from(NAMES) | st.text(max_size=6)
 VALUES = st.sampled_from(
-    [TOKEN, TOKEN + ":x", "machine_:worker_:secret_", "http://127.0.0.1:1",
-     "https://a.convex.cloud/", "http://example.com", "'quoted'", '"unterminated', "${HOME}",
-     "\\n", "#", " "]
+    [
+        TOKEN,
+        TOKEN + ":x",
+        "machine_:worker_:secret_",
+        "http://127.0.0.1:1",
+        "https://a.convex.cloud/",
+        "http://example.com",
+        "'quoted'",
+        '"unterminated',
+        "${HOME}",
+        "\\n",
+        "#",
+        " ",
+    ]
 ) | st.text(max_size=10)
 SEPARATORS = st.sampled_from(["=", " = ", ":", ""])
 LINES = st.builds(lambda k, sep, v: f"{k}{sep}{v}", KEYS, SEPARATORS, VALUES)
-TEXTS = st.lists(LINES | st.text(max_size=12), max_size=5).map("\n".join) | st.binary(
-    max_size=20
-).map(lambda b: b.decode("latin-1"))
+TEXTS = st.lists(LINES | st.text(max_size=12), max_size=5).map("\n".join) | st.binary(max_size=20).map(
+    lambda b: b.decode("latin-1")
+)
 
 _DIR = Path(tempfile.mkdtemp(prefix="oco-dotenv-"))
-
 
 
 @FUZZ

@@ -29,40 +29,68 @@ from oco.opencode import (
 )
 from oco.opencode._transcript import TurnTranscript
 
-SCALARS = st.none() | st.booleans() | st.integers() | st.floats() | st.sampled_from(
-    ["ses_1", "msg_1", "prt_1", "text", "reasoning", "tool", "user", "assistant", ""]
-) | st.text(max_size=5)
+SCALARS = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats()
+    | st.sampled_from(["ses_1", "msg_1", "prt_1", "text", "reasoning", "tool", "user", "assistant", ""])
+    | st.text(max_size=5)
+)
 VALUES = st.recursive(
     SCALARS,
-    lambda inner: (
-        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3)
-    ),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3),
     max_leaves=5,
 )
 KINDS = st.sampled_from(
-    ["message.part.delta", "message.part.updated", "message.updated", "session.status",
-     "session.idle", "session.error", "permission.asked", "question.asked", "server.heartbeat",
-     "server.connected", "other"]
+    [
+        "message.part.delta",
+        "message.part.updated",
+        "message.updated",
+        "session.status",
+        "session.idle",
+        "session.error",
+        "permission.asked",
+        "question.asked",
+        "server.heartbeat",
+        "server.connected",
+        "other",
+    ]
 )
-PROPERTY_KEYS = ["sessionID", "messageID", "partID", "field", "delta", "part", "info", "status",
-                 "error", "id", "permission", "patterns", "questions"]
+PROPERTY_KEYS = [
+    "sessionID",
+    "messageID",
+    "partID",
+    "field",
+    "delta",
+    "part",
+    "info",
+    "status",
+    "error",
+    "id",
+    "permission",
+    "patterns",
+    "questions",
+]
 PART = st.fixed_dictionaries(
     {},
-    optional={
-        "id": SCALARS, "type": SCALARS, "text": VALUES, "messageID": SCALARS, "sessionID": SCALARS
-    },
+    optional={"id": SCALARS, "type": SCALARS, "text": VALUES, "messageID": SCALARS, "sessionID": SCALARS},
 )
 INFO = st.fixed_dictionaries(
-    {}, optional={"id": VALUES, "role": SCALARS, "error": VALUES, "sessionID": SCALARS,
-                  "time": VALUES | st.fixed_dictionaries({"created": VALUES})}
+    {},
+    optional={
+        "id": VALUES,
+        "role": SCALARS,
+        "error": VALUES,
+        "sessionID": SCALARS,
+        "time": VALUES | st.fixed_dictionaries({"created": VALUES}),
+    },
 )
 PROPERTIES = st.fixed_dictionaries(
     {},
     optional={**{k: VALUES for k in PROPERTY_KEYS}, "part": PART | VALUES, "info": INFO | VALUES},
 )
-EVENTS = (
-    st.fixed_dictionaries({"type": KINDS}, optional={"properties": PROPERTIES | VALUES}) | VALUES
-)
+EVENTS = st.fixed_dictionaries({"type": KINDS}, optional={"properties": PROPERTIES | VALUES}) | VALUES
 
 STR_FIELDS = {
     PartDelta: ("session_id", "message_id", "part_id", "field", "delta"),
@@ -113,9 +141,7 @@ USER_IDS = st.none() | st.sampled_from(["msg_1", ""]) | VALUES
 
 @FUZZ
 @given(body=BODIES, user_id=USER_IDS, text=st.text(max_size=3))
-def test_reconcile_any_message_body_gives_a_result_or_none(
-    body: Any, user_id: Any, text: str
-) -> None:
+def test_reconcile_any_message_body_gives_a_result_or_none(body: Any, user_id: Any, text: str) -> None:
     result = reconcile(body, user_id, text)
     assert result is None or isinstance(result, TurnResult)
     if result is not None:
@@ -127,11 +153,18 @@ def test_a_well_formed_turn_still_reconciles() -> None:
     """The guard against junk keeps the real shape working (what OpenCode 1.18 sends)."""
     now = time.time() * 1000
     body = [
-        {"info": {"id": "msg_u", "role": "user", "time": {"created": now}},
-         "parts": [{"type": "text", "text": "hi"}]},
-        {"info": {"id": "msg_a", "role": "assistant"},
-         "parts": [{"type": "reasoning", "text": "think"}, {"type": "text", "text": "hello"},
-                   {"type": "step-finish"}]},
+        {
+            "info": {"id": "msg_u", "role": "user", "time": {"created": now}},
+            "parts": [{"type": "text", "text": "hi"}],
+        },
+        {
+            "info": {"id": "msg_a", "role": "assistant"},
+            "parts": [
+                {"type": "reasoning", "text": "think"},
+                {"type": "text", "text": "hello"},
+                {"type": "step-finish"},
+            ],
+        },
     ]
     result = reconcile(body, "msg_u", "hi")
     assert result == TurnResult("hello", "think", [{"type": "step-finish"}])

@@ -25,8 +25,7 @@ async def test_a_malformed_message_row_is_logged_once_and_the_worker_keeps_answe
         # No `content`, `completed` a string: the contract's validator would never allow it.
         fake.store.insert(
             "chatMessages",
-            {"messageId": "broken", "sessionId": chat, "role": "user", "timestamp": 1.0,
-             "completed": "yes"},
+            {"messageId": "broken", "sessionId": chat, "role": "user", "timestamp": 1.0, "completed": "yes"},
         )
         first = fake.send_message(chat, "which model?", model="")
         assert (await fake.wait_reply(first, timeout=30)).content == NO_MODEL_NOTE
@@ -57,6 +56,9 @@ async def test_a_malformed_poll_result_is_skipped_and_the_worker_keeps_answering
         chat = fake.start_session(created.worker_id)
         reply = fake.send_message(chat, "still there?", model="")
         assert (await fake.wait_reply(reply, timeout=120)).content == NO_MODEL_NOTE
-    warnings = [r for r in caplog.records
-                if "malformed poll result" in r.getMessage() and r.levelno == logging.WARNING]
+    warnings = [
+        r
+        for r in caplog.records
+        if "malformed poll result" in r.getMessage() and r.levelno == logging.WARNING
+    ]
     assert len(warnings) == 1, [r.getMessage() for r in warnings]

@@ -110,9 +110,7 @@ _ops = st.lists(
 
 
 @given(_ops, st.sampled_from([0.0, 0.2, 1.0]))
-def test_no_text_is_lost_no_sequence_reused_and_paced_writes_keep_their_distance(
-    ops, interval
-) -> None:
+def test_no_text_is_lost_no_sequence_reused_and_paced_writes_keep_their_distance(ops, interval) -> None:
     buffer = ChunkBuffer(interval)
     now = 0.0
     added: list[str] = []
@@ -156,7 +154,7 @@ def _drain(buffer: ChunkBuffer) -> list[Chunk]:
 
 def test_a_huge_delta_is_split_into_chunks_that_fit_and_the_stream_stops_with_a_note() -> None:
     buffer = ChunkBuffer(0.2)
-    delta = "é\"\n" * (2 * 1024 * 1024)  # 2 Mi × 3 characters: 8 MiB as JSON
+    delta = 'é"\n' * (2 * 1024 * 1024)  # 2 Mi × 3 characters: 8 MiB as JSON
     buffer.add(delta, 0.0)
     first = buffer.take(0.0)
     chunks = [first, *_drain(buffer)]

@@ -65,9 +65,7 @@ def test_happy_path_reaches_ready_then_stops() -> None:
 
 @pytest.mark.parametrize("state", list(State), ids=lambda s: s.value)
 @pytest.mark.parametrize("event", list(Event), ids=lambda e: e.value)
-def test_every_pair_follows_the_table_or_raises_without_changing_state(
-    state: State, event: Event
-) -> None:
+def test_every_pair_follows_the_table_or_raises_without_changing_state(state: State, event: Event) -> None:
     lc = _drive(state)
     before = lc.history
     if (state, event) in TRANSITIONS:
@@ -83,9 +81,7 @@ def test_every_pair_follows_the_table_or_raises_without_changing_state(
         assert state.value in str(info.value) and event.value in str(info.value)
 
 
-@pytest.mark.parametrize(
-    "state", [s for s in State if s not in TERMINAL_STATES], ids=lambda s: s.value
-)
+@pytest.mark.parametrize("state", [s for s in State if s not in TERMINAL_STATES], ids=lambda s: s.value)
 def test_stop_is_legal_from_every_non_terminal_state(state: State) -> None:
     lc = _drive(state)
     assert lc.apply(Event.STOP) is State.STOPPING
@@ -111,9 +107,7 @@ def test_approval_withdrawn_sends_ready_back_to_waiting_then_approved_reconnects
 def test_a_connect_request_while_ready_is_not_a_transition() -> None:
     # Documented choice: republishing models happens inside `ready`; no event leads from
     # ready to connecting.
-    assert not any(
-        src is State.READY and dst is State.CONNECTING for (src, _), dst in TRANSITIONS.items()
-    )
+    assert not any(src is State.READY and dst is State.CONNECTING for (src, _), dst in TRANSITIONS.items())
 
 
 def test_fail_records_the_cause_and_only_fail_takes_one() -> None:

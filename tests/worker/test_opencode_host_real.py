@@ -35,7 +35,9 @@ async def test_opencode_starts_on_demand_recovers_from_a_crash_stops_when_idle_a
         created = fake.create_worker()
         async with ConvexClient(served.url) as convex:
             worker = make_worker(
-                created, convex, project,
+                created,
+                convex,
+                project,
                 state_dir=tmp_path / "state",
                 opencode_bin=OPENCODE,
                 opencode_env=opencode_env(tmp_path / "home", llm.base_url, base=os.environ),
@@ -51,7 +53,11 @@ async def test_opencode_starts_on_demand_recovers_from_a_crash_stops_when_idle_a
                 first_pid = worker.host.pid
                 assert first_pid is not None
                 report = worker.report.value  # what the supervisor and status.json see
-                assert (report.turns_in_flight, report.active_sessions, report.opencode_pid) == (1, 1, first_pid)
+                assert (report.turns_in_flight, report.active_sessions, report.opencode_pid) == (
+                    1,
+                    1,
+                    first_pid,
+                )
                 os.killpg(first_pid, signal.SIGKILL)
                 crashed = await fake.wait_reply(slow, timeout=30)
                 assert "OpenCode stopped unexpectedly" in crashed.content

@@ -108,7 +108,9 @@ async def _echo(host: OpenCodeHost, text: str) -> tuple[int, str]:
         return server.pid, result.content
 
 
-async def _turn_stopped_after_its_first_delta(host: OpenCodeHost, timeout: float) -> tuple[int, bool, TurnResult]:
+async def _turn_stopped_after_its_first_delta(
+    host: OpenCodeHost, timeout: float
+) -> tuple[int, bool, TurnResult]:
     """A SLOW turn whose server is SIGSTOPped once it streamed: (its pid, streamed, result)."""
     first_delta = trio.Event()
     with trio.fail_after(60):
@@ -122,8 +124,14 @@ async def _turn_stopped_after_its_first_delta(host: OpenCodeHost, timeout: float
 
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(stop_it)
-                result = await run_turn(server, session, "SLOW 30", FAKE_MODEL, timeout=timeout,
-                                        on_text=lambda _: first_delta.set())
+                result = await run_turn(
+                    server,
+                    session,
+                    "SLOW 30",
+                    FAKE_MODEL,
+                    timeout=timeout,
+                    on_text=lambda _: first_delta.set(),
+                )
                 nursery.cancel_scope.cancel()
     return pid, first_delta.is_set(), result
 
@@ -185,7 +193,9 @@ async def test_a_chat_on_a_stuck_opencode_gets_a_readable_reply_and_the_next_mes
         created = fake.create_worker()
         async with ConvexClient(served.url) as convex:
             worker = make_worker(
-                created, convex, project,
+                created,
+                convex,
+                project,
                 state_dir=tmp_path / "state",
                 opencode_bin=OPENCODE,
                 opencode_env=opencode_env(tmp_path / "home", llm.base_url),

@@ -22,9 +22,7 @@ STALE = 15 * MINUTE
 _ids = itertools.count()
 
 
-def user(
-    session: str, ts: float, content: str = "hi", model: str | None = "p/m", **kw
-) -> ChatMessage:
+def user(session: str, ts: float, content: str = "hi", model: str | None = "p/m", **kw) -> ChatMessage:
     return ChatMessage(
         id=kw.pop("id", f"u{next(_ids)}"),
         session_id=session,
@@ -36,9 +34,7 @@ def user(
     )
 
 
-def reply(
-    session: str, ts: float, completed: bool = False, model: str | None = None, **kw
-) -> ChatMessage:
+def reply(session: str, ts: float, completed: bool = False, model: str | None = None, **kw) -> ChatMessage:
     return ChatMessage(
         id=kw.pop("id", f"a{next(_ids)}"),
         session_id=session,
@@ -91,10 +87,14 @@ def test_two_messages_in_one_session_are_both_returned_in_order() -> None:
 
 def test_several_sessions_interleave_in_timestamp_order() -> None:
     msgs = [
-        user("s2", 1500), reply("s2", 1501),
-        user("s1", 1000), reply("s1", 1001),
-        user("s3", 1200), reply("s3", 1201, completed=True),
-        user("s1", 3000), reply("s1", 3001),
+        user("s2", 1500),
+        reply("s2", 1501),
+        user("s1", 1000),
+        reply("s1", 1001),
+        user("s3", 1200),
+        reply("s3", 1201, completed=True),
+        user("s1", 3000),
+        reply("s1", 3001),
     ]
     result = plan(msgs)
     assert [(p.session_id, p.timestamp) for p in result.start] == [
@@ -148,9 +148,7 @@ def test_an_incomplete_user_message_keeps_its_placeholder_and_gives_no_work() ->
 
 def test_system_messages_neither_pair_nor_break_a_pair() -> None:
     u = user("s1", 1000)
-    s = ChatMessage(
-        id="sys", session_id="s1", role="system", content="x", timestamp=1000.5, completed=True
-    )
+    s = ChatMessage(id="sys", session_id="s1", role="system", content="x", timestamp=1000.5, completed=True)
     a = reply("s1", 1001)
     assert [p.reply_message_id for p in plan([u, s, a]).start] == [a.id]
 
@@ -214,7 +212,12 @@ def test_note_texts() -> None:
 
 _message = st.builds(
     lambda i, s, role, ts, done, model: ChatMessage(
-        id=f"m{i}", session_id=s, role=role, content=f"c{i}", timestamp=ts, completed=done,
+        id=f"m{i}",
+        session_id=s,
+        role=role,
+        content=f"c{i}",
+        timestamp=ts,
+        completed=done,
         model=model,
     ),
     st.integers(),

@@ -7,8 +7,15 @@ from oco.worker import plan_replies
 
 
 def _message(id: str, role: str, ts: float) -> ChatMessage:
-    return ChatMessage(id=id, session_id="s1", role=role, content=f"text of {id}", timestamp=ts,
-                       completed=role == "user", model="p/m")
+    return ChatMessage(
+        id=id,
+        session_id="s1",
+        role=role,
+        content=f"text of {id}",
+        timestamp=ts,
+        completed=role == "user",
+        model="p/m",
+    )
 
 
 def _plan(messages: list[ChatMessage]):
@@ -17,8 +24,12 @@ def _plan(messages: list[ChatMessage]):
 
 def test_two_sends_in_one_millisecond_each_get_their_own_placeholder() -> None:
     # sendMessage writes user@t and placeholder@t+1; two calls at the same t, in backend order.
-    u1, a1, u2, a2 = (_message("u1", "user", 10), _message("a1", "assistant", 11),
-                      _message("u2", "user", 10), _message("a2", "assistant", 11))
+    u1, a1, u2, a2 = (
+        _message("u1", "user", 10),
+        _message("a1", "assistant", 11),
+        _message("u2", "user", 10),
+        _message("a2", "assistant", 11),
+    )
     result = _plan([u1, a1, u2, a2])
     assert [(p.user_message_id, p.reply_message_id, p.content) for p in result.start] == [
         ("u1", "a1", "text of u1"),

@@ -40,7 +40,9 @@ def make_fake(prod: bool) -> FakeConvex:
     return FakeConvex(clock=trio_ms, prod=prod)
 
 
-def slot_for(fake: FakeConvex, created: CreatedWorker, tmp_path: Path, token: str | None = None) -> WorkerSlot:
+def slot_for(
+    fake: FakeConvex, created: CreatedWorker, tmp_path: Path, token: str | None = None
+) -> WorkerSlot:
     """The worker under its real supervisor slot, the fake in process (polled, one attempt a call)."""
     config = WorkerConfig(parse_token(token or created.token), IN_PROCESS_URL, tmp_path, "w1")
 
@@ -66,8 +68,9 @@ def wrong_secret(fake: FakeConvex) -> tuple[CreatedWorker, str]:
 def unknown(fake: FakeConvex) -> tuple[CreatedWorker, str]:
     # A well-formed token the backend never issued (a typo in the ids, another deployment).
     real = fake.create_worker()
-    created = CreatedWorker(f"machine_{real.machine_id}:worker_nosuchworker:secret_s3cr3t",
-                            real.machine_id, "nosuchworker")
+    created = CreatedWorker(
+        f"machine_{real.machine_id}:worker_nosuchworker:secret_s3cr3t", real.machine_id, "nosuchworker"
+    )
     return created, created.token
 
 
@@ -103,9 +106,7 @@ async def test_a_rejected_worker_parks_with_its_reason_in_one_line_within_two_ca
     assert slot.last_error is not None and slot.last_error.startswith(reason), slot.last_error
     assert "calling workers:register on http://fake.convex" in slot.last_error
     loud = [r for r in caplog.records if r.levelno >= logging.WARNING]
-    assert [r.getMessage() for r in loud] == [
-        f"parked: {slot.last_error} (retrying in 600 s, or on reload)"
-    ]
+    assert [r.getMessage() for r in loud] == [f"parked: {slot.last_error} (retrying in 600 s, or on reload)"]
     assert not any(r.exc_info for r in caplog.records)
     assert "NotTheRightOne42" not in caplog.text and "s3cr3t" not in caplog.text
 

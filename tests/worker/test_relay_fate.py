@@ -72,7 +72,9 @@ async def test_a_completion_for_a_reply_deleted_mid_turn_ends_once_state_shows_i
 
 @pytest.mark.real_backoff(REPLY_COMPLETION)
 @MODES
-async def test_a_refusal_of_a_reply_that_still_exists_is_retried_not_final(fake, new_worker, autojump_clock, prod):
+async def test_a_refusal_of_a_reply_that_still_exists_is_retried_not_final(
+    fake, new_worker, autojump_clock, prod
+):
     fake, worker, reply = _setup(prod, fake, new_worker)
     fake.faults.add(function="chat:completeStructuredMessage", status=560, times=2)
     assert await ReplyCompleter(worker.backend).complete(reply, FINAL) is Outcome.LANDED
@@ -96,7 +98,9 @@ async def test_a_reply_convex_keeps_refusing_gets_a_smaller_completion(fake, new
     assert fake.counts["chat:completeMessage"] == 4
 
 
-async def test_a_completion_that_landed_although_its_answer_was_lost_is_not_repeated(fake, new_worker, autojump_clock):
+async def test_a_completion_that_landed_although_its_answer_was_lost_is_not_repeated(
+    fake, new_worker, autojump_clock
+):
     fake, worker, reply = _setup(True, fake, new_worker)
     # The mutation commits, then the answer is lost as a function error.
     fake.faults.add(function="chat:completeStructuredMessage", status=560, after=True, times=1)
@@ -110,7 +114,9 @@ def _turn(reply: PendingReply) -> _Turn:
 
 
 @MODES
-async def test_a_chunk_refused_because_the_reply_was_deleted_stops_the_turn(fake, new_worker, autojump_clock, prod):
+async def test_a_chunk_refused_because_the_reply_was_deleted_stops_the_turn(
+    fake, new_worker, autojump_clock, prod
+):
     fake, worker, reply = _setup(prod, fake, new_worker)
     turn = _turn(reply)
     await worker.relay._write_chunk(turn, Chunk("Hel", 0))
@@ -140,7 +146,9 @@ async def test_on_prod_a_deleted_message_gives_only_an_untyped_server_error(fake
 
 
 @MODES
-async def test_the_relay_stops_closing_a_reply_deleted_before_it_was_closed(fake, new_worker, autojump_clock, prod):
+async def test_the_relay_stops_closing_a_reply_deleted_before_it_was_closed(
+    fake, new_worker, autojump_clock, prod
+):
     fake, worker, reply = _setup(prod, fake, new_worker)
     _delete_message(fake, reply.reply_message_id)
     async with trio.open_nursery() as nursery:

@@ -21,4 +21,3 @@ async def test_a_560_on_complete_message_is_retried_until_the_reply_is_closed(fa
         reply = await fake.wait_reply(reply_id, timeout=60)
     assert reply.content.startswith("Error: ")
     assert fake.counts["chat:completeMessage"] == 2  # the refused attempt, then the one that landed
-

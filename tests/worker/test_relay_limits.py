@@ -43,7 +43,7 @@ def _arg_sizes_fit(args: dict) -> None:
 
 
 def _huge_turn() -> TurnResult:
-    content = "Grüße, 世界! \"quoted\"\n" * 70_000  # 1.6 MB of UTF-8, more as JSON
+    content = 'Grüße, 世界! "quoted"\n' * 70_000  # 1.6 MB of UTF-8, more as JSON
     reasoning = "thinking… " * 40_000
     tool = {"type": "tool", "tool": "bash", "state": {"status": "completed", "output": "x" * 3 * MIB}}
     return TurnResult(content, reasoning, [tool] * 3)
@@ -59,7 +59,9 @@ def test_an_answer_over_1_mib_is_cut_with_a_marker_and_the_message_fits_one_docu
     assert result.content.startswith(final.content[:cut])
     assert cut > 500_000  # the answer keeps most of the room
     marker = final.content[cut:]
-    assert marker.startswith("\n\n[… answer cut: it is 1.") and "a Convex message holds 1 MiB in all" in marker
+    assert (
+        marker.startswith("\n\n[… answer cut: it is 1.") and "a Convex message holds 1 MiB in all" in marker
+    )
     assert "the full text is in OpenCode session ses_abc" in marker
     assert "[… reasoning cut: " in final.reasoning
     assert json.loads(final.other_parts)[-1]["type"] in ("tool", "truncated")
@@ -82,7 +84,9 @@ def test_an_error_note_after_a_huge_stream_still_fits_and_keeps_the_note() -> No
 
 def test_a_huge_error_note_is_bounded_too() -> None:
     final = reply_from_note("streamed", "Error: " + "z" * 3 * MIB)
-    assert final.content.startswith("streamed\n\nError: zzz") and "[… note cut: it is 3.0 MiB" in final.content
+    assert (
+        final.content.startswith("streamed\n\nError: zzz") and "[… note cut: it is 3.0 MiB" in final.content
+    )
     assert _size(final.content) <= 20 * 1024
 
 
@@ -96,7 +100,10 @@ def test_a_turn_whose_only_tool_call_was_rejected_gets_a_readable_reply() -> Non
 
 
 def test_several_rejected_tools_are_named_once_each() -> None:
-    decisions = [PermissionDecision(f"per_{n}", tool, ["*"], "reject") for n, tool in enumerate(["edit", "bash", "bash"])]
+    decisions = [
+        PermissionDecision(f"per_{n}", tool, ["*"], "reject")
+        for n, tool in enumerate(["edit", "bash", "bash"])
+    ]
     result = TurnResult(" \n", "", [{"type": "tool"}], permissions=decisions)
     final = reply_from_turn(result, "", opencode_session=None)
     assert final.content == "(The agent's tool calls were rejected by the permission policy: bash, edit.)"

@@ -39,7 +39,9 @@ def completion_times(fake: FakeConvex, reply_id: str) -> list[float]:
 
 @pytest.mark.real_backoff(REPLY_COMPLETION)
 @pytest.mark.parametrize("seconds", [45, 75, 600])
-async def test_the_whole_answer_lands_once_convex_is_back_after_an_outage(fake, new_worker, autojump_clock, seconds):
+async def test_the_whole_answer_lands_once_convex_is_back_after_an_outage(
+    fake, new_worker, autojump_clock, seconds
+):
     created = fake.create_worker(online=True)
     worker = new_worker(created)
     chat = fake.start_session(created.worker_id)
@@ -62,7 +64,9 @@ async def test_the_whole_answer_lands_once_convex_is_back_after_an_outage(fake, 
 
 
 @pytest.mark.real_backoff(REPLY_COMPLETION)
-async def test_a_reply_closed_by_the_relay_survives_a_75_s_outage_of_its_completion(fake, new_worker, autojump_clock):
+async def test_a_reply_closed_by_the_relay_survives_a_75_s_outage_of_its_completion(
+    fake, new_worker, autojump_clock
+):
     created = fake.create_worker()
     async with running_worker(new_worker(created)), trio.open_nursery() as nursery:
         await nursery.start(outage, fake, 75, "chat:completeMessage")
@@ -102,7 +106,9 @@ async def test_a_stop_during_an_outage_ends_within_its_deadline_and_leaves_the_r
 
 
 @pytest.mark.real_backoff(REPLY_COMPLETION)
-async def test_without_a_stop_the_completion_is_not_cut_by_the_cleanup_grace(fake, new_worker, autojump_clock):
+async def test_without_a_stop_the_completion_is_not_cut_by_the_cleanup_grace(
+    fake, new_worker, autojump_clock
+):
     created = fake.create_worker(online=True)
     stop = StopControl()
     worker = new_worker(created, stop=stop)

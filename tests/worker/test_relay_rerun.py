@@ -35,6 +35,7 @@ STOP_GRACE_S = 3.0
 
 pytestmark = REAL_OPENCODE
 
+
 def _completion_calls(fake: FakeConvex, reply_id: str) -> list[float]:
     return [c.at for c in fake.calls if c.function in COMPLETIONS and c.args.get("messageId") == reply_id]
 
@@ -56,7 +57,12 @@ async def test_completion_outlasts_an_outage_and_a_stopped_reply_is_re_answered_
 
         def worker(convex: ConvexClient, stop: StopControl) -> Worker:
             return make_worker(
-                created, convex, project, stop=stop, state_dir=state_dir, opencode_bin=OPENCODE,
+                created,
+                convex,
+                project,
+                stop=stop,
+                state_dir=state_dir,
+                opencode_bin=OPENCODE,
                 opencode_env=opencode_env(tmp_path / "home", llm.base_url, base=os.environ),
             )
 

@@ -26,38 +26,64 @@ NOW = 100 * MINUTE
 _ids = itertools.count()
 
 
-def record(approval: str = "approved", *, requested: float | None = None,
-           connected: float | None = None) -> WorkerRecord:
+def record(
+    approval: str = "approved", *, requested: float | None = None, connected: float | None = None
+) -> WorkerRecord:
     return WorkerRecord(
-        worker_id="w", machine_id="m", approval_status=approval, status="online", created_at=0.0,
-        connect_requested_at=requested, connected_at=connected,
+        worker_id="w",
+        machine_id="m",
+        approval_status=approval,
+        status="online",
+        created_at=0.0,
+        connect_requested_at=requested,
+        connected_at=connected,
     )
 
 
-def message(role: str, ts: float, *, completed: bool, session: str = "s1",
-            model: str | None = "p/m") -> ChatMessage:
-    return ChatMessage(id=f"{role[0]}{next(_ids)}", session_id=session, role=role, content="hi",
-                       timestamp=ts, completed=completed, model=model)
+def message(
+    role: str, ts: float, *, completed: bool, session: str = "s1", model: str | None = "p/m"
+) -> ChatMessage:
+    return ChatMessage(
+        id=f"{role[0]}{next(_ids)}",
+        session_id=session,
+        role=role,
+        content="hi",
+        timestamp=ts,
+        completed=completed,
+        model=model,
+    )
 
 
 def snap(worker: WorkerRecord | None, *messages: ChatMessage) -> Snapshot:
     return Snapshot(worker, (), tuple(messages))
 
 
-def decide(snapshot: Snapshot, memory: SnapshotMemory | None = None, *,
-           in_flight: frozenset[str] = frozenset()) -> SnapshotActions:
-    return plan_snapshot(snapshot, memory or SnapshotMemory(online_since_ms=50 * MINUTE),
-                         in_flight=in_flight, now_ms=NOW, stale_age_ms=STALE)
+def decide(
+    snapshot: Snapshot, memory: SnapshotMemory | None = None, *, in_flight: frozenset[str] = frozenset()
+) -> SnapshotActions:
+    return plan_snapshot(
+        snapshot,
+        memory or SnapshotMemory(online_since_ms=50 * MINUTE),
+        in_flight=in_flight,
+        now_ms=NOW,
+        stale_age_ms=STALE,
+    )
 
 
 def test_a_deleted_record_ends_serving_and_asks_nothing_else() -> None:
-    pending = (message("user", 90 * MINUTE, completed=True), message("assistant", 90 * MINUTE + 1, completed=False))
+    pending = (
+        message("user", 90 * MINUTE, completed=True),
+        message("assistant", 90 * MINUTE + 1, completed=False),
+    )
     memory = SnapshotMemory(1.0, last_connect=5.0, reported_orphans=frozenset({"x"}))
     assert decide(snap(None, *pending), memory) == SnapshotActions(memory, Ending.REVOKED)
 
 
 def test_a_record_no_longer_approved_ends_serving_before_any_connect_or_reply() -> None:
-    pending = (message("user", 90 * MINUTE, completed=True), message("assistant", 90 * MINUTE + 1, completed=False))
+    pending = (
+        message("user", 90 * MINUTE, completed=True),
+        message("assistant", 90 * MINUTE + 1, completed=False),
+    )
     for approval in ("pending", "revoked", "anything else"):
         worker = record(approval, requested=10.0)
         memory = SnapshotMemory(1.0)
@@ -93,14 +119,23 @@ def test_connect_requested_follows_the_timestamps() -> None:
 
 
 def test_replies_are_the_planners_for_the_same_facts() -> None:
-    old = (message("user", 10 * MINUTE, completed=True), message("assistant", 10 * MINUTE + 1, completed=False))
-    new = (message("user", 90 * MINUTE, completed=True), message("assistant", 90 * MINUTE + 1, completed=False))
-    none = (message("user", 91 * MINUTE, completed=True, model=None, session="s2"),
-            message("assistant", 91 * MINUTE + 1, completed=False, session="s2", model=None))
+    old = (
+        message("user", 10 * MINUTE, completed=True),
+        message("assistant", 10 * MINUTE + 1, completed=False),
+    )
+    new = (
+        message("user", 90 * MINUTE, completed=True),
+        message("assistant", 90 * MINUTE + 1, completed=False),
+    )
+    none = (
+        message("user", 91 * MINUTE, completed=True, model=None, session="s2"),
+        message("assistant", 91 * MINUTE + 1, completed=False, session="s2", model=None),
+    )
     messages = (*old, *new, *none)
     actions = decide(snap(record(), *messages))
-    expected = plan_replies(messages, in_flight=frozenset(), now_ms=NOW, stale_age_ms=STALE,
-                            online_since_ms=50 * MINUTE)
+    expected = plan_replies(
+        messages, in_flight=frozenset(), now_ms=NOW, stale_age_ms=STALE, online_since_ms=50 * MINUTE
+    )
     assert actions.replies == expected
     assert [r.reply_message_id for r in expected.close_stale] == [old[1].id]
     assert [r.reply_message_id for r in expected.start] == [new[1].id]
@@ -108,7 +143,10 @@ def test_replies_are_the_planners_for_the_same_facts() -> None:
 
 
 def test_replies_in_flight_are_not_planned_again() -> None:
-    user, placeholder = message("user", 90 * MINUTE, completed=True), message("assistant", 90 * MINUTE + 1, completed=False)
+    user, placeholder = (
+        message("user", 90 * MINUTE, completed=True),
+        message("assistant", 90 * MINUTE + 1, completed=False),
+    )
     assert decide(snap(record(), user, placeholder), in_flight=frozenset({placeholder.id})).replies == Plan()
 
 
@@ -121,7 +159,10 @@ def test_an_orphan_is_reported_once_then_remembered() -> None:
 
 
 def test_a_connect_and_replies_come_from_one_snapshot() -> None:
-    user, placeholder = message("user", 90 * MINUTE, completed=True), message("assistant", 90 * MINUTE + 1, completed=False)
+    user, placeholder = (
+        message("user", 90 * MINUTE, completed=True),
+        message("assistant", 90 * MINUTE + 1, completed=False),
+    )
     actions = decide(snap(record(requested=5.0), user, placeholder))
     assert actions.connect and [r.reply_message_id for r in actions.replies.start] == [placeholder.id]
 
@@ -167,8 +208,13 @@ def test_every_snapshot_gives_exactly_one_of_end_or_work(
         wanted = connect_requested(worker) and worker.connect_requested_at != memory.last_connect
         assert actions.connect is wanted
         assert actions.memory.last_connect == (worker.connect_requested_at if wanted else memory.last_connect)
-        expected = plan_replies(messages, in_flight=frozenset(), now_ms=NOW, stale_age_ms=STALE,
-                                online_since_ms=memory.online_since_ms)
+        expected = plan_replies(
+            messages,
+            in_flight=frozenset(),
+            now_ms=NOW,
+            stale_age_ms=STALE,
+            online_since_ms=memory.online_since_ms,
+        )
         assert actions.replies == expected
         assert actions.memory.reported_orphans == {o.id for o in expected.orphans}
         # Deciding again with what it said to remember asks for no second connect or report.

@@ -25,11 +25,16 @@ HOSTILE_FRAMES: dict[str, str | bytes] = {
     "garbage text": "}{ not json",
     "binary": b"\x00\xff",
     "modifications not a list": json.dumps(
-        {"type": "Transition", "startVersion": _VERSION, "endVersion": _VERSION,
-         "modifications": 5}),
+        {"type": "Transition", "startVersion": _VERSION, "endVersion": _VERSION, "modifications": 5}
+    ),
     "versions as strings": json.dumps(
-        {"type": "Transition", "startVersion": {"querySet": "1", "identity": "0", "ts": "1"},
-         "endVersion": _VERSION, "modifications": []}),
+        {
+            "type": "Transition",
+            "startVersion": {"querySet": "1", "identity": "0", "ts": "1"},
+            "endVersion": _VERSION,
+            "modifications": [],
+        }
+    ),
     "deeply nested JSON": "[" * 50_000 + "]" * 50_000,
     "a FatalError": json.dumps({"type": "FatalError", "error": _HOSTILE}),
     "a frame over the size bound": "x" * (MAX_FRAME_BYTES + 1),
@@ -47,7 +52,8 @@ async def _ready(worker: Any, fake: FakeConvex) -> None:
 
 @pytest.mark.parametrize("frame", HOSTILE_FRAMES.values(), ids=HOSTILE_FRAMES.keys())
 async def test_a_hostile_frame_neither_crashes_the_worker_nor_stops_its_answers(
-        frame, fake, new_worker, autojump_clock, caplog):
+    frame, fake, new_worker, autojump_clock, caplog
+):
     caplog.set_level(logging.DEBUG)
     created = fake.create_worker()
     async with running_worker(new_worker(created, **SUBSCRIBE), timeout=10) as worker:
@@ -61,16 +67,26 @@ async def test_a_hostile_frame_neither_crashes_the_worker_nor_stops_its_answers(
     assert not [r for r in caplog.records if r.exc_info]  # one line each, no traceback
 
 
-@pytest.mark.parametrize(("query", "value"), [
-    (MESSAGES_QUERY, "not a list"),
-    (MESSAGES_QUERY, {"$weird": 1}),
-    (SESSIONS_QUERY, {"sessions": []}),
-    (WORKER_QUERY, 5),
-    (WORKER_QUERY, {"approvalStatus": ["approved"]}),
-], ids=["messages a string", "messages undecodable", "sessions an object", "worker a number",
-        "worker wrong fields"])
+@pytest.mark.parametrize(
+    ("query", "value"),
+    [
+        (MESSAGES_QUERY, "not a list"),
+        (MESSAGES_QUERY, {"$weird": 1}),
+        (SESSIONS_QUERY, {"sessions": []}),
+        (WORKER_QUERY, 5),
+        (WORKER_QUERY, {"approvalStatus": ["approved"]}),
+    ],
+    ids=[
+        "messages a string",
+        "messages undecodable",
+        "sessions an object",
+        "worker a number",
+        "worker wrong fields",
+    ],
+)
 async def test_a_wrong_typed_value_is_skipped_and_the_worker_answers_on(
-        query, value, fake, new_worker, autojump_clock, caplog):
+    query, value, fake, new_worker, autojump_clock, caplog
+):
     created = fake.create_worker()
     async with running_worker(new_worker(created, **SUBSCRIBE), timeout=10) as worker:
         await _ready(worker, fake)
@@ -81,8 +97,7 @@ async def test_a_wrong_typed_value_is_skipped_and_the_worker_answers_on(
         # The next real result replaces the bad one, and the worker acts on it.
         assert await ask_without_model(fake, created.worker_id, timeout=30) == NO_MODEL_NOTE
         assert fake.sync.attempts.value == 1  # a bad value is no reason to reconnect
-    skipped = [r for r in caplog.records
-               if r.levelno >= logging.WARNING and query in r.getMessage()]
+    skipped = [r for r in caplog.records if r.levelno >= logging.WARNING and query in r.getMessage()]
     assert len(skipped) == 1, [r.getMessage() for r in skipped]
     assert not [r for r in caplog.records if r.exc_info]
 
@@ -91,8 +106,13 @@ async def test_a_failed_query_text_is_logged_escaped(fake, new_worker, autojump_
     created = fake.create_worker()
     async with running_worker(new_worker(created, **SUBSCRIBE), timeout=10) as worker:
         await _ready(worker, fake)
-        failed = {"type": "QueryFailed", "queryId": 2, "errorMessage": _HOSTILE,
-                  "logLines": [], "errorData": None}
+        failed = {
+            "type": "QueryFailed",
+            "queryId": 2,
+            "errorMessage": _HOSTILE,
+            "logLines": [],
+            "errorData": None,
+        }
         await fake.sync.inject_transition([failed])
         # Subscriptions keep only the latest value: let the watcher see the failure before the
         # next message's Transition replaces it (sending at once lost it about one run in ten).
@@ -103,7 +123,8 @@ async def test_a_failed_query_text_is_logged_escaped(fake, new_worker, autojump_
 
 
 async def test_a_server_that_breaks_every_socket_costs_a_dozen_reconnects_in_ten_minutes(
-        fake, new_worker, autojump_clock, caplog):
+    fake, new_worker, autojump_clock, caplog
+):
     created = fake.create_worker()
     fake.sync.faults.frame_after_sync = "garbage"
     async with running_worker(new_worker(created, **SUBSCRIBE), timeout=10) as worker:

@@ -24,8 +24,12 @@ async def test_idle_worker_makes_no_watch_call_and_picks_up_a_message(fake, new_
         await trio.sleep(600)
         assert watch_calls(fake) == calls == 0  # not even once at start
         assert fake.counts["workers:heartbeat"] - beats == 20  # every 30 s, nothing else
-        assert set(fake.counts) <= {"workers:register", "workers:markConnected",
-                                    "workerModels:updateModels", "workers:heartbeat"}
+        assert set(fake.counts) <= {
+            "workers:register",
+            "workers:markConnected",
+            "workerModels:updateModels",
+            "workers:heartbeat",
+        }
         started = trio.current_time()
         assert await ask_without_model(fake, created.worker_id) == NO_MODEL_NOTE
         assert trio.current_time() - started < 1  # a round trip, not a polling tick
@@ -88,8 +92,12 @@ async def test_workers_on_one_url_share_the_lent_socket_which_outlives_the_first
             with scopes[i]:
                 async with connections.lend(IN_PROCESS_URL) as link:
                     workers[i] = make_worker(
-                        created, link.client, tmp_path / created.worker_id, convex_transport="subscribe",
-                        now_ms=trio_ms, subscriptions=link.subscriptions,
+                        created,
+                        link.client,
+                        tmp_path / created.worker_id,
+                        convex_transport="subscribe",
+                        now_ms=trio_ms,
+                        subscriptions=link.subscriptions,
                     )
                     built[i].set()
                     await workers[i].run()

@@ -106,7 +106,9 @@ async def test_no_heavy_history_query_while_nothing_changes(fake, new_worker, au
         assert idle_per_minute <= 60
 
 
-async def test_stale_and_model_less_messages_are_closed_not_dropped(fake, new_worker, tmp_path, autojump_clock):
+async def test_stale_and_model_less_messages_are_closed_not_dropped(
+    fake, new_worker, tmp_path, autojump_clock
+):
     created = fake.create_worker()
     # A previous run registered and then died without setOffline: the web app still takes chats.
     fake.call(
@@ -149,7 +151,9 @@ async def test_models_are_published_once_convex_takes_them_again(fake, new_worke
     fake.faults.add(function="workerModels:updateModels", status=503, times=4)
     async with running_worker(new_worker(created), until=None):
         # Given up after the first 503 until the next connect request before.
-        await fake.wait_for(lambda: fake.store.first("workerModels", workerId=created.worker_id) is not None, 120)
+        await fake.wait_for(
+            lambda: fake.store.first("workerModels", workerId=created.worker_id) is not None, 120
+        )
         assert fake.counts["workerModels:updateModels"] == 5
 
 

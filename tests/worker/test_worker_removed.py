@@ -10,7 +10,9 @@ from oco.convex import WorkerNotFound
 from oco.worker import REMOVED_NOTE
 
 
-async def test_a_removed_worker_closes_its_open_messages_and_leaves_answered_ones(fake, new_worker, autojump_clock):
+async def test_a_removed_worker_closes_its_open_messages_and_leaves_answered_ones(
+    fake, new_worker, autojump_clock
+):
     created = fake.create_worker(online=True)
     chat = fake.start_session(created.worker_id)
     answered = fake.send_message(chat, "already answered")
@@ -19,7 +21,10 @@ async def test_a_removed_worker_closes_its_open_messages_and_leaves_answered_one
     fake.remove(created.worker_id)
 
     worker = new_worker(created)
-    with trio.fail_after(30), pytest.RaisesGroup(WorkerNotFound, allow_unwrapped=True, flatten_subgroups=True):
+    with (
+        trio.fail_after(30),
+        pytest.RaisesGroup(WorkerNotFound, allow_unwrapped=True, flatten_subgroups=True),
+    ):
         await worker.run()
 
     for reply_id in waiting:
@@ -31,7 +36,9 @@ async def test_a_removed_worker_closes_its_open_messages_and_leaves_answered_one
 
 @pytest.mark.real_backoff(REPLY_COMPLETION)
 @pytest.mark.parametrize("prod", [False, True])
-async def test_one_refused_close_does_not_leave_the_other_replies_open(fake, new_worker, autojump_clock, prod):
+async def test_one_refused_close_does_not_leave_the_other_replies_open(
+    fake, new_worker, autojump_clock, prod
+):
     fake.prod = prod
     created = fake.create_worker(online=True)
     chat = fake.start_session(created.worker_id)
@@ -40,7 +47,10 @@ async def test_one_refused_close_does_not_leave_the_other_replies_open(fake, new
     fake.faults.add(function="chat:completeMessage", status=560, times=1)  # the first close fails once
 
     worker = new_worker(created)
-    with trio.fail_after(30), pytest.RaisesGroup(WorkerNotFound, allow_unwrapped=True, flatten_subgroups=True):
+    with (
+        trio.fail_after(30),
+        pytest.RaisesGroup(WorkerNotFound, allow_unwrapped=True, flatten_subgroups=True),
+    ):
         await worker.run()
 
     # It gave up on every reply after the first refusal before.

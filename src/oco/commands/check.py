@@ -28,9 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
 
 
-def _rows(
-    loaded: LoadedConfig | None, problems: tuple[ConfigProblem, ...]
-) -> list[tuple[str, ...]]:
+def _rows(loaded: LoadedConfig | None, problems: tuple[ConfigProblem, ...]) -> list[tuple[str, ...]]:
     rows: list[tuple[str, ...]] = []
     for w in loaded.workers if loaded else ():
         status = "ok" if w.enabled else "ok (disabled)"

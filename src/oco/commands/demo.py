@@ -19,7 +19,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--opencode-config",
         type=Path,
         metavar="FILE",
-        help="an OpenCode config (JSON) with a real provider and a \"model\" to use instead of the fake LLM",
+        help='an OpenCode config (JSON) with a real provider and a "model" to use instead of the fake LLM',
     )
 
 

@@ -29,7 +29,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=1, metavar="N", help="workers to create (default 1)")
     parser.add_argument("--pending", action="store_true", help="leave the workers pending approval")
     parser.add_argument(
-        "--prod", action="store_true",
+        "--prod",
+        action="store_true",
         help="answer like a production deployment: errors redacted to 'Server Error', no log lines",
     )
 

@@ -16,7 +16,9 @@ log = logging.getLogger("oco.run")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", metavar="PATH", help="workers file (default: $OCO_CONFIG, else XDG config)")
+    parser.add_argument(
+        "--config", metavar="PATH", help="workers file (default: $OCO_CONFIG, else XDG config)"
+    )
     parser.add_argument(
         "--shutdown-timeout",
         type=float,
@@ -96,5 +98,3 @@ def namespace(**overrides: object) -> argparse.Namespace:
     for key, value in overrides.items():
         setattr(args, key, value)
     return args
-
-

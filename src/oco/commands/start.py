@@ -23,7 +23,9 @@ def run(args: argparse.Namespace) -> int:
     workers_file = workers_file_path()
     if workers_file.is_file():
         return run_command.run(
-            run_command.namespace(shutdown_timeout=args.shutdown_timeout, log_level=getattr(args, "log_level", None))
+            run_command.namespace(
+                shutdown_timeout=args.shutdown_timeout, log_level=getattr(args, "log_level", None)
+            )
         )
     env_file = Path.cwd() / ".env"
     if env_file.is_file():

@@ -42,7 +42,9 @@ def run(args: argparse.Namespace) -> int:
     snapshot = read_status(directory / STATUS_FILE)
     # The lock file names its holder while held: a dead pid, or a pid reused by another
     # process that does not hold the lock, both mean "not running".
-    alive = snapshot is not None and pid_alive(snapshot.pid) and _lock_pid(directory / LOCK_FILE) == snapshot.pid
+    alive = (
+        snapshot is not None and pid_alive(snapshot.pid) and _lock_pid(directory / LOCK_FILE) == snapshot.pid
+    )
     code = status_exit_code(snapshot, alive=alive)
     if args.json:
         data = attrs.asdict(snapshot) if snapshot is not None else {}

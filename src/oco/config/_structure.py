@@ -94,9 +94,7 @@ def make_converter() -> cattrs.Converter:
     for tp, hook in ((str, _str), (bool, _bool), (int, _int), (float, _float)):
         conv.register_structure_hook(tp, hook)
     conv.register_structure_hook_func(lambda tp: tp == list[Any], _list)
-    conv.register_structure_hook_factory(
-        lambda tp: typing.get_origin(tp) is Literal, _literal_hook
-    )
+    conv.register_structure_hook_factory(lambda tp: typing.get_origin(tp) is Literal, _literal_hook)
 
     def object_hook(cl: type) -> Any:
         inner: Any = make_dict_structure_fn(cl, conv, _cattrs_forbid_extra_keys=True)

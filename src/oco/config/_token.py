@@ -29,9 +29,7 @@ def parse_token(text: str) -> Token:
         raise TokenError("token is empty")
     parts = text.split(":")
     if len(parts) != 3:
-        raise TokenError(
-            f"token must have 3 ':'-separated parts like {TOKEN_FORMAT} (got {len(parts)})"
-        )
+        raise TokenError(f"token must have 3 ':'-separated parts like {TOKEN_FORMAT} (got {len(parts)})")
     values = []
     for part, prefix, name in zip(parts, _PREFIXES, _NAMES, strict=True):
         if not part.startswith(prefix):

@@ -65,9 +65,7 @@ _converter = make_converter()
 def template_text() -> str:
     """The commented workers.json template shipped inside the package."""
     return (
-        importlib.resources.files("oco.config")
-        .joinpath("workers.template.jsonc")
-        .read_text(encoding="utf-8")
+        importlib.resources.files("oco.config").joinpath("workers.template.jsonc").read_text(encoding="utf-8")
     )
 
 
@@ -221,9 +219,7 @@ def load_workers_file(path: Path) -> LoadedConfig:
             message = f"duplicate of workers[{first}] (same machine and worker id)"
             found = [(f"workers[{index}]", message)]
             worker = None
-        problems.extend(
-            ConfigProblem(path, where, _scrub(msg, secret_text)) for where, msg in found
-        )
+        problems.extend(ConfigProblem(path, where, _scrub(msg, secret_text)) for where, msg in found)
         if worker is not None:
             seen[worker.key] = index
             workers.append(worker)

@@ -119,17 +119,13 @@ class ConvexClient:
     ) -> Any:
         """Run a mutation; `idempotent=None` looks the path up in the idempotency table."""
         safe = is_idempotent(path) if idempotent is None else idempotent
-        return await self._call(
-            "mutation", path, args or {}, retry_on=None if safe else _never_sent
-        )
+        return await self._call("mutation", path, args or {}, retry_on=None if safe else _never_sent)
 
     async def action(
         self, path: str, args: Mapping[str, Any] | None = None, *, idempotent: bool = False
     ) -> Any:
         """Run an action; retried only when the request never left unless `idempotent`."""
-        return await self._call(
-            "action", path, args or {}, retry_on=None if idempotent else _never_sent
-        )
+        return await self._call("action", path, args or {}, retry_on=None if idempotent else _never_sent)
 
     async def query_batch(self, queries: Sequence[tuple[str, Mapping[str, Any]]]) -> list[Any]:
         """Run several queries at one timestamp through `/api/query_batch`.
@@ -140,15 +136,11 @@ class ConvexClient:
         if self._batch_supported is False:
             return [await self.query(path, args) for path, args in queries]
         label = "+".join(path for path, _ in queries)
-        body = {
-            "queries": [{"path": p, "args": encode(dict(a)), "format": FORMAT} for p, a in queries]
-        }
+        body = {"queries": [{"path": p, "args": encode(dict(a)), "format": FORMAT} for p, a in queries]}
         secrets = [s for _, a in queries for s in sensitive_values(a)]
         with self._located():
             try:
-                payload = await self._with_retries(
-                    "query_batch", label, body, secrets
-                )
+                payload = await self._with_retries("query_batch", label, body, secrets)
             except NotAConvexDeployment as exc:
                 if exc.status != 404:
                     raise
@@ -188,7 +180,12 @@ class ConvexClient:
             return self._udf_value(payload, path, secrets)
 
     async def _with_retries(
-        self, route: str, function: str, body: Any, secrets: list[str], *,
+        self,
+        route: str,
+        function: str,
+        body: Any,
+        secrets: list[str],
+        *,
         retry_on: Predicate | None = None,
     ) -> Any:
         """`_post`, retried by the client's policy (`retry_on` narrows it for unsafe writes)."""
@@ -209,7 +206,10 @@ class ConvexClient:
         try:
             with deadline:
                 async with self._http.stream(
-                    "POST", f"{self.url}/api/{route}", json=body, headers=self._headers,
+                    "POST",
+                    f"{self.url}/api/{route}",
+                    json=body,
+                    headers=self._headers,
                     timeout=self._timeout,
                 ) as response:
                     status = response.status_code
@@ -224,8 +224,9 @@ class ConvexClient:
             raise ConvexUnavailable(_reason(exc, secrets), sent=False, function=function) from None
         except httpx.TransportError as exc:
             raise ConvexUnavailable(_reason(exc, secrets), sent=True, function=function) from None
-        log.debug("%s %s -> HTTP %d (%d bytes%s)", route, function, status, len(raw),
-                  "" if complete else ", cut")
+        log.debug(
+            "%s %s -> HTTP %d (%d bytes%s)", route, function, status, len(raw), "" if complete else ", cut"
+        )
         if status == 200 and not complete:
             raise ConvexProtocolError(function, "body", f"response over {limit // MIB} MiB (refused)")
         if status == 560 and not complete:

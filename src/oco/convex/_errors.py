@@ -178,8 +178,9 @@ class ConvexRequestError(ConvexException, Refused):
     def __init__(self, code: str, message: str, *, function: str | None = None) -> None:
         self.code = external(code, 100)
         self.message = message
-        super().__init__(f"HTTP 400 {self.code}: {message}" if message else f"HTTP 400 {self.code}",
-                         function=function)
+        super().__init__(
+            f"HTTP 400 {self.code}: {message}" if message else f"HTTP 400 {self.code}", function=function
+        )
 
 
 class ConvexAuthError(ConvexException, Refused):
@@ -271,7 +272,9 @@ class NotAConvexDeployment(ConvexProtocolError, Misconfigured):
     def describe(self) -> str:
         place = f", calling {self.function}" if self.function else ""
         where = self.url or "the URL"
-        return f"{where} is not a Convex deployment ({self.what} from /api/{self.route}{place}): {self.advice}"
+        return (
+            f"{where} is not a Convex deployment ({self.what} from /api/{self.route}{place}): {self.advice}"
+        )
 
 
 def is_transient(exc: BaseException) -> bool:

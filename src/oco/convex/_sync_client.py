@@ -63,8 +63,14 @@ from oco.convex._sync_state import (
 )
 from oco.errors import OcoError, Refused
 
-__all__ = ["CLIENT_VERSION", "MAX_FRAME_BYTES", "ConvexSubscriptions", "Subscription",
-           "SyncQueryError", "sync_url"]
+__all__ = [
+    "CLIENT_VERSION",
+    "MAX_FRAME_BYTES",
+    "ConvexSubscriptions",
+    "Subscription",
+    "SyncQueryError",
+    "sync_url",
+]
 
 log = logging.getLogger("oco.convex.sync")
 
@@ -109,8 +115,9 @@ class _BoundedConnection(wsproto.connection.Connection):
         for event in super().events():
             if isinstance(event, wsproto.events.Message):
                 data = event.data
-                self._pending += len(data) if isinstance(data, bytes) or data.isascii() \
-                    else len(data.encode("utf-8"))
+                self._pending += (
+                    len(data) if isinstance(data, bytes) or data.isascii() else len(data.encode("utf-8"))
+                )
                 if self._pending > self._limit:
                     raise FrameTooLarge(self._limit)
                 if event.message_finished:
@@ -143,8 +150,7 @@ def sync_url(deployment_url: str, client_version: str = CLIENT_VERSION) -> str:
     scheme = {"ws": "http", "wss": "https"}.get(url.scheme, url.scheme)
     if scheme not in ("http", "https"):
         raise OcoError(f"Convex URL must be http(s): {deployment_url}")
-    return str(url.copy_with(scheme=scheme, path=f"/api/{client_version}/sync",
-                             query=None, fragment=None))
+    return str(url.copy_with(scheme=scheme, path=f"/api/{client_version}/sync", query=None, fragment=None))
 
 
 class Subscription:
@@ -234,8 +240,7 @@ class ConvexSubscriptions:
         self._inactivity_timeout = inactivity_timeout
         self._jitter = jitter
         self._max_frame_bytes = max_frame_bytes
-        self._state = SyncState(session_id=str(uuid.uuid4()),
-                                max_transition_chars=max_transition_chars)
+        self._state = SyncState(session_id=str(uuid.uuid4()), max_transition_chars=max_transition_chars)
         self._subs: dict[int, Subscription] = {}
         self._wake_writer = trio.Event()
         self._reconnects = ReconnectLog()
@@ -263,8 +268,7 @@ class ConvexSubscriptions:
         return await self._stack.__aexit__(*exc_info)
 
     @contextlib.contextmanager
-    def subscribe(self, udf_path: str, args: dict[str, Any] | None = None
-                  ) -> Iterator[Subscription]:
+    def subscribe(self, udf_path: str, args: dict[str, Any] | None = None) -> Iterator[Subscription]:
         """Subscribe to a query for the duration of the `with` block."""
         args = dict(args or {})
         query_id = self._state.add(udf_path, args)
@@ -295,8 +299,7 @@ class ConvexSubscriptions:
             self._log_reconnect(end, delay, was_connected, now)
             await trio.sleep(delay)
 
-    def _log_reconnect(self, end: _SocketEnd, delay: float, was_connected: bool,
-                       now: float) -> None:
+    def _log_reconnect(self, end: _SocketEnd, delay: float, was_connected: bool, now: float) -> None:
         report = self._reconnects.on_reconnect(now)
         retry = self._state.retries
         if not report.loud:
@@ -304,8 +307,13 @@ class ConvexSubscriptions:
             return
         self._warned = True
         if report.repeats:
-            log.warning("sync socket to %s reconnected %d times in the last %.0f min: %s",
-                        self.url, report.repeats, report.span / 60, end.cause)
+            log.warning(
+                "sync socket to %s reconnected %d times in the last %.0f min: %s",
+                self.url,
+                report.repeats,
+                report.span / 60,
+                end.cause,
+            )
         elif was_connected:
             log.warning("%s", retry_line(f"sync socket to {self.url} lost ({end.cause})", retry, delay))
         else:
@@ -320,8 +328,12 @@ class ConvexSubscriptions:
         session = functools.partial(_BoundedSession, max_frame_bytes=self._max_frame_bytes)
         try:
             with deadline:
-                async with aconnect_ws(self.url, self._client, max_message_size_bytes=_READ_SIZE,  # type: ignore[var-annotated]  # typed by session_class
-                                       session_class=session) as ws:  # type: ignore[arg-type]  # a partial of the session class
+                async with aconnect_ws(  # type: ignore[var-annotated]  # typed by session_class
+                    self.url,
+                    self._client,
+                    max_message_size_bytes=_READ_SIZE,
+                    session_class=session,  # type: ignore[arg-type]  # a partial of the session class
+                ) as ws:
                     self._state.on_open(int(time.time() * 1000), now=trio.current_time())
                     self._wake_writer.set()
                     log.debug("sync socket open to %s", self.url)
@@ -331,22 +343,25 @@ class ConvexSubscriptions:
                         nursery.cancel_scope.cancel()
         except* WebSocketUpgradeError as group:
             status = group.exceptions[0].response.status_code  # type: ignore[union-attr]  # a leaf: one socket raises one
-            outcome.append(_SocketEnd(f"upgrade refused with HTTP {status}", None,
-                                      f"upgrade refused with HTTP {status}"))
+            outcome.append(
+                _SocketEnd(f"upgrade refused with HTTP {status}", None, f"upgrade refused with HTTP {status}")
+            )
         except* WebSocketDisconnect as group:  # the server closed before accepting
             outcome.append(_closed_by_server(group.exceptions[0]))  # type: ignore[arg-type]
         except* FrameTooLarge as group:
             limit = group.exceptions[0].limit  # type: ignore[union-attr]  # a leaf: one socket raises one
-            outcome.append(_SocketEnd("FrameTooLarge", None,
-                                      f"the server sent a frame over {limit} bytes"))
+            outcome.append(_SocketEnd("FrameTooLarge", None, f"the server sent a frame over {limit} bytes"))
         except* (httpx.TransportError, HTTPXWSException, OSError) as group:
             e = group.exceptions[0]
-            outcome.append(_SocketEnd(type(e).__name__, None,
-                                      external(f"{type(e).__name__}: {e}")))
+            outcome.append(_SocketEnd(type(e).__name__, None, external(f"{type(e).__name__}: {e}")))
         if deadline.cancelled_caught and not outcome:
-            outcome.append(_SocketEnd("InactiveServer", CLIENT_CLOSE,
-                                      f"no message from the server for "
-                                      f"{self._inactivity_timeout:.0f} s"))
+            outcome.append(
+                _SocketEnd(
+                    "InactiveServer",
+                    CLIENT_CLOSE,
+                    f"no message from the server for {self._inactivity_timeout:.0f} s",
+                )
+            )
         return outcome[0] if outcome else _SocketEnd("closed", None, "closed")
 
     async def _read(self, ws: Any, deadline: trio.CancelScope) -> _SocketEnd:
@@ -356,8 +371,9 @@ class ConvexSubscriptions:
             except WebSocketDisconnect as e:
                 return _closed_by_server(e)
             except WebSocketInvalidTypeReceived:
-                return _SocketEnd("BinaryFrame", None,
-                                  "the server sent a binary frame (the protocol is text only)")
+                return _SocketEnd(
+                    "BinaryFrame", None, "the server sent a binary frame (the protocol is text only)"
+                )
             except WebSocketNetworkError as e:
                 return _SocketEnd(type(e).__name__, None, "the network connection broke")
             deadline.deadline = trio.current_time() + self._inactivity_timeout
@@ -381,8 +397,9 @@ class ConvexSubscriptions:
                 self._apply(message)
             case FatalError() | AuthError():
                 name = type(message).__name__
-                return _SocketEnd(message.error[:200], message.error,
-                                  f"the server sent {name}: {external(message.error)}")
+                return _SocketEnd(
+                    message.error[:200], message.error, f"the server sent {name}: {external(message.error)}"
+                )
             case UnknownServerMessage():
                 log.debug("sync: ignoring %s", external(message.type, 80))
             case Ping():
@@ -391,8 +408,12 @@ class ConvexSubscriptions:
 
     def _apply(self, transition: Transition) -> None:
         results = self._state.apply(transition, now=trio.current_time())
-        log.debug("sync transition %s -> %s, %d result(s)", transition.start_version,
-                  transition.end_version, len(results))
+        log.debug(
+            "sync transition %s -> %s, %d result(s)",
+            transition.start_version,
+            transition.end_version,
+            len(results),
+        )
         for query_id, result in results.items():
             sub = self._subs.get(query_id)
             if sub is not None:
@@ -403,16 +424,22 @@ class ConvexSubscriptions:
             self._warned = False
             self.connected.value = True
 
-    async def _write(self, ws: Any, outcome: list[_SocketEnd],
-                     connection: trio.CancelScope) -> None:
+    async def _write(self, ws: Any, outcome: list[_SocketEnd], connection: trio.CancelScope) -> None:
         while True:
             try:
                 for message in self._state.take_outbox():
                     await ws.send_text(encode_message(message))
-            except (HTTPXWSException, httpx.TransportError, LocalProtocolError, OSError,
-                    anyio.ClosedResourceError, anyio.BrokenResourceError) as e:
-                outcome.append(_SocketEnd("FailedToSendMessage", CLIENT_CLOSE,
-                                          f"could not send ({type(e).__name__})"))
+            except (
+                HTTPXWSException,
+                httpx.TransportError,
+                LocalProtocolError,
+                OSError,
+                anyio.ClosedResourceError,
+                anyio.BrokenResourceError,
+            ) as e:
+                outcome.append(
+                    _SocketEnd("FailedToSendMessage", CLIENT_CLOSE, f"could not send ({type(e).__name__})")
+                )
                 connection.cancel()
                 return
             if not self._state.has_outbox:
@@ -422,8 +449,7 @@ class ConvexSubscriptions:
 
 def _closed_by_server(e: WebSocketDisconnect) -> _SocketEnd:
     reason = e.reason or ""
-    cause = f"closed by the server with code {e.code}" + (
-        f": {external(reason, 200)}" if reason else "")
+    cause = f"closed by the server with code {e.code}" + (f": {external(reason, 200)}" if reason else "")
     return _SocketEnd(reason[:200] or f"closed with code {e.code}", reason or None, cause)
 
 

@@ -221,9 +221,7 @@ class UnknownServerMessage:
     type: str
 
 
-ServerMessage = (
-    Transition | TransitionChunk | Ping | AuthError | FatalError | UnknownServerMessage
-)
+ServerMessage = Transition | TransitionChunk | Ping | AuthError | FatalError | UnknownServerMessage
 
 # -- encoding ---------------------------------------------------------------------------
 
@@ -235,8 +233,12 @@ def _version_json(v: StateVersion) -> dict[str, Any]:
 def modification_json(m: Any) -> dict[str, Any]:
     match m:
         case AddQuery():
-            out = {"type": "Add", "queryId": m.query_id, "udfPath": m.udf_path,
-                   "args": [encode_value(m.args)]}
+            out = {
+                "type": "Add",
+                "queryId": m.query_id,
+                "udfPath": m.udf_path,
+                "args": [encode_value(m.args)],
+            }
             if m.journal is not None:
                 out["journal"] = m.journal
             if m.component_path is not None:
@@ -245,13 +247,22 @@ def modification_json(m: Any) -> dict[str, Any]:
         case RemoveQuery():
             return {"type": "Remove", "queryId": m.query_id}
         case QueryUpdated():
-            return {"type": "QueryUpdated", "queryId": m.query_id,
-                    "value": encode_value(m.value), "logLines": list(m.log_lines),
-                    "journal": m.journal}
+            return {
+                "type": "QueryUpdated",
+                "queryId": m.query_id,
+                "value": encode_value(m.value),
+                "logLines": list(m.log_lines),
+                "journal": m.journal,
+            }
         case QueryFailed():
-            return {"type": "QueryFailed", "queryId": m.query_id,
-                    "errorMessage": m.error_message, "logLines": list(m.log_lines),
-                    "errorData": encode_value(m.error_data), "journal": m.journal}
+            return {
+                "type": "QueryFailed",
+                "queryId": m.query_id,
+                "errorMessage": m.error_message,
+                "logLines": list(m.log_lines),
+                "errorData": encode_value(m.error_data),
+                "journal": m.journal,
+            }
         case QueryRemoved():
             return {"type": "QueryRemoved", "queryId": m.query_id}
     raise TypeError(f"not a modification: {m!r}")
@@ -261,43 +272,61 @@ def message_json(message: Any) -> dict[str, Any]:
     """The JSON object of one client or server message."""
     match message:
         case Connect():
-            out = {"type": "Connect", "sessionId": message.session_id,
-                   "connectionCount": message.connection_count,
-                   "lastCloseReason": message.last_close_reason,
-                   "clientTs": message.client_ts}
+            out = {
+                "type": "Connect",
+                "sessionId": message.session_id,
+                "connectionCount": message.connection_count,
+                "lastCloseReason": message.last_close_reason,
+                "clientTs": message.client_ts,
+            }
             if message.max_observed_timestamp is not None:
                 out["maxObservedTimestamp"] = encode_ts(message.max_observed_timestamp)
             return out
         case Authenticate():
-            out = {"type": "Authenticate", "tokenType": message.token_type,
-                   "baseVersion": message.base_version}
+            out = {
+                "type": "Authenticate",
+                "tokenType": message.token_type,
+                "baseVersion": message.base_version,
+            }
             if message.value is not None:
                 out["value"] = message.value
             return out
         case ModifyQuerySet():
-            return {"type": "ModifyQuerySet", "baseVersion": message.base_version,
-                    "newVersion": message.new_version,
-                    "modifications": [modification_json(m) for m in message.modifications]}
+            return {
+                "type": "ModifyQuerySet",
+                "baseVersion": message.base_version,
+                "newVersion": message.new_version,
+                "modifications": [modification_json(m) for m in message.modifications],
+            }
         case Transition():
-            out = {"type": "Transition",
-                   "startVersion": _version_json(message.start_version),
-                   "endVersion": _version_json(message.end_version),
-                   "modifications": [modification_json(m) for m in message.modifications]}
+            out = {
+                "type": "Transition",
+                "startVersion": _version_json(message.start_version),
+                "endVersion": _version_json(message.end_version),
+                "modifications": [modification_json(m) for m in message.modifications],
+            }
             if message.client_clock_skew is not None:
                 out["clientClockSkew"] = message.client_clock_skew
             if message.server_ts is not None:
                 out["serverTs"] = message.server_ts
             return out
         case TransitionChunk():
-            return {"type": "TransitionChunk", "chunk": message.chunk,
-                    "partNumber": message.part_number, "totalParts": message.total_parts,
-                    "transitionId": message.transition_id}
+            return {
+                "type": "TransitionChunk",
+                "chunk": message.chunk,
+                "partNumber": message.part_number,
+                "totalParts": message.total_parts,
+                "transitionId": message.transition_id,
+            }
         case Ping():
             return {"type": "Ping"}
         case AuthError():
-            return {"type": "AuthError", "error": message.error,
-                    "baseVersion": message.base_version,
-                    "authUpdateAttempted": message.auth_update_attempted}
+            return {
+                "type": "AuthError",
+                "error": message.error,
+                "baseVersion": message.base_version,
+                "authUpdateAttempted": message.auth_update_attempted,
+            }
         case FatalError():
             return {"type": "FatalError", "error": message.error}
         case Action():
@@ -314,8 +343,17 @@ def encode_message(message: Any) -> str:
 
 # What reading a hostile frame can raise besides the checks below: bad base64 (binascii),
 # an int too big for a float (OverflowError), nesting deeper than the stack (RecursionError).
-_DECODE_ERRORS = (KeyError, TypeError, ValueError, IndexError, AttributeError,
-                  OverflowError, RecursionError, struct.error, binascii.Error)
+_DECODE_ERRORS = (
+    KeyError,
+    TypeError,
+    ValueError,
+    IndexError,
+    AttributeError,
+    OverflowError,
+    RecursionError,
+    struct.error,
+    binascii.Error,
+)
 
 
 def _load(text: str | dict[str, Any]) -> dict[str, Any]:
@@ -369,8 +407,11 @@ def _log_lines(value: Any) -> tuple[str, ...]:
 def _version(obj: Any) -> StateVersion:
     if not isinstance(obj, dict):
         raise TypeError(f"a version must be an object, got {type(obj).__name__}")
-    return StateVersion(query_set=_int(obj["querySet"], "querySet"),
-                        identity=_int(obj["identity"], "identity"), ts=decode_ts(obj["ts"]))
+    return StateVersion(
+        query_set=_int(obj["querySet"], "querySet"),
+        identity=_int(obj["identity"], "identity"),
+        ts=decode_ts(obj["ts"]),
+    )
 
 
 def _server_modification(
@@ -387,14 +428,21 @@ def _server_modification(
         if kind == "QueryUpdated":
             if "value" not in m:
                 raise KeyError("value")
-            return QueryUpdated(qid, decode_value(m["value"]), _log_lines(m.get("logLines")),
-                                _optional_str(m.get("journal"), "journal"))
+            return QueryUpdated(
+                qid,
+                decode_value(m["value"]),
+                _log_lines(m.get("logLines")),
+                _optional_str(m.get("journal"), "journal"),
+            )
         if kind == "QueryFailed":
             data = m.get("errorData")
-            return QueryFailed(qid, _str(m["errorMessage"], "errorMessage"),
-                               _log_lines(m.get("logLines")),
-                               decode_value(data) if data is not None else None,
-                               _optional_str(m.get("journal"), "journal"))
+            return QueryFailed(
+                qid,
+                _str(m["errorMessage"], "errorMessage"),
+                _log_lines(m.get("logLines")),
+                decode_value(data) if data is not None else None,
+                _optional_str(m.get("journal"), "journal"),
+            )
     except _DECODE_ERRORS as e:
         return QueryMalformed(qid, f"{kind}: {_reason(e)}")
     if kind == "QueryRemoved":
@@ -418,25 +466,30 @@ def decode_server_message(text: str | dict[str, Any]) -> ServerMessage:
                 raw = obj["modifications"]
                 if not isinstance(raw, list):
                     raise TypeError("modifications must be a list")
-                modifications = tuple(m for m in map(_server_modification, raw)
-                                      if m is not None)
+                modifications = tuple(m for m in map(_server_modification, raw) if m is not None)
                 return Transition(
-                    _version(obj["startVersion"]), _version(obj["endVersion"]), modifications,
+                    _version(obj["startVersion"]),
+                    _version(obj["endVersion"]),
+                    modifications,
                     _optional_number(obj.get("clientClockSkew"), "clientClockSkew"),
-                    _optional_number(obj.get("serverTs"), "serverTs"))
+                    _optional_number(obj.get("serverTs"), "serverTs"),
+                )
             case "TransitionChunk":
-                return TransitionChunk(_str(obj["chunk"], "chunk"),
-                                       _int(obj["partNumber"], "partNumber"),
-                                       _int(obj["totalParts"], "totalParts"),
-                                       _str(obj["transitionId"], "transitionId"))
+                return TransitionChunk(
+                    _str(obj["chunk"], "chunk"),
+                    _int(obj["partNumber"], "partNumber"),
+                    _int(obj["totalParts"], "totalParts"),
+                    _str(obj["transitionId"], "transitionId"),
+                )
             case "Ping":
                 return Ping()
             case "AuthError":
                 attempted = obj.get("authUpdateAttempted", False)
                 if not isinstance(attempted, bool):
                     raise TypeError("authUpdateAttempted must be a bool")
-                return AuthError(_str(obj["error"], "error"),
-                                 _int(obj.get("baseVersion", 0), "baseVersion"), attempted)
+                return AuthError(
+                    _str(obj["error"], "error"), _int(obj.get("baseVersion", 0), "baseVersion"), attempted
+                )
             case "FatalError":
                 return FatalError(_str(obj["error"], "error"))
             case _:
@@ -455,8 +508,9 @@ def _client_modification(m: dict[str, Any]) -> AddQuery | RemoveQuery:
         decoded = decode_value(args)
         if not isinstance(decoded, dict):
             raise ValueError("query args must be an object")
-        return AddQuery(int(m["queryId"]), str(m["udfPath"]), decoded,
-                        m.get("journal"), m.get("componentPath"))
+        return AddQuery(
+            int(m["queryId"]), str(m["udfPath"]), decoded, m.get("journal"), m.get("componentPath")
+        )
     if m["type"] == "Remove":
         return RemoveQuery(int(m["queryId"]))
     raise ValueError(f"unknown query set modification {m['type']!r}")
@@ -470,16 +524,21 @@ def decode_client_message(text: str | dict[str, Any]) -> ClientMessage:
         match kind:
             case "Connect":
                 mot = obj.get("maxObservedTimestamp")
-                return Connect(str(obj["sessionId"]), int(obj["connectionCount"]),
-                               obj.get("lastCloseReason"), int(obj.get("clientTs", 0)),
-                               decode_ts(mot) if mot is not None else None)
+                return Connect(
+                    str(obj["sessionId"]),
+                    int(obj["connectionCount"]),
+                    obj.get("lastCloseReason"),
+                    int(obj.get("clientTs", 0)),
+                    decode_ts(mot) if mot is not None else None,
+                )
             case "Authenticate":
-                return Authenticate(str(obj["tokenType"]), int(obj["baseVersion"]),
-                                    obj.get("value"))
+                return Authenticate(str(obj["tokenType"]), int(obj["baseVersion"]), obj.get("value"))
             case "ModifyQuerySet":
                 return ModifyQuerySet(
-                    int(obj["baseVersion"]), int(obj["newVersion"]),
-                    tuple(_client_modification(m) for m in obj["modifications"]))
+                    int(obj["baseVersion"]),
+                    int(obj["newVersion"]),
+                    tuple(_client_modification(m) for m in obj["modifications"]),
+                )
             case _:
                 return Action(kind, obj)
     except _DECODE_ERRORS as e:

@@ -82,8 +82,9 @@ def initial_backoff(reason: str | None) -> float:
     return UNKNOWN_INITIAL_BACKOFF
 
 
-def backoff_delay(reason: str | None, retries: int, jitter: float, *,
-                  max_backoff: float = MAX_BACKOFF) -> float:
+def backoff_delay(
+    reason: str | None, retries: int, jitter: float, *, max_backoff: float = MAX_BACKOFF
+) -> float:
     """Seconds to wait before reconnect number `retries` (0-based); `jitter` in [0, 1)."""
     policy = attrs.evolve(SYNC_RECONNECT, wait_initial=initial_backoff(reason), wait_max=max_backoff)
     return policy.delay(retries + 1, jitter)
@@ -157,18 +158,21 @@ class ChunkAssembler:
         self._parts, self._id, self._total, self._chars = [], None, 0, 0
 
     def feed(self, chunk: TransitionChunk) -> Transition | None:
-        bad = (chunk.part_number < 0 or chunk.total_parts <= 0
-               or chunk.part_number >= chunk.total_parts
-               or (self._id is not None and (self._id != chunk.transition_id
-                                             or self._total != chunk.total_parts)))
+        bad = (
+            chunk.part_number < 0
+            or chunk.total_parts <= 0
+            or chunk.part_number >= chunk.total_parts
+            or (
+                self._id is not None and (self._id != chunk.transition_id or self._total != chunk.total_parts)
+            )
+        )
         if bad or chunk.part_number != len(self._parts):
             self.reset()
             raise SyncProtocolError("invalid or out-of-order TransitionChunk")
         self._chars += len(chunk.chunk)
         if self._chars > self._max_chars:
             self.reset()
-            raise SyncProtocolError(f"TransitionChunks join into more than {self._max_chars}"
-                                    " characters")
+            raise SyncProtocolError(f"TransitionChunks join into more than {self._max_chars} characters")
         self._id, self._total = chunk.transition_id, chunk.total_parts
         self._parts.append(chunk.chunk)
         if len(self._parts) < self._total:
@@ -184,8 +188,7 @@ class ChunkAssembler:
 class SyncState:
     """Local query set, remote version, reconnect bookkeeping and outbox of one client."""
 
-    def __init__(self, session_id: str, *, max_transition_chars: int = MAX_TRANSITION_CHARS
-                 ) -> None:
+    def __init__(self, session_id: str, *, max_transition_chars: int = MAX_TRANSITION_CHARS) -> None:
         self.session_id = session_id
         self.queries: dict[int, AddQuery] = {}
         self.connection_count = 0
@@ -243,8 +246,13 @@ class SyncState:
         self._outstanding = set(self.queries)
         self._query_set_version = 1
         self._outbox = [
-            Connect(self.session_id, self.connection_count, self.last_close_reason,
-                    client_ts_ms, self.max_observed_ts),
+            Connect(
+                self.session_id,
+                self.connection_count,
+                self.last_close_reason,
+                client_ts_ms,
+                self.max_observed_ts,
+            ),
             ModifyQuerySet(0, 1, tuple(self.queries.values())),
         ]
         self.connection_count += 1
@@ -279,7 +287,8 @@ class SyncState:
         by query id. A modification that could not be read fails its query."""
         if transition.start_version != self._remote:
             raise VersionMismatch(
-                f"transition starts at {transition.start_version}, client is at {self._remote}")
+                f"transition starts at {transition.start_version}, client is at {self._remote}"
+            )
         results: dict[int, QueryResult] = {}
         for m in transition.modifications:
             match m:

@@ -221,8 +221,9 @@ class WorkerBackend:
         Convex refuses arrays over 8192 items: a longer list is cut (and said so once).
         """
         if len(models) > MAX_ARRAY_ITEMS:
-            log.warning("publishing the first %d of %d models (Convex's array limit)",
-                        MAX_ARRAY_ITEMS, len(models))
+            log.warning(
+                "publishing the first %d of %d models (Convex's array limit)", MAX_ARRAY_ITEMS, len(models)
+            )
             models = models[:MAX_ARRAY_ITEMS]
         await self._as_worker(
             "workerModels:updateModels",
@@ -282,9 +283,7 @@ class WorkerBackend:
         await self.client.mutation("chat:sessionReady", args)
 
     @_at_deployment
-    async def write_chunk(
-        self, chat_session_id: str, message_id: str, chunk: str, sequence: int
-    ) -> None:
+    async def write_chunk(self, chat_session_id: str, message_id: str, chunk: str, sequence: int) -> None:
         """`chat:writeChunk`: append streamed text (inserts a row: never blindly retried)."""
         await self.client.mutation(
             "chat:writeChunk",

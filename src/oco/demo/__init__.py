@@ -8,4 +8,12 @@ from ._demo import DemoOptions, run_demo
 from ._setup import DEMO_PROMPT, PROJECTS
 from ._view import MessageTiming, format_summary, tool_lines
 
-__all__ = ["DEMO_PROMPT", "PROJECTS", "DemoOptions", "MessageTiming", "format_summary", "run_demo", "tool_lines"]
+__all__ = [
+    "DEMO_PROMPT",
+    "PROJECTS",
+    "DemoOptions",
+    "MessageTiming",
+    "format_summary",
+    "run_demo",
+    "tool_lines",
+]

@@ -75,7 +75,9 @@ async def _main(options: DemoOptions, choice: LLMChoice, out: TextIO, stdin: Tex
                 llm_url = (await stack.enter_async_context(serve_fake_llm())).base_url
             screen = Screen(out, trio.current_time())
             source = f"the fake LLM at {llm_url}" if llm_url else f"{options.opencode_config}"
-            screen.say(trio.current_time(), "demo", f"fake Convex at {convex.url}; model {choice.model} via {source}")
+            screen.say(
+                trio.current_time(), "demo", f"fake Convex at {convex.url}; model {choice.model} via {source}"
+            )
             demo = _Demo(options, choice, convex.fake, screen, stdin)
             return await demo.run(Path(tmp), convex.url, llm_url)
     raise AssertionError("unreachable")  # pragma: no cover
@@ -84,7 +86,9 @@ async def _main(options: DemoOptions, choice: LLMChoice, out: TextIO, stdin: Tex
 class _Demo:
     """The scripted user: approves, chats, follows replies; owns the figures for the summary."""
 
-    def __init__(self, options: DemoOptions, choice: LLMChoice, fake: FakeConvex, screen: Screen, stdin: TextIO) -> None:
+    def __init__(
+        self, options: DemoOptions, choice: LLMChoice, fake: FakeConvex, screen: Screen, stdin: TextIO
+    ) -> None:
         self.options = options
         self.choice = choice
         self.fake = fake
@@ -102,7 +106,9 @@ class _Demo:
         self.worker_ids = {name: c.worker_id for name, c in created.items()}
         for name in PROJECTS:
             self.say("web app", f"created worker {name} (waiting for approval)")
-        projects = {name: await make_project(root / "projects", name, files) for name, files in PROJECTS.items()}
+        projects = {
+            name: await make_project(root / "projects", name, files) for name, files in PROJECTS.items()
+        }
         path = write_workers_file(
             root / "config" / "workers.json",
             convex_url,
@@ -151,7 +157,10 @@ class _Demo:
         catalog = ModelCatalog(lister)
         self.say("demo", "preparing OpenCode in a fresh home (its first start creates its database)")
         models = await catalog.models(directory, env)
-        self.say("demo", f"OpenCode offers {len(models)} model(s): {one_line(', '.join(m.id for m in models), 120)}")
+        self.say(
+            "demo",
+            f"OpenCode offers {len(models)} model(s): {one_line(', '.join(m.id for m in models), 120)}",
+        )
         if self.choice.model not in {m.id for m in models}:
             self.say("demo", f"warning: {self.choice.model} is not among them; the workers will say so")
         return catalog

@@ -22,7 +22,9 @@ from oco.testing import FAKE_MODEL, opencode_env
 
 # The one prompt every worker gets. The fake LLM keys on "DEMO" (think, stream ~2 s, run `ls`);
 # a real model reads the rest as an ordinary request that needs the same tool.
-DEMO_PROMPT = "DEMO: take a quick look at this project: run ls with your bash tool, then tell me what you found."
+DEMO_PROMPT = (
+    "DEMO: take a quick look at this project: run ls with your bash tool, then tell me what you found."
+)
 
 PROJECTS: dict[str, dict[str, str]] = {
     "alpha": {

@@ -72,8 +72,10 @@ def _seconds(value: float | None) -> str:
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
     widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows, strict=False)]
+
     def fmt(row: Sequence[str]) -> str:
         return "  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=False)).rstrip()
+
     return [fmt(header), fmt(["-" * w for w in widths]), *(fmt(row) for row in rows)]
 
 
@@ -85,7 +87,11 @@ def format_summary(timings: Sequence[MessageTiming], calls: Mapping[str, int], h
         for t in timings
     ]
     lines += _table(["worker", "message", "first chunk s", "completed s", "chunks"], rows)
-    lines += ["", f"Convex calls by function ({sum(calls.values())} calls in {http_requests} HTTP requests):", ""]
+    lines += [
+        "",
+        f"Convex calls by function ({sum(calls.values())} calls in {http_requests} HTTP requests):",
+        "",
+    ]
     by_count = sorted(calls.items(), key=lambda item: (-item[1], item[0]))
     lines += _table(["function", "calls"], [[name, str(count)] for name, count in by_count])
     return "\n".join(lines) + "\n"

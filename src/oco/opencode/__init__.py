@@ -1,10 +1,10 @@
 """The OpenCode layer: the `opencode serve` process, its HTTP client, its event stream, one turn.
 
-    bin = find_opencode_bin(settings.opencode_bin)
-    async with open_opencode_server(bin, directory) as server:
-        session_id = await server.client.create_session("My chat")
-        result = await run_turn(server, session_id, "hello", "fake/fake-model", timeout=900,
-                                on_text=print)
+bin = find_opencode_bin(settings.opencode_bin)
+async with open_opencode_server(bin, directory) as server:
+    session_id = await server.client.create_session("My chat")
+    result = await run_turn(server, session_id, "hello", "fake/fake-model", timeout=900,
+                            on_text=print)
 """
 
 from typing import TYPE_CHECKING

@@ -19,9 +19,7 @@ from ._errors import OpenCodeError, OpenCodeNotFound
 from ._startup import start_ticket
 
 
-def find_opencode_bin(
-    configured: str | None = None, environ: Mapping[str, str] = os.environ
-) -> str:
+def find_opencode_bin(configured: str | None = None, environ: Mapping[str, str] = os.environ) -> str:
     """settings `opencode_bin` > `$OCO_OPENCODE_BIN` > `opencode` on PATH, else `OpenCodeNotFound`."""
     for candidate in (configured, environ.get("OCO_OPENCODE_BIN")):
         if candidate:

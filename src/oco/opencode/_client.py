@@ -185,7 +185,6 @@ class OpenCodeClient:
     async def reply_permission(self, permission_id: str, reply: PermissionReply) -> None:
         await self.request("POST", f"/permission/{_part(permission_id)}/reply", json={"reply": reply})
 
-
     async def reject_question(self, request_id: str) -> None:
         """Dismiss a `question` tool request; the agent continues without an answer."""
         await self.request("POST", f"/question/{_part(request_id)}/reject")

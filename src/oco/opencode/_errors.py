@@ -16,9 +16,7 @@ class OpenCodeNotFound(Misconfigured):
     """No opencode binary in the settings, `$OCO_OPENCODE_BIN` or PATH."""
 
     def __init__(self) -> None:
-        super().__init__(
-            "opencode not found: install it with `npm i -g opencode-ai` or set OCO_OPENCODE_BIN"
-        )
+        super().__init__("opencode not found: install it with `npm i -g opencode-ai` or set OCO_OPENCODE_BIN")
 
 
 class OpenCodeStartError(Unavailable):

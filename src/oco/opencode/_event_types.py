@@ -149,7 +149,9 @@ def parse_event(data: Any) -> Event | None:
                     return None  # not about a session we could route it to
                 return SessionError(p["sessionID"], p.get("error"))
             case "permission.asked":
-                return PermissionAsked(p["sessionID"], p["id"], p["permission"], list(p.get("patterns") or []))
+                return PermissionAsked(
+                    p["sessionID"], p["id"], p["permission"], list(p.get("patterns") or [])
+                )
             case "question.asked":
                 return QuestionAsked(p["sessionID"], p["id"], list(p.get("questions") or []))
             case "server.heartbeat":

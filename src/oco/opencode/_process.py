@@ -284,9 +284,13 @@ async def _wait_started(process: trio.Process, output: _Output, password: str, d
                 health = await client.health()
             except OpenCodeError as exc:
                 if process.returncode is not None:
-                    raise OpenCodeStartError(f"exited with code {process.returncode}", list(output.tail)) from exc
+                    raise OpenCodeStartError(
+                        f"exited with code {process.returncode}", list(output.tail)
+                    ) from exc
                 if exc.status is not None:
-                    raise OpenCodeStartError(f"health check failed: {exc.summary}", list(output.tail)) from exc
+                    raise OpenCodeStartError(
+                        f"health check failed: {exc.summary}", list(output.tail)
+                    ) from exc
                 await trio.sleep(0.05)  # the line can come before the socket accepts
                 continue
             if isinstance(health, dict) and health.get("healthy"):

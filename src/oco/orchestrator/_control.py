@@ -138,6 +138,8 @@ def resolve_worker(configs: Mapping[str, WorkerConfig], target: str) -> str:
         return matches[0]
     shown = external(target, 100)
     if matches:
-        raise UnknownWorker(f"{shown!r} names {len(matches)} workers; use the key (one of {', '.join(matches)})")
+        raise UnknownWorker(
+            f"{shown!r} names {len(matches)} workers; use the key (one of {', '.join(matches)})"
+        )
     known = ", ".join(sorted(config.name for config in configs.values())) or "none"
     raise UnknownWorker(f"no worker named {shown!r} (configured: {known})")

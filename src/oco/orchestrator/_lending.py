@@ -110,7 +110,10 @@ class Lender(Generic[K, R]):
             # Its opening failed, or it closed meanwhile: open one ourselves.
 
     async def _hold(
-        self, key: K, entry: _Entry[R], open_resource: Opener[R],
+        self,
+        key: K,
+        entry: _Entry[R],
+        open_resource: Opener[R],
         task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
     ) -> None:
         """The resource's task: open it, lend it until released, close it."""
@@ -127,8 +130,9 @@ class Lender(Generic[K, R]):
             if not entry.opened:
                 raise  # an opening error goes to the borrower who asked for it
             if not entry.borrowers:
-                log.warning("closing the shared %s for %s failed: %s", self.what, key,
-                            external(_first_leaf(exc)))
+                log.warning(
+                    "closing the shared %s for %s failed: %s", self.what, key, external(_first_leaf(exc))
+                )
                 return
             entry.failure = exc
             leaf = _first_leaf(exc)

@@ -277,8 +277,12 @@ class Orchestrator:
         except OcoError as exc:
             command.reply.fail(exc)
         except Exception as exc:  # a bug in one command must not take the workers down
-            log.error("the %s command failed (a bug in trio-oco): %s", command.action.value, exc,
-                      exc_info=(type(exc), exc, exc.__traceback__))
+            log.error(
+                "the %s command failed (a bug in trio-oco): %s",
+                command.action.value,
+                exc,
+                exc_info=(type(exc), exc, exc.__traceback__),
+            )
             command.reply.fail(exc)
         finally:
             command.reply.fail(OrchestratorStopping())  # only if cancelled midway (a stop)
@@ -409,7 +413,10 @@ class Orchestrator:
         plan = plan_reload(self._configs, new.workers, old_settings=self.settings, new_settings=new.settings)
         log.info(
             "reload: %d to start, %d to stop, %d to restart, %d unchanged%s",
-            len(plan.start), len(plan.stop), len(plan.restart), len(plan.unchanged),
+            len(plan.start),
+            len(plan.stop),
+            len(plan.restart),
+            len(plan.unchanged),
             f" (settings changed: {', '.join(plan.settings_changed)})" if plan.settings_changed else "",
         )
         self.settings = new.settings
@@ -455,7 +462,9 @@ class Orchestrator:
         wall_now = time.time() if wall_now is None else wall_now
         slot = self.slots.get(key)
         if slot is None:  # configured, never started (stopped before it began)
-            return WorkerStatus.for_config(self._configs[key], state=SlotState.STOPPED, since=self._started_at)
+            return WorkerStatus.for_config(
+                self._configs[key], state=SlotState.STOPPED, since=self._started_at
+            )
         # An ended slot shows the configured entry (a reload may have changed it meanwhile).
         config = self._configs.get(key, slot.config) if slot.done.is_set() else slot.config
         report = slot.live_report

@@ -49,9 +49,7 @@ class RestartPolicy:
     initial: float = attrs.field(default=1.0, validator=_positive)
     factor: float = attrs.field(default=2.0, validator=attrs.validators.ge(1.0))
     cap: float = attrs.field(default=60.0, validator=_positive)
-    jitter: float = attrs.field(
-        default=0.2, validator=[attrs.validators.ge(0.0), attrs.validators.lt(1.0)]
-    )
+    jitter: float = attrs.field(default=0.2, validator=[attrs.validators.ge(0.0), attrs.validators.lt(1.0)])
     healthy_after: float = attrs.field(default=60.0, validator=attrs.validators.ge(0.0))
     park_retry: float = attrs.field(default=600.0, validator=_positive)
 

@@ -42,9 +42,7 @@ class ReloadPlan:
 def changed_settings(old: Settings, new: Settings) -> tuple[str, ...]:
     """Names of the settings whose values differ, in declaration order."""
     return tuple(
-        field.name
-        for field in attrs.fields(Settings)
-        if getattr(old, field.name) != getattr(new, field.name)
+        field.name for field in attrs.fields(Settings) if getattr(old, field.name) != getattr(new, field.name)
     )
 
 

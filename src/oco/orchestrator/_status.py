@@ -56,9 +56,7 @@ class WorkerStatus:
         return f"{self.machine_id}:{self.worker_id}"
 
     @classmethod
-    def for_config(
-        cls, config: WorkerConfig, *, state: str, since: float, **counters: Any
-    ) -> WorkerStatus:
+    def for_config(cls, config: WorkerConfig, *, state: str, since: float, **counters: Any) -> WorkerStatus:
         """A row for `config`: copies its name, ids and directory (never its token)."""
         return cls(
             name=config.name,

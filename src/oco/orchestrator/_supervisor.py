@@ -80,7 +80,9 @@ class SlotState(enum.StrEnum):
 
 
 #: Between attempts, or after the slot: no worker runs, so it has no sessions, turns or OpenCode.
-STATES_WITHOUT_LIVE_WORKER = frozenset({SlotState.BACKOFF, SlotState.PARKED, SlotState.STOPPED, SlotState.FAILED})
+STATES_WITHOUT_LIVE_WORKER = frozenset(
+    {SlotState.BACKOFF, SlotState.PARKED, SlotState.STOPPED, SlotState.FAILED}
+)
 
 
 def _leaves(exc: BaseException) -> list[BaseException]:

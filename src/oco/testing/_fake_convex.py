@@ -274,7 +274,9 @@ class FakeConvex:
         session = user_session or self.user_session
         machine_id = machine_id or nanoid()
         if self.store.first("machines", machineId=machine_id) is None:
-            self.call("machines:create", {"sessionId": session, "machineId": machine_id, "name": "test machine"})
+            self.call(
+                "machines:create", {"sessionId": session, "machineId": machine_id, "name": "test machine"}
+            )
         worker_id = nanoid()
         args: dict[str, Any] = {"sessionId": session, "machineId": machine_id, "workerId": worker_id}
         if name is not None:
@@ -320,9 +322,7 @@ class FakeConvex:
     def start_session(self, worker_id: str) -> str:
         return self._as_owner("chat:startSession", worker_id)
 
-    def send_message(
-        self, chat_session_id: str, content: str, model: str = "fake/fake-model"
-    ) -> str:
+    def send_message(self, chat_session_id: str, content: str, model: str = "fake/fake-model") -> str:
         """Send a user message; returns the assistant placeholder's message id."""
         session = self._session_owning_chat(chat_session_id)
         args = {"sessionId": session, "chatSessionId": chat_session_id, "content": content, "model": model}

@@ -102,7 +102,8 @@ class _Answer:
 
     def failure(self, failure: FunctionFailure, fmt: str, lines: list[str]) -> dict[str, Any]:
         body: dict[str, Any] = {
-            "status": "error", "errorMessage": self.fake.error_message(failure, self.request),
+            "status": "error",
+            "errorMessage": self.fake.error_message(failure, self.request),
         }
         if failure.has_data:
             body["errorData"] = export(failure.data, fmt)
@@ -181,9 +182,7 @@ async def _batch(fake: FakeConvex, answer: _Answer, body: Any, text: str) -> tup
 # -- the HTTP shell ---------------------------------------------------------------------------------
 
 
-async def _respond(
-    send: Any, status: int, payload: Any, headers: tuple[tuple[str, str], ...] = ()
-) -> None:
+async def _respond(send: Any, status: int, payload: Any, headers: tuple[tuple[str, str], ...] = ()) -> None:
     if payload is None:
         body, ctype = b"", None
     elif isinstance(payload, str):
@@ -215,8 +214,13 @@ def _get_query(scope: dict[str, Any]) -> BadRequest:
 async def _refuse_websocket(scope: dict[str, Any], send: Any, message: str) -> None:
     if "websocket.http.response" in scope.get("extensions", {}):
         body = json.dumps({"code": "InvalidClientVersion", "message": message}).encode()
-        await send({"type": "websocket.http.response.start", "status": 400,
-                    "headers": [(b"content-type", b"application/json")]})
+        await send(
+            {
+                "type": "websocket.http.response.start",
+                "status": 400,
+                "headers": [(b"content-type", b"application/json")],
+            }
+        )
         await send({"type": "websocket.http.response.body", "body": body})
     else:
         await send({"type": "websocket.close", "code": 1008})
@@ -256,8 +260,7 @@ def make_app(fake: FakeConvex) -> Any:
         headers = _headers(scope)
         extra: tuple[tuple[str, str], ...] = ()
         try:
-            extra = check_client_version(headers.get("convex-client"),
-                                         strict=fake.strict_client_version)
+            extra = check_client_version(headers.get("convex-client"), strict=fake.strict_client_version)
             if method != "POST":
                 if route == "/api/query" and method in ("GET", "HEAD"):
                     raise _get_query(scope)

@@ -68,8 +68,13 @@ class QueryFailure(FunctionFailure):
     then never reaches a prod client."""
 
     def __init__(self, failure: FunctionFailure, error_message: str, *, prod: bool) -> None:
-        super().__init__(failure.message, uncaught=failure.uncaught, has_data=failure.has_data,
-                         data=failure.data, site=failure.site)
+        super().__init__(
+            failure.message,
+            uncaught=failure.uncaught,
+            has_data=failure.has_data,
+            data=failure.data,
+            site=failure.site,
+        )
         self.error_message = error_message
         self.prod = prod
 

@@ -69,8 +69,14 @@ class Faults:
         throws = convex_error is not _UNSET
         if throws and status is None:
             status = 560
-        fault = Fault(latency=latency, status=status, hang=hang, after=after,
-                      throws_convex_error=throws, error_data=None if not throws else convex_error)
+        fault = Fault(
+            latency=latency,
+            status=status,
+            hang=hang,
+            after=after,
+            throws_convex_error=throws,
+            error_data=None if not throws else convex_error,
+        )
         self._rules.append(_Rule(function, fault, times))
         return fault
 

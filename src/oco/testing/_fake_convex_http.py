@@ -44,15 +44,18 @@ _U64 = 2**64 - 1
 _UNSUPPORTED = {"npm": "0.19.1", "python": "0.0.2", "rust": "0.0.1"}
 _UPGRADE_REQUIRED = {"npm": "0.19.1", "python": "0.2.0", "rust": "0.0.1"}
 _CLIENT_TYPES = {
-    "npm": "npm", "npm-cli": "npm", "actions": "npm", "python": "python",
-    "python-convex": "python", "rust": "rust",
+    "npm": "npm",
+    "npm-cli": "npm",
+    "actions": "npm",
+    "python": "python",
+    "python-convex": "python",
+    "rust": "rust",
 }
 _DISPLAY = {"npm-cli": "npm-cli", "actions": "actions", "python-convex": "python"}
 _UPGRADE = {
     "npm": "Update your Convex npm version with `npx convex update` or `npm update`.",
     "python": "Update your Convex python version with `pip install --upgrade convex`.",
-    "rust": "Update your Convex rust version with `cargo update -p convex` or by updating "
-    "`Cargo.toml`.",
+    "rust": "Update your Convex rust version with `cargo update -p convex` or by updating `Cargo.toml`.",
 }
 
 
@@ -69,6 +72,7 @@ def parse_semver(text: str) -> tuple[int, int, int, str, str] | None:
 
 def _key(version: tuple[int, int, int, str, str]) -> tuple[Any, ...]:
     """SemVer order as the Rust crate sorts (build metadata after none, pre-release before)."""
+
     def ids(text: str) -> tuple[tuple[int, Any], ...]:
         return tuple((0, int(p)) if p.isdigit() else (1, p) for p in text.split(".")) if text else ()
 
@@ -133,9 +137,12 @@ def check_client_version(header: str | None, *, strict: bool) -> tuple[tuple[str
             f"supported. {instructions}"
         )
         raise BadRequest(
-            "ClientVersionUnsupported", message,
-            headers=(("x-convex-deprecation-state", "Unsupported"),
-                     ("x-convex-deprecation-message", message)),
+            "ClientVersionUnsupported",
+            message,
+            headers=(
+                ("x-convex-deprecation-state", "Unsupported"),
+                ("x-convex-deprecation-message", message),
+            ),
         )
     if at_or_below(_UPGRADE_REQUIRED[family]):
         message = (
@@ -144,8 +151,7 @@ def check_client_version(header: str | None, *, strict: bool) -> tuple[tuple[str
             "Convex will fail, so it is best to upgrade and redeploy your application as soon "
             f"as possible. {instructions}"
         )
-        return (("x-convex-deprecation-state", "UpgradeRequired"),
-                ("x-convex-deprecation-message", message))
+        return (("x-convex-deprecation-state", "UpgradeRequired"), ("x-convex-deprecation-message", message))
     return ()
 
 
@@ -225,14 +231,10 @@ def udf_request(body: Any, text: str, *, where: str = "", struct: str = "UdfPost
             raise _data_error(f"{prefix}missing field `{field}`", text)
     dotted = f"{where}." if where else ""
     if not isinstance(body["path"], str):
-        raise _data_error(
-            f"{dotted}path: invalid type: {_unexpected(body['path'])}, expected a string", text
-        )
+        raise _data_error(f"{dotted}path: invalid type: {_unexpected(body['path'])}, expected a string", text)
     fmt = body.get("format")
     if fmt is not None and not isinstance(fmt, str):
-        raise _data_error(
-            f"{dotted}format: invalid type: {_unexpected(fmt)}, expected a string", text
-        )
+        raise _data_error(f"{dotted}format: invalid type: {_unexpected(fmt)}, expected a string", text)
     return body
 
 
@@ -257,8 +259,10 @@ _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 def _path_problem(path: str) -> str | None:
     module, _, function = path.rpartition(":") if ":" in path else (path, "", None)
     if function is not None and not _IDENTIFIER.fullmatch(function):
-        return f"Function name {function} must start with a letter or underscore and contain " \
-               "only alphanumeric characters and underscores."
+        return (
+            f"Function name {function} must start with a letter or underscore and contain "
+            "only alphanumeric characters and underscores."
+        )
     if not module:
         return "Module paths must be nonempty."
     if module.startswith("/"):
@@ -270,8 +274,10 @@ def _path_problem(path: str) -> str | None:
         if component in ("", ".", ".."):
             return f"Invalid path component in {module}"
         if not _COMPONENT.fullmatch(component):
-            return f"Path component {component} can only contain alphanumeric characters, " \
-                   "underscores, or periods."
+            return (
+                f"Path component {component} can only contain alphanumeric characters, "
+                "underscores, or periods."
+            )
         if not re.search(r"[A-Za-z0-9]", component):
             return f"Path component {component} must have at least one alphanumeric character."
     return None
@@ -288,8 +294,10 @@ def function_path(path: str) -> str:
 
 
 FORMATS = {
-    "json": "json", "convex_clean_json": "json",
-    "convex_encoded_json": "encoded", "convex_json": "encoded",
+    "json": "json",
+    "convex_clean_json": "json",
+    "convex_encoded_json": "encoded",
+    "convex_json": "encoded",
     "export_json": "export",
 }
 

@@ -93,7 +93,11 @@ class Store:
 
     def insert(self, table: str, doc: Doc) -> str:
         doc_id = self.new_id(table)
-        stored = {"_id": doc_id, "_creationTime": self.now(), **{k: v for k, v in doc.items() if v is not None}}
+        stored = {
+            "_id": doc_id,
+            "_creationTime": self.now(),
+            **{k: v for k, v in doc.items() if v is not None},
+        }
         self._check(stored)
         rows = self.tables.setdefault(table, {})
         rows[doc_id] = stored
@@ -144,6 +148,7 @@ class Store:
         order = list(rows)
         position, removed = order.index(doc["_id"]), rows.pop(doc["_id"])
         if self._undo is not None:
+
             def restore() -> None:
                 items = list(rows.items())
                 items.insert(position, (removed["_id"], removed))
@@ -239,8 +244,7 @@ def validate_args(fields: dict[str, V], args: dict[str, Any]) -> None:
     if problem is not None:
         reversed_path, text = problem
         path = f"Path: {''.join(reversed(reversed_path))}" if reversed_path else ""
-        raise FunctionFailure(f"ArgumentValidationError: {text.replace('{path}', path, 1)}",
-                              uncaught=False)
+        raise FunctionFailure(f"ArgumentValidationError: {text.replace('{path}', path, 1)}", uncaught=False)
 
 
 # -- the registry ------------------------------------------------------------------------

@@ -66,9 +66,7 @@ def value_problem(value: Any) -> str | None:
             if (problem := value_problem(item)) is not None:
                 return problem
         if len(value) > MAX_OBJECT_FIELDS:
-            return (
-                f"Object has too many fields ({len(value)} > maximum number {MAX_OBJECT_FIELDS})"
-            )
+            return f"Object has too many fields ({len(value)} > maximum number {MAX_OBJECT_FIELDS})"
     else:
         return None
     if (measured := size(value)) > MAX_SIZE:
@@ -88,10 +86,7 @@ def document_problem(document: dict[str, Any]) -> str | None:
             f"levels deep > maximum nesting {MAX_DOCUMENT_NESTING})"
         )
     if (measured := size(document)) > MAX_DOCUMENT_SIZE:
-        return (
-            f"Value is too large ({format_size(measured)} > maximum size "
-            f"{format_size(MAX_DOCUMENT_SIZE)})"
-        )
+        return f"Value is too large ({format_size(measured)} > maximum size {format_size(MAX_DOCUMENT_SIZE)})"
     return None
 
 

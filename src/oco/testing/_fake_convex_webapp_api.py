@@ -91,8 +91,11 @@ def create_machine(db: Store, args: dict[str, Any]) -> Any:
     db.insert(
         "machines",
         {
-            "machineId": args["machineId"], "name": args["name"], "status": "offline",
-            "lastHeartbeat": db.now(), "userId": user["userId"],
+            "machineId": args["machineId"],
+            "name": args["name"],
+            "status": "offline",
+            "lastHeartbeat": db.now(),
+            "userId": user["userId"],
         },
     )
     return {"machineId": args["machineId"], "name": args["name"]}
@@ -118,16 +121,20 @@ def list_machines(db: Store, args: dict[str, Any]) -> Any:
     out = []
     for machine in db.find("machines", userId=user["userId"]):
         workers = db.find("workers", machineId=machine["machineId"])
-        out.append({
-            "machineId": machine["machineId"], "name": machine["name"],
-            "status": machine["status"], "lastSeen": machine["lastHeartbeat"],
-            "assistantCount": float(len(workers)),
-            "workerCounts": {
-                "online": float(sum(w["status"] == "online" for w in workers)),
-                "offline": float(sum(w["status"] == "offline" for w in workers)),
-                "pending": float(sum(w["approvalStatus"] == "pending" for w in workers)),
-            },
-        })
+        out.append(
+            {
+                "machineId": machine["machineId"],
+                "name": machine["name"],
+                "status": machine["status"],
+                "lastSeen": machine["lastHeartbeat"],
+                "assistantCount": float(len(workers)),
+                "workerCounts": {
+                    "online": float(sum(w["status"] == "online" for w in workers)),
+                    "offline": float(sum(w["status"] == "offline" for w in workers)),
+                    "pending": float(sum(w["approvalStatus"] == "pending" for w in workers)),
+                },
+            }
+        )
     return out
 
 
@@ -139,8 +146,12 @@ def _token(worker: Doc) -> str:
 
 
 @function(
-    "workers:create", "mutation",
-    sessionId=string, machineId=string, workerId=string, name=optional(string),
+    "workers:create",
+    "mutation",
+    sessionId=string,
+    machineId=string,
+    workerId=string,
+    name=optional(string),
 )
 def create_worker(db: Store, args: dict[str, Any]) -> Any:
     user = _logged_in(db, args, "create a worker")
@@ -158,8 +169,12 @@ def create_worker(db: Store, args: dict[str, Any]) -> Any:
     db.insert(
         "workers",
         {
-            "workerId": args["workerId"], "machineId": args["machineId"], "name": args.get("name"),
-            "secret": secret, "approvalStatus": "pending", "status": "offline",
+            "workerId": args["workerId"],
+            "machineId": args["machineId"],
+            "name": args.get("name"),
+            "secret": secret,
+            "approvalStatus": "pending",
+            "status": "offline",
             "createdAt": db.now(),
         },
     )
@@ -199,8 +214,19 @@ def _owned_machine_workers(db: Store, args: dict[str, Any], **equal: Any) -> lis
 @function("workers:list", "query", sessionId=string, machineId=string)
 def list_workers(db: Store, args: dict[str, Any]) -> Any:
     return [
-        public(w, "workerId", "machineId", "name", "approvalStatus", "status", "createdAt",
-               "approvedAt", "lastHeartbeat", "workingDirectory", "username")
+        public(
+            w,
+            "workerId",
+            "machineId",
+            "name",
+            "approvalStatus",
+            "status",
+            "createdAt",
+            "approvedAt",
+            "lastHeartbeat",
+            "workingDirectory",
+            "username",
+        )
         for w in _owned_machine_workers(db, args)
     ]
 
@@ -208,8 +234,17 @@ def list_workers(db: Store, args: dict[str, Any]) -> Any:
 @function("workers:listPending", "query", sessionId=string, machineId=string)
 def list_pending(db: Store, args: dict[str, Any]) -> Any:
     return [
-        public(w, "workerId", "machineId", "name", "approvalStatus", "status", "createdAt",
-               "workingDirectory", "username")
+        public(
+            w,
+            "workerId",
+            "machineId",
+            "name",
+            "approvalStatus",
+            "status",
+            "createdAt",
+            "workingDirectory",
+            "username",
+        )
         for w in _owned_machine_workers(db, args, approvalStatus="pending")
     ]
 
@@ -235,7 +270,9 @@ def request_connect(db: Store, args: dict[str, Any]) -> Any:
         raise FunctionFailure("Worker is not approved")
     if worker["status"] != "online":
         return {
-            "success": False, "workerId": args["workerId"], "error": "WORKER_OFFLINE",
+            "success": False,
+            "workerId": args["workerId"],
+            "error": "WORKER_OFFLINE",
             "message": "Worker is not online. Please ensure the worker is running.",
         }
     now = db.now()
@@ -267,8 +304,12 @@ def start_session(db: Store, args: dict[str, Any]) -> Any:
     db.insert(
         "chatSessions",
         {
-            "sessionId": chat_session_id, "workerId": args["workerId"],
-            "userId": user["userId"], "status": "active", "createdAt": now, "lastActivity": now,
+            "sessionId": chat_session_id,
+            "workerId": args["workerId"],
+            "userId": user["userId"],
+            "status": "active",
+            "createdAt": now,
+            "lastActivity": now,
         },
     )
     db.log("[startSession] Session created successfully")
@@ -283,14 +324,22 @@ def end_session(db: Store, args: dict[str, Any]) -> Any:
 
 
 @function(
-    "chat:sendMessage", "mutation",
-    sessionId=string, chatSessionId=string, content=string, model=string,
+    "chat:sendMessage",
+    "mutation",
+    sessionId=string,
+    chatSessionId=string,
+    content=string,
+    model=string,
 )
 def send_message(db: Store, args: dict[str, Any]) -> Any:
-    db.log("[sendMessage] Called with:", {
-        "chatSessionId": args["chatSessionId"], "model": args["model"],
-        "contentLength": js_length(args["content"]),
-    })
+    db.log(
+        "[sendMessage] Called with:",
+        {
+            "chatSessionId": args["chatSessionId"],
+            "model": args["model"],
+            "contentLength": js_length(args["content"]),
+        },
+    )
     session = _owned_session(db, args, "send a message")
     chat_session_id = args["chatSessionId"]
     t = db.now()
@@ -310,14 +359,26 @@ def send_message(db: Store, args: dict[str, Any]) -> Any:
     common = {"sessionId": chat_session_id, "model": args["model"]}
     db.insert(
         "chatMessages",
-        {"messageId": nanoid(), "role": "user", "content": args["content"], "timestamp": t,
-         "completed": True, **common},
+        {
+            "messageId": nanoid(),
+            "role": "user",
+            "content": args["content"],
+            "timestamp": t,
+            "completed": True,
+            **common,
+        },
     )
     assistant_id = nanoid()
     db.insert(
         "chatMessages",
-        {"messageId": assistant_id, "role": "assistant", "content": "", "timestamp": t + 1,
-         "completed": False, **common},
+        {
+            "messageId": assistant_id,
+            "role": "assistant",
+            "content": "",
+            "timestamp": t + 1,
+            "completed": False,
+            **common,
+        },
     )
     db.patch(session, lastActivity=t, model=args["model"])
     db.log("[sendMessage] Messages created with model:", args["model"])
@@ -374,9 +435,7 @@ def subscribe_to_messages(db: Store, args: dict[str, Any]) -> Any:
     return _session_messages(db, args)
 
 
-@function(
-    "chat:subscribeToChunks", "query", sessionId=string, chatSessionId=string, messageId=string
-)
+@function("chat:subscribeToChunks", "query", sessionId=string, chatSessionId=string, messageId=string)
 def subscribe_to_chunks(db: Store, args: dict[str, Any]) -> Any:
     if _readable_session(db, args) is None:
         return []

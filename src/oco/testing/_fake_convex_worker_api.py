@@ -49,8 +49,16 @@ def public(doc: Doc, *fields: str, **renames: str) -> dict[str, Any]:
 
 def message_view(doc: Doc) -> dict[str, Any]:
     return public(
-        doc, "sessionId", "role", "content", "reasoning", "otherParts", "timestamp",
-        "completed", "model", id="messageId",
+        doc,
+        "sessionId",
+        "role",
+        "content",
+        "reasoning",
+        "otherParts",
+        "timestamp",
+        "completed",
+        "model",
+        id="messageId",
     )
 
 
@@ -134,8 +142,7 @@ def mark_connected(db: Store, args: dict[str, Any]) -> Any:
     count = _deactivate_sessions(db, worker["workerId"], opencodeSessionId=None)
     db.log("[workers.markConnected] Worker marked as connected:", args["workerId"])
     if count > 0:
-        db.log(f"[workers.markConnected] Invalidated {count} active session(s) from previous "
-               "worker instance")
+        db.log(f"[workers.markConnected] Invalidated {count} active session(s) from previous worker instance")
     return {"success": True, "sessionsInvalidated": float(count)}
 
 
@@ -164,9 +171,19 @@ def update_models(db: Store, args: dict[str, Any]) -> Any:
 
 def worker_record(worker: Doc) -> dict[str, Any]:
     return public(
-        worker, "workerId", "machineId", "name", "approvalStatus", "status", "createdAt",
-        "approvedAt", "lastHeartbeat", "connectRequestedAt", "connectedAt",
-        "workingDirectory", "username",
+        worker,
+        "workerId",
+        "machineId",
+        "name",
+        "approvalStatus",
+        "status",
+        "createdAt",
+        "approvedAt",
+        "lastHeartbeat",
+        "connectRequestedAt",
+        "connectedAt",
+        "workingDirectory",
+        "username",
     )
 
 
@@ -199,8 +216,17 @@ def subscribe_to_worker_messages(db: Store, args: dict[str, Any]) -> Any:
 def get_active_sessions(db: Store, args: dict[str, Any]) -> Any:
     return [
         public(
-            s, "opencodeSessionId", "workerId", "model", "status", "createdAt", "lastActivity",
-            "name", "lastSyncedNameAt", "deletedInOpencode", chatSessionId="sessionId",
+            s,
+            "opencodeSessionId",
+            "workerId",
+            "model",
+            "status",
+            "createdAt",
+            "lastActivity",
+            "name",
+            "lastSyncedNameAt",
+            "deletedInOpencode",
+            chatSessionId="sessionId",
         )
         for s in db.find("chatSessions", workerId=args["workerId"], status="active")
     ]
@@ -232,14 +258,22 @@ def _message(db: Store, message_id: str) -> Doc:
 def session_ready(db: Store, args: dict[str, Any]) -> Any:
     session = chat_session(db, args["chatSessionId"])
     db.patch(session, opencodeSessionId=args.get("opencodeSessionId"), lastActivity=db.now())
-    db.log("[sessionReady] Session ready:", args["chatSessionId"], "opencodeSessionId:",
-           args.get("opencodeSessionId", UNDEFINED))
+    db.log(
+        "[sessionReady] Session ready:",
+        args["chatSessionId"],
+        "opencodeSessionId:",
+        args.get("opencodeSessionId", UNDEFINED),
+    )
     return None
 
 
 @function(
-    "chat:writeChunk", "mutation",
-    chatSessionId=string, messageId=string, chunk=string, sequence=number,
+    "chat:writeChunk",
+    "mutation",
+    chatSessionId=string,
+    messageId=string,
+    chunk=string,
+    sequence=number,
 )
 def write_chunk(db: Store, args: dict[str, Any]) -> Any:
     session = chat_session(db, args["chatSessionId"])
@@ -247,8 +281,12 @@ def write_chunk(db: Store, args: dict[str, Any]) -> Any:
     db.insert(
         "chatChunks",
         {
-            "chunkId": nanoid(), "messageId": args["messageId"], "sessionId": args["chatSessionId"],
-            "chunk": args["chunk"], "sequence": args["sequence"], "timestamp": db.now(),
+            "chunkId": nanoid(),
+            "messageId": args["messageId"],
+            "sessionId": args["chatSessionId"],
+            "chunk": args["chunk"],
+            "sequence": args["sequence"],
+            "timestamp": db.now(),
         },
     )
     db.patch(session, lastActivity=db.now())
@@ -256,16 +294,23 @@ def write_chunk(db: Store, args: dict[str, Any]) -> Any:
 
 
 @function(
-    "chat:completeStructuredMessage", "mutation",
-    chatSessionId=string, messageId=string, content=string,
-    reasoning=optional(string), otherParts=optional(string),
+    "chat:completeStructuredMessage",
+    "mutation",
+    chatSessionId=string,
+    messageId=string,
+    content=string,
+    reasoning=optional(string),
+    otherParts=optional(string),
 )
 def complete_structured_message(db: Store, args: dict[str, Any]) -> Any:
     session = chat_session(db, args["chatSessionId"])
     message = _message(db, args["messageId"])
     db.patch(
-        message, content=args["content"], reasoning=args.get("reasoning"),
-        otherParts=args.get("otherParts"), completed=True,
+        message,
+        content=args["content"],
+        reasoning=args.get("reasoning"),
+        otherParts=args.get("otherParts"),
+        completed=True,
     )
     db.patch(session, lastActivity=db.now())
     db.log(
@@ -325,8 +370,12 @@ def mark_session_deleted_in_opencode(db: Store, args: dict[str, Any]) -> Any:
 
 
 @function(
-    "chat:createSyncedSession", "mutation",
-    opencodeSessionId=string, workerId=string, model=string, name=optional(string),
+    "chat:createSyncedSession",
+    "mutation",
+    opencodeSessionId=string,
+    workerId=string,
+    model=string,
+    name=optional(string),
 )
 def create_synced_session(db: Store, args: dict[str, Any]) -> Any:
     worker = db.first("workers", workerId=args["workerId"])
@@ -344,12 +393,22 @@ def create_synced_session(db: Store, args: dict[str, Any]) -> Any:
     db.insert(
         "chatSessions",
         {
-            "sessionId": chat_session_id, "opencodeSessionId": args["opencodeSessionId"],
-            "name": args.get("name"), "workerId": args["workerId"], "userId": machine["userId"],
-            "model": args["model"], "status": "active", "createdAt": now, "lastActivity": now,
+            "sessionId": chat_session_id,
+            "opencodeSessionId": args["opencodeSessionId"],
+            "name": args.get("name"),
+            "workerId": args["workerId"],
+            "userId": machine["userId"],
+            "model": args["model"],
+            "status": "active",
+            "createdAt": now,
+            "lastActivity": now,
             "syncedFromOpencode": True,
         },
     )
-    db.log("[createSyncedSession] Created synced session:", chat_session_id, "from OpenCode:",
-           args["opencodeSessionId"])
+    db.log(
+        "[createSyncedSession] Created synced session:",
+        chat_session_id,
+        "from OpenCode:",
+        args["opencodeSessionId"],
+    )
     return chat_session_id

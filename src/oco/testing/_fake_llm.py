@@ -94,13 +94,12 @@ def _tokens(text: str) -> list[str]:
 def script_for(body: dict[str, Any], call_ids: Iterator[int]) -> _Stream | _Failure:
     """Decide the answer to one chat-completions request body (pure; the scripting rules)."""
     messages = body.get("messages") or []
-    if any(
-        m.get("role") == "system" and _TITLE_MARKER in _text_of(m.get("content"))
-        for m in messages
-    ):
+    if any(m.get("role") == "system" and _TITLE_MARKER in _text_of(m.get("content")) for m in messages):
         return _Stream([("content", TITLE)])
     if messages and messages[-1].get("role") == "tool":
-        return _Stream([("content", t) for t in _tokens(f"tool said: {_text_of(messages[-1].get('content')).strip()}")])
+        return _Stream(
+            [("content", t) for t in _tokens(f"tool said: {_text_of(messages[-1].get('content')).strip()}")]
+        )
     last_user = next((m for m in reversed(messages) if m.get("role") == "user"), None)
     raw = _text_of(last_user.get("content")).lstrip() if last_user else ""
     text = raw.strip()
@@ -118,9 +117,7 @@ def script_for(body: dict[str, Any], call_ids: Iterator[int]) -> _Stream | _Fail
             "type": "function",
             "function": {
                 "name": "bash",
-                "arguments": json.dumps(
-                    {"command": command, "description": "Run a command"}
-                ),
+                "arguments": json.dumps({"command": command, "description": "Run a command"}),
             },
         }
         return _Stream([], tool_call=call)
@@ -153,9 +150,7 @@ def script_for(body: dict[str, Any], call_ids: Iterator[int]) -> _Stream | _Fail
         except (IndexError, ValueError):
             seconds = 5.0
         count = max(4, int(seconds * 4))
-        return _Stream(
-            [("content", f"tok{i} ") for i in range(count)], interval=seconds / count
-        )
+        return _Stream([("content", f"tok{i} ") for i in range(count)], interval=seconds / count)
     return _Stream([("reasoning", DEFAULT_REASONING)] + [("content", t) for t in _tokens(DEFAULT_REPLY)])
 
 
@@ -217,7 +212,9 @@ class FakeLLM:
         if self.faults.latency:
             await trio.sleep(self.faults.latency)
         if self.faults.take():
-            return await _json(send, 500, {"error": {"message": "injected fault", "type": "fake_error", "code": 500}})
+            return await _json(
+                send, 500, {"error": {"message": "injected fault", "type": "fake_error", "code": 500}}
+            )
         answer = script_for(body, self._call_ids)
         if isinstance(answer, _Failure):
             error = {"message": answer.message, "type": "fake_error", "code": answer.status}
@@ -232,11 +229,18 @@ class FakeLLM:
                 "headers": [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")],
             }
         )
-        base = {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": int(time.time()), "model": model}
+        base = {
+            "id": "chatcmpl-fake",
+            "object": "chat.completion.chunk",
+            "created": int(time.time()),
+            "model": model,
+        }
 
         async def event(payload: dict[str, Any]) -> None:
             data = json.dumps({**base, **payload})
-            await send({"type": "http.response.body", "body": f"data: {data}\n\n".encode(), "more_body": True})
+            await send(
+                {"type": "http.response.body", "body": f"data: {data}\n\n".encode(), "more_body": True}
+            )
 
         def choice(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
             return {"choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
@@ -253,7 +257,11 @@ class FakeLLM:
             if answer.tool_call:
                 await event(choice({"tool_calls": [answer.tool_call]}))
             await event(choice({}, "tool_calls" if answer.tool_call else "stop"))
-            usage = {"prompt_tokens": 10, "completion_tokens": len(answer.pieces) + 1, "total_tokens": 11 + len(answer.pieces)}
+            usage = {
+                "prompt_tokens": 10,
+                "completion_tokens": len(answer.pieces) + 1,
+                "total_tokens": 11 + len(answer.pieces),
+            }
             await event({"choices": [], "usage": usage})
             await send({"type": "http.response.body", "body": b"data: [DONE]\n\n", "more_body": False})
             nursery.cancel_scope.cancel()

@@ -44,7 +44,9 @@ async def in_process_convex(
 
 
 @asynccontextmanager
-async def in_process_connections(app: FakeConvex | ASGIApp, **options: Any) -> AsyncIterator[ConvexConnections]:
+async def in_process_connections(
+    app: FakeConvex | ASGIApp, **options: Any
+) -> AsyncIterator[ConvexConnections]:
     """`ConvexConnections` (for `Orchestrator(connections=...)`) whose clients reach `app` in
     process, whatever their URL; `options` go to each `ConvexClient`."""
     async with _in_process_http(app) as http:

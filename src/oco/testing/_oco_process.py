@@ -110,7 +110,9 @@ class OcoProcess:
 
 
 async def _collect(
-    stream: trio.abc.ReceiveStream, sink: trio_util.AsyncValue[bytes], closed: trio_util.AsyncBool | None = None
+    stream: trio.abc.ReceiveStream,
+    sink: trio_util.AsyncValue[bytes],
+    closed: trio_util.AsyncBool | None = None,
 ) -> None:
     async for data in stream:
         sink.value += data

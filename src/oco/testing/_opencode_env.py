@@ -43,9 +43,7 @@ def opencode_config(base_url: str) -> dict[str, Any]:
     }
 
 
-def opencode_env(
-    home: Path, llm_base_url: str, base: Mapping[str, str] | None = None
-) -> dict[str, str]:
+def opencode_env(home: Path, llm_base_url: str, base: Mapping[str, str] | None = None) -> dict[str, str]:
     """An environment for `opencode serve` with HOME and XDG_* under `home` and no npm access.
 
     `base` defaults to `os.environ` (PATH must still find `rg`). The registry points at a

@@ -76,9 +76,14 @@ class SyncFaults:
 class SyncEndpoint:
     """ASGI app for the sync websocket. Mount it on the fake's sync path."""
 
-    def __init__(self, run_query: RunQuery, version: trio_util.AsyncValue[int], *,
-                 faults: SyncFaults | None = None,
-                 ping_interval: float = PING_INTERVAL) -> None:
+    def __init__(
+        self,
+        run_query: RunQuery,
+        version: trio_util.AsyncValue[int],
+        *,
+        faults: SyncFaults | None = None,
+        ping_interval: float = PING_INTERVAL,
+    ) -> None:
         self.run_query = run_query
         self.version = version
         self.faults = faults or SyncFaults()
@@ -105,8 +110,9 @@ class SyncEndpoint:
             await socket.send_frame(raw)
         return len(self._sockets)
 
-    async def inject_transition(self, modifications: list[Any] | None = None, *,
-                                values: dict[str, Any] | None = None) -> int:
+    async def inject_transition(
+        self, modifications: list[Any] | None = None, *, values: dict[str, Any] | None = None
+    ) -> int:
         """Send every open socket a well-chained Transition (from its current version, so the
         client applies it) carrying raw JSON `modifications` plus, for each subscribed query
         whose udf path is in `values`, a QueryUpdated with that raw (not encoded) value, e.g.
@@ -148,22 +154,32 @@ class SyncEndpoint:
         if drop.cancelled_caught:
             # Told to drop: close like a restarting backend would.
             with trio.move_on_after(1, shield=True):
-                await socket.send_raw({"type": "websocket.close", "code": 1011,
-                                       "reason": "InternalServerError"})
+                await socket.send_raw(
+                    {"type": "websocket.close", "code": 1011, "reason": "InternalServerError"}
+                )
 
 
 async def _refuse(scope: dict[str, Any], send: Any, status: int) -> None:
     if "websocket.http.response" in scope.get("extensions", {}):
-        await send({"type": "websocket.http.response.start", "status": status,
-                    "headers": [(b"content-type", b"text/plain")]})
+        await send(
+            {
+                "type": "websocket.http.response.start",
+                "status": status,
+                "headers": [(b"content-type", b"text/plain")],
+            }
+        )
         await send({"type": "websocket.http.response.body", "body": b"upgrade refused\n"})
     else:
         await send({"type": "websocket.close", "code": 1008})
 
 
-def sync_endpoint(run_query: RunQuery, version: trio_util.AsyncValue[int], *,
-                  faults: SyncFaults | None = None,
-                  ping_interval: float = PING_INTERVAL) -> SyncEndpoint:
+def sync_endpoint(
+    run_query: RunQuery,
+    version: trio_util.AsyncValue[int],
+    *,
+    faults: SyncFaults | None = None,
+    ping_interval: float = PING_INTERVAL,
+) -> SyncEndpoint:
     """An ASGI websocket handler serving the sync protocol over `run_query`.
 
     `run_query(udf_path, args)` returns the decoded result (or an awaitable of it) and
@@ -212,8 +228,9 @@ class _ServerSocket:
                     if message.base_version != self.state.identity:
                         await self.fatal("Authenticate: base version mismatch")
                         return
-                    end = attrs.evolve(self.state, identity=message.base_version + 1,
-                                       ts=self.endpoint.next_ts())
+                    end = attrs.evolve(
+                        self.state, identity=message.base_version + 1, ts=self.endpoint.next_ts()
+                    )
                     await self.transition((), end)
             case Action():
                 log.debug("fake sync endpoint ignores %s", message.type)
@@ -221,8 +238,9 @@ class _ServerSocket:
     async def modify(self, message: ModifyQuerySet) -> None:
         async with self.lock:
             if message.base_version != self.state.query_set:
-                await self.fatal(f"ModifyQuerySet base version {message.base_version}"
-                                 f" != {self.state.query_set}")
+                await self.fatal(
+                    f"ModifyQuerySet base version {message.base_version} != {self.state.query_set}"
+                )
                 return
             modifications: list[Any] = []
             for change in message.modifications:
@@ -233,8 +251,7 @@ class _ServerSocket:
                     self.queries.pop(change.query_id, None)
                     self.last.pop(change.query_id, None)
                     modifications.append(QueryRemoved(change.query_id))
-            end = StateVersion(message.new_version, self.state.identity,
-                               self.endpoint.next_ts())
+            end = StateVersion(message.new_version, self.state.identity, self.endpoint.next_ts())
             await self.transition(tuple(modifications), end)
 
     async def watch_version(self) -> None:
@@ -280,7 +297,7 @@ class _ServerSocket:
         text = encode_message(Transition(start, end, modifications))
         size = faults.chunk_size
         if size and len(text) > size:
-            parts = [text[i:i + size] for i in range(0, len(text), size)]
+            parts = [text[i : i + size] for i in range(0, len(text), size)]
             tid = f"t{end.ts}"
             for n, part in enumerate(parts):
                 await self.send_text(encode_message(TransitionChunk(part, n, len(parts), tid)))
@@ -296,9 +313,15 @@ class _ServerSocket:
         async with self.lock:
             for query in self.queries.values():
                 if query.udf_path in values:
-                    modifications.append({
-                        "type": "QueryUpdated", "queryId": query.query_id,
-                        "value": values[query.udf_path], "logLines": [], "journal": None})
+                    modifications.append(
+                        {
+                            "type": "QueryUpdated",
+                            "queryId": query.query_id,
+                            "value": values[query.udf_path],
+                            "logLines": [],
+                            "journal": None,
+                        }
+                    )
                     # The client now holds something else: the next run re-sends the truth.
                     self.last.pop(query.query_id, None)
             start, end = self.state, attrs.evolve(self.state, ts=self.endpoint.next_ts())
@@ -335,7 +358,6 @@ class _ServerSocket:
             await self._send(message)
         except Exception:  # noqa: BLE001 — the peer went away; this socket is done
             self.closed = True
-
 
 
 def sync_app(endpoint: SyncEndpoint, fallback: Any = None) -> Any:

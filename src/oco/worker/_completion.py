@@ -87,9 +87,7 @@ def rejected_note(permissions: Sequence[PermissionDecision]) -> str | None:
     return f"(The agent's {calls} rejected by the permission policy: {', '.join(tools)}.)"
 
 
-def reply_from_turn(
-    result: TurnResult, streamed: str, *, opencode_session: str | None
-) -> FinalReply:
+def reply_from_turn(result: TurnResult, streamed: str, *, opencode_session: str | None) -> FinalReply:
     """The completion for a finished turn: its answer, or its text plus the error."""
     text = result.content if result.content.strip() else streamed
     if result.error:
@@ -98,9 +96,7 @@ def reply_from_turn(
         text = rejected_note(result.permissions) or EMPTY_REPLY
     other_parts = encode_other_parts(result.other_parts, OTHER_PARTS_LIMIT)
     reasoning = (
-        fit(result.reasoning, REASONING_LIMIT, "reasoning", opencode_session)
-        if result.reasoning
-        else None
+        fit(result.reasoning, REASONING_LIMIT, "reasoning", opencode_session) if result.reasoning else None
     )
     # content, reasoning and otherParts are fields of one document: content gets the rest.
     room = MESSAGE_BUDGET - _size(reasoning) - _size(other_parts)
@@ -108,9 +104,7 @@ def reply_from_turn(
     return FinalReply(content, reasoning, other_parts, structured=True, opencode_session=opencode_session)
 
 
-def reply_from_note(
-    streamed: str, note: str, *, opencode_session: str | None = None
-) -> FinalReply:
+def reply_from_note(streamed: str, note: str, *, opencode_session: str | None = None) -> FinalReply:
     """A plain completion: what was streamed (cut to fit) followed by `note` (bounded too:
     an error sentence may quote a peer)."""
     note = fit(note, NOTE_LIMIT, "note", None)
@@ -175,7 +169,9 @@ class ReplyCompleter:
         form = 0
         refusals = 0
         async for attempt in retrying(
-            REPLY_COMPLETION, log=log, report=OutageReport(),
+            REPLY_COMPLETION,
+            log=log,
+            report=OutageReport(),
             describe=lambda exc: f"completing reply {reply_id} failed ({external(exc)})",
         ):
             with attempt:

@@ -57,9 +57,7 @@ TERMINAL_STATES: frozenset[State] = frozenset({State.STOPPED, State.FAILED})
 #: lifecycle has entered one of them, `workers:setOffline` is owed on the way out (even when
 #: the stop comes during connecting, which the reference worker skipped): see
 #: `Lifecycle.registered`.
-REGISTERED_STATES: frozenset[State] = frozenset(
-    {State.WAITING_APPROVAL, State.CONNECTING, State.READY}
-)
+REGISTERED_STATES: frozenset[State] = frozenset({State.WAITING_APPROVAL, State.CONNECTING, State.READY})
 
 _LIVE_STATES = (
     State.STARTING,

@@ -23,8 +23,19 @@ log = logging.getLogger(__name__)
 Lister = Callable[[Path, Mapping[str, str] | None], Awaitable[list[ModelInfo]]]
 
 # Files in the project directory that can change which providers and models OpenCode offers.
-_PROJECT_CONFIG_FILES = ("opencode.json", "opencode.jsonc", ".opencode/opencode.json", ".opencode/opencode.jsonc")
-_CONFIG_ENV_KEYS = ("OPENCODE_CONFIG", "OPENCODE_CONFIG_CONTENT", "OPENCODE_CONFIG_DIR", "HOME", "XDG_CONFIG_HOME")
+_PROJECT_CONFIG_FILES = (
+    "opencode.json",
+    "opencode.jsonc",
+    ".opencode/opencode.json",
+    ".opencode/opencode.jsonc",
+)
+_CONFIG_ENV_KEYS = (
+    "OPENCODE_CONFIG",
+    "OPENCODE_CONFIG_CONTENT",
+    "OPENCODE_CONFIG_DIR",
+    "HOME",
+    "XDG_CONFIG_HOME",
+)
 
 
 def config_identity(directory: Path, env: Mapping[str, str] | None) -> str:
@@ -62,7 +73,9 @@ class ModelCatalog:
         self._cache: dict[str, list[ModelInfo]] = {}
         self._locks: dict[str, trio.Lock] = {}
 
-    async def models(self, directory: Path, env: Mapping[str, str] | None, *, refresh: bool = False) -> list[ModelInfo]:
+    async def models(
+        self, directory: Path, env: Mapping[str, str] | None, *, refresh: bool = False
+    ) -> list[ModelInfo]:
         key = config_identity(directory, env)
         lock = self._locks.setdefault(key, trio.Lock())
         async with lock:

@@ -164,9 +164,7 @@ class OpenCodeHost:
                             "OpenCode (pid %s) stopped answering; the next turn starts a new one", server.pid
                         )
                     elif crashed:
-                        log.warning(
-                            "OpenCode stopped unexpectedly (exit code %s)", server.exit_code
-                        )
+                        log.warning("OpenCode stopped unexpectedly (exit code %s)", server.exit_code)
                     else:
                         log.info("OpenCode stopped after %.0f s without turns", self._idle_timeout)
             except OpenCodeStartError as exc:
@@ -175,9 +173,7 @@ class OpenCodeHost:
                 crashed = True
             if crashed:
                 if self._state.value.error is None:
-                    self._state.value = _HostState(
-                        attempt=attempt, error="OpenCode stopped unexpectedly"
-                    )
+                    self._state.value = _HostState(attempt=attempt, error="OpenCode stopped unexpectedly")
                 await trio.sleep(crashes.lost(trio.current_time()))
             else:
                 crashes.reset()
@@ -256,8 +252,10 @@ class OpenCodeHost:
     async def _usable_server(self, seen_attempt: int, was_idle: bool) -> OpenCodeServer:
         for _ in range(LEASE_REPLACEMENTS + 1):
             state = await self._state.wait_value(
-                lambda s: (s.server is not None and not s.server.lost)
-                or (s.error is not None and s.attempt > seen_attempt)  # noqa: B023 - the predicate is awaited in this iteration
+                lambda s: (
+                    (s.server is not None and not s.server.lost)
+                    or (s.error is not None and s.attempt > seen_attempt)  # noqa: B023 - awaited in this iteration
+                )
             )
             if state.server is None:
                 raise OpenCodeUnavailable(state.error or "OpenCode is not available")

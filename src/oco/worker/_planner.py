@@ -26,8 +26,7 @@ import attrs
 from oco.domain import ChatMessage
 
 STALE_NOTE = (
-    "This message was sent while the worker was offline, so it was not answered. "
-    "Please send it again."
+    "This message was sent while the worker was offline, so it was not answered. Please send it again."
 )
 NO_MODEL_NOTE = "Error: no model selected. Choose a model and send the message again."
 INTERRUPTED_NOTE = "Interrupted: the worker was stopped"

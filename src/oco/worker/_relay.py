@@ -384,7 +384,9 @@ class ChatRelay:
         (`TURN_PREPARATION`): nothing has been streamed yet and its calls are safe to repeat,
         so an outage delays the answer instead of failing it."""
         async for attempt in retrying(
-            TURN_PREPARATION, log=log, report=OutageReport(),
+            TURN_PREPARATION,
+            log=log,
+            report=OutageReport(),
             describe=lambda exc: f"Convex unreachable before a turn ({external(exc)})",
         ):
             with attempt:

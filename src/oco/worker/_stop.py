@@ -41,9 +41,7 @@ class StopControl:
     @contextmanager
     def cleanup_scope(self, grace: float) -> Iterator[trio.CancelScope]:
         """A shielded scope for cleanup under cancellation, bounded by `grace` and the stop deadline."""
-        scope = trio.CancelScope(
-            shield=True, deadline=min(self.deadline, trio.current_time() + grace)
-        )
+        scope = trio.CancelScope(shield=True, deadline=min(self.deadline, trio.current_time() + grace))
         if self.forced:
             scope.cancel(reason="forced stop")
         self._scopes.add(scope)

@@ -109,8 +109,10 @@ class SubscriptionWatcher:
                     )
                     self.mode.value = WatchMode.POLLING
                     await self._poll_until_connected(subs, publish)
-                    log.log(logging.INFO if self._fallback_loud else logging.DEBUG,
-                            "Convex subscription up again; polling stopped")
+                    log.log(
+                        logging.INFO if self._fallback_loud else logging.DEBUG,
+                        "Convex subscription up again; polling stopped",
+                    )
                     # Polling published newer snapshots than our last one: publish again.
                     self._published = None
 
@@ -156,8 +158,11 @@ class SubscriptionWatcher:
             return
         if results == self._failed:
             return
-        failed = [f"{q.udf_path}: {r.message}"
-                  for q, r in zip(queries, results, strict=False) if isinstance(r, QueryError)]
+        failed = [
+            f"{q.udf_path}: {r.message}"
+            for q, r in zip(queries, results, strict=False)
+            if isinstance(r, QueryError)
+        ]
         if failed:
             text = external("; ".join(failed))
             log.log(self._bad_result_level(text), "subscribed query failed: %s", text)
@@ -175,9 +180,11 @@ class SubscriptionWatcher:
             # The whole value is unusable (a string for the message list): keep acting on
             # the last good snapshot until the next result, and say so once.
             text = external(exc)
-            log.log(self._bad_result_level(text),
-                    "ignoring a subscription result that breaks the contract (%s); "
-                    "keeping the last good one", text)
+            log.log(
+                self._bad_result_level(text),
+                "ignoring a subscription result that breaks the contract (%s); keeping the last good one",
+                text,
+            )
             self._failed = results
             return
         self._published = results

@@ -58,8 +58,7 @@ log = logging.getLogger(__name__)
 
 OFFLINE_GRACE_S = 10.0
 REMOVED_NOTE = (
-    "This worker was removed in the web app before it could answer this message. "
-    "Send it to another worker."
+    "This worker was removed in the web app before it could answer this message. Send it to another worker."
 )
 
 
@@ -225,7 +224,10 @@ class Worker:
                 log.warning("could not close the open messages of the removed worker: %s", describe(exc))
                 return
             plan = plan_replies(
-                messages, in_flight=frozenset(), now_ms=self._now_ms(), stale_age_ms=0,
+                messages,
+                in_flight=frozenset(),
+                now_ms=self._now_ms(),
+                stale_age_ms=0,
                 online_since_ms=None,
             )
             completer = ReplyCompleter(self.backend)
@@ -234,8 +236,11 @@ class Worker:
                 try:
                     outcome = await completer.complete(reply, reply_from_note("", REMOVED_NOTE))
                 except Exception as exc:  # noqa: BLE001 - one reply that cannot be closed must not leave the others open
-                    log.warning("could not close reply %s of the removed worker: %s",
-                                reply.reply_message_id, describe(exc))
+                    log.warning(
+                        "could not close reply %s of the removed worker: %s",
+                        reply.reply_message_id,
+                        describe(exc),
+                    )
                     continue
                 if outcome is Outcome.LANDED:
                     log.info("closed reply %s: the worker was removed", reply.reply_message_id)
@@ -245,7 +250,10 @@ class Worker:
             self._apply(Event.STOP)
         cause = self.lifecycle.cause
         # A rejected worker cannot be marked offline (the call would be refused too).
-        owed = self.lifecycle.registered and _rejection(cause if isinstance(cause, BaseException) else None) is None
+        owed = (
+            self.lifecycle.registered
+            and _rejection(cause if isinstance(cause, BaseException) else None) is None
+        )
         if owed:
             # Runs during cancellation too: the web app must see the worker offline.
             with self._stop.cleanup_scope(OFFLINE_GRACE_S):
@@ -289,12 +297,16 @@ class Worker:
     def _reachable(self) -> None:
         lasted = self.backend.outage.recovered(trio.current_time())
         if lasted is not None:
-            log.info("Convex deployment %s answers again (after %s)", self.backend.client.url, duration(lasted))
+            log.info(
+                "Convex deployment %s answers again (after %s)", self.backend.client.url, duration(lasted)
+            )
 
     async def _register(self) -> Registration:
         async for attempt in self._retrying(WORKER_REGISTRATION):
             with attempt:
-                registration = await self.backend.register(str(self.config.working_directory), getpass.getuser())
+                registration = await self.backend.register(
+                    str(self.config.working_directory), getpass.getuser()
+                )
         self._reachable()
         return registration
 
@@ -422,7 +434,10 @@ class Worker:
             self.relay.observe(snapshot.messages)
             decisions = actions.replies
             for reply in decisions.close_stale:
-                log.info("closing a message sent %.0f min ago while offline", (self._now_ms() - reply.timestamp) / 60000)
+                log.info(
+                    "closing a message sent %.0f min ago while offline",
+                    (self._now_ms() - reply.timestamp) / 60000,
+                )
                 self.relay.submit(JobKind.CLOSE_STALE, reply)
             for reply in decisions.no_model:
                 self.relay.submit(JobKind.NO_MODEL, reply)
