@@ -152,3 +152,22 @@ def test_init_wizard_reasks_until_each_answer_is_valid_and_its_file_loads(home: 
     loaded = load_workers_file(path)
     assert [(w.worker_id, w.convex_url) for w in loaded.workers] == [("w1", "http://127.0.0.1:3210")]
     assert loaded.workers[0].working_directory == (home / "proj").resolve()
+
+
+def test_global_options_work_after_the_command_too(home: Path) -> None:
+    path = write(home, [good("w1", name="Front")])
+    done = oco(home, "check", "--config", str(path), "--log-level", "debug", "--log-format", "json")
+    assert done.returncode == 0, done.stderr  # was 2: "unrecognized arguments"
+    assert "Front" in done.stdout
+
+
+def test_a_global_option_after_the_command_wins_and_one_before_it_stays() -> None:
+    from oco.cli import build_parser
+
+    parser = build_parser()
+    before = parser.parse_args(["--log-level", "warning", "check"])
+    assert (before.log_level, before.log_format) == ("WARNING", "text")
+    after = parser.parse_args(["--log-level", "warning", "check", "--log-level", "debug"])
+    assert after.log_level == "DEBUG"
+    neither = parser.parse_args(["check"])
+    assert (neither.log_level, neither.log_format) == (None, "text")

@@ -22,21 +22,33 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run OpenCode Orchestrator workers under one Trio supervisor.",
     )
     parser.add_argument("--version", action="version", version=f"trio-oco {__version__}")
-    parser.add_argument(
-        "--log-level",
-        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
-        type=str.upper,
-        default=None,
-        help="log level (default: the settings' log_level, else INFO)",
-    )
-    parser.add_argument("--log-format", choices=["text", "json"], default="text", help="log line format")
+    _add_global_options(parser, defaults={"log_level": None, "log_format": "text"})
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, module_name in COMMANDS:
         module = importlib.import_module(module_name)
         command = sub.add_parser(name, help=module.HELP, description=module.HELP)
+        # Also after the command (`trio-oco check --log-level DEBUG`): given there, they win;
+        # not given, the value before the command stays (SUPPRESS sets nothing).
+        _add_global_options(command, defaults=None)
         module.add_arguments(command)
         command.set_defaults(_run=module.run)
     return parser
+
+
+def _add_global_options(parser: argparse.ArgumentParser, *, defaults: dict[str, object] | None) -> None:
+    def default(name: str) -> object:
+        return argparse.SUPPRESS if defaults is None else defaults[name]
+
+    parser.add_argument(
+        "--log-level",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        type=str.upper,
+        default=default("log_level"),
+        help="log level (default: the settings' log_level, else INFO)",
+    )
+    parser.add_argument(
+        "--log-format", choices=["text", "json"], default=default("log_format"), help="log line format"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
