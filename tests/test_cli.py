@@ -103,15 +103,14 @@ def test_check_on_a_broken_file_exits_2_with_one_line(home: Path, content: str, 
     assert message in done.stderr and len(done.stderr.strip().splitlines()) == 1
 
 
-def test_check_without_a_file_writes_the_template_at_the_xdg_path_and_exits_2(home: Path) -> None:
+def test_check_without_a_file_only_reads_and_exits_2_naming_init(home: Path) -> None:
     done = oco(home, "check")
     path = home / "xdg" / "opencode-orchestrator" / "workers.json"
     assert done.returncode == 2
-    assert f"{path}: not found; wrote a template there" in done.stderr
-    assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
-    again = oco(home, "check")
-    assert again.returncode == 2 and "replace the example token" in again.stdout + again.stderr
+    assert f"{path}: not found; `trio-oco init` writes a template there" in done.stderr
+    assert not path.exists() and not path.parent.exists()  # it wrote the template before
+    mistyped = oco(home, "check", "--config", str(home / "wrokers.json"))
+    assert mistyped.returncode == 2 and not (home / "wrokers.json").exists()
 
 
 def test_oco_config_environment_variable_is_used(home: Path) -> None:

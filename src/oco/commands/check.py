@@ -77,7 +77,7 @@ def _as_json(path: str, loaded: LoadedConfig | None, problems, error: str | None
 def run(args: argparse.Namespace) -> int:
     path = workers_file_path(args.config)
     try:
-        loaded = load_workers_file(path)
+        loaded = load_workers_file(path, write_template=False)  # check only reads
     except ConfigError as exc:
         if args.json:
             print(_as_json(str(path), None, exc.problems, str(exc)))

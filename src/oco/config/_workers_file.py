@@ -88,10 +88,14 @@ def _settings_problems(settings: Settings) -> list[tuple[str, str]]:
     return found
 
 
-def _read_text(path: Path) -> str:
+def _read_text(path: Path, *, write_template: bool) -> str:
     try:
         data = path.read_bytes()
     except FileNotFoundError:
+        if not write_template:
+            raise ConfigError(
+                f"{path}: not found; `trio-oco init` writes a template there (or pass --config)"
+            ) from None
         _write_template(path)
     except IsADirectoryError:
         raise ConfigError(f"{path}: is a directory, not a workers file") from None
@@ -203,10 +207,14 @@ def _scrub(message: str, secret_text: str | None) -> str:
     return message
 
 
-def load_workers_file(path: Path) -> LoadedConfig:
-    """Load and validate a workers file; see the module docstring for what raises."""
+def load_workers_file(path: Path, *, write_template: bool = True) -> LoadedConfig:
+    """Load and validate a workers file; see the module docstring for what raises.
+
+    A missing file is replaced by the template (then `ConfigError`) unless `write_template` is
+    False (`check` only reads: a mistyped --config must not leave a file behind).
+    """
     path = Path(path).absolute()
-    document = _parse_document(path, _read_text(path))
+    document = _parse_document(path, _read_text(path, write_template=write_template))
     if not document.workers:
         raise ConfigError(f'{path}: "workers" is empty; add at least one worker')
     workers: list[WorkerConfig] = []
