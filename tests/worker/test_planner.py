@@ -261,3 +261,11 @@ def test_the_plan_does_not_depend_on_input_order_when_timestamps_differ(messages
     shuffled = list(distinct)
     rnd.shuffle(shuffled)
     assert plan(distinct) == plan(shuffled)
+
+
+def test_replies_of_different_sessions_start_oldest_message_first() -> None:
+    # Found by the property below: placeholders written in the same millisecond paired in the
+    # order they were written, so the newer message of another chat came first.
+    newer, older = user("s1", 1.0), user("s2", 0.0)
+    result = plan([newer, older, reply("s1", 2.0), reply("s2", 2.0)])
+    assert [p.user_message_id for p in result.start] == [older.id, newer.id]

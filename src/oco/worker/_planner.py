@@ -92,6 +92,9 @@ def pair_messages(
         # other roles ("system") neither pair nor break a pair
     unpaired.extend(u for users in waiting.values() for u in users)
     unpaired.sort(key=lambda m: m.timestamp)
+    # By the user message's time: placeholders of two chats written in the same millisecond
+    # would otherwise put the newer message first (stable, so each session keeps its order).
+    pairs.sort(key=lambda pair: pair[0].timestamp)
     return pairs, unpaired
 
 
