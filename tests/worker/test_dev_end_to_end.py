@@ -59,7 +59,7 @@ async def test_dev_answers_streams_reuses_the_session_and_stops_gracefully(tmp_p
         text = dev.text
         assert code == 0, text[-3000:]
         interrupted = fake.message(slow_reply)
-        assert interrupted.completed and interrupted.content.endswith(INTERRUPTED_NOTE)
+        assert interrupted.completed and interrupted.content.endswith(INTERRUPTED_NOTE), text[-6000:]
         assert fake.worker(created.worker_id).status == "offline"
         assert created.secret not in text
         assert "Traceback" not in text

@@ -158,3 +158,29 @@ async def test_the_relay_stops_closing_a_reply_deleted_before_it_was_closed(
         nursery.cancel_scope.cancel()
     assert fake.counts["chat:completeMessage"] == 1  # one try; the state said it is gone
     assert worker.relay.claimed() == {reply.reply_message_id}  # closed for this process
+
+
+class _TornDownHost:
+    """An OpenCode host whose client a stop already closed under the turn (httpx's error)."""
+
+    def lease(self):
+        raise RuntimeError("Cannot send a request, as the client has been closed.")
+
+
+@pytest.mark.parametrize("stopping", [True, False], ids=["during-a-stop", "no-stop"])
+async def test_a_turn_broken_by_the_stops_teardown_is_interrupted_not_an_internal_error(
+    fake, new_worker, autojump_clock, stopping
+):
+    # Seen once in a fresh-clone CI run: SIGINT during a SLOW answer completed the reply with
+    # "Error: internal error in the worker (RuntimeError)" instead of the interruption note.
+    from oco.worker import INTERRUPTED_NOTE
+
+    fake, worker, reply = _setup(False, fake, new_worker)
+    worker.relay._host = _TornDownHost()
+    if stopping:
+        worker.relay._stop.request(10.0)
+    final = await worker.relay._turn_reply(_turn(reply))
+    if stopping:
+        assert final.content == INTERRUPTED_NOTE
+    else:  # outside a stop the same failure is a bug, and says so
+        assert final.content == "Error: internal error in the worker (RuntimeError)"

@@ -238,6 +238,11 @@ class ChatRelay:
                 # The backend refused a call (a function error): expected, not a bug here.
                 log.warning("reply %s failed: %s", reply.reply_message_id, external(exc))
                 error = "the chat backend reported an error while answering; please resend"
+            elif self._stop.requested.is_set() or trio.current_effective_deadline() == -math.inf:
+                # A stop tears OpenCode and its client down under the turn, and what then fails
+                # (a closed client) is the stop, not a bug: the reply says it was interrupted.
+                log.info("reply %s interrupted by the stop (%s)", reply.reply_message_id, external(exc))
+                return reply_from_note(turn.text, INTERRUPTED_NOTE, opencode_session=turn.opencode_session)
             else:
                 log.exception("reply %s failed", reply.reply_message_id)
                 error = f"internal error in the worker ({type(exc).__name__})"
