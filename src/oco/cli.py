@@ -11,28 +11,53 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-from oco import __version__
 from oco.commands import COMMANDS
 from oco.errors import OcoError
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The parser; only the command named in `argv` (None: every command) gets its module
+    imported and its options added, the others are listed with their help alone."""
     parser = argparse.ArgumentParser(
         prog="trio-oco",
         description="Run OpenCode Orchestrator workers under one Trio supervisor.",
     )
-    parser.add_argument("--version", action="version", version=f"trio-oco {__version__}")
+    parser.add_argument("--version", action=_Version, nargs=0, help="show the version and exit")
     _add_global_options(parser, defaults={"log_level": None, "log_format": "text"})
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name, module_name in COMMANDS:
-        module = importlib.import_module(module_name)
-        command = sub.add_parser(name, help=module.HELP, description=module.HELP)
+    chosen = _chosen_command(argv)
+    for name, module_name, *rest in COMMANDS:
+        load = argv is None or name == chosen
+        module = importlib.import_module(module_name) if load or not rest else None
+        help_text = rest[0] if rest else module.HELP  # type: ignore[union-attr]
+        command = sub.add_parser(name, help=help_text, description=help_text)
+        if module is None or not load:
+            continue
         # Also after the command (`trio-oco check --log-level DEBUG`): given there, they win;
         # not given, the value before the command stays (SUPPRESS sets nothing).
         _add_global_options(command, defaults=None)
         module.add_arguments(command)
         command.set_defaults(_run=module.run)
     return parser
+
+
+def _chosen_command(argv: Sequence[str] | None) -> str | None:
+    """The command `argv` names: its first word that is a command (option values are never
+    command names: `--log-level` and `--log-format` take fixed words)."""
+    names = {entry[0] for entry in COMMANDS}
+    for word in sys.argv[1:] if argv is None else argv:
+        if word in names:
+            return word
+    return None
+
+
+class _Version(argparse.Action):
+    """`--version`, reading the installed version only when asked (importlib.metadata is slow)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: object, **kwargs: object) -> None:
+        from oco import __version__
+
+        parser.exit(message=f"trio-oco {__version__}\n")
 
 
 def _add_global_options(parser: argparse.ArgumentParser, *, defaults: dict[str, object] | None) -> None:
@@ -52,7 +77,8 @@ def _add_global_options(parser: argparse.ArgumentParser, *, defaults: dict[str, 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     if not getattr(args, "_run", None):
         parser.print_help(sys.stderr)

@@ -38,6 +38,19 @@ class ReloadPlan:
     unchanged: tuple[str, ...] = ()
     settings_changed: tuple[str, ...] = ()
 
+    def summary(self) -> str:
+        """One line for a person: what the reload did (minimal; i15-control added it)."""
+        parts = [
+            f"{len(keys)} {verb}"
+            for verb, keys in (("started", self.start), ("stopped", self.stop), ("restarted", self.restart))
+            if keys
+        ]
+        parts.append(f"{len(self.unchanged)} unchanged")
+        line = ", ".join(parts)
+        if self.settings_changed:
+            line += f"; settings changed: {', '.join(self.settings_changed)}"
+        return line
+
 
 def changed_settings(old: Settings, new: Settings) -> tuple[str, ...]:
     """Names of the settings whose values differ, in declaration order."""
