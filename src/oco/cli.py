@@ -57,7 +57,8 @@ class _Version(argparse.Action):
     def __call__(self, parser: argparse.ArgumentParser, *args: object, **kwargs: object) -> None:
         from oco import __version__
 
-        parser.exit(message=f"trio-oco {__version__}\n")
+        print(f"trio-oco {__version__}")  # stdout, as argparse's own version action
+        parser.exit()
 
 
 def _add_global_options(parser: argparse.ArgumentParser, *, defaults: dict[str, object] | None) -> None:

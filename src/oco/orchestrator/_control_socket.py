@@ -63,7 +63,13 @@ async def answer(orchestrator: Orchestrator, data: dict[str, Any]) -> bytes:
             return protocol.ok({"workers": [worker_json(w) for w in orchestrator.workers()]})
         if cmd == "reload":
             plan = await orchestrator.reload()
-            return protocol.ok({"plan": _plan_json(plan), "summary": plan.summary()})
+            # A worker stopped by a command stays stopped through the reload: say so, since the
+            # plan alone would count it as restarted or started.
+            held = orchestrator.stopped_by_command()
+            names = {row.key: row.name for row in orchestrator.workers()}
+            kept = sorted(names.get(key, key) for key in (*plan.restart, *plan.start) if key in held)
+            summary = plan.summary() + (f"; kept stopped: {', '.join(kept)}" if kept else "")
+            return protocol.ok({"plan": _plan_json(plan), "kept_stopped": kept, "summary": summary})
         act = {
             "start": orchestrator.start_worker,
             "stop": orchestrator.stop_worker,

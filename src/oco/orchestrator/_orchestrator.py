@@ -263,6 +263,10 @@ class Orchestrator:
         """Every configured worker's status now, in configuration order (`which_children`)."""
         return self.snapshot().workers
 
+    def stopped_by_command(self) -> frozenset[str]:
+        """Keys of the workers `stop_worker` stopped (they stay stopped until started)."""
+        return frozenset(self._held)
+
     def has_worker(self, worker: str) -> bool:
         """Whether `worker` names exactly one configured worker (key, worker id or name)."""
         try:

@@ -105,12 +105,15 @@ def worker_lines(workers: Sequence[WorkerStatus], *, now: float, width: int = WI
 
 
 def orchestrator_line(snapshot: StatusSnapshot, *, now: float, width: int = WIDTH) -> str:
-    """`run /path/workers.json: pid 1234, since 14:02, 3m (updated 2s ago)`."""
-    what = f"{snapshot.mode} {snapshot.source}" if snapshot.mode and snapshot.source else "orchestrator"
+    """`run /path/workers.json: pid 1234, since 14:02, 3m (updated 2s ago)`; a long source is
+    cut on the left (its file name stays), the mode never."""
     tail = f"pid {snapshot.pid}, since {human_since(snapshot.started_at, now)}"
     tail += f" (updated {age(now - snapshot.updated_at)} ago)"
-    room = max(10, width - len(tail) - 2)
-    return clip(f"{_clip_left(external(what, 1000), room)}: {tail}", width)
+    if not (snapshot.mode and snapshot.source):
+        return clip(f"orchestrator: {tail}", width)
+    mode = clip(external(snapshot.mode, 20), 8)
+    room = max(12, width - len(tail) - len(mode) - 3)
+    return clip(f"{mode} {_clip_left(external(snapshot.source, 1000), room)}: {tail}", width)
 
 
 def format_status_table(snapshot: StatusSnapshot, *, now: float | None = None, width: int = WIDTH) -> str:
