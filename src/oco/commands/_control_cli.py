@@ -113,7 +113,8 @@ def holder_of(args: argparse.Namespace, worker: str) -> Any:
             f"'all' is ambiguous: {len(candidates)} orchestrators run ({shown}); {CHOOSE}",
             error_code="ambiguous",
         )
-    holders, known = [], []
+    holders: list[Any] = []
+    known: list[str] = []
     for found in candidates:
         reply = ask(found, "workers")
         rows = reply.get("result", {}).get("workers", []) if reply.get("ok") else []
