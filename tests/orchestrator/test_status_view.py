@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import os
 import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -29,7 +30,7 @@ from oco.orchestrator._status import (
     write_status,
 )
 from oco.orchestrator._status_table import format_status_table, human_since, iso_time, worker_json
-from oco.testing import open_oco
+from oco.testing import oco_command, open_oco
 
 NOW = time.mktime((2026, 12, 2, 14, 5, 0, 0, 0, -1))  # local 14:05
 
@@ -208,3 +209,19 @@ def test_stale_instances_are_swept_live_and_recent_ones_never(tmp_path: Path) ->
         assert not any(p.name.startswith(".removing") for p in (state / "instances").iterdir())
     finally:
         live.release()
+
+
+def test_status_into_a_pipe_that_closes_early_ends_quietly(tmp_path: Path) -> None:
+    env = {**os.environ, "XDG_STATE_HOME": str(tmp_path / "state"), "HOME": str(tmp_path)}
+    with subprocess.Popen(
+        oco_command("status", "--watch", "--interval", "0.01"),
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    ) as child:
+        assert child.stdout is not None and child.stderr is not None
+        assert child.stdout.readline().startswith(b"trio-oco status --watch")
+        child.stdout.close()  # `| head -1`
+        errors = child.stderr.read().decode()
+        assert child.wait(timeout=30) == 0
+    assert "Traceback" not in errors and "BrokenPipe" not in errors
