@@ -20,6 +20,7 @@ Stdlib only, like `oco.logs`.
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import logging
 import logging.handlers
@@ -29,7 +30,6 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TextIO
 
 from oco.logs import SecretRedactor, WorkerLabelFilter
 
@@ -82,7 +82,7 @@ class _PrivateRotatingFile(logging.handlers.RotatingFileHandler):
         self._on_failure = on_failure
         super().__init__(path, maxBytes=max_bytes, backupCount=backups, encoding="utf-8", delay=True)
 
-    def _open(self) -> TextIO:
+    def _open(self) -> io.TextIOWrapper:
         fd = os.open(self.baseFilename, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         return os.fdopen(fd, "a", encoding="utf-8")
 

@@ -520,6 +520,8 @@ class Orchestrator:
         while True:
             seen = self._changes.value
             await self._changes.wait_value(lambda v: v != seen)  # noqa: B023 - the predicate is awaited in this iteration
+            if self.stopping:
+                return  # STOPPING=1 said it; systemd shows "deactivating"
             line = status_line(self.workers())
             if line != sent:
                 self._notifier.notify(f"STATUS={line}")
