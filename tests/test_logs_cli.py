@@ -310,3 +310,25 @@ async def main():
 
 print(json.dumps(trio.run(main)))
 """
+
+
+async def test_dev_mode_labels_its_lines_with_the_workers_name_not_its_id(tmp_path) -> None:
+    from oco.testing import DevProject, serve_fake_llm
+
+    opencode = _failing_opencode(tmp_path)
+    async with serve_fake_convex() as convex, serve_fake_llm() as llm:
+        project = DevProject.make(tmp_path, convex, llm, str(opencode), name="dev-worker")
+        worker_id = project.created.worker_id
+        async with project.open_dev() as dev:
+            await dev.wait_for("[dev-worker] registering -> connecting", timeout=30)
+            chat = convex.fake.start_session(worker_id)
+            await convex.fake.wait_reply(convex.fake.send_message(chat, "hello"), timeout=30)
+            await dev.wait_for("[dev-worker] message picked up", timeout=30)
+            dev.process.send_signal(signal.SIGINT)
+            assert await dev.wait(timeout=30) == 0
+    lines = dev.text.splitlines()
+    with_id = [line for line in lines if f"[{worker_id}]" in line]
+    # Only the line before registration (the name comes from Convex's answer) shows the id.
+    assert [line.split("] ", 1)[1] for line in with_id] == ["starting -> registering"], with_id
+    named = sum("[dev-worker]" in line for line in lines)
+    assert named >= 4, dev.text
