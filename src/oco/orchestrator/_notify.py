@@ -37,7 +37,10 @@ def status_line(rows: Sequence[WorkerStatus]) -> str:
         reason = (row.last_error or "").splitlines()[0].strip() if row.last_error else ""
         if row.state != "degraded" or not reason:
             reason = f"{row.state} ({reason})" if reason else row.state
-        parts.append(f"{external(row.name, 100)}: {external(reason, STATUS_REASON_CHARS)}")
+        reason = external(reason, 4 * STATUS_REASON_CHARS)
+        if len(reason) > STATUS_REASON_CHARS:
+            reason = reason[: STATUS_REASON_CHARS - 1] + "…"
+        parts.append(f"{external(row.name, 100)}: {reason}")
     return "; ".join(parts)
 
 

@@ -213,6 +213,7 @@ class ChatRelay:
         if job.kind is JobKind.CLOSE_STALE:
             await self._close(reply, reply_from_note("", STALE_NOTE))
         elif job.kind is JobKind.NO_MODEL:
+            log.info("message in chat %s names no model; answering with a note", reply.session_id)
             await self._close(reply, reply_from_note("", NO_MODEL_NOTE))
         else:
             async with self._limiter:
