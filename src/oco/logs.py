@@ -240,6 +240,12 @@ def name_colour(name: str) -> str:
     return _NAME_COLOURS[zlib.crc32(name.encode()) % len(_NAME_COLOURS)]
 
 
+def level_colour(levelname: str) -> str | None:
+    """The SGR colour of a level's name (None: uncoloured, as INFO is)."""
+    level = logging.getLevelName(levelname)
+    return _LEVEL_COLOUR.get(level) if isinstance(level, int) else None
+
+
 def paint(text: str, sgr: str | None) -> str:
     return f"\x1b[{sgr}m{text}\x1b[0m" if sgr else text
 
@@ -279,6 +285,7 @@ class JsonFormatter(logging.Formatter):
             "ts": _timestamp(record),
             "level": record.levelname,
             "worker": record.worker,  # type: ignore[attr-defined]  # stamped by the worker-label filter
+            "worker_id": getattr(record, "worker_id", None),
             "logger": record.name,
             "message": record.getMessage(),
         }

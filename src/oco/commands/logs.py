@@ -28,6 +28,7 @@ DEFAULT_LINES = 10  # like tail
 FOLLOW_POLL_S = 0.2  # how often -f looks for new lines
 READ_BLOCK = 64 * 1024
 _STAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z ")
+_LEVEL = re.compile(r"^(\S+Z )(DEBUG|INFO|WARNING|ERROR|CRITICAL)\b")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -181,7 +182,7 @@ def run(args: argparse.Namespace) -> int:
     from oco._log_files import ORCHESTRATOR_LOG, ORCHESTRATOR_NAME, log_dir, read_index
     from oco.config import state_dir
     from oco.errors import UsageError
-    from oco.logs import Style, name_colour, paint, stderr_style
+    from oco.logs import Style, level_colour, name_colour, paint, stderr_style
 
     if args.lines < 0:
         raise UsageError("-n must be a number of lines >= 0")
@@ -200,6 +201,8 @@ def run(args: argparse.Namespace) -> int:
     width = max((len(s.label) for s in found), default=0)
 
     def show(label: str, line: str) -> None:
+        if colour and (match := _LEVEL.match(line)):
+            line = f"{match[1]}{paint(match[2], level_colour(match[2]))}{line[match.end(2) :]}"
         if args.name is not None:
             print(line)
             return

@@ -224,7 +224,9 @@ class ChatRelay:
                     self.turns.value -= 1
 
     async def _answer(self, reply: PendingReply) -> None:
-        log.info("message picked up in chat %s (model %s)", reply.session_id, reply.model)
+        known = self._sessions.get(reply.session_id)  # a chat answered before has its name
+        chat = f'"{external(known.title, 80)}"' if known is not None and known.title else reply.session_id
+        log.info("message picked up in chat %s (model %s)", chat, reply.model)
         started = trio.current_time()
         turn = _Turn(reply, self._sessions.begin_reply(reply.reply_message_id))
         final: FinalReply | None = None
