@@ -55,6 +55,13 @@ def test_each_workers_lines_go_to_its_own_file_and_the_rest_to_oco_log(tmp_path:
     assert secret not in "".join(p.read_text() for p in logs.iterdir())
 
 
+def test_the_directories_it_makes_are_private(tmp_path: Path) -> None:
+    with open_log_files(tmp_path / "state" / "oco"), bind_worker("alpha", "w_alpha"):
+        log.info("hello")
+    for directory in (tmp_path / "state", tmp_path / "state" / "oco", tmp_path / "state" / "oco" / "logs"):
+        assert directory.stat().st_mode & 0o777 == 0o700, directory
+
+
 def test_rotation_keeps_each_workers_files_bounded(tmp_path: Path) -> None:
     with open_log_files(tmp_path, max_bytes=4000, backups=2):
         with bind_worker("alpha", "w_alpha"):

@@ -112,8 +112,7 @@ class LogFiles(logging.Handler):
         key = worker_id if worker_id else ""
         try:
             if not self._files:
-                self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-                os.chmod(self.directory, 0o700)
+                _private_dirs(self.directory)
             if worker_id:
                 self._note_name(worker_id, getattr(record, "worker", worker_id))
             target = self._files.get(key)
@@ -153,6 +152,16 @@ class LogFiles(logging.Handler):
                 handler.close()
         self._files.clear()
         super().close()
+
+
+def _private_dirs(directory: Path) -> None:
+    """Make `directory` and any missing parent, each 0700 (mkdir's mode is filtered by the umask)."""
+    missing = [d for d in (directory, *directory.parents) if not d.exists()]
+    for path in reversed(missing):
+        path.mkdir(mode=0o700, exist_ok=True)
+        os.chmod(path, 0o700)
+    if not directory.is_dir():
+        directory.mkdir()  # raises the OSError that says why (a file in the way)
 
 
 def _write_private(path: Path, text: str) -> None:
