@@ -31,6 +31,11 @@ COMMANDS: tuple[tuple[str, ...], ...] = (
         "oco.commands.status",
         "show the running orchestrators' workers (exit 0 all ready, 1 not, 3 none running)",
     ),
+    (
+        "logs",
+        "oco.commands.logs",
+        "print a worker's log (or all, merged by time); -f follows it like tail -F",
+    ),
     ("restart", "oco.commands.restart", "restart one worker (or all) of the running orchestrator"),
     (
         "stop",
