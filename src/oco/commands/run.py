@@ -51,12 +51,12 @@ def _factory(settings, state_dir: Path):
 def run(args: argparse.Namespace) -> int:
     import trio
 
+    from oco.commands._options import shutdown_timeout
     from oco.config import state_dir, workers_file_path
     from oco.errors import UsageError
     from oco.orchestrator import Orchestrator, Reloaded, SystemdNotifier
 
-    if args.shutdown_timeout is not None and not args.shutdown_timeout > 0:
-        raise UsageError("--shutdown-timeout must be a number of seconds > 0")
+    timeout = shutdown_timeout(args.shutdown_timeout)
     path = workers_file_path(args.config)
     loaded = _load(path)
     workers = {w.key: w for w in loaded.enabled_workers}
@@ -82,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
         workers,
         settings,
         worker_factory=factory,
-        shutdown_timeout=args.shutdown_timeout,
+        shutdown_timeout=timeout,
         status_dir=directory,
         reload=reload,
         notifier=SystemdNotifier.from_env(),

@@ -1,0 +1,37 @@
+"""The first hour as a user lives it, through the real CLI: options checked the same way in
+every command, a mistyped --env-file named, and the fakes' help listing what they do."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from oco.testing import run_oco
+
+
+def clean_env(tmp_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OCO_", "XDG_", "WORKER_", "CONVEX_"))}
+    env.update(HOME=str(tmp_path), XDG_CONFIG_HOME=str(tmp_path / "xdg"), XDG_STATE_HOME=str(tmp_path / "st"))
+    return env
+
+
+@pytest.mark.parametrize("command", ["dev", "run", "start"])
+@pytest.mark.parametrize("value", ["0", "-3", "nan", "inf"])
+def test_a_bad_shutdown_timeout_is_one_line_and_exit_2_in_every_command(
+    command: str, value: str, tmp_path: Path
+) -> None:
+    done = run_oco(command, f"--shutdown-timeout={value}", env=clean_env(tmp_path), cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip() == f"trio-oco: --shutdown-timeout must be a number of seconds > 0 (got {value})"
+
+
+def test_a_missing_env_file_is_named_in_one_line(tmp_path: Path) -> None:
+    done = run_oco("dev", "--env-file", "missing.env", env=clean_env(tmp_path), cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip() == (
+        f"trio-oco: {tmp_path / 'missing.env'}: does not exist (--env-file); create it, or leave"
+        " --env-file out for ./.env"
+    )
+    assert not (tmp_path / "missing.env").exists()
