@@ -24,7 +24,9 @@ def test_a_bad_shutdown_timeout_is_one_line_and_exit_2_in_every_command(
 ) -> None:
     done = run_oco(command, f"--shutdown-timeout={value}", env=clean_env(tmp_path), cwd=tmp_path)
     assert done.returncode == 2, done.stderr
-    assert done.stderr.strip() == f"trio-oco: --shutdown-timeout must be a number of seconds > 0 (got {value})"
+    assert (
+        done.stderr.strip() == f"trio-oco: --shutdown-timeout must be a number of seconds > 0 (got {value})"
+    )
 
 
 def test_a_missing_env_file_is_named_in_one_line(tmp_path: Path) -> None:
@@ -35,3 +37,31 @@ def test_a_missing_env_file_is_named_in_one_line(tmp_path: Path) -> None:
         " --env-file out for ./.env"
     )
     assert not (tmp_path / "missing.env").exists()
+
+
+async def test_dev_warns_once_when_opencode_is_not_the_verified_version(tmp_path: Path) -> None:
+    """A warning at start, not a refusal: the worker still registers (here with a token the
+    backend rejects, so the run ends by itself)."""
+    from oco.opencode._binary import VERIFIED_VERSION
+    from oco.testing import open_oco, serve_fake_convex
+
+    opencode = tmp_path / "opencode"
+    opencode.write_text("#!/bin/sh\necho 0.9.1\n")
+    opencode.chmod(0o755)
+    project = tmp_path / "project"
+    project.mkdir()
+    async with serve_fake_convex() as convex:
+        created = convex.fake.create_worker()
+        token = created.token_with_secret("WrongSecret123")
+        (project / ".env").write_text(f"WORKER_TOKEN={token}\nCONVEX_URL={convex.url}\n")
+        env = {**clean_env(tmp_path), "OCO_OPENCODE_BIN": str(opencode)}
+        async with open_oco("dev", cwd=project, env=env, stderr_apart=True) as dev:
+            assert await dev.wait(timeout=30) == 2
+        assert convex.fake.counts["workers:register"] == 1
+    warnings = [line for line in dev.errors.value.decode().splitlines() if " WARNING " in line]
+    assert len(warnings) == 1, warnings
+    assert (
+        f"opencode 0.9.1 differs from {VERIFIED_VERSION}, the version trio-oco was verified with"
+        in warnings[0]
+    )
+    assert str(opencode) in warnings[0]

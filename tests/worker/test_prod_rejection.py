@@ -177,7 +177,9 @@ async def test_dev_with_a_rejected_token_exits_2_with_one_line(case: str, prod: 
     loud = [line for line in errors.splitlines() if " ERROR " in line or " WARNING " in line]
     assert loud == [], errors
     last = errors.strip().splitlines()[-1]
-    assert last.startswith(f"trio-oco: {project / '.env'}: the backend rejected WORKER_TOKEN: {reason}"), errors
+    assert last.startswith(f"trio-oco: {project / '.env'}: the backend rejected WORKER_TOKEN: {reason}"), (
+        errors
+    )
     assert f"calling workers:register on {convex.url}" in last
     assert "NotTheRightOne42" not in errors and "s3cr3t" not in errors
     assert fake.counts["workers:register"] == 1

@@ -41,7 +41,9 @@ def env_file_path(cwd: Path, env_file: Path | None) -> Path:
         return cwd / ".env"
     path = env_file if env_file.is_absolute() else cwd / env_file
     if not path.exists():
-        raise UsageError(f"{path}: does not exist (--env-file); create it, or leave --env-file out for ./.env")
+        raise UsageError(
+            f"{path}: does not exist (--env-file); create it, or leave --env-file out for ./.env"
+        )
     if not path.is_file():
         raise UsageError(f"{path}: is not a file (--env-file)")
     return path
@@ -84,12 +86,14 @@ def _run_once(config, timeout: float | None) -> tuple[int, str | None]:
 
     from oco.config import DEV_SETTINGS, WorkerConfig, state_dir
     from oco.opencode import find_opencode_bin
+    from oco.opencode._binary import warn_if_unverified
     from oco.orchestrator import Orchestrator, SystemdNotifier, worker_factory
 
     settings = DEV_SETTINGS
     if timeout is not None:
         settings = attrs.evolve(settings, shutdown_timeout_s=timeout)
     opencode_bin = find_opencode_bin(settings.opencode_bin)
+    warn_if_unverified(opencode_bin, state_dir())
     rejected: list[str] = []
 
     def on_rejected(worker: WorkerConfig, reason: str) -> bool:

@@ -48,6 +48,13 @@ def _factory(settings, state_dir: Path):
     return worker_factory(settings, opencode_bin=opencode_bin, state_dir=state_dir)
 
 
+def _warn_if_unverified(settings, state_dir: Path) -> None:
+    from oco.opencode import find_opencode_bin
+    from oco.opencode._binary import warn_if_unverified
+
+    warn_if_unverified(find_opencode_bin(settings.opencode_bin), state_dir)
+
+
 def run(args: argparse.Namespace) -> int:
     import trio
 
@@ -67,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
         logging.getLogger().setLevel(settings.log_level.upper())
     directory = state_dir()
     factory = _factory(settings, directory)
+    _warn_if_unverified(settings, directory)
     current = [settings]
 
     def reload() -> Reloaded:
