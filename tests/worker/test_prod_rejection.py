@@ -203,3 +203,43 @@ async def test_dev_waiting_for_approval_is_not_a_rejection(tmp_path: Path) -> No
             assert dev.process.returncode is None
             dev.process.send_signal(signal.SIGINT)
             assert await dev.wait(timeout=15) == 0, dev.text
+
+
+def test_dev_on_a_terminal_offers_a_new_token_writes_it_and_goes_on(tmp_path: Path) -> None:
+    """On a terminal the rejection asks for a new token (not echoed), writes it to the .env
+    (0600, other lines kept) and runs with it; Ctrl+C then stops cleanly."""
+    import stat
+
+    from terminal import on_terminal
+
+    project = tmp_path / "project"
+    project.mkdir()
+
+    async def main() -> tuple[int, str, FakeConvex, CreatedWorker]:
+        async with serve_fake_convex(prod=True) as convex:
+            created, token = wrong_secret(convex.fake)
+            (project / ".env").write_text(f"# mine\nWORKER_TOKEN={token}\nCONVEX_URL={convex.url}\nOTHER=1\n")
+            env = {**os.environ, "XDG_STATE_HOME": str(tmp_path / "state"), "OCO_OPENCODE_BIN": "/bin/false"}
+            env.pop("WORKER_TOKEN", None)
+            env.pop("CONVEX_URL", None)
+            dialogue = [
+                ("Enter a new worker token", "not-a-token"),
+                ("try again", created.token),
+                ("-> ready", "\x03"),
+            ]
+            code, shown = await trio.to_thread.run_sync(
+                lambda: on_terminal("dev", dialogue=dialogue, env=env, cwd=project)
+            )
+            return code, shown, convex.fake, created
+
+    code, shown, fake, created = trio.run(main)
+    assert code == 0, shown
+    assert "the backend rejected WORKER_TOKEN: wrong secret in the token" in shown
+    assert created.token.split(":secret_")[1] not in shown and "NotTheRightOne42" not in shown
+    assert "Traceback" not in shown
+    env_file = project / ".env"
+    lines = env_file.read_text().splitlines()
+    assert lines[:2] == ["# mine", f"WORKER_TOKEN={created.token}"] and lines[3:] == ["OTHER=1"]
+    assert lines[2].startswith("CONVEX_URL=http://127.0.0.1:")
+    assert stat.S_IMODE(env_file.stat().st_mode) == 0o600
+    assert fake.counts["workers:register"] == 2
