@@ -65,3 +65,16 @@ async def test_dev_warns_once_when_opencode_is_not_the_verified_version(tmp_path
         in warnings[0]
     )
     assert str(opencode) in warnings[0]
+
+
+def test_the_systemd_unit_finds_a_user_installed_opencode_and_keeps_only_what_works() -> None:
+    unit = (Path(__file__).parents[1] / "docs" / "trio-oco.service").read_text()
+    directives = [line for line in unit.splitlines() if line and not line.startswith(("#", "["))]
+    keys = [line.split("=", 1)[0] for line in directives]
+    path = next(line for line in directives if line.startswith("Environment=PATH="))
+    for place in ("%h/.npm-global/bin", "%h/.local/bin", "/usr/local/bin", "/usr/bin"):
+        assert place in path.split("=", 2)[2].split(":")
+    assert "opencode_bin" in unit and "OCO_OPENCODE_BIN" in unit  # how to name another place
+    # Nothing a user manager ignores or cannot do: system targets, privileged sandboxing.
+    assert not {"After", "Wants", "ProtectSystem", "NoNewPrivileges", "PrivateTmp", "User"} & set(keys)
+    assert {"Type", "ExecStart", "ExecReload", "WatchdogSec", "RestartPreventExitStatus"} <= set(keys)
