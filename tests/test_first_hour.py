@@ -78,3 +78,22 @@ def test_the_systemd_unit_finds_a_user_installed_opencode_and_keeps_only_what_wo
     # Nothing a user manager ignores or cannot do: system targets, privileged sandboxing.
     assert not {"After", "Wants", "ProtectSystem", "NoNewPrivileges", "PrivateTmp", "User"} & set(keys)
     assert {"Type", "ExecStart", "ExecReload", "WatchdogSec", "RestartPreventExitStatus"} <= set(keys)
+
+
+def test_the_readme_works_as_a_pypi_description_and_the_package_says_where_it_lives() -> None:
+    """PyPI shows README.md without the repository around it: every link must be absolute."""
+    import re
+    import tomllib
+
+    root = Path(__file__).parents[1]
+    readme = (root / "README.md").read_text()
+    links = re.findall(r"\]\(([^)]*)\)", readme) + re.findall(r'(?:src|href)="([^"]*)"', readme)
+    assert links and all(link.startswith(("https://", "http://", "#")) for link in links), links
+    project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
+    assert {"Homepage", "Source", "Issues"} <= set(project["urls"])
+    assert all(url.startswith("https://") for url in project["urls"].values())
+    assert "Framework :: Trio" in project["classifiers"]
+    assert not any(c.startswith("License ::") for c in project["classifiers"])  # PEP 639: `license` says it
+    from oco.opencode._binary import VERIFIED_VERSION
+
+    assert f"opencode-ai@{VERIFIED_VERSION}" in readme
