@@ -97,3 +97,37 @@ def test_the_readme_works_as_a_pypi_description_and_the_package_says_where_it_li
     from oco.opencode._binary import VERIFIED_VERSION
 
     assert f"opencode-ai@{VERIFIED_VERSION}" in readme
+
+
+async def test_an_uncached_version_check_does_not_delay_the_start(tmp_path: Path) -> None:
+    """`opencode --version` takes most of a second (node starts); not cached yet, it runs beside
+    the start: here it answers only when the test lets it, after the worker is ready."""
+    import json
+    import signal
+
+    from oco.testing import open_oco, serve_fake_convex
+
+    gate = tmp_path / "gate"
+    os.mkfifo(gate)
+    opencode = tmp_path / "opencode"
+    opencode.write_text(f"#!/bin/sh\nread answer < {gate}\necho $answer\n")
+    opencode.chmod(0o755)
+    (tmp_path / "project").mkdir()
+    async with serve_fake_convex() as convex:
+        fake = convex.fake
+        created = fake.create_worker()
+        config = tmp_path / "workers.json"
+        worker = {"token": created.token, "convex_url": convex.url, "working_directory": "project"}
+        config.write_text(json.dumps({"workers": [worker]}))
+        env = {**clean_env(tmp_path), "OCO_OPENCODE_BIN": str(opencode)}
+        async with open_oco("run", "--config", str(config), env=env, cwd=tmp_path) as run:
+            await fake.wait_for(lambda: (fake.worker(created.worker_id).connected_at or 0) > 0, timeout=30)
+            assert "differs" not in run.text  # ready while the version check still waits
+            with open(gate, "w") as answer:  # noqa: ASYNC230 - a FIFO the child has open: no wait
+                answer.write("0.9.1\n")
+            await run.wait_for("opencode 0.9.1 differs from", timeout=30)
+            run.process.send_signal(signal.SIGINT)
+            assert await run.wait(timeout=20) == 0, run.text
+    assert (
+        tmp_path / "st" / "opencode-orchestrator" / "opencode-version.json"
+    ).exists()  # next start: at once

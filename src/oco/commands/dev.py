@@ -16,6 +16,8 @@ from pathlib import Path
 
 from oco.errors import UsageError
 
+VERSION_JOIN_S = 2.0  # at exit, how long a running `opencode --version` check may still take
+
 HELP = "run one worker from .env in the current directory (first-run setup on a terminal)"
 
 
@@ -93,7 +95,7 @@ def _run_once(config, timeout: float | None) -> tuple[int, str | None]:
     if timeout is not None:
         settings = attrs.evolve(settings, shutdown_timeout_s=timeout)
     opencode_bin = find_opencode_bin(settings.opencode_bin)
-    warn_if_unverified(opencode_bin, state_dir())
+    version_check = warn_if_unverified(opencode_bin, state_dir())
     rejected: list[str] = []
 
     def on_rejected(worker: WorkerConfig, reason: str) -> bool:
@@ -111,4 +113,6 @@ def _run_once(config, timeout: float | None) -> tuple[int, str | None]:
         on_rejected=on_rejected,
     )
     code = trio.run(orchestrator.run, restrict_keyboard_interrupt_to_checkpoints=True)
+    if version_check is not None:
+        version_check.join(timeout=VERSION_JOIN_S)  # a run shorter than the check still says it
     return code, (rejected[0] if rejected else None)

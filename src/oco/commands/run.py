@@ -48,11 +48,12 @@ def _factory(settings, state_dir: Path):
     return worker_factory(settings, opencode_bin=opencode_bin, state_dir=state_dir)
 
 
-def _warn_if_unverified(settings, state_dir: Path) -> None:
+def _warn_if_unverified(settings, state_dir: Path):
+    """The opencode version check (a thread when it is not cached; see `warn_if_unverified`)."""
     from oco.opencode import find_opencode_bin
     from oco.opencode._binary import warn_if_unverified
 
-    warn_if_unverified(find_opencode_bin(settings.opencode_bin), state_dir)
+    return warn_if_unverified(find_opencode_bin(settings.opencode_bin), state_dir)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -74,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
         logging.getLogger().setLevel(settings.log_level.upper())
     directory = state_dir()
     factory = _factory(settings, directory)
-    _warn_if_unverified(settings, directory)
+    version_check = _warn_if_unverified(settings, directory)
     current = [settings]
 
     def reload() -> Reloaded:
@@ -95,7 +96,10 @@ def run(args: argparse.Namespace) -> int:
         reload=reload,
         notifier=SystemdNotifier.from_env(),
     )
-    return trio.run(orchestrator.run, restrict_keyboard_interrupt_to_checkpoints=True)
+    code = trio.run(orchestrator.run, restrict_keyboard_interrupt_to_checkpoints=True)
+    if version_check is not None:
+        version_check.join(timeout=2.0)  # a run shorter than the check still says it
+    return code
 
 
 def namespace(**overrides: object) -> argparse.Namespace:

@@ -17,6 +17,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -178,26 +179,31 @@ def _fingerprint(bin: str) -> list[object]:
     return [real, info.st_size, info.st_mtime_ns]
 
 
-def cached_opencode_version(bin: str, cache_dir: Path | None) -> str:
-    """`opencode_version(bin)`, remembered in `cache_dir` for this very binary (a new install
-    or upgrade changes its size or mtime, so it is asked again). A cache that cannot be read
-    or written is only slower."""
-    cache = Path(cache_dir) / VERSION_CACHE_FILE if cache_dir is not None else None
+def known_opencode_version(bin: str, cache_dir: Path | None) -> str | None:
+    """The version remembered for this very binary (same real path, size and mtime: a new
+    install or upgrade changes them), or None; costs a `stat` and a small read."""
+    if cache_dir is None:
+        return None
     try:
-        fingerprint = _fingerprint(bin)
-    except OSError:
-        return opencode_version(bin)
-    if cache is not None:
-        try:
-            known = json.loads(cache.read_text(encoding="utf-8"))
-            if isinstance(known, dict) and known.get("binary") == fingerprint:
-                return str(known["version"])
-        except (OSError, ValueError, KeyError, TypeError):
-            pass
+        known = json.loads((Path(cache_dir) / VERSION_CACHE_FILE).read_text(encoding="utf-8"))
+        if isinstance(known, dict) and known.get("binary") == _fingerprint(bin):
+            return str(known["version"])
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    return None
+
+
+def cached_opencode_version(bin: str, cache_dir: Path | None) -> str:
+    """`opencode_version(bin)`, remembered in `cache_dir` for this binary. A cache that cannot
+    be read or written is only slower."""
+    known = known_opencode_version(bin, cache_dir)
+    if known is not None:
+        return known
     version = opencode_version(bin)
-    if cache is not None:
+    if cache_dir is not None:
         with contextlib.suppress(OSError):
-            _write_cache(cache, json.dumps({"binary": fingerprint, "version": version}) + "\n")
+            record = {"binary": _fingerprint(bin), "version": version}
+            _write_cache(Path(cache_dir) / VERSION_CACHE_FILE, json.dumps(record) + "\n")
     return version
 
 
@@ -217,9 +223,7 @@ def _write_cache(path: Path, text: str) -> None:
                 os.unlink(tmp)
 
 
-def warn_if_unverified(bin: str, cache_dir: Path | None) -> None:
-    """At start: one WARNING when `bin`'s version is not `VERIFIED_VERSION` (the workers start
-    all the same); one INFO line when it cannot be told."""
+def _say_version(bin: str, cache_dir: Path | None) -> None:
     try:
         version = cached_opencode_version(bin, cache_dir)
     except OpenCodeError as exc:
@@ -233,3 +237,22 @@ def warn_if_unverified(bin: str, cache_dir: Path | None) -> None:
     warning = version_warning(version)
     if warning is not None:
         log.warning("%s (%s)", warning, bin)
+
+
+def warn_if_unverified(bin: str, cache_dir: Path | None) -> threading.Thread | None:
+    """At start: one WARNING when `bin`'s version is not `VERIFIED_VERSION` (the workers start
+    all the same); one INFO line when it cannot be told.
+
+    A version remembered for this binary is said at once. Otherwise `opencode --version` (most
+    of a second, several on a busy machine) runs in a thread beside the start, which it does
+    not delay; the caller may `join` the returned thread briefly before it exits so the line
+    is not lost. Nothing is said twice: the answer is cached for the next start.
+    """
+    if known_opencode_version(bin, cache_dir) is not None:
+        _say_version(bin, cache_dir)
+        return None
+    thread = threading.Thread(
+        target=_say_version, args=(bin, cache_dir), name="opencode --version", daemon=True
+    )
+    thread.start()
+    return thread
