@@ -224,7 +224,9 @@ def test_dev_on_a_terminal_offers_a_new_token_writes_it_and_goes_on(tmp_path: Pa
             env.pop("CONVEX_URL", None)
             dialogue = [
                 ("Enter a new worker token", "not-a-token"),
-                ("try again", created.token),
+                # The prompt again, not "try again" before it: typed earlier, the token could
+                # meet the terminal while echo is still on (getpass flushes and hides only then).
+                ("Enter a new worker token", created.token),
                 ("-> ready", "\x03"),
             ]
             code, shown = await trio.to_thread.run_sync(
@@ -235,6 +237,7 @@ def test_dev_on_a_terminal_offers_a_new_token_writes_it_and_goes_on(tmp_path: Pa
     code, shown, fake, created = trio.run(main)
     assert code == 0, shown
     assert "the backend rejected WORKER_TOKEN: wrong secret in the token" in shown
+    assert "token must have 3 ':'-separated parts" in shown  # the bad answer was refused
     assert created.token.split(":secret_")[1] not in shown and "NotTheRightOne42" not in shown
     assert "Traceback" not in shown
     env_file = project / ".env"
