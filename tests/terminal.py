@@ -56,14 +56,15 @@ def on_terminal(
     os.close(slave)
     deadline = time.monotonic() + timeout
     shown = b""
+    answered = 0  # the prompts before this offset were answered: each is waited for anew
     try:
         for prompt, answer in dialogue:
-            while prompt.encode() not in shown:
+            while (found := shown.find(prompt.encode(), answered)) < 0:
                 data = _read(master, deadline)
                 if not data:
                     raise AssertionError(f"ended before {prompt!r}; it showed: {shown.decode()!r}")
                 shown += data
-            shown = shown.replace(prompt.encode(), b"<" + prompt.encode() + b">", 1)
+            answered = found + len(prompt)
             os.write(master, answer.encode() + b"\n")
         while data := _read(master, deadline):
             shown += data
