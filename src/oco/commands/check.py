@@ -94,7 +94,7 @@ def _online(loaded: LoadedConfig) -> tuple[bool, list[str], dict]:
 
     opencode = find_opencode(loaded.settings.opencode_bin, state_dir())
     answers = trio.run(ask_backends, loaded.workers)
-    width = max(len(a.name) for a in answers)
+    width = max([len("opencode")] + [len(a.name) for a in answers])
     lines = [f"{a.name.ljust(width)}  {a.state:<11}  {a.detail}" for a in answers]
     lines.append(f"{'opencode'.ljust(width)}  {'found' if opencode.ok else 'missing':<11}  {opencode.detail}")
     document = {
