@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
+import re
 import sys
 from collections.abc import Sequence
 
@@ -26,19 +28,39 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     _add_global_options(parser, defaults={"log_level": None, "log_format": "text"})
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     chosen = _chosen_command(argv)
-    for name, module_name, *rest in COMMANDS:
-        load = argv is None or name == chosen
-        module = importlib.import_module(module_name) if load or not rest else None
-        help_text = rest[0] if rest else module.HELP  # type: ignore[union-attr]
-        command = sub.add_parser(name, help=help_text, description=help_text)
-        if module is None or not load:
+    for name, module_name in COMMANDS:
+        if argv is not None and name != chosen:
+            # Listed by name; its help is only shown by `trio-oco --help` (no command chosen).
+            help_text = _help_of(module_name) if chosen is None else None
+            sub.add_parser(name, help=help_text, description=help_text)
             continue
+        module = importlib.import_module(module_name)
+        command = sub.add_parser(name, help=module.HELP, description=module.HELP)
         # Also after the command (`trio-oco check --log-level DEBUG`): given there, they win;
         # not given, the value before the command stays (SUPPRESS sets nothing).
         _add_global_options(command, defaults=None)
         module.add_arguments(command)
         command.set_defaults(_run=module.run)
     return parser
+
+
+_HELP_LINE = re.compile(r"""^HELP = (["'])(.+?)\1$""", re.MULTILINE)
+
+
+def _help_of(module_name: str) -> str:
+    """A command module's `HELP`, read from its source without importing it (an import costs
+    what the command imports); imported after all when the line is not a plain literal."""
+    spec = importlib.util.find_spec(module_name)
+    found = None
+    if spec is not None and spec.origin is not None:
+        try:
+            with open(spec.origin, encoding="utf-8") as source:
+                found = _HELP_LINE.search(source.read())
+        except OSError:
+            pass
+    if found is not None and "\\" not in found.group(2):
+        return found.group(2)
+    return str(importlib.import_module(module_name).HELP)
 
 
 def _chosen_command(argv: Sequence[str] | None) -> str | None:

@@ -48,16 +48,24 @@ def _factory(settings, state_dir: Path):
     return worker_factory(settings, opencode_bin=opencode_bin, state_dir=state_dir)
 
 
+def _warn_if_unverified(settings, state_dir: Path):
+    """The opencode version check (a thread when it is not cached; see `warn_if_unverified`)."""
+    from oco.opencode import find_opencode_bin
+    from oco.opencode._binary import warn_if_unverified
+
+    return warn_if_unverified(find_opencode_bin(settings.opencode_bin), state_dir)
+
+
 def run(args: argparse.Namespace) -> int:
     import trio
 
+    from oco.commands._options import shutdown_timeout
     from oco.config import state_dir, workers_file_path
     from oco.errors import UsageError
     from oco.orchestrator import Orchestrator, Reloaded, SystemdNotifier
     from oco.orchestrator._instance import claim_for_command
 
-    if args.shutdown_timeout is not None and not args.shutdown_timeout > 0:
-        raise UsageError("--shutdown-timeout must be a number of seconds > 0")
+    timeout = shutdown_timeout(args.shutdown_timeout)
     path = workers_file_path(args.config)
     directory = state_dir()
     # Before anything is said or started: a second run of this file is refused in one line.
@@ -70,6 +78,7 @@ def run(args: argparse.Namespace) -> int:
     if getattr(args, "log_level", None) is None:
         logging.getLogger().setLevel(settings.log_level.upper())
     factory = _factory(settings, directory)
+    version_check = _warn_if_unverified(settings, directory)
     current = [settings]
 
     def reload() -> Reloaded:
@@ -85,12 +94,15 @@ def run(args: argparse.Namespace) -> int:
         workers,
         settings,
         worker_factory=factory,
-        shutdown_timeout=args.shutdown_timeout,
+        shutdown_timeout=timeout,
         instance=instance,
         reload=reload,
         notifier=SystemdNotifier.from_env(),
     )
-    return trio.run(orchestrator.run, restrict_keyboard_interrupt_to_checkpoints=True)
+    code = trio.run(orchestrator.run, restrict_keyboard_interrupt_to_checkpoints=True)
+    if version_check is not None:
+        version_check.join(timeout=2.0)  # a run shorter than the check still says it
+    return code
 
 
 def namespace(**overrides: object) -> argparse.Namespace:

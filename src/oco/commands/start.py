@@ -36,9 +36,11 @@ def run(args: argparse.Namespace) -> int:
         return _control_cli.worker_command(args, "start")
     from oco.commands import dev
     from oco.commands import run as run_command
+    from oco.commands._options import shutdown_timeout
     from oco.config import workers_file_path
     from oco.errors import UsageError
 
+    shutdown_timeout(args.shutdown_timeout)  # said before choosing the mode, as dev and run say it
     workers_file = workers_file_path(args.config)
     if workers_file.is_file() and not args.env_file:
         return run_command.run(

@@ -71,6 +71,7 @@ class Instance:
 
     def __init__(self, directory: Path, mode: str, source: Path, lock: LockHandle) -> None:
         self.directory = directory
+        self.state_dir = directory.parent.parent  # <state>/instances/<name>
         self.mode = mode
         self.source = source
         self._lock = lock

@@ -108,6 +108,8 @@ class Orchestrator:
     reload unavailable, e.g. dev mode).
     `hard_exit`: what the watchdog thread calls when a stop overruns (None disables the
     thread; tests do that so it can never end the test process).
+    `on_rejected(config, reason)`: asked before a worker the backend rejects is parked; True
+    ends that worker's slot instead (dev mode, which has no reload, stops and says why).
     """
 
     def __init__(
@@ -126,6 +128,7 @@ class Orchestrator:
         notifier: SystemdNotifier | None = None,
         hard_exit: Callable[[int], Any] | None = os._exit,
         status_interval: float = STATUS_INTERVAL_S,
+        on_rejected: Callable[[WorkerConfig, str], bool] | None = None,
     ) -> None:
         self.settings = settings
         self.stop = StopControl()
@@ -144,6 +147,7 @@ class Orchestrator:
         self._notifier = notifier or SystemdNotifier(None)
         self._hard_exit = hard_exit
         self._status_interval = status_interval
+        self._on_rejected = on_rejected
         # The configured workers (enabled ones, in file order) and the keys a command stopped.
         self._configs = {config.key: config for config in workers.values() if config.enabled}
         self._held: set[str] = set()
@@ -176,7 +180,10 @@ class Orchestrator:
         try:
             with contextlib.ExitStack() as files:
                 if self._status_path is not None:  # per-worker log files beside status.json
-                    files.enter_context(open_log_files(self._status_path.parent))
+                    # ... or, for a claimed instance, in the user's state directory: `trio-oco logs`
+                    # reads every orchestrator's workers there.
+                    logs_root = self._instance.state_dir if self._instance else self._status_path.parent
+                    files.enter_context(open_log_files(logs_root))
                 return await self._run()
         finally:
             if self._watchdog is not None:
@@ -231,6 +238,7 @@ class Orchestrator:
             self._connections.lend,
             self._policy,
             on_change=self._changed,
+            on_rejected=self._on_rejected,
         )
         self.slots[config.key] = slot
         self._nursery.start_soon(slot.run, name=f"worker {config.name}")

@@ -129,6 +129,8 @@ class WorkerSlot(Generic[L]):
     between attempts, and `stopped` once the slot has ended; `since` is the trio time it
     entered that state. `on_change` is called on every change of the state or of the running
     worker's report (the status writer). `cancel()` ends the slot (its worker cleans up).
+    `on_rejected(config, reason)` is asked before a rejected worker parks: True means its
+    owner takes over (dev mode ends the process), and the slot ends without parking.
     """
 
     def __init__(
@@ -140,8 +142,10 @@ class WorkerSlot(Generic[L]):
         *,
         rng: random.Random | None = None,
         on_change: Callable[[], None] = lambda: None,
+        on_rejected: Callable[[WorkerConfig, str], bool] | None = None,
     ) -> None:
         self.config = config
+        self._on_rejected = on_rejected
         self._make_worker = make_worker
         self._convex_for = convex_for
         self._policy = policy
@@ -246,6 +250,9 @@ class WorkerSlot(Generic[L]):
                     reason=self._last_failure,
                 )
                 if isinstance(decision, Park):
+                    taker = self._on_rejected if decision.kind is FailureKind.REJECTED else None
+                    if taker is not None and taker(self.config, decision.reason):
+                        return  # its owner ends it: no park, no "retrying on reload"
                     self._set_state(SlotState.PARKED)
                     log.error(
                         "parked: %s (retrying in %.0f s, or on reload)",
