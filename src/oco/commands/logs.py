@@ -209,6 +209,9 @@ def run(args: argparse.Namespace) -> int:
         prefix = f"{label:<{width}} |"
         print(f"{paint(prefix, name_colour(label)) if colour else prefix} {line}")
 
+    # Followers open their files (at the end) before the last lines are read: a line written
+    # in between is then followed rather than lost (i15-control's fix of a flaky follow test).
+    followers = {s.path: Follower(s) for s in found} if args.follow else {}
     try:
         if args.name is not None:
             for line in last_lines(found[0].path, args.lines):
@@ -223,7 +226,7 @@ def run(args: argparse.Namespace) -> int:
             def rescan() -> list[Source]:
                 return sources(directory, read_index(directory), ORCHESTRATOR_LOG, ORCHESTRATOR_NAME)
 
-            _follow(found, args.name is None, show, rescan)
+            _follow(followers, args.name is None, show, rescan)
     except KeyboardInterrupt:
         return 0
     except BrokenPipeError:  # `trio-oco logs | head`
@@ -233,13 +236,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _follow(
-    found: list[Source],
+    followers: dict[Path, Follower],
     watch_new: bool,
     show: Callable[[str, str], None],
     rescan: Callable[[], list[Source]],
 ) -> None:
     """Print new lines until interrupted; without NAME, files that appear are followed too."""
-    followers = {s.path: Follower(s) for s in found}
     try:
         while True:
             time.sleep(FOLLOW_POLL_S)
