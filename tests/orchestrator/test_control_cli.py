@@ -243,8 +243,12 @@ async def test_dev_and_run_at_once_both_run_status_shows_both_and_names_find_the
             text = out(status)
             assert status.returncode == 0, text
             # Each group's line: mode, source (cut on the left to fit), pid, since.
-            assert f"/workers.json: pid {run_process.pid}, since " in text and "\nrun " in f"\n{text}"
-            assert f"/project/.env: pid {dev_process.pid}, since " in text and "\ndev " in text
+            lines = text.splitlines()
+            run_line = next(n for n, line in enumerate(lines) if line.startswith("run "))
+            dev_line = next(n for n, line in enumerate(lines) if line.startswith("dev "))
+            assert lines[run_line].endswith("/workers.json") and lines[dev_line].endswith("/project/.env")
+            assert lines[run_line + 1].startswith(f"  pid {run_process.pid}, since ")
+            assert lines[dev_line + 1].startswith(f"  pid {dev_process.pid}, since ")
             assert "2 orchestrators; for one of them: --config PATH (run) or --env-file PATH (dev)" in text
             assert all(len(line) <= 80 for line in text.splitlines())
             data = json.loads(out(await oco(env, "status", "--json")))

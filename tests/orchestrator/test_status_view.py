@@ -73,12 +73,23 @@ def test_the_table_fits_80_columns_with_long_names_errors_states_and_paths() -> 
     table = format_status_table(snapshot, now=NOW)
     lines = table.splitlines()
     assert all(len(line) <= 80 for line in lines), [len(line) for line in lines]
-    assert lines[0].startswith("run …") and "/workers.json: pid 4194304, since 13:05, 1h" in lines[0]
-    assert lines[2].startswith("a-very-long-worker-…")
-    assert "a-state-nob…" in lines[3]  # shown as it is (cut), never dropped
-    assert "DIRECTORY" not in lines[1]  # no room left for it with cells this wide
-    assert lines[5].startswith("a-very-long-worker-name-that-goes-on-and-on: last error: EEE")
-    assert lines[5].endswith("…")
+    assert lines[0].startswith("run …") and lines[0].endswith("/nested/workers.json")  # its own line
+    assert lines[1] == "  pid 4194304, since 13:05, 1h (updated 1s ago)"
+    assert lines[3].startswith("a-very-long-worker-…")
+    assert "a-state-nob…" in lines[4]  # shown as it is (cut), never dropped
+    assert "DIRECTORY" not in lines[2]  # no room left for it with cells this wide
+    assert lines[6].startswith("a-very-long-worker-name-that-goes-on-and-on: last error: EEE")
+    assert lines[6].endswith("…")
+
+
+def test_a_short_source_shares_its_line_with_the_pid() -> None:
+    snapshot = StatusSnapshot(
+        pid=7, started_at=NOW - 180, updated_at=NOW, workers=[row()], mode="dev", source="/p/.env"
+    )
+    assert (
+        format_status_table(snapshot, now=NOW).splitlines()[0]
+        == "dev /p/.env: pid 7, since 14:02, 3m (updated 0s ago)"
+    )
 
 
 def test_a_long_directory_is_cut_on_the_left_so_its_end_stays() -> None:

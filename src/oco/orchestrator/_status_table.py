@@ -104,24 +104,27 @@ def worker_lines(workers: Sequence[WorkerStatus], *, now: float, width: int = WI
     return lines
 
 
-def orchestrator_line(snapshot: StatusSnapshot, *, now: float, width: int = WIDTH) -> str:
-    """`run /path/workers.json: pid 1234, since 14:02, 3m (updated 2s ago)`; a long source is
-    cut on the left (its file name stays), the mode never."""
+def orchestrator_lines(snapshot: StatusSnapshot, *, now: float, width: int = WIDTH) -> list[str]:
+    """`run /path/workers.json: pid 1234, since 14:02, 3m (updated 2s ago)`, or when that is
+    wider than `width` the source on a line of its own (cut on the left, its file name stays)
+    and the rest indented under it."""
     tail = f"pid {snapshot.pid}, since {human_since(snapshot.started_at, now)}"
     tail += f" (updated {age(now - snapshot.updated_at)} ago)"
     if not (snapshot.mode and snapshot.source):
-        return clip(f"orchestrator: {tail}", width)
-    mode = clip(external(snapshot.mode, 20), 8)
-    room = max(12, width - len(tail) - len(mode) - 3)
-    return clip(f"{mode} {_clip_left(external(snapshot.source, 1000), room)}: {tail}", width)
+        return [clip(f"orchestrator: {tail}", width)]
+    what = f"{clip(external(snapshot.mode, 20), 8)} {external(snapshot.source, 1000)}"
+    if len(what) + 2 + len(tail) <= width:
+        return [f"{what}: {tail}"]
+    mode, _, source = what.partition(" ")
+    return [f"{mode} {_clip_left(source, width - len(mode) - 1)}", clip(f"  {tail}", width)]
 
 
 def format_status_table(snapshot: StatusSnapshot, *, now: float | None = None, width: int = WIDTH) -> str:
-    """One orchestrator: its line, then its workers' table and last errors."""
+    """One orchestrator: its line (or two), then its workers' table and last errors."""
     now = time.time() if now is None else now
     return "\n".join(
         [
-            orchestrator_line(snapshot, now=now, width=width),
+            *orchestrator_lines(snapshot, now=now, width=width),
             *worker_lines(snapshot.workers, now=now, width=width),
         ]
     )
