@@ -21,13 +21,17 @@ import re
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from oco._text import external
 
 __all__ = ["SecretRedactor", "bind_worker", "register_secret", "setup_logging", "worker_label"]
 
-worker_label: contextvars.ContextVar[str | None] = contextvars.ContextVar("oco_worker_label", default=None)
+#: The label bound by `bind_worker`: a name, or a callable giving the current one (a worker
+#: renamed by a reload keeps running under its new name).
+worker_label: contextvars.ContextVar[str | Callable[[], str] | None] = contextvars.ContextVar(
+    "oco_worker_label", default=None
+)
 
 NOISY_LOGGERS = ("httpx", "httpcore", "hypercorn", "hypercorn.error", "hypercorn.access")
 DEFAULT_LABEL = "oco"
@@ -55,8 +59,9 @@ def _compile(secrets: set[str]) -> re.Pattern[str] | None:
 
 
 @contextlib.contextmanager
-def bind_worker(label: str) -> Iterator[None]:
-    """Label every log line emitted in this context (and tasks spawned from it)."""
+def bind_worker(label: str | Callable[[], str]) -> Iterator[None]:
+    """Label every log line emitted in this context (and tasks spawned from it); a callable
+    label is asked at each line."""
     reset = worker_label.set(label)
     try:
         yield
@@ -109,7 +114,8 @@ class _WorkerLabel(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         if not getattr(record, "worker", None):
-            record.worker = worker_label.get() or DEFAULT_LABEL
+            label = worker_label.get()
+            record.worker = (label() if callable(label) else label) or DEFAULT_LABEL
         return True
 
 

@@ -32,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
     orchestrator = Orchestrator(
         {config.key: config},
         settings,
-        worker_factory=worker_factory(settings, opencode_bin=opencode_bin, state_dir=state_dir()),
+        worker_factory=worker_factory(opencode_bin=opencode_bin, state_dir=state_dir()),
         status_dir=state_dir(),
         notifier=SystemdNotifier.from_env(),
     )

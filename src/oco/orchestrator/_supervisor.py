@@ -19,6 +19,7 @@ from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Generic, Protocol, TypeVar
 
+import attrs
 import trio
 import trio_util
 
@@ -181,6 +182,14 @@ class WorkerSlot(Generic[L]):
         """The current worker's OpenCode server, if one runs (a forced stop kills its group)."""
         return self.worker.report.value.opencode_pid if self.worker is not None else None
 
+    def relabel(self, config: WorkerConfig) -> None:
+        """The running worker's new `name` (a reload): its log lines and status row use it from
+        now on; nothing restarts. `config` is the slot's own but for the name."""
+        if attrs.evolve(config, name=self.config.name) != self.config:
+            raise ValueError(f"relabel of worker {self.config.name} with another config")
+        self.config = config
+        self._on_change()
+
     def cancel(self, reason: str) -> None:
         """End the slot: the attempt (or the wait before the next) is cancelled and cleans up;
         `done` is set once it has."""
@@ -206,7 +215,7 @@ class WorkerSlot(Generic[L]):
 
     async def _supervise(self, convex: L) -> None:
         history = RestartHistory()
-        with bind_worker(self.config.name):
+        with bind_worker(lambda: self.config.name):  # follows `relabel`
             while True:
                 worker = self._make_worker(convex)
                 self.worker = worker
