@@ -15,7 +15,6 @@ from oco.orchestrator._reload import (
     SETTING_RULES,
     WORKER_RULES,
     Effect,
-    ReloadPlan,
     Renamed,
     changed_settings,
     live_settings,
@@ -60,7 +59,9 @@ def test_every_setting_and_worker_field_is_classified_once() -> None:
 
 
 def test_the_readme_lists_the_same_live_and_restart_settings() -> None:
-    rows = re.findall(r"^\| `(\w+)` \|[^|]*\|[^|]*\| (live|restarts workers)[^|]*\|$", README.read_text(), re.M)
+    rows = re.findall(
+        r"^\| `(\w+)` \|[^|]*\|[^|]*\| (live|restarts workers)[^|]*\|$", README.read_text(), re.M
+    )
     said = {name: "live" if how == "live" else "restart" for name, how in rows}
     assert said == {name: rule.effect.value for name, rule in SETTING_RULES.items()}
 
@@ -159,7 +160,10 @@ def test_a_restart_setting_restarts_every_running_worker_but_not_new_or_removed_
     )
     assert plan.settings_restart == ("opencode_bin",) and plan.settings_live == ("heartbeat_interval_s",)
     assert plan.restart == ("m1:w1", "m2:w2") and plan.unchanged == ()
-    assert plan.restart_reasons == {"m1:w1": ("opencode_bin",), "m2:w2": ("working_directory", "opencode_bin")}
+    assert plan.restart_reasons == {
+        "m1:w1": ("opencode_bin",),
+        "m2:w2": ("working_directory", "opencode_bin"),
+    }
     assert plan.summary() == (
         "reloaded: started w4; stopped w3; restarted w1 (opencode_bin changed), "
         "w2 (working_directory, opencode_bin changed); applied live: heartbeat_interval_s"
@@ -226,7 +230,7 @@ _configs = st.dictionaries(
 )
 
 
-@given(_configs, _configs, st.sets(st.integers(0, 6)), st.sampled_from(sorted(SETTING_RULES) + [None]))
+@given(_configs, _configs, st.sets(st.integers(0, 6)), st.sampled_from([*sorted(SETTING_RULES), None]))
 def test_each_enabled_key_lands_in_exactly_one_bucket(old_spec, new_spec, held_ns, setting) -> None:
     def build(spec):
         return keyed(
@@ -235,7 +239,9 @@ def test_each_enabled_key_lands_in_exactly_one_bucket(old_spec, new_spec, held_n
 
     old, new = build(old_spec), build(new_spec)
     held = {worker(n).key for n in held_ns if n in old_spec and old_spec[n][0]}
-    new_settings = Settings() if setting is None else attrs.evolve(Settings(), **{setting: other_value(setting)})
+    new_settings = (
+        Settings() if setting is None else attrs.evolve(Settings(), **{setting: other_value(setting)})
+    )
     plan = plan_reload(old, new, old_settings=Settings(), new_settings=new_settings, held=held)
     buckets = [plan.start, plan.stop, plan.restart, plan.unchanged, plan.still_stopped]
     everything = [key for bucket in buckets for key in bucket]
@@ -248,7 +254,9 @@ def test_each_enabled_key_lands_in_exactly_one_bucket(old_spec, new_spec, held_n
     # Left running: nothing but the name may differ, and no restart-needing setting changed.
     assert all(attrs.evolve(old[k], name=new[k].name) == new[k] for k in plan.unchanged)
     assert not (plan.unchanged and plan.settings_restart)
-    assert {r.key for r in plan.renamed} == {k for k in enabled_old & enabled_new if old[k].name != new[k].name}
+    assert {r.key for r in plan.renamed} == {
+        k for k in enabled_old & enabled_new if old[k].name != new[k].name
+    }
     summary = plan.summary()
     assert "\n" not in summary and summary.startswith("reloaded: ")
     assert ("nothing changed" in summary) == (not plan.changed_anything)

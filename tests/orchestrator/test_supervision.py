@@ -9,8 +9,8 @@ from __future__ import annotations
 import math
 import os
 import signal
-from pathlib import Path
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import attrs
 import pytest
