@@ -73,6 +73,7 @@ EXPECTED: dict[str, list[str]] = {
         "structure",
     ],
     "oco.domain": [
+        "ARRAY_LIMIT",
         "ActiveSession",
         "Backend",
         "ChatMessage",
