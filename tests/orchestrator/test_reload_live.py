@@ -14,7 +14,7 @@ from pathlib import Path
 import attrs
 import pytest
 import trio
-from stubs import SETTINGS, StubFactory, config, configs
+from stubs import SETTINGS, Script, StubFactory, config, configs
 
 from oco.config import ConfigError, Settings, WorkerConfig, parse_token
 from oco.logs import setup_logging
@@ -296,3 +296,34 @@ async def test_a_lower_concurrency_limit_cuts_no_running_turn_and_new_ones_wait(
         assert relay.turns.value == 0
         nursery.cancel_scope.cancel()
     assert all(fake.message(r).completed for r in replies)  # type: ignore[union-attr]
+
+
+async def test_a_rename_shows_at_once_while_another_worker_restarts(autojump_clock) -> None:
+    k1, k2 = config(1).key, config(2).key
+    factory = StubFactory({k2: Script(cleanup=5.0)})
+    new = {
+        k1: attrs.evolve(config(1), name="alpha"),
+        k2: attrs.evolve(config(2), convex_url="http://127.0.0.1:8"),
+    }
+    orch = Orchestrator(
+        configs(1, 2),
+        SETTINGS,
+        worker_factory=factory,
+        hard_exit=None,
+        handle_signals=False,
+        reload=lambda: Reloaded(new, SETTINGS),
+    )
+
+    async def scenario() -> None:
+        for key in (k1, k2):
+            await orch.slots[key].state.wait_value("ready")
+        orch.request_reload()
+        await trio.sleep(1)  # w2 is still cleaning up for its restart
+        assert orch.reloads_done.value == 0
+        assert [row.name for row in orch.workers()] == ["alpha", "w2"]  # w2: its new entry after the restart
+        assert orch.slots[k1].state.value == "ready"
+        await orch.reloads_done.wait_value(1)
+        await orch.slots[k2].state.wait_value("ready")  # its new slot
+        assert [len(factory.record(k).starts) for k in (k1, k2)] == [1, 2]
+
+    assert await run_with(orch, scenario) == 0

@@ -2,8 +2,9 @@
 
 Public: `Orchestrator` (run it with `trio.run(orchestrator.run)`; returns the exit code; its
 per-worker API is `start_worker`, `stop_worker`, `restart_worker`, `reload` and `workers`),
-`Reloaded` (what a reload callable returns), `ReloadPlan` (what a reload did: `summary()`), `ConvexConnections` (the Convex clients and
-sockets it lends to workers) and `ConvexLink` (what one worker borrows), `WorkerSlot`,
+`Reloaded` (what a reload callable returns), `ReloadPlan` (what a reload did: `summary()`),
+`ConvexConnections` (the Convex clients and sockets it lends to workers) and `ConvexLink`
+(what one worker borrows), `WorkerSlot`,
 `WorkerLike`, `classify`, `SystemdNotifier`, the control errors, the status file helpers, and
 `worker_factory` (real workers for `dev` and `run`).
 """

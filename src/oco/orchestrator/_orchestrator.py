@@ -438,6 +438,10 @@ class Orchestrator:
         self._apply_settings(new.settings, plan)
         if new.worker_factory is not None:
             self._factory = new.worker_factory
+        for renamed in plan.renamed:  # at once, not after the restarts' cleanups
+            slot = running.get(renamed.key)
+            if slot is not None and renamed.key in plan.unchanged:
+                slot.relabel(new.workers[renamed.key])
         async with trio.open_nursery() as stopping:
             for key in plan.stop + plan.restart:
                 stopping.start_soon(self._halt, key, "reload")
@@ -445,10 +449,6 @@ class Orchestrator:
         for key in plan.stop:
             self.slots.pop(key, None)
             self._held.discard(key)  # forgotten with its entry
-        for renamed in plan.renamed:
-            slot = self.slots.get(renamed.key)
-            if renamed.key in plan.unchanged and slot is not None:
-                slot.relabel(self._configs[renamed.key])  # a stopped one shows its entry anyway
         self._changed()
         if self.stopping:
             return plan

@@ -24,7 +24,8 @@ def worker_factory(
     """A factory the orchestrator calls for each attempt of each worker, with what it lends:
     the connections for the worker's deployment (shared by every worker on that URL), the stop
     control, and its live settings (a reload's live settings reach running workers through it).
-    `opencode_bin` is resolved from `settings.opencode_bin` once (a change restarts workers)."""
+    `opencode_bin` is the binary found for `settings.opencode_bin`: a change of that setting
+    restarts the workers with a new factory (see `commands/run.py`)."""
     if catalog is None:
 
         async def lister(directory: Path, env: Mapping[str, str] | None):

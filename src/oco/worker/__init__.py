@@ -2,8 +2,8 @@
 
 Public: `Worker` (run it in a nursery; `state` and `report`, a `WorkerReport`, are
 observable), `StopControl` (shared stop deadline and force switch), `LiveSettings` (settings
-a reload changes in place), `ModelCatalog` (shared model listings), `State`, and the pure cores for those who want them (`Lifecycle`,
-`plan_replies`).
+a reload changes in place), `ModelCatalog` (shared model listings), `State`, and the pure
+cores for those who want them (`Lifecycle`, `plan_replies`).
 """
 
 from typing import TYPE_CHECKING
