@@ -3,6 +3,7 @@ relabel a renamed worker, apply live settings in place, and say it all in one li
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -219,6 +220,9 @@ def test_the_plan_is_plain_data_for_json() -> None:
         "settings_pinned": (),
         "source": "/etc/w.json",
     }
+    assert json.loads(json.dumps(attrs.asdict(plan)))["renamed"] == [
+        {"key": "m1:w1", "old": "w1", "new": "one"}
+    ]
 
 
 # -- properties ---------------------------------------------------------------------------------
