@@ -95,8 +95,10 @@ EXPECTED: dict[str, list[str]] = {
     ],
     "oco.logs": [
         "SecretRedactor",
+        "WorkerTag",
         "bind_worker",
         "register_secret",
+        "relabel",
         "setup_logging",
         "worker_label",
     ],

@@ -33,7 +33,7 @@ from oco.errors import (
     Unavailable,
     describe,
 )
-from oco.logs import bind_worker
+from oco.logs import WorkerTag, bind_worker
 from oco.worker import State, WorkerReport
 
 from ._policy import FailureKind, Park, RestartHistory, RestartPolicy, decide
@@ -159,6 +159,7 @@ class WorkerSlot(Generic[L]):
         self.first_attempt_done = trio.Event()
         self.retry_now = trio.Event()  # set by a reload to end a park early
         self.done = trio.Event()  # the slot's task has ended (its worker cleaned up)
+        self._tag: WorkerTag | None = None  # its log label, once supervising
 
     @property
     def last_error(self) -> str | None:
@@ -188,6 +189,8 @@ class WorkerSlot(Generic[L]):
         if attrs.evolve(config, name=self.config.name) != self.config:
             raise ValueError(f"relabel of worker {self.config.name} with another config")
         self.config = config
+        if self._tag is not None:
+            self._tag.name = config.name
         self._on_change()
 
     def cancel(self, reason: str) -> None:
@@ -215,7 +218,8 @@ class WorkerSlot(Generic[L]):
 
     async def _supervise(self, convex: L) -> None:
         history = RestartHistory()
-        with bind_worker(lambda: self.config.name):  # follows `relabel`
+        with bind_worker(self.config.name, self.config.worker_id) as tag:
+            self._tag = tag  # `relabel` renames it: every line of this worker, its tasks' too
             while True:
                 worker = self._make_worker(convex)
                 self.worker = worker

@@ -86,6 +86,7 @@ class _HostState:
     attempt: int = 0  # start attempts so far
     server: OpenCodeServer | None = None
     error: str | None = None  # why the latest attempt failed
+    start_failure: str | None = None  # why the latest start failed, until a start succeeds
 
 
 class OpenCodeHost:
@@ -132,9 +133,20 @@ class OpenCodeHost:
         server = self._state.value.server
         return server.pid if server is not None else None
 
-    async def wait_pid_change(self, pid: int | None) -> None:
-        """Return once `pid` is no longer the running server's (one started, or it went)."""
-        await self._state.wait_value(lambda s: (s.server.pid if s.server is not None else None) != pid)
+    @property
+    def start_failure(self) -> str | None:
+        """Why OpenCode last failed to start (binary missing, exited at once, no answer in
+        time), until a later start succeeds: the worker is degraded meanwhile."""
+        return self._state.value.start_failure
+
+    async def wait_pid_change(self, pid: int | None, start_failure: str | None = None) -> None:
+        """Return once `pid` is no longer the running server's (one started, or it went), or
+        the start failure is no longer `start_failure`."""
+        await self._state.wait_value(
+            lambda s: (
+                (s.server.pid if s.server is not None else None) != pid or s.start_failure != start_failure
+            )
+        )
 
     async def run(self) -> None:
         """The host task: start on demand, stop when idle, back off when starts or the process fail."""
@@ -144,8 +156,9 @@ class OpenCodeHost:
         while True:
             await self._users.wait_value(lambda n: n > 0)
             attempt = self._state.value.attempt + 1
-            self._state.value = _HostState(attempt=attempt)
+            self._state.value = _HostState(attempt=attempt, start_failure=self._state.value.start_failure)
             crashed = False
+            starting_at = trio.current_time()
             try:
                 async with open_opencode_server(
                     self._bin,
@@ -156,8 +169,10 @@ class OpenCodeHost:
                     health_interval=self._health_interval,
                     health_timeout=self._health_timeout,
                 ) as server:
-                    log.info("OpenCode started (pid %s)", server.pid)
-                    self._state.value = _HostState(attempt=attempt, server=server)
+                    log.info(
+                        "OpenCode ready in %.1f s (pid %s)", trio.current_time() - starting_at, server.pid
+                    )
+                    self._state.value = _HostState(attempt=attempt, server=server)  # no start failure now
                     self._record(server)
                     try:
                         crashed = await self._serve(server)
@@ -175,11 +190,16 @@ class OpenCodeHost:
                         log.info("OpenCode stopped after %.0f s without turns", self._idle_timeout)
             except OpenCodeStartError as exc:
                 log.error("OpenCode failed to start: %s", exc)
-                self._state.value = _HostState(attempt=attempt, error=f"OpenCode failed to start: {exc}")
+                failure = f"OpenCode failed to start: {exc}"
+                self._state.value = _HostState(attempt=attempt, error=failure, start_failure=failure)
                 crashed = True
             if crashed:
                 if self._state.value.error is None:
-                    self._state.value = _HostState(attempt=attempt, error="OpenCode stopped unexpectedly")
+                    self._state.value = _HostState(
+                        attempt=attempt,
+                        error="OpenCode stopped unexpectedly",
+                        start_failure=self._state.value.start_failure,
+                    )
                 await trio.sleep(crashes.lost(trio.current_time()))
             else:
                 crashes.reset()

@@ -11,7 +11,6 @@ supervisor, which says it in one line (a traceback only for a bug).
 
 from __future__ import annotations
 
-import contextlib
 import getpass
 import logging
 import time
@@ -40,7 +39,7 @@ from oco.convex import (
 from oco.convex.api import WorkerBackend
 from oco.domain import ModelInfo, Registration
 from oco.errors import NotFound, Rejected, describe
-from oco.logs import bind_worker, worker_label
+from oco.logs import bind_worker, relabel
 
 from ._completion import Outcome, ReplyCompleter, reply_from_note
 from ._lifecycle import Event, Lifecycle, State
@@ -184,6 +183,7 @@ class Worker:
             active_sessions=self.relay.active_sessions(),
             turns_in_flight=self.relay.turns.value,
             opencode_pid=self.host.pid,
+            opencode_error=self.host.start_failure,
         )
 
     async def _report_changes(self) -> None:
@@ -191,11 +191,16 @@ class Worker:
         relay, host = self.relay, self.host
         while True:
             self._refresh_report()
-            turns, sessions, pid = relay.turns.value, relay.sessions.value, host.pid
+            turns, sessions, pid, failure = (
+                relay.turns.value,
+                relay.sessions.value,
+                host.pid,
+                host.start_failure,
+            )
             await trio_util.wait_any(
                 lambda: relay.turns.wait_value(lambda n: n != turns),  # noqa: B023 - the predicate is awaited in this iteration
                 lambda: relay.sessions.wait_value(lambda n: n != sessions),  # noqa: B023 - the predicate is awaited in this iteration
-                lambda: host.wait_pid_change(pid),  # noqa: B023 - the predicate is awaited in this iteration
+                lambda: host.wait_pid_change(pid, failure),  # noqa: B023 - the predicate is awaited in this iteration
             )
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -210,9 +215,7 @@ class Worker:
 
     async def run(self) -> None:
         """The worker's whole life; returns when cancelled and cleaned up, raises on failure."""
-        # Under a supervisor the slot's label is bound already, and follows a rename.
-        labelled = worker_label.get() is not None
-        with contextlib.nullcontext() if labelled else bind_worker(self.config.name):
+        with bind_worker(self.config.name, self.config.worker_id):
             self._apply(Event.START)
             try:
                 await self._attempt()
@@ -285,6 +288,9 @@ class Worker:
 
     async def _attempt(self) -> None:
         registration = await self._register()
+        if registration.name and self.config.name == self.config.worker_id:
+            # No name of its own (dev mode's .env names none): the web app's name labels its lines.
+            relabel(registration.name)
         if registration.approved:
             self._apply(Event.REGISTERED_APPROVED)
         else:
@@ -406,12 +412,16 @@ class Worker:
             log.warning("could not start OpenCode ahead of a chat: %s", exc)
 
     async def _heartbeat(self) -> None:
-        # Each beat is due one interval after the last; a reload's new interval counts at once.
+        # The first beat at once, each next one interval after the last; a reload's new interval
+        # counts at once (`sleep_until_due`).
         last_beat: float | None = None
+        start = trio.current_time()
         while True:
-            if last_beat is not None:
-                since = last_beat
-                await sleep_until_due(self.live_settings, lambda s: since + s.heartbeat_interval_s)  # noqa: B023 - awaited in this iteration
+            since = last_beat
+            await sleep_until_due(
+                self.live_settings,
+                lambda s: start if since is None else since + s.heartbeat_interval_s,  # noqa: B023 - awaited in this iteration
+            )
             # A failed beat is never retried later than the next.
             policy = HEARTBEAT.capped(self.settings.heartbeat_interval_s)
             try:
