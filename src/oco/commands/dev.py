@@ -107,7 +107,7 @@ def _run_once(config, timeout: float | None) -> tuple[int, str | None]:
     orchestrator = Orchestrator(
         {config.key: config},
         settings,
-        worker_factory=worker_factory(settings, opencode_bin=opencode_bin, state_dir=state_dir()),
+        worker_factory=worker_factory(opencode_bin=opencode_bin, state_dir=state_dir()),
         status_dir=state_dir(),
         notifier=SystemdNotifier.from_env(),
         on_rejected=on_rejected,
