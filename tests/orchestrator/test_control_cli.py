@@ -130,7 +130,8 @@ async def test_restart_stop_start_and_reload_one_worker_through_the_cli(tmp_path
         write_workers(workers_file, scene.url, list(created.items()), directories=directories)
         reloaded = await oco(env, "reload")
         assert reloaded.returncode == 0
-        assert out(reloaded) == f"reloaded {workers_file}: 1 restarted, 1 unchanged; kept stopped: beta\n"
+        assert out(reloaded).startswith(f"reloaded {workers_file}: ") and out(reloaded).count("\n") == 1
+        assert "beta stay stopped (new config when started)" in out(reloaded)
         status = await oco(env, "status", "--json")
         rows = {w["name"]: w for w in json.loads(out(status))["orchestrators"][0]["workers"]}
         assert rows["beta"]["state"] == "stopped" and rows["beta"]["directory"] == str(tmp_path / "beta2")
@@ -275,7 +276,7 @@ async def test_dev_and_run_at_once_both_run_status_shows_both_and_names_find_the
             assert nowhere.returncode == 1 and "ghost" in err(nowhere) and "alpha" in err(nowhere)
 
             reloaded = await oco(env, "reload")  # the only run: no choice needed
-            assert (reloaded.returncode, out(reloaded)) == (0, f"reloaded {workers_file}: 1 unchanged\n")
+            assert (reloaded.returncode, out(reloaded)) == (0, f"reloaded {workers_file}: nothing changed\n")
             dev_reload = await oco(env, "reload", "--env-file", str(project / ".env"))
             assert dev_reload.returncode == 3 and "not available" in err(dev_reload)
 

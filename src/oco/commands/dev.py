@@ -109,7 +109,7 @@ def _run_once(config, timeout: float | None, env_file: Path) -> tuple[int, str |
     orchestrator = Orchestrator(
         {config.key: config},
         settings,
-        worker_factory=worker_factory(settings, opencode_bin=opencode_bin, state_dir=state_dir()),
+        worker_factory=worker_factory(opencode_bin=opencode_bin, state_dir=state_dir()),
         instance=instance,
         notifier=SystemdNotifier.from_env(),
         on_rejected=on_rejected,

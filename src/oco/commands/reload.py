@@ -28,6 +28,6 @@ def run(args: argparse.Namespace) -> int:
         found = runs[0]
         reply = _control_cli.ask(found, "reload")
         summary = (reply.get("result") or {}).get("summary", "")
-        return _control_cli.finish(args, reply, f"reloaded {found.source}: {summary}")
+        return _control_cli.finish(args, reply, summary)
 
     return _control_cli.run_outcome(args, body)

@@ -45,7 +45,7 @@ def _factory(settings, state_dir: Path):
         opencode_bin = find_opencode_bin(settings.opencode_bin)
     except OpenCodeNotFound as exc:
         raise UsageError(str(exc)) from None
-    return worker_factory(settings, opencode_bin=opencode_bin, state_dir=state_dir)
+    return worker_factory(opencode_bin=opencode_bin, state_dir=state_dir)
 
 
 def _warn_if_unverified(settings, state_dir: Path):
@@ -84,10 +84,10 @@ def run(args: argparse.Namespace) -> int:
     def reload() -> Reloaded:
         fresh = _load(path)
         new_factory = None
-        if fresh.settings != current[0]:
+        if fresh.settings.opencode_bin != current[0].opencode_bin:  # other settings apply live
             new_factory = _factory(fresh.settings, directory)
         current[0] = fresh.settings
-        return Reloaded({w.key: w for w in fresh.workers}, fresh.settings, new_factory)
+        return Reloaded({w.key: w for w in fresh.workers}, fresh.settings, new_factory, source=str(path))
 
     log.info("starting %d worker(s) from %s", len(workers), path)
     orchestrator = Orchestrator(
@@ -98,6 +98,9 @@ def run(args: argparse.Namespace) -> int:
         instance=instance,
         reload=reload,
         notifier=SystemdNotifier.from_env(),
+        pinned_settings=frozenset({"log_level"})
+        if getattr(args, "log_level", None) is not None
+        else frozenset(),
     )
     code = trio.run(orchestrator.run, restrict_keyboard_interrupt_to_checkpoints=True)
     if version_check is not None:

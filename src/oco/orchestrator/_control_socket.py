@@ -12,6 +12,7 @@ does can end the orchestrator: each connection's failure is contained in its own
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import socket
@@ -63,13 +64,7 @@ async def answer(orchestrator: Orchestrator, data: dict[str, Any]) -> bytes:
             return protocol.ok({"workers": [worker_json(w) for w in orchestrator.workers()]})
         if cmd == "reload":
             plan = await orchestrator.reload()
-            # A worker stopped by a command stays stopped through the reload: say so, since the
-            # plan alone would count it as restarted or started.
-            held = orchestrator.stopped_by_command()
-            names = {row.key: row.name for row in orchestrator.workers()}
-            kept = sorted(names.get(key, key) for key in (*plan.restart, *plan.start) if key in held)
-            summary = plan.summary() + (f"; kept stopped: {', '.join(kept)}" if kept else "")
-            return protocol.ok({"plan": _plan_json(plan), "kept_stopped": kept, "summary": summary})
+            return protocol.ok({"plan": _plan_json(plan), "summary": plan.summary()})
         act = {
             "start": orchestrator.start_worker,
             "stop": orchestrator.stop_worker,
@@ -90,9 +85,10 @@ async def answer(orchestrator: Orchestrator, data: dict[str, Any]) -> bytes:
 
 
 def _plan_json(plan: Any) -> dict[str, Any]:
+    """The plan's fields as JSON (tuples as lists; a rename as {"key", "old", "new"})."""
     import attrs
 
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in attrs.asdict(plan).items()}
+    return json.loads(json.dumps(attrs.asdict(plan), default=str))
 
 
 async def _read_line(stream: trio.SocketStream) -> bytes:

@@ -122,6 +122,12 @@ class OpenCodeHost:
         self._users = trio_util.AsyncValue(0)
         self._state = trio_util.AsyncValue(_HostState())
 
+    def retime(self, *, start_timeout: float, idle_timeout: float) -> None:
+        """New timeouts (a reload): the start timeout counts from the next start, the idle
+        timeout from the next time the server becomes idle."""
+        self._start_timeout = start_timeout
+        self._idle_timeout = idle_timeout
+
     @property
     def pid(self) -> int | None:
         server = self._state.value.server
