@@ -22,6 +22,15 @@ from real_opencode import REAL_OPENCODE, opencode_bin
 pytestmark = REAL_OPENCODE
 
 
+async def turn_slow(backend, session: str, results: dict) -> None:
+    results["slow beta"] = await run_turn(backend, session, "SLOW 3", FAKE_MODEL, timeout=60)
+
+
+async def _cancel_after(arrived: trio.Event, scope: trio.CancelScope) -> None:
+    await arrived.wait()
+    scope.cancel()
+
+
 def _project(root: Path, name: str) -> Path:
     project = root / name
     project.mkdir()
@@ -79,6 +88,57 @@ async def test_one_server_keeps_two_directories_apart(tmp_path) -> None:
                 assert f"only_{name}.txt" in result.content and f"only_{other}.txt" not in result.content
                 assert str(directory) in result.content
             assert server.events.connections == 1  # one stream served both
+
+            # Permission answers and aborts stay in their own session: both sessions ask before
+            # bash; alpha's turn allows, beta's rejects, at the same time; then alpha's next turn
+            # is cancelled (aborted) while beta's runs on to its end.
+            asking = {}
+            for directory in (alpha, beta):
+                created = await server.client.http.post(
+                    server.base_url + "/session",
+                    params={"directory": str(directory)},
+                    json={
+                        "title": "asks",
+                        "permission": [{"permission": "bash", "pattern": "*", "action": "ask"}],
+                    },
+                    auth=server.client.auth,
+                )
+                asking[directory.name] = created.json()["id"]
+            policies = {"alpha": "allow", "beta": "reject"}
+
+            async def asked(backend, name: str) -> None:
+                results[name] = await run_turn(
+                    backend,
+                    asking[name],
+                    "USE_TOOL",
+                    FAKE_MODEL,
+                    timeout=60,
+                    permission_policy=policies[name],
+                )
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(asked, a, "alpha")
+                nursery.start_soon(asked, b, "beta")
+            decided = {name: results[name].permissions for name in policies}
+            assert [d.reply for d in decided["alpha"]] == ["once"]
+            assert [d.reply for d in decided["beta"]] == ["reject"]
+            assert not {d.id for d in decided["alpha"]} & {d.id for d in decided["beta"]}
+            assert results["alpha"].content == "tool said: hello-from-tool"
+            assert "hello-from-tool" not in results["beta"].content
+
+            arrived = trio.Event()
+
+            async with trio.open_nursery() as nursery:
+                with trio.CancelScope() as alpha_turn:
+                    nursery.start_soon(turn_slow, b, sb, results)
+                    nursery.start_soon(_cancel_after, arrived, alpha_turn)
+                    await run_turn(a, sa, "SLOW 30", FAKE_MODEL, timeout=60, on_text=lambda _: arrived.set())
+            assert alpha_turn.cancelled_caught
+            assert results["slow beta"].error is None
+            assert results["slow beta"].content == "".join(f"tok{i} " for i in range(12))
+            with trio.fail_after(10):  # alpha's was aborted, not left working
+                while sa in await a.client.session_status():
+                    await trio.sleep(0.1)  # polling OpenCode's state under a deadline
 
             # A crash is every view's: both see it lost, with the same readable message.
             server.process.kill()

@@ -148,7 +148,10 @@ async def test_two_workers_answer_at_once_through_one_server_each_in_its_own_pro
         # The next turn of either starts it again.
         again = fake.send_message(run.chats[1], "ECHO back")
         assert (await fake.wait_reply(again, timeout=90)).content == "back"
-        assert run.pids() - {None} and pid not in run.pids()
+        (restarted,) = run.pids()
+        assert restarted not in (None, pid)
+    # The stop stopped the shared server with its workers: nothing of its group is left.
+    assert _gone(restarted)
 
 
 @pytest.mark.real_backoff(TURN_PREPARATION)
@@ -173,3 +176,4 @@ async def test_a_killed_shared_server_fails_both_turns_readably_and_one_restart_
         for config in run.configs:
             slot = run.orch.slots[config.key]
             assert (slot.attempts, slot.restarts, slot.state.value) == (1, 0, "ready")
+    assert _gone(second)
