@@ -50,6 +50,7 @@ class WorkerStatus:
     active_sessions: int = 0
     turns_in_flight: int = 0
     opencode_pid: int | None = None
+    opencode_server: str = "own"  # "own", or "shared <environment>" (one server, several workers)
 
     @property
     def key(self) -> str:
@@ -230,6 +231,12 @@ def _age(seconds: float) -> str:
 _COLUMNS = ("NAME", "STATE", "SINCE", "RESTARTS", "SESSIONS", "TURNS", "OPENCODE", "DIRECTORY")
 
 
+def _opencode_cell(w: WorkerStatus) -> str:
+    """The server's pid ("-" while none runs), with "*" when the server is shared."""
+    pid = str(w.opencode_pid) if w.opencode_pid is not None else "-"
+    return pid + ("*" if w.opencode_server != "own" else "")
+
+
 def format_status_table(snapshot: StatusSnapshot, *, now: float | None = None) -> str:
     """A plain-text table for `trio-oco status`: a header line, one row per worker, errors.
 
@@ -252,7 +259,7 @@ def format_status_table(snapshot: StatusSnapshot, *, now: float | None = None) -
             str(w.restarts),
             str(w.active_sessions),
             str(w.turns_in_flight),
-            str(w.opencode_pid) if w.opencode_pid is not None else "-",
+            _opencode_cell(w),
             external(w.directory),
         )
         for w in snapshot.workers
@@ -260,6 +267,8 @@ def format_status_table(snapshot: StatusSnapshot, *, now: float | None = None) -
     widths = [max(len(row[i]) for row in rows) for i in range(len(_COLUMNS))]
     for row in rows:
         lines.append("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)).rstrip())
+    if any(w.opencode_server != "own" for w in snapshot.workers):
+        lines.append("* a shared OpenCode server (one per OpenCode environment)")
     errors = [w for w in snapshot.workers if w.last_error]
     for w in errors:
         first_line = w.last_error.splitlines()[0] if w.last_error else ""

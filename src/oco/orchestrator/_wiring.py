@@ -32,6 +32,15 @@ def worker_factory(
         catalog = ModelCatalog(lister)
 
     def make(config: WorkerConfig, link: ConvexLink, stop: StopControl) -> Worker:
+        share = None
+        if settings.opencode_server == "shared" and link.opencode is not None:
+            share = link.opencode.share(
+                opencode_bin,
+                opencode_env,
+                secrets=(config.token.reveal(), config.secret),
+                state_dir=state_dir,
+                settings=settings,
+            )
         return Worker(
             config,
             settings,
@@ -42,6 +51,7 @@ def worker_factory(
             models=catalog,
             state_dir=state_dir,
             opencode_env=opencode_env,
+            opencode_share=share,
         )
 
     return make

@@ -3,7 +3,7 @@
 Public: `Worker` (run it in a nursery; `state` and `report`, a `WorkerReport`, are
 observable), `StopControl` (shared stop deadline and force switch), `ModelCatalog` (shared
 model listings), `State`, and the pure cores for those who want them (`Lifecycle`,
-`plan_replies`).
+`plan_replies`), and `OpenCodeHost`/`OpenCodeShare` for the orchestrator's shared OpenCode servers.
 """
 
 from typing import TYPE_CHECKING
@@ -13,6 +13,7 @@ from oco._lazy import lazy_exports
 if TYPE_CHECKING:  # what type checkers read; at run time a name is imported on first use
     from ._lifecycle import Lifecycle, State
     from ._models import ModelCatalog
+    from ._opencode_host import OpenCodeHost, OpenCodeShare
     from ._planner import INTERRUPTED_NOTE, NO_MODEL_NOTE, STALE_NOTE, PendingReply, plan_replies
     from ._report import WorkerReport
     from ._stop import StopControl
@@ -25,6 +26,8 @@ __all__ = [
     "STALE_NOTE",
     "Lifecycle",
     "ModelCatalog",
+    "OpenCodeHost",
+    "OpenCodeShare",
     "PendingReply",
     "State",
     "StopControl",
@@ -39,6 +42,7 @@ __getattr__, __dir__ = lazy_exports(
     {
         "._lifecycle": "Lifecycle State",
         "._models": "ModelCatalog",
+        "._opencode_host": "OpenCodeHost OpenCodeShare",
         "._planner": "INTERRUPTED_NOTE NO_MODEL_NOTE STALE_NOTE PendingReply plan_replies",
         "._report": "WorkerReport",
         "._stop": "StopControl",
