@@ -32,6 +32,7 @@ UNTARGETED = (
     "cold_first_turn_s",
     "cold_turn_s",
     "warm_turn_s",
+    "cold_burst_1_s",
     "cold_burst_s",
     "completion_tail_s",
     "throughput_messages",
