@@ -73,6 +73,7 @@ EXPECTED: dict[str, list[str]] = {
         "structure",
     ],
     "oco.domain": [
+        "ARRAY_LIMIT",
         "ActiveSession",
         "Backend",
         "ChatMessage",
@@ -94,8 +95,10 @@ EXPECTED: dict[str, list[str]] = {
     ],
     "oco.logs": [
         "SecretRedactor",
+        "WorkerTag",
         "bind_worker",
         "register_secret",
+        "relabel",
         "setup_logging",
         "worker_label",
     ],

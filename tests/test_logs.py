@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 import re
 
 import pytest
@@ -109,3 +110,48 @@ async def test_convex_retries_are_one_readable_debug_line(stream: io.StringIO, a
     lines = [line for line in stream.getvalue().splitlines() if "retry 1" in line]
     assert len(lines) == 1
     assert "DEBUG" in lines[0] and "workers:getByMachineAndWorker failed" in lines[0]
+
+
+def test_journal_lines_start_with_the_syslog_priority_and_carry_no_timestamp(tmp_path) -> None:
+    with open(tmp_path / "journal", "w") as journal:
+        stat = os.fstat(journal.fileno())
+        env = {"JOURNAL_STREAM": f"{stat.st_dev}:{stat.st_ino}", "FORCE_COLOR": "1"}
+        handler = setup_logging("DEBUG", "text", stream=journal, env=env)
+        try:
+            log = logging.getLogger("oco.test")
+            with bind_worker("alpha", "w1"):
+                log.debug("d")
+                log.info("i")
+                log.warning("w")
+                try:
+                    raise RuntimeError("boom")
+                except RuntimeError:
+                    log.exception("e")
+        finally:
+            logging.getLogger().removeHandler(handler)
+            logging.getLogger().setLevel(logging.INFO)
+            for name in ("httpx", "httpcore", "hypercorn", "hypercorn.error", "hypercorn.access"):
+                logging.getLogger(name).setLevel(logging.WARNING)
+    lines = (tmp_path / "journal").read_text().splitlines()
+    assert lines[:4] == [
+        "<7>DEBUG [alpha] d",
+        "<6>INFO [alpha] i",
+        "<4>WARNING [alpha] w",
+        "<3>ERROR [alpha] e",
+    ]
+    assert lines[4] == "<3>Traceback (most recent call last):"  # journalctl -p err shows the traceback too
+    assert all(line.startswith("<3>") for line in lines[4:])
+
+
+def test_a_journal_stream_that_is_not_stderr_is_ignored(tmp_path) -> None:
+    from oco.logs import Style, stderr_style
+
+    with open(tmp_path / "a", "w") as a, open(tmp_path / "b", "w") as b:
+        stat = os.fstat(b.fileno())
+        env = {"JOURNAL_STREAM": f"{stat.st_dev}:{stat.st_ino}"}
+        assert stderr_style(a, env) is Style.PLAIN  # e.g. a child of a unit, its stderr redirected
+        assert stderr_style(b, env) is Style.JOURNAL
+        assert stderr_style(a, {"JOURNAL_STREAM": "junk"}) is Style.PLAIN
+        assert stderr_style(a, {"FORCE_COLOR": "1"}) is Style.COLOUR
+        assert stderr_style(a, {"FORCE_COLOR": "0"}) is Style.PLAIN
+        assert stderr_style(a, {"FORCE_COLOR": "1", "NO_COLOR": "1"}) is Style.PLAIN

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from worker_support import pending_reply
 
 from oco.convex import ConvexFunctionError
+from oco.domain import ARRAY_LIMIT
 from oco.opencode import PermissionDecision, TurnResult
 from oco.worker._completion import (
     EMPTY_REPLY,
@@ -24,7 +25,7 @@ from oco.worker._completion import (
     reply_from_note,
     reply_from_turn,
 )
-from oco.worker._limits import ARRAY_LIMIT, MESSAGE_BUDGET, VALUE_LIMIT, json_size
+from oco.worker._limits import MESSAGE_BUDGET, VALUE_LIMIT, json_size
 
 MIB = 1024 * 1024
 

@@ -158,15 +158,15 @@ async def test_models_are_published_once_convex_takes_them_again(fake, new_worke
 
 
 async def test_a_model_list_over_convexs_array_limit_is_cut_to_fit(fake, convex, autojump_clock):
-    from oco.convex.api import MAX_ARRAY_ITEMS, WorkerBackend
-    from oco.domain import ModelInfo
+    from oco.convex.api import WorkerBackend
+    from oco.domain import ARRAY_LIMIT, ModelInfo
 
     created = fake.create_worker()
     backend = WorkerBackend(convex, created.machine_id, created.worker_id, "unused")
-    many = [ModelInfo(id=f"p/m{n}", name=f"M{n}", provider="p") for n in range(MAX_ARRAY_ITEMS + 5)]
+    many = [ModelInfo(id=f"p/m{n}", name=f"M{n}", provider="p") for n in range(ARRAY_LIMIT + 5)]
     await backend.update_models(many)  # refused whole by Convex before
     stored = fake.store.first("workerModels", workerId=created.worker_id)
-    assert len(stored["models"]) == MAX_ARRAY_ITEMS
+    assert len(stored["models"]) == ARRAY_LIMIT
 
 
 async def test_the_workers_own_secret_is_kept_out_of_opencodes_environment(fake, new_worker, monkeypatch):

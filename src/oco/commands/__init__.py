@@ -11,6 +11,7 @@ COMMANDS: tuple[tuple[str, str], ...] = (
     ("run", "oco.commands.run"),
     ("start", "oco.commands.start"),
     ("status", "oco.commands.status"),
+    ("logs", "oco.commands.logs"),
     ("demo", "oco.commands.demo"),
     ("fake-convex", "oco.commands.fake_convex"),
     ("fake-llm", "oco.commands.fake_llm"),

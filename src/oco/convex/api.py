@@ -36,6 +36,7 @@ from oco.convex._errors import (
 )
 from oco.convex._why import SECRET_CHECKED, why_failed
 from oco.domain import (
+    ARRAY_LIMIT,
     ActiveSession,
     ChatMessage,
     ModelInfo,
@@ -45,8 +46,6 @@ from oco.domain import (
 )
 
 log = logging.getLogger(__name__)
-
-MAX_ARRAY_ITEMS = 8192  # Convex's limit on an array's length (arguments and documents)
 
 T = TypeVar("T")
 
@@ -220,11 +219,11 @@ class WorkerBackend:
 
         Convex refuses arrays over 8192 items: a longer list is cut (and said so once).
         """
-        if len(models) > MAX_ARRAY_ITEMS:
+        if len(models) > ARRAY_LIMIT:
             log.warning(
-                "publishing the first %d of %d models (Convex's array limit)", MAX_ARRAY_ITEMS, len(models)
+                "publishing the first %d of %d models (Convex's array limit)", ARRAY_LIMIT, len(models)
             )
-            models = models[:MAX_ARRAY_ITEMS]
+            models = models[:ARRAY_LIMIT]
         await self._as_worker(
             "workerModels:updateModels",
             {"workerId": self.worker_id, "models": [unstructure(m) for m in models]},

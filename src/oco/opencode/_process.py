@@ -33,7 +33,7 @@ from ._errors import OpenCodeError, OpenCodeStartError
 from ._events import EventHub
 from ._identity import INSTANCE_VARIABLE, ProcessIdentity, identify
 from ._server import HEALTH_INTERVAL, HEALTH_TIMEOUT, OpenCodeServer
-from ._startup import start_ticket
+from ._startup import fresh_home, start_ticket
 
 log = logging.getLogger("oco.opencode.process")
 
@@ -133,6 +133,10 @@ async def open_opencode_server(
     child_env["OPENCODE_SERVER_PASSWORD"] = password
     instance = uuid.uuid4().hex
     child_env[INSTANCE_VARIABLE] = instance  # read back by a later run's stale-pid sweep
+    if fresh_home(child_env):
+        log.info("starting OpenCode (first start in a fresh home can take ~30 s)")
+    else:
+        log.info("starting OpenCode")
     ticket = await start_ticket(child_env)  # a fresh home's first start goes alone
     try:
         process = await trio.lowlevel.open_process(
@@ -256,7 +260,7 @@ async def _start(
             await nursery.start(run_hub)
     except trio.TooSlowError:
         raise OpenCodeStartError(f"no answer within {timeout:g} s", list(output.tail)) from None
-    log.info("opencode[%d] serving %s at %s", process.pid, directory, base_url)
+    log.debug("opencode[%d] serving %s at %s", process.pid, directory, base_url)  # the host says "ready"
     return watch.server
 
 

@@ -61,6 +61,16 @@ def data_home(env: Mapping[str, str]) -> str:
     return f"{os.path.join(base, 'opencode')}\0{env.get('OPENCODE_DB', '')}"
 
 
+def fresh_home(env: Mapping[str, str]) -> bool:
+    """Whether OpenCode has no database yet in `env`'s data home (its first start there
+    migrates one, which can take ~30 s)."""
+    database = env.get("OPENCODE_DB")
+    if not database:
+        base = env.get("XDG_DATA_HOME") or os.path.join(env.get("HOME", ""), ".local", "share")
+        database = os.path.join(base, "opencode", "opencode.db")
+    return not os.path.exists(database)
+
+
 def _home(env: Mapping[str, str]) -> _Home:
     try:
         homes = _homes.get()

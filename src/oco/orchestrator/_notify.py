@@ -10,9 +10,38 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
+
+from oco._text import external
+
+if TYPE_CHECKING:
+    from ._status import WorkerStatus
 
 log = logging.getLogger(__name__)
+
+STATUS_REASON_CHARS = 100  # per worker that is not ready; systemctl status shows one line
+
+
+def status_line(rows: Sequence[WorkerStatus]) -> str:
+    """systemd's `STATUS=`: "3 of 4 ready; beta: OpenCode failed to start: ...".
+
+    Each worker that is not ready is named with the first line of its last error, else its
+    state (`parked`, `stopped`, ...); a plain text line without newlines (pure).
+    """
+    ready = sum(1 for row in rows if row.state == "ready")
+    parts = [f"{ready} of {len(rows)} ready"]
+    for row in rows:
+        if row.state == "ready":
+            continue
+        reason = (row.last_error or "").splitlines()[0].strip() if row.last_error else ""
+        if row.state != "degraded" or not reason:
+            reason = f"{row.state} ({reason})" if reason else row.state
+        reason = external(reason, 4 * STATUS_REASON_CHARS)
+        if len(reason) > STATUS_REASON_CHARS:
+            reason = reason[: STATUS_REASON_CHARS - 1] + "…"
+        parts.append(f"{external(row.name, 100)}: {reason}")
+    return "; ".join(parts)
 
 
 class SystemdNotifier:

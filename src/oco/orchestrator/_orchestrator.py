@@ -20,6 +20,7 @@ by `stop_worker` stays stopped, through reloads too, until `start_worker` or `re
 
 from __future__ import annotations
 
+import contextlib
 import faulthandler
 import logging
 import os
@@ -35,6 +36,8 @@ import attrs
 import trio
 import trio_util
 
+from oco._log_files import open_log_files
+from oco._text import external
 from oco.config import Settings, WorkerConfig
 from oco.errors import OcoError
 from oco.worker import StopControl
@@ -49,10 +52,11 @@ from ._control import (
     WorkerChange,
     resolve_worker,
 )
-from ._notify import SystemdNotifier
+from ._notify import SystemdNotifier, status_line
 from ._policy import RestartPolicy
 from ._reload import ReloadPlan, plan_reload
 from ._status import (
+    DEGRADED,
     STATUS_FILE,
     StateDirUnusable,
     StatusSnapshot,
@@ -161,7 +165,10 @@ class Orchestrator:
                 # The state directory only saves context: the workers run without it.
                 log.warning("%s; running without the single-instance lock and status file", exc)
         try:
-            return await self._run()
+            with contextlib.ExitStack() as files:
+                if self._status_path is not None:  # per-worker log files beside status.json
+                    files.enter_context(open_log_files(self._status_path.parent))
+                return await self._run()
         finally:
             if self._watchdog is not None:
                 self._watchdog.cancel()
@@ -469,12 +476,13 @@ class Orchestrator:
         # An ended slot shows the configured entry (a reload may have changed it meanwhile).
         config = self._configs.get(key, slot.config) if slot.done.is_set() else slot.config
         report = slot.live_report
+        degraded = report is not None and report.degraded
         return WorkerStatus.for_config(
             config,
-            state=slot.state.value,
+            state=DEGRADED if degraded else slot.state.value,
             since=wall_now - (trio.current_time() - slot.since),
             restarts=slot.restarts,
-            last_error=slot.last_error,
+            last_error=external(report.opencode_error, 500) if degraded and report else slot.last_error,
             active_sessions=report.active_sessions if report is not None else 0,
             turns_in_flight=report.turns_in_flight if report is not None else 0,
             opencode_pid=report.opencode_pid if report is not None else None,
@@ -502,12 +510,24 @@ class Orchestrator:
                 await self._changes.wait_value(lambda v: v != seen)  # noqa: B023 - the predicate is awaited in this iteration
 
     async def _notify_ready(self) -> None:
+        """READY=1 once every worker made its first attempt, then STATUS= kept current."""
         await self.started.wait()
         for slot in list(self.slots.values()):
             await trio_util.wait_any(slot.first_attempt_done.wait, slot.done.wait)
-        ready = sum(1 for s in self.slots.values() if s.state.value is SlotState.READY)
-        self._notifier.notify(f"READY=1\nSTATUS={ready} of {len(self.slots)} worker(s) ready")
-        log.info("all workers made their first start attempt (%d of %d ready)", ready, len(self.slots))
+        rows = self.workers()
+        sent = status_line(rows)
+        self._notifier.notify(f"READY=1\nSTATUS={sent}")
+        ready = sum(1 for row in rows if row.state == SlotState.READY)
+        log.info("all workers made their first start attempt (%d of %d ready)", ready, len(rows))
+        while True:
+            seen = self._changes.value
+            await self._changes.wait_value(lambda v: v != seen)  # noqa: B023 - the predicate is awaited in this iteration
+            if self.stopping:
+                return  # STOPPING=1 said it; systemd shows "deactivating"
+            line = status_line(self.workers())
+            if line != sent:
+                self._notifier.notify(f"STATUS={line}")
+                sent = line
 
     async def _watchdog_pings(self, interval: float) -> None:
         while True:

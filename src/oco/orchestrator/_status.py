@@ -31,6 +31,7 @@ from oco.config import WorkerConfig, ensure_private_dir, write_private_file
 from oco.errors import OcoError
 
 STATUS_FILE = "status.json"
+DEGRADED = "degraded"  # a ready worker whose OpenCode cannot start (last_error says why)
 LOCK_FILE = "orchestrator.lock"
 SCHEMA_VERSION = 1
 
@@ -145,7 +146,10 @@ def pid_alive(pid: int) -> bool:
 
 
 def status_exit_code(snapshot: StatusSnapshot | None, *, alive: bool) -> int:
-    """`trio-oco status` exit code: 0 all ready, 1 not all ready, 3 no orchestrator running."""
+    """`trio-oco status` exit code: 0 all ready, 1 not all ready, 3 no orchestrator running.
+
+    A `degraded` worker (connected, but its OpenCode cannot start) is not ready: exit 1,
+    as every answer it gives is that error."""
     if snapshot is None or not alive:
         return 3
     return 0 if snapshot.all_ready else 1

@@ -206,7 +206,7 @@ class WorkerSlot(Generic[L]):
 
     async def _supervise(self, convex: L) -> None:
         history = RestartHistory()
-        with bind_worker(self.config.name):
+        with bind_worker(self.config.name, self.config.worker_id):
             while True:
                 worker = self._make_worker(convex)
                 self.worker = worker

@@ -23,7 +23,6 @@ import json
 MIB = 1024 * 1024
 VALUE_LIMIT = MIB  # a Convex value (an argument, a field)
 DOCUMENT_LIMIT = MIB  # a Convex document
-ARRAY_LIMIT = 8192  # items in a Convex array
 # Room left in a message document for its other fields (ids, role, timestamp, model, ...).
 MESSAGE_OVERHEAD = 32 * 1024
 MESSAGE_BUDGET = DOCUMENT_LIMIT - MESSAGE_OVERHEAD
@@ -31,7 +30,7 @@ OTHER_PARTS_LIMIT = 256 * 1024
 REASONING_LIMIT = 128 * 1024
 CHUNK_LIMIT = 256 * 1024
 STREAM_BUDGET = MESSAGE_BUDGET
-MAX_CHUNK_SEQUENCE = 8000  # below ARRAY_LIMIT: rows of one reply, whatever the attempts
+MAX_CHUNK_SEQUENCE = 8000  # below oco.domain.ARRAY_LIMIT: rows of one reply, whatever the attempts
 
 
 def clean(text: str) -> str:

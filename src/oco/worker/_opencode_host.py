@@ -107,6 +107,7 @@ class _HostState:
     attempt: int = 0  # start attempts so far
     server: OpenCodeServer | None = None
     error: str | None = None  # why the latest attempt failed
+    start_failure: str | None = None  # why the latest start failed, until a start succeeds
 
 
 class OpenCodeHost:
@@ -162,20 +163,35 @@ class OpenCodeHost:
         server = self._state.value.server
         return server.pid if server is not None else None
 
-    async def wait_pid_change(self, pid: int | None) -> None:
-        """Return once `pid` is no longer the running server's (one started, or it went)."""
+    @property
+    def start_failure(self) -> str | None:
+        """Why OpenCode last failed to start (binary missing, exited at once, no answer in
+        time), until a later start succeeds: the worker is degraded meanwhile. A worker sharing
+        a server reports the shared server's."""
         if self._share is not None:
-            while self.pid == pid:
+            borrowed = self._borrowed.value
+            return borrowed.start_failure if borrowed is not None else None
+        return self._state.value.start_failure
+
+    async def wait_pid_change(self, pid: int | None, start_failure: str | None = None) -> None:
+        """Return once `pid` is no longer the running server's (one started, or it went), or
+        the start failure is no longer `start_failure`."""
+        if self._share is not None:
+            while (self.pid, self.start_failure) == (pid, start_failure):
                 borrowed = self._borrowed.value
                 if borrowed is None:
                     await self._borrowed.wait_transition()
                 else:
                     await trio_util.wait_any(
                         self._borrowed.wait_transition,
-                        lambda: borrowed.wait_pid_change(pid),  # noqa: B023 - awaited in this iteration
+                        lambda: borrowed.wait_pid_change(pid, start_failure),  # noqa: B023 - awaited in this iteration
                     )
             return
-        await self._state.wait_value(lambda s: (s.server.pid if s.server is not None else None) != pid)
+        await self._state.wait_value(
+            lambda s: (
+                (s.server.pid if s.server is not None else None) != pid or s.start_failure != start_failure
+            )
+        )
 
     async def run(self) -> None:
         """The host task: start on demand, stop when idle, back off when starts or the process fail.
@@ -190,8 +206,9 @@ class OpenCodeHost:
         while True:
             await self._users.wait_value(lambda n: n > 0)
             attempt = self._state.value.attempt + 1
-            self._state.value = _HostState(attempt=attempt)
+            self._state.value = _HostState(attempt=attempt, start_failure=self._state.value.start_failure)
             crashed = False
+            starting_at = trio.current_time()
             try:
                 async with open_opencode_server(
                     self._bin,
@@ -203,8 +220,10 @@ class OpenCodeHost:
                     health_timeout=self._health_timeout,
                     global_events=self._shared,
                 ) as server:
-                    log.info("OpenCode started (pid %s)", server.pid)
-                    self._state.value = _HostState(attempt=attempt, server=server)
+                    log.info(
+                        "OpenCode ready in %.1f s (pid %s)", trio.current_time() - starting_at, server.pid
+                    )
+                    self._state.value = _HostState(attempt=attempt, server=server)  # no start failure now
                     self._record(server)
                     try:
                         crashed = await self._serve(server)
@@ -222,11 +241,16 @@ class OpenCodeHost:
                         log.info("OpenCode stopped after %.0f s without turns", self._idle_timeout)
             except OpenCodeStartError as exc:
                 log.error("OpenCode failed to start: %s", exc)
-                self._state.value = _HostState(attempt=attempt, error=f"OpenCode failed to start: {exc}")
+                failure = f"OpenCode failed to start: {exc}"
+                self._state.value = _HostState(attempt=attempt, error=failure, start_failure=failure)
                 crashed = True
             if crashed:
                 if self._state.value.error is None:
-                    self._state.value = _HostState(attempt=attempt, error="OpenCode stopped unexpectedly")
+                    self._state.value = _HostState(
+                        attempt=attempt,
+                        error="OpenCode stopped unexpectedly",
+                        start_failure=self._state.value.start_failure,
+                    )
                 await trio.sleep(crashes.lost(trio.current_time()))
             else:
                 crashes.reset()

@@ -83,6 +83,11 @@ class _Turn:
     fate_checked_at: float = -math.inf
     chunk_failures: int = 0
     closing: bool = False  # the reply's completion has begun (`_complete_answer`)
+    began: float = attrs.field(factory=trio.current_time)  # for the outcome line
+    chunks: int = 0  # written to Convex (for the outcome line)
+    tool_calls: int = 0
+    chat_name: str | None = None
+    error: str | None = None  # what the reply says went wrong, if anything
 
     @property
     def text(self) -> str:
@@ -97,6 +102,25 @@ def _only_error(group: BaseExceptionGroup) -> BaseException | None:
             return _only_error(leaves[0])
         return leaves[0]
     return None
+
+
+def _count(n: int, thing: str) -> str:
+    return f"{n} {thing}" if n == 1 else f"{n} {thing}s"
+
+
+def outcome_line(turn: _Turn, seconds: float) -> str:
+    """The story's last line: how long the reply took, what it streamed, or what went wrong."""
+    chat = f'chat "{external(turn.chat_name, 80)}"' if turn.chat_name else f"chat {turn.reply.session_id}"
+    if turn.error is not None:
+        return f"{chat}: answered with an error in {seconds:.1f} s: {external(turn.error, 300)}"
+    return (
+        f"{chat}: answered in {seconds:.1f} s with {_count(turn.chunks, 'chunk')}"
+        f" and {_count(turn.tool_calls, 'tool call')}"
+    )
+
+
+def _say_outcome(turn: _Turn, seconds: float) -> None:
+    log.log(logging.WARNING if turn.error is not None else logging.INFO, "%s", outcome_line(turn, seconds))
 
 
 class ChatRelay:
@@ -191,6 +215,7 @@ class ChatRelay:
         if job.kind is JobKind.CLOSE_STALE:
             await self._close(reply, reply_from_note("", STALE_NOTE))
         elif job.kind is JobKind.NO_MODEL:
+            log.info("message in chat %s names no model; answering with a note", reply.session_id)
             await self._close(reply, reply_from_note("", NO_MODEL_NOTE))
         else:
             async with self._limiter:
@@ -201,6 +226,10 @@ class ChatRelay:
                     self.turns.value -= 1
 
     async def _answer(self, reply: PendingReply) -> None:
+        known = self._sessions.get(reply.session_id)  # a chat answered before has its name
+        chat = f'"{external(known.title, 80)}"' if known is not None and known.title else reply.session_id
+        log.info("message picked up in chat %s (model %s)", chat, reply.model)
+        started = trio.current_time()
         turn = _Turn(reply, self._sessions.begin_reply(reply.reply_message_id))
         final: FinalReply | None = None
         gone = False
@@ -220,6 +249,7 @@ class ChatRelay:
                     )
                 else:
                     await self._close(reply, final)
+                    _say_outcome(turn, trio.current_time() - started)
 
     async def _turn_reply(self, turn: _Turn) -> FinalReply:
         """Run the turn; what to complete the reply with: the answer, or what went wrong."""
@@ -227,6 +257,8 @@ class ChatRelay:
         try:
             async with self._host.lease() as server:
                 result = await self._stream_turn(server, turn)
+            turn.tool_calls = sum(1 for part in result.other_parts if part.get("type") == "tool")
+            turn.error = result.error
             return reply_from_turn(result, turn.text, opencode_session=turn.opencode_session)
         except (Rejected, ReplyGone):
             raise
@@ -243,10 +275,12 @@ class ChatRelay:
                 # A stop tears OpenCode and its client down under the turn, and what then fails
                 # (a closed client) is the stop, not a bug: the reply says it was interrupted.
                 log.info("reply %s interrupted by the stop (%s)", reply.reply_message_id, external(exc))
+                turn.error = "interrupted by the stop"
                 return reply_from_note(turn.text, INTERRUPTED_NOTE, opencode_session=turn.opencode_session)
             else:
                 log.exception("reply %s failed", reply.reply_message_id)
                 error = f"internal error in the worker ({type(exc).__name__})"
+        turn.error = error
         return reply_from_note(turn.text, f"Error: {error}", opencode_session=turn.opencode_session)
 
     # -- completing -------------------------------------------------------------------------
@@ -294,10 +328,13 @@ class ChatRelay:
     async def _complete_answer(self, turn: _Turn, result: TurnResult) -> None:
         """Complete the reply with the turn's answer now, while OpenCode settles the session
         and the last chunk is written: neither adds to when the user sees the answer."""
+        turn.tool_calls = sum(1 for part in result.other_parts if part.get("type") == "tool")
+        turn.error = result.error
         turn.closing = True
         await self._close(
             turn.reply, reply_from_turn(result, turn.text, opencode_session=turn.opencode_session)
         )
+        _say_outcome(turn, trio.current_time() - turn.began)
 
     async def _stream_turn(self, server: OpenCodeServer, turn: _Turn) -> TurnResult:
         """Run the turn, streaming its text as chunks. Once the answer is final the reply is
@@ -305,6 +342,8 @@ class ChatRelay:
         OpenCode going idle; the call returns when all three are done."""
         reply = turn.reply
         turn.opencode_session = await self._opencode_session_patiently(server, reply.session_id)
+        link = self._sessions.get(reply.session_id)
+        turn.chat_name = link.title if link is not None else None
         buffer = ChunkBuffer(self._settings.chunk_interval_s, first_sequence=turn.start.first_sequence)
         text_arrived = trio.Event()
         final_chunks: list[Chunk] = []  # taken from the buffer and reserved when the answer came
@@ -407,6 +446,7 @@ class ChatRelay:
             self._sessions.reserve(reply_id, chunk.sequence)  # before: never reuse a number
         try:
             await self._backend.write_chunk(turn.reply.session_id, reply_id, chunk.text, chunk.sequence)
+            turn.chunks += 1
             return
         except Rejected:
             raise

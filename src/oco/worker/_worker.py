@@ -39,7 +39,7 @@ from oco.convex import (
 from oco.convex.api import WorkerBackend
 from oco.domain import ModelInfo, Registration
 from oco.errors import NotFound, Rejected, describe
-from oco.logs import bind_worker
+from oco.logs import bind_worker, relabel
 
 from ._completion import Outcome, ReplyCompleter, reply_from_note
 from ._lifecycle import Event, Lifecycle, State
@@ -171,6 +171,7 @@ class Worker:
             turns_in_flight=self.relay.turns.value,
             opencode_pid=self.host.pid,
             opencode_server=self.host.server_label,
+            opencode_error=self.host.start_failure,
         )
 
     async def _report_changes(self) -> None:
@@ -178,11 +179,16 @@ class Worker:
         relay, host = self.relay, self.host
         while True:
             self._refresh_report()
-            turns, sessions, pid = relay.turns.value, relay.sessions.value, host.pid
+            turns, sessions, pid, failure = (
+                relay.turns.value,
+                relay.sessions.value,
+                host.pid,
+                host.start_failure,
+            )
             await trio_util.wait_any(
                 lambda: relay.turns.wait_value(lambda n: n != turns),  # noqa: B023 - the predicate is awaited in this iteration
                 lambda: relay.sessions.wait_value(lambda n: n != sessions),  # noqa: B023 - the predicate is awaited in this iteration
-                lambda: host.wait_pid_change(pid),  # noqa: B023 - the predicate is awaited in this iteration
+                lambda: host.wait_pid_change(pid, failure),  # noqa: B023 - the predicate is awaited in this iteration
             )
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -197,7 +203,7 @@ class Worker:
 
     async def run(self) -> None:
         """The worker's whole life; returns when cancelled and cleaned up, raises on failure."""
-        with bind_worker(self.config.name):
+        with bind_worker(self.config.name, self.config.worker_id):
             self._apply(Event.START)
             try:
                 await self._attempt()
@@ -270,6 +276,9 @@ class Worker:
 
     async def _attempt(self) -> None:
         registration = await self._register()
+        if registration.name and self.config.name == self.config.worker_id:
+            # No name of its own (dev mode's .env names none): the web app's name labels its lines.
+            relabel(registration.name)
         if registration.approved:
             self._apply(Event.REGISTERED_APPROVED)
         else:
