@@ -83,7 +83,7 @@ class _Turn:
     fate_checked_at: float = -math.inf
     chunk_failures: int = 0
     closing: bool = False  # the reply's completion has begun (`_complete_answer`)
-    began: float = attrs.field(factory=trio.current_time)  # for the outcome line
+    began: float = 0.0  # trio time the reply was picked up (for the outcome line)
     chunks: int = 0  # written to Convex (for the outcome line)
     tool_calls: int = 0
     chat_name: str | None = None
@@ -230,7 +230,7 @@ class ChatRelay:
         chat = f'"{external(known.title, 80)}"' if known is not None and known.title else reply.session_id
         log.info("message picked up in chat %s (model %s)", chat, reply.model)
         started = trio.current_time()
-        turn = _Turn(reply, self._sessions.begin_reply(reply.reply_message_id))
+        turn = _Turn(reply, self._sessions.begin_reply(reply.reply_message_id), began=started)
         final: FinalReply | None = None
         gone = False
         try:
