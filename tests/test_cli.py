@@ -128,7 +128,7 @@ def test_init_writes_the_template_and_never_overwrites_without_force(home: Path)
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     path.write_text("mine")
     refused = oco(home, "init", "--config", str(path))
-    assert refused.returncode == 2 and "already exists; use --force" in refused.stderr
+    assert refused.returncode == 2 and "already exists; run `trio-oco init` on a terminal" in refused.stderr
     assert path.read_text() == "mine"
     assert oco(home, "init", "--config", str(path), "--force").returncode == 0
     assert path.read_text() == (Path(__file__).parents[1] / "workers.template.jsonc").read_text()
@@ -144,12 +144,13 @@ def test_init_wizard_reasks_until_each_answer_is_valid_and_its_file_loads(home: 
     from oco.config import load_workers_file
 
     secrets = iter(["machine_m1:worker_w1", token("w1")])
-    answers = iter(["missing-dir", "proj", "http://example.com", "http://127.0.0.1:3210/"])
+    answers = iter(["missing-dir", "proj", "", "http://example.com", "http://127.0.0.1:3210/"])
     text = wizard_text(home, ask=lambda _: next(answers), ask_secret=lambda _: next(secrets))
     path = home / "workers.json"
     path.write_text(text)
     loaded = load_workers_file(path)
     assert [(w.worker_id, w.convex_url) for w in loaded.workers] == [("w1", "http://127.0.0.1:3210")]
+    assert loaded.workers[0].name == "proj"  # the name asked for defaults to the directory's
     assert loaded.workers[0].working_directory == (home / "proj").resolve()
 
 

@@ -122,7 +122,9 @@ class StubFactory:
         """The record of worker `key` (empty until its first attempt)."""
         return self.records.setdefault(key, Record())
 
-    def __call__(self, cfg: WorkerConfig, link: object, stop: StopControl) -> StubWorker:
+    def __call__(
+        self, cfg: WorkerConfig, link: object, stop: StopControl, settings: object = None
+    ) -> StubWorker:
         record = self.record(cfg.key)
         worker = StubWorker(self.scripts.get(cfg.key, Script()), record, stop, len(record.starts) + 1)
         record.workers.append(worker)

@@ -171,7 +171,6 @@ async def test_two_workers_on_one_url_share_one_client_and_one_socket_until_both
             {c.key: c for c in configs},
             settings,
             worker_factory=worker_factory(
-                settings,
                 opencode_bin="/nonexistent/opencode",
                 state_dir=tmp_path / "state",
                 catalog=fake_models(),

@@ -132,7 +132,7 @@ async def test_restart_of_a_parked_worker_starts_it_at_once(autojump_clock) -> N
 async def test_a_reload_and_a_restart_at_the_same_moment_leave_one_slot(autojump_clock) -> None:
     key = config(1).key
     factory = StubFactory({key: Script(cleanup=5.0)})
-    renamed = attrs.evolve(config(1), name="renamed")  # the reload restarts it
+    renamed = attrs.evolve(config(1), name="renamed", convex_url="http://127.0.0.1:8")  # restarts it
     orch = orchestrator(
         factory, configs(1, 2), reload=lambda: Reloaded({renamed.key: renamed, **configs(2)}, SETTINGS)
     )
@@ -187,7 +187,7 @@ async def test_a_disabled_worker_is_not_run_until_a_reload_enables_it_once(autoj
 
 async def test_a_stopped_worker_stays_stopped_through_a_reload_until_started(autojump_clock) -> None:
     key = config(1).key
-    renamed = attrs.evolve(config(1), name="renamed")
+    renamed = attrs.evolve(config(1), name="renamed", convex_url="http://127.0.0.1:8")
     orch = orchestrator(
         factory := StubFactory(),
         configs(1, 2),
@@ -198,7 +198,7 @@ async def test_a_stopped_worker_stays_stopped_through_a_reload_until_started(aut
         await orch.slots[key].state.wait_value("ready")
         await orch.stop_worker("w1")
         plan = await orch.reload()
-        assert plan.restart == (key,)
+        assert plan.restart == () and plan.still_stopped == (key,)
         await trio.sleep(100)
         assert len(factory.record(key).starts) == 1
         assert states(orch) == {"renamed": "stopped", "w2": "ready"}  # the new entry, still stopped

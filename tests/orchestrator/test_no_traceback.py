@@ -133,7 +133,7 @@ async def test_an_unreachable_deployment_is_named_once_then_every_five_minutes_a
     orch = Orchestrator(
         {cfg.key: cfg},
         SETTINGS,
-        worker_factory=lambda c, link, stop: real_worker(c, link.client, stop, tmp_path),
+        worker_factory=lambda c, link, stop, settings: real_worker(c, link.client, stop, tmp_path),
         handle_signals=False,
         hard_exit=None,
         status_dir=tmp_path / "status",

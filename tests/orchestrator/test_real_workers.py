@@ -33,7 +33,6 @@ async def test_a_deleted_worker_is_parked_the_others_run_and_go_offline_on_stop(
             {c.key: c for c in configs},
             settings,
             worker_factory=worker_factory(
-                settings,
                 opencode_bin="/nonexistent/opencode",
                 state_dir=tmp_path / "state",
                 catalog=fake_models(),

@@ -83,7 +83,6 @@ async def _two_workers(tmp_path: Path, **settings: object) -> AsyncIterator[Runn
             {c.key: c for c in configs},
             config,
             worker_factory=worker_factory(
-                config,
                 opencode_bin=opencode_bin(),
                 state_dir=tmp_path / "state",
                 opencode_env=opencode_env(tmp_path / "home", llm.base_url),

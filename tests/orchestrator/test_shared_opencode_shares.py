@@ -39,7 +39,6 @@ async def test_workers_alike_share_one_host_and_a_reload_that_removes_them_relea
 
     async with in_process_connections(fake) as connections:
         factory = worker_factory(
-            settings,
             opencode_bin="/nonexistent/opencode",
             state_dir=tmp_path / "state",
             opencode_env=dict(os.environ),
@@ -75,8 +74,12 @@ async def test_workers_alike_share_one_host_and_a_reload_that_removes_them_relea
                 fake.request_connect(created[0].worker_id)  # warms OpenCode up: a start attempt
                 with trio.fail_after(60):
                     while not all(row.state == "degraded" for row in orch.workers()):
-                        await trio.sleep(0.5)  # MockClock: status is read as the orchestrator's status file is
-                assert all("cannot run /nonexistent/opencode" in (row.last_error or "") for row in orch.workers())
+                        await trio.sleep(
+                            0.5
+                        )  # MockClock: status is read as the orchestrator's status file is
+                assert all(
+                    "cannot run /nonexistent/opencode" in (row.last_error or "") for row in orch.workers()
+                )
 
                 wanted[0] = {k: configs[k] for k in keys[1:]}
                 plan = await orch.reload()

@@ -135,8 +135,8 @@ def test_no_notify_socket_means_no_notifier() -> None:
 class _BlockingCleanup(StubFactory):
     """A worker whose cleanup blocks the whole trio loop (a sync call), like a stuck library."""
 
-    def __call__(self, cfg, convex, stop) -> StubWorker:
-        worker = super().__call__(cfg, convex, stop)
+    def __call__(self, cfg, convex, stop, settings=None) -> StubWorker:
+        worker = super().__call__(cfg, convex, stop, settings)
 
         async def run() -> None:
             worker.set_state(State.READY)

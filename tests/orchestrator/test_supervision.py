@@ -10,6 +10,7 @@ import math
 import os
 import signal
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import attrs
 import pytest
@@ -184,7 +185,7 @@ async def test_a_rejected_worker_is_parked_not_restarted_until_the_park_retry(au
 async def test_reload_changes_only_what_changed_and_retries_parked_workers(autojump_clock) -> None:
     parked = config(4).key
     factory = StubFactory({parked: Script(fail_with=lambda a: WorkerNotFound("gone") if a == 1 else None)})
-    renamed = attrs.evolve(config(2), name="renamed")
+    renamed = attrs.evolve(config(2), name="renamed", working_directory=Path("/elsewhere"))
     new_workers = {c.key: c for c in (config(1), renamed, config(4), config(5))}  # 3 removed, 5 new
     orch = orchestrator(factory, 1, 2, 3, 4, reload=lambda: Reloaded(new_workers, SETTINGS))
 
@@ -231,8 +232,8 @@ async def test_an_invalid_file_on_reload_keeps_the_running_set(autojump_clock) -
 
 async def test_a_cleanup_error_during_stop_does_not_restart_the_worker(autojump_clock) -> None:
     class BrokenCleanup(StubFactory):
-        def __call__(self, cfg, convex, stop):
-            worker = super().__call__(cfg, convex, stop)
+        def __call__(self, cfg, convex, stop, settings=None):
+            worker = super().__call__(cfg, convex, stop, settings)
             original = worker.run
 
             async def run() -> None:

@@ -153,25 +153,96 @@ async def test_a_backend_fault_in_the_heartbeat_of_a_known_worker_is_retried_not
     assert not any(r.exc_info for r in caplog.records)
 
 
-async def test_dev_with_a_wrong_secret_against_a_prod_deployment_prints_one_line(tmp_path: Path) -> None:
-    """`trio-oco dev` as a subprocess: the wrong secret is said in one line, no traceback."""
+@pytest.mark.parametrize("prod", [True, False], ids=["prod", "dev"])
+@pytest.mark.parametrize("case", list(CASES))
+async def test_dev_with_a_rejected_token_exits_2_with_one_line(case: str, prod: bool, tmp_path: Path) -> None:
+    """`trio-oco dev` as a subprocess (no terminal): a rejected token is not parked for ever
+    (dev mode has no reload) but ends the process with exit 2 and one line naming the .env,
+    the reason and what to do; no traceback, no secret, no "retrying on reload"."""
     project = tmp_path / "project"
     project.mkdir()
-    async with serve_fake_convex(prod=True) as convex:
+    async with serve_fake_convex(prod=prod) as convex:
         fake = convex.fake
-        _created, token = wrong_secret(fake)
+        make_token, reason = CASES[case]
+        _created, token = make_token(fake)
         (project / ".env").write_text(f"WORKER_TOKEN={token}\nCONVEX_URL={convex.url}\n")
         env = {**os.environ, "XDG_STATE_HOME": str(tmp_path / "state"), "OCO_OPENCODE_BIN": "/bin/false"}
         env.pop("WORKER_TOKEN", None)
         env.pop("CONVEX_URL", None)
+        async with open_oco("dev", cwd=project, env=env, stderr_apart=True) as dev:
+            code = await dev.wait(timeout=30)
+    errors = dev.errors.value.decode()
+    assert code == 2, errors
+    assert "Traceback" not in errors and "parked" not in errors and "reload" not in errors, errors
+    loud = [line for line in errors.splitlines() if " ERROR " in line or " WARNING " in line]
+    assert loud == [], errors
+    last = errors.strip().splitlines()[-1]
+    assert last.startswith(f"trio-oco: {project / '.env'}: the backend rejected WORKER_TOKEN: {reason}"), (
+        errors
+    )
+    assert f"calling workers:register on {convex.url}" in last
+    assert "NotTheRightOne42" not in errors and "s3cr3t" not in errors
+    assert fake.counts["workers:register"] == 1
+
+
+async def test_dev_waiting_for_approval_is_not_a_rejection(tmp_path: Path) -> None:
+    """A worker not yet approved waits (as in `run`); approving it lets it connect."""
+    project = tmp_path / "project"
+    project.mkdir()
+    async with serve_fake_convex(prod=True) as convex:
+        fake = convex.fake
+        created = fake.create_worker(approved=False)
+        (project / ".env").write_text(f"WORKER_TOKEN={created.token}\nCONVEX_URL={convex.url}\n")
+        env = {**os.environ, "XDG_STATE_HOME": str(tmp_path / "state"), "OCO_OPENCODE_BIN": "/bin/false"}
+        env.pop("WORKER_TOKEN", None)
+        env.pop("CONVEX_URL", None)
         async with open_oco("dev", cwd=project, env=env) as dev:
-            await dev.wait_for("parked:", timeout=30)
+            await dev.wait_for("approval", timeout=30)
+            fake.approve(created.worker_id)
+            await fake.wait_for(lambda: (fake.worker(created.worker_id).connected_at or 0) > 0, timeout=30)
+            assert dev.process.returncode is None
             dev.process.send_signal(signal.SIGINT)
-            await dev.wait(timeout=15)
-    text = dev.text
-    assert "Traceback" not in text, text
-    loud = [line for line in text.splitlines() if " ERROR " in line or " WARNING " in line]
-    assert len(loud) == 1, text
-    assert "parked: wrong secret in the token (calling workers:register on " + convex.url in loud[0]
-    assert "NotTheRightOne42" not in text
-    assert fake.counts["workers:register"] == 1 and fake.counts["workers:getByMachineAndWorker"] == 1
+            assert await dev.wait(timeout=15) == 0, dev.text
+
+
+def test_dev_on_a_terminal_offers_a_new_token_writes_it_and_goes_on(tmp_path: Path) -> None:
+    """On a terminal the rejection asks for a new token (not echoed), writes it to the .env
+    (0600, other lines kept) and runs with it; Ctrl+C then stops cleanly."""
+    import stat
+
+    from terminal import on_terminal
+
+    project = tmp_path / "project"
+    project.mkdir()
+
+    async def main() -> tuple[int, str, FakeConvex, CreatedWorker]:
+        async with serve_fake_convex(prod=True) as convex:
+            created, token = wrong_secret(convex.fake)
+            (project / ".env").write_text(f"# mine\nWORKER_TOKEN={token}\nCONVEX_URL={convex.url}\nOTHER=1\n")
+            env = {**os.environ, "XDG_STATE_HOME": str(tmp_path / "state"), "OCO_OPENCODE_BIN": "/bin/false"}
+            env.pop("WORKER_TOKEN", None)
+            env.pop("CONVEX_URL", None)
+            dialogue = [
+                ("Enter a new worker token", "not-a-token"),
+                # The prompt again, not "try again" before it: typed earlier, the token could
+                # meet the terminal while echo is still on (getpass flushes and hides only then).
+                ("Enter a new worker token", created.token),
+                ("-> ready", "\x03"),
+            ]
+            code, shown = await trio.to_thread.run_sync(
+                lambda: on_terminal("dev", dialogue=dialogue, env=env, cwd=project)
+            )
+            return code, shown, convex.fake, created
+
+    code, shown, fake, created = trio.run(main)
+    assert code == 0, shown
+    assert "the backend rejected WORKER_TOKEN: wrong secret in the token" in shown
+    assert "token must have 3 ':'-separated parts" in shown  # the bad answer was refused
+    assert created.token.split(":secret_")[1] not in shown and "NotTheRightOne42" not in shown
+    assert "Traceback" not in shown
+    env_file = project / ".env"
+    lines = env_file.read_text().splitlines()
+    assert lines[:2] == ["# mine", f"WORKER_TOKEN={created.token}"] and lines[3:] == ["OTHER=1"]
+    assert lines[2].startswith("CONVEX_URL=http://127.0.0.1:")
+    assert stat.S_IMODE(env_file.stat().st_mode) == 0o600
+    assert fake.counts["workers:register"] == 2

@@ -1,7 +1,10 @@
 """`trio-oco check`: load workers.json and show, per entry, whether it will run and why not.
 
 Exit 0 when every entry is valid, 1 when some were skipped, 2 when none is valid or the
-file itself is bad or missing. Never prints a secret.
+file itself is bad or missing. Never prints a secret. `--online` also asks each valid
+worker's deployment whether the worker exists and is approved, and finds OpenCode and its
+version (one line per worker, `_online.py`); any answer but "approved" (or no OpenCode) is
+exit 1.
 """
 
 from __future__ import annotations
@@ -26,6 +29,11 @@ _COLUMNS = ("name", "machine", "worker", "directory", "convex url", "status")
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", metavar="PATH", help="workers file (default: see README)")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    parser.add_argument(
+        "--online",
+        action="store_true",
+        help="also ask each worker's deployment whether it exists and is approved, and find opencode",
+    )
 
 
 def _rows(loaded: LoadedConfig | None, problems: tuple[ConfigProblem, ...]) -> list[tuple[str, ...]]:
@@ -50,9 +58,12 @@ def _table(rows: list[tuple[str, ...]]) -> str:
     return "\n".join(lines)
 
 
-def _as_json(path: str, loaded: LoadedConfig | None, problems, error: str | None) -> str:
+def _as_json(
+    path: str, loaded: LoadedConfig | None, problems, error: str | None, online: dict | None = None
+) -> str:
     return json.dumps(
         {
+            **({"online": online} if online is not None else {}),
             "path": path,
             "ok": error is None and not problems,
             "error": error,
@@ -74,6 +85,33 @@ def _as_json(path: str, loaded: LoadedConfig | None, problems, error: str | None
     )
 
 
+def _online(loaded: LoadedConfig) -> tuple[bool, list[str], dict]:
+    """Ask the deployments and find opencode: (all fine, one line per worker, the JSON form)."""
+    import trio
+
+    from oco.commands._online import ask_backends, find_opencode
+    from oco.config import state_dir
+
+    opencode = find_opencode(loaded.settings.opencode_bin, state_dir())
+    answers = trio.run(ask_backends, loaded.workers)
+    width = max([len("opencode")] + [len(a.name) for a in answers])
+    lines = [f"{a.name.ljust(width)}  {a.state:<11}  {a.detail}" for a in answers]
+    lines.append(f"{'opencode'.ljust(width)}  {'found' if opencode.ok else 'missing':<11}  {opencode.detail}")
+    document = {
+        "workers": [
+            {"name": a.name, "convex_url": a.convex_url, "ok": a.ok, "state": a.state, "detail": a.detail}
+            for a in answers
+        ],
+        "opencode": {
+            "ok": opencode.ok,
+            "path": opencode.path,
+            "version": opencode.version,
+            "detail": opencode.detail,
+        },
+    }
+    return opencode.ok and all(a.ok for a in answers), lines, document
+
+
 def run(args: argparse.Namespace) -> int:
     path = workers_file_path(args.config)
     try:
@@ -85,12 +123,16 @@ def run(args: argparse.Namespace) -> int:
         if exc.problems:
             print(_table(_rows(None, exc.problems)))
         raise
+    online_ok, online_lines, online = _online(loaded) if args.online else (True, [], None)
     if args.json:
-        print(_as_json(str(loaded.path), loaded, loaded.problems, None))
+        print(_as_json(str(loaded.path), loaded, loaded.problems, None, online))
     else:
         print(f"{loaded.path}:")
         print(_table(_rows(loaded, loaded.problems)))
+        if online_lines:
+            print("online:")
+            print("\n".join(online_lines))
         skipped = len({p.json_path.split(".", 1)[0] for p in loaded.problems})
         enabled = len(loaded.enabled_workers)
         print(f"{enabled} worker(s) would run, {skipped} entry(ies) skipped", file=sys.stderr)
-    return 1 if loaded.problems else 0
+    return 1 if loaded.problems or not online_ok else 0

@@ -17,7 +17,28 @@ from oco.errors import UsageError
 HELP = "serve a scripted fake LLM (OpenAI-compatible) for testing OpenCode offline"
 
 
+_PROMPTS = "(the fake LLM's scripts)"  # replaced when help is shown: the fakes load only then
+
+
+class _HelpWithPrompts(argparse.RawDescriptionHelpFormatter):
+    """Help whose epilog lists the scripts from `oco.testing._fake_llm.PROMPTS` (so it cannot
+    drift from them), imported only when help is shown (the CLI builds every parser at start)."""
+
+    def add_text(self, text: str | None) -> None:
+        if text == _PROMPTS:
+            from oco.testing._fake_llm import prompts_help
+
+            text = (
+                f"{prompts_help()}\n\nPoint OpenCode at it with the config it prints (model fake/fake-model):\n"
+                "  trio-oco fake-llm > llm.json &\n"
+                '  export OPENCODE_CONFIG_CONTENT="$(jq -c .opencode_config llm.json)"'
+            )
+        super().add_text(text)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.formatter_class = _HelpWithPrompts
+    parser.epilog = _PROMPTS
     parser.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: any free one)")
 
 

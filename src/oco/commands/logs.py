@@ -92,17 +92,23 @@ def last_lines(path: Path, count: int) -> list[str]:
 def _tail(path: Path, count: int) -> list[str]:
     try:
         with open(path, "rb") as f:
-            f.seek(0, os.SEEK_END)
-            position = f.tell()
-            data = b""
-            while position > 0 and data.count(b"\n") <= count:
-                step = min(READ_BLOCK, position)
-                position -= step
-                f.seek(position)
-                data = f.read(step) + data
+            return _tail_of(f, f.seek(0, os.SEEK_END), count)[0]
     except OSError:
         return []
-    return data.decode("utf-8", "replace").splitlines()[-count:]
+
+
+def _tail_of(f: BinaryIO, end: int, count: int) -> tuple[list[str], int]:
+    """The last `count` complete lines of open file `f` before offset `end`, and the offset
+    where they end (before a line still being written, which is left for the follower)."""
+    position = end
+    data = b""
+    while position > 0 and data.count(b"\n") <= count:
+        step = min(READ_BLOCK, position)
+        position -= step
+        f.seek(position)
+        data = f.read(step) + data
+    complete = data[: data.rfind(b"\n") + 1]
+    return complete.decode("utf-8", "replace").splitlines()[-count:], end - (len(data) - len(complete))
 
 
 def _stamped(lines: Iterable[str], label: str, order: int) -> Iterator[tuple[str, int, int, str, str]]:
@@ -147,6 +153,22 @@ class Follower:
         self._inode = os.fstat(self._file.fileno()).st_ino
         if from_end:
             self._file.seek(0, os.SEEK_END)
+
+    def last(self, count: int) -> list[str]:
+        """The last `count` lines before where following starts (and of the rotated `.1` when
+        this file holds fewer): read from the file being followed, so that no line written
+        between this tail and the first `poll` is lost or shown twice."""
+        if count <= 0:
+            return []
+        lines: list[str] = []
+        if self._file is not None:
+            lines, where = _tail_of(self._file, self._file.tell(), count)
+            self._file.seek(where)  # a line still being written is read whole by `poll`
+        if len(lines) < count:
+            lines = (
+                _tail(self.source.path.with_name(self.source.path.name + ".1"), count - len(lines)) + lines
+            )
+        return lines
 
     def poll(self) -> list[str]:
         lines = self._read()
@@ -209,12 +231,21 @@ def run(args: argparse.Namespace) -> int:
         prefix = f"{label:<{width}} |"
         print(f"{paint(prefix, name_colour(label)) if colour else prefix} {line}")
 
+    # Following: each file is opened before its tail is read, and the tail read from that
+    # open file, so a line written in between is shown exactly once.
+    followers = {s.path: Follower(s) for s in found} if args.follow else {}
+
+    def tail(source: Source) -> list[str]:
+        if source.path in followers:
+            return followers[source.path].last(args.lines)
+        return last_lines(source.path, args.lines)
+
     try:
         if args.name is not None:
-            for line in last_lines(found[0].path, args.lines):
+            for line in tail(found[0]):
                 show(found[0].label, line)
         else:
-            batches = [(s, last_lines(s.path, args.lines)) for s in found]
+            batches = [(s, tail(s)) for s in found]
             for label, line in merged(batches)[-args.lines :] if args.lines else []:
                 show(label, line)
         sys.stdout.flush()
@@ -223,7 +254,7 @@ def run(args: argparse.Namespace) -> int:
             def rescan() -> list[Source]:
                 return sources(directory, read_index(directory), ORCHESTRATOR_LOG, ORCHESTRATOR_NAME)
 
-            _follow(found, args.name is None, show, rescan)
+            _follow(followers, args.name is None, show, rescan)
     except KeyboardInterrupt:
         return 0
     except BrokenPipeError:  # `trio-oco logs | head`
@@ -233,13 +264,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _follow(
-    found: list[Source],
+    followers: dict[Path, Follower],
     watch_new: bool,
     show: Callable[[str, str], None],
     rescan: Callable[[], list[Source]],
 ) -> None:
     """Print new lines until interrupted; without NAME, files that appear are followed too."""
-    followers = {s.path: Follower(s) for s in found}
     try:
         while True:
             time.sleep(FOLLOW_POLL_S)

@@ -45,18 +45,26 @@ def _factory(settings, state_dir: Path):
         opencode_bin = find_opencode_bin(settings.opencode_bin)
     except OpenCodeNotFound as exc:
         raise UsageError(str(exc)) from None
-    return worker_factory(settings, opencode_bin=opencode_bin, state_dir=state_dir)
+    return worker_factory(opencode_bin=opencode_bin, state_dir=state_dir)
+
+
+def _warn_if_unverified(settings, state_dir: Path):
+    """The opencode version check (a thread when it is not cached; see `warn_if_unverified`)."""
+    from oco.opencode import find_opencode_bin
+    from oco.opencode._binary import warn_if_unverified
+
+    return warn_if_unverified(find_opencode_bin(settings.opencode_bin), state_dir)
 
 
 def run(args: argparse.Namespace) -> int:
     import trio
 
+    from oco.commands._options import shutdown_timeout
     from oco.config import state_dir, workers_file_path
     from oco.errors import UsageError
     from oco.orchestrator import Orchestrator, Reloaded, SystemdNotifier
 
-    if args.shutdown_timeout is not None and not args.shutdown_timeout > 0:
-        raise UsageError("--shutdown-timeout must be a number of seconds > 0")
+    timeout = shutdown_timeout(args.shutdown_timeout)
     path = workers_file_path(args.config)
     loaded = _load(path)
     workers = {w.key: w for w in loaded.enabled_workers}
@@ -67,27 +75,34 @@ def run(args: argparse.Namespace) -> int:
         logging.getLogger().setLevel(settings.log_level.upper())
     directory = state_dir()
     factory = _factory(settings, directory)
+    version_check = _warn_if_unverified(settings, directory)
     current = [settings]
 
     def reload() -> Reloaded:
         fresh = _load(path)
         new_factory = None
-        if fresh.settings != current[0]:
+        if fresh.settings.opencode_bin != current[0].opencode_bin:  # other settings apply live
             new_factory = _factory(fresh.settings, directory)
         current[0] = fresh.settings
-        return Reloaded({w.key: w for w in fresh.workers}, fresh.settings, new_factory)
+        return Reloaded({w.key: w for w in fresh.workers}, fresh.settings, new_factory, source=str(path))
 
     log.info("starting %d worker(s) from %s", len(workers), path)
     orchestrator = Orchestrator(
         workers,
         settings,
         worker_factory=factory,
-        shutdown_timeout=args.shutdown_timeout,
+        shutdown_timeout=timeout,
         status_dir=directory,
         reload=reload,
         notifier=SystemdNotifier.from_env(),
+        pinned_settings=frozenset({"log_level"})
+        if getattr(args, "log_level", None) is not None
+        else frozenset(),
     )
-    return trio.run(orchestrator.run, restrict_keyboard_interrupt_to_checkpoints=True)
+    code = trio.run(orchestrator.run, restrict_keyboard_interrupt_to_checkpoints=True)
+    if version_check is not None:
+        version_check.join(timeout=2.0)  # a run shorter than the check still says it
+    return code
 
 
 def namespace(**overrides: object) -> argparse.Namespace:

@@ -17,9 +17,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from oco.commands import dev
     from oco.commands import run as run_command
+    from oco.commands._options import shutdown_timeout
     from oco.config import workers_file_path
     from oco.errors import UsageError
 
+    shutdown_timeout(args.shutdown_timeout)  # said before choosing the mode, as dev and run say it
     workers_file = workers_file_path()
     if workers_file.is_file():
         return run_command.run(

@@ -88,11 +88,7 @@ def load_dotenv_config(
             raise ConfigError(problem)
         print(problem.replace(f"{path}: ", f"{path.name}: "), file=sys.stderr)
         values[key] = _prompt(key, ask_secret if key == TOKEN_KEY else ask)
-        _ensure_private_file(path)
-        value = values[key]
-        text = value.reveal() if isinstance(value, Token) else value
-        dotenv.set_key(path, key, text, quote_mode="never")
-        _ensure_private_file(path)  # set_key replaces the file; keep it 0600
+        write_env_key(path, key, values[key])
         if from_env is not None:
             note = f"note: the environment variable {key} still overrides {path.name}"
             print(note, file=sys.stderr)
@@ -110,6 +106,34 @@ def load_dotenv_config(
         working_directory=directory,
         name=token.worker_id,
     )
+
+
+def write_env_key(path: Path, key: str, value: Token | str) -> None:
+    """Set `key` in the .env at `path` keeping every other line and comment; the file is 0600."""
+    _ensure_private_file(path)
+    text = value.reveal() if isinstance(value, Token) else value
+    dotenv.set_key(path, key, text, quote_mode="never")
+    _ensure_private_file(path)  # set_key replaces the file; keep it 0600
+
+
+def ask_new_token(ask_secret: Callable[[str], str] = getpass.getpass) -> Token | None:
+    """On a terminal, after the backend rejected the token: a new valid token, not echoed, or
+    None when the user answers nothing (Enter) or ends the input (Ctrl-D)."""
+    prompt = f"Enter a new worker token ({TOKEN_FORMAT}; not echoed; Enter to quit): "
+    while True:
+        try:
+            answer = ask_secret(prompt)
+        except EOFError:
+            return None
+        if not answer.strip():
+            return None
+        try:
+            token = parse_token(answer)
+        except TokenError as exc:
+            print(f"{TOKEN_KEY} {exc}; try again", file=sys.stderr)
+            continue
+        register_secret(token.secret)
+        return token
 
 
 def _prompt(key: str, ask: Callable[[str], str]) -> Token | str:

@@ -127,7 +127,7 @@ class _Demo:
             {w.key: w for w in loaded.enabled_workers},
             settings,
             worker_factory=worker_factory(
-                settings, opencode_bin=opencode_bin, state_dir=state, opencode_env=env, catalog=catalog
+                opencode_bin=opencode_bin, state_dir=state, opencode_env=env, catalog=catalog
             ),
             status_dir=state,
         )

@@ -79,13 +79,15 @@ async def run_turn(
     timeout: float,
     on_text: OnText | None = None,
     on_answer: OnAnswer | None = None,
-    permission_policy: Literal["allow", "reject"] = "reject",
+    permission_policy: Literal["allow", "reject"] | Callable[[], Literal["allow", "reject"]] = "reject",
 ) -> TurnResult:
     """Send `text` to the OpenCode session and follow it to the end (or the deadline).
 
     Text deltas go to `on_text` as they arrive (parts separated by "\\n", so the pieces add up
     to `content`). Failures of OpenCode, the provider, the deadline or the server process come
     back in `TurnResult.error`; cancellation aborts the session and propagates.
+    `permission_policy` may be a callable, asked at each permission request (a reload's
+    policy then applies to the running turn too).
 
     `on_answer(result)` is called at most once, as soon as the answer is final (see the module
     docstring), with what `run_turn` then returns once the session is idle; a turn that
@@ -115,7 +117,8 @@ async def run_turn(
         its answer is final)."""
         async for event in events:
             if isinstance(event, PermissionAsked):
-                decisions.append(await _answer(client, event, permission_policy))
+                policy = permission_policy() if callable(permission_policy) else permission_policy
+                decisions.append(await _answer(client, event, policy))
                 continue
             if isinstance(event, QuestionAsked):
                 # Nobody can answer in the chat while the turn runs: dismiss it instead of hanging.

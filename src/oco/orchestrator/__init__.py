@@ -2,8 +2,9 @@
 
 Public: `Orchestrator` (run it with `trio.run(orchestrator.run)`; returns the exit code; its
 per-worker API is `start_worker`, `stop_worker`, `restart_worker`, `reload` and `workers`),
-`Reloaded` (what a reload callable returns), `ConvexConnections` (the Convex clients and
-sockets it lends to workers) and `ConvexLink` (what one worker borrows), `WorkerSlot`,
+`Reloaded` (what a reload callable returns), `ReloadPlan` (what a reload did: `summary()`),
+`ConvexConnections` (the Convex clients and sockets it lends to workers) and `ConvexLink`
+(what one worker borrows), `WorkerSlot`,
 `WorkerLike`, `classify`, `SystemdNotifier`, the control errors, the status file helpers, and
 `worker_factory` (real workers for `dev` and `run`).
 """
@@ -19,6 +20,7 @@ if TYPE_CHECKING:  # what type checkers read; at run time a name is imported on 
     from ._notify import SystemdNotifier
     from ._orchestrator import Orchestrator, Reloaded
     from ._policy import FailureKind, RestartPolicy
+    from ._reload import ReloadPlan
     from ._status import (
         LOCK_FILE,
         STATUS_FILE,
@@ -45,6 +47,7 @@ __all__ = [
     "Lender",
     "Orchestrator",
     "OrchestratorStopping",
+    "ReloadPlan",
     "ReloadUnavailable",
     "Reloaded",
     "ResourceLost",
@@ -74,6 +77,7 @@ __getattr__, __dir__ = lazy_exports(
         "._notify": "SystemdNotifier",
         "._orchestrator": "Orchestrator Reloaded",
         "._policy": "FailureKind RestartPolicy",
+        "._reload": "ReloadPlan",
         "._status": (
             "LOCK_FILE STATUS_FILE AlreadyRunning StatusSnapshot WorkerStatus "
             "acquire_lock format_status_table pid_alive read_status status_exit_code"

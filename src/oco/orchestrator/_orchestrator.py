@@ -40,7 +40,7 @@ from oco._log_files import open_log_files
 from oco._text import external
 from oco.config import Settings, WorkerConfig
 from oco.errors import OcoError
-from oco.worker import StopControl
+from oco.worker import LiveSettings, StopControl
 
 from ._connections import ConvexConnections, ConvexLink
 from ._control import (
@@ -71,17 +71,21 @@ log = logging.getLogger(__name__)
 FORCE_EXIT_AFTER_S = 1.0  # a forced stop ends the process within this, whatever the loop does
 STATUS_INTERVAL_S = 5.0  # status.json is rewritten at least this often (counters, "updated")
 
-WorkerFactory = Callable[[WorkerConfig, ConvexLink, StopControl], WorkerLike]
+#: Makes one attempt's worker from its config and what the orchestrator lends it: the Convex
+#: link of its deployment, the shared stop control and the live settings (`live_settings`).
+WorkerFactory = Callable[[WorkerConfig, ConvexLink, StopControl, LiveSettings], WorkerLike]
 
 
 @attrs.frozen
 class Reloaded:
-    """What a reload read: the workers (keyed by `config.key`), settings, and optionally a new
-    factory (the `run` command builds one when settings such as `opencode_bin` changed)."""
+    """What a reload read: the workers (keyed by `config.key`), settings, optionally a new
+    factory (the `run` command builds one when `opencode_bin` changed), and the file read
+    (`source`, named in the reload's summary)."""
 
     workers: Mapping[str, WorkerConfig]
     settings: Settings
     worker_factory: WorkerFactory | None = None
+    source: str | None = None
 
 
 def _kill_group(pid: int | None) -> None:
@@ -100,9 +104,14 @@ class Orchestrator:
     `connections`: lends each worker its deployment's client and socket (tests pass one over
     an in-process transport). `status_dir`: where status.json and the single-instance lock
     live (None: neither). `reload`: re-reads the configuration on SIGHUP or `reload()` (None:
-    reload unavailable, e.g. dev mode).
+    reload unavailable, e.g. dev mode). `live_settings` holds the settings every worker reads at
+    each use; a reload sets it (see `_reload.py` for what applies live and what restarts).
+    `pinned_settings`: settings fixed on the command line, which a reload keeps
+    (`shutdown_timeout` pins `shutdown_timeout_s`).
     `hard_exit`: what the watchdog thread calls when a stop overruns (None disables the
     thread; tests do that so it can never end the test process).
+    `on_rejected(config, reason)`: asked before a worker the backend rejects is parked; True
+    ends that worker's slot instead (dev mode, which has no reload, stops and says why).
     """
 
     def __init__(
@@ -120,10 +129,12 @@ class Orchestrator:
         notifier: SystemdNotifier | None = None,
         hard_exit: Callable[[int], Any] | None = os._exit,
         status_interval: float = STATUS_INTERVAL_S,
+        on_rejected: Callable[[WorkerConfig, str], bool] | None = None,
+        pinned_settings: frozenset[str] = frozenset(),
     ) -> None:
-        self.settings = settings
+        self.live_settings: LiveSettings = trio_util.AsyncValue(settings)
+        self._pinned = pinned_settings | ({"shutdown_timeout_s"} if shutdown_timeout is not None else set())
         self.stop = StopControl()
-        self._timeout_override = shutdown_timeout
         self.shutdown_timeout = settings.shutdown_timeout_s if shutdown_timeout is None else shutdown_timeout
         self._factory = worker_factory
         self._connections = connections or ConvexConnections()
@@ -135,6 +146,7 @@ class Orchestrator:
         self._notifier = notifier or SystemdNotifier(None)
         self._hard_exit = hard_exit
         self._status_interval = status_interval
+        self._on_rejected = on_rejected
         # The configured workers (enabled ones, in file order) and the keys a command stopped.
         self._configs = {config.key: config for config in workers.values() if config.enabled}
         self._held: set[str] = set()
@@ -152,6 +164,11 @@ class Orchestrator:
         self.stopping = False
         self._started_at = time.time()
         self._watchdog: threading.Timer | None = None
+
+    @property
+    def settings(self) -> Settings:
+        """The settings in force (the file's, as of the last reload)."""
+        return self.live_settings.value
 
     # -- running --------------------------------------------------------------------------
 
@@ -217,10 +234,11 @@ class Orchestrator:
             raise RuntimeError(f"worker {config.name} already has a running slot")
         slot = WorkerSlot(
             config,
-            lambda link: self._factory(config, link, self.stop),
+            lambda link: self._factory(config, link, self.stop, self.live_settings),
             self._connections.lend,
             self._policy,
             on_change=self._changed,
+            on_rejected=self._on_rejected,
         )
         self.slots[config.key] = slot
         self._nursery.start_soon(slot.run, name=f"worker {config.name}")
@@ -418,22 +436,25 @@ class Orchestrator:
         except OcoError as exc:
             log.error("reload failed; the running workers stay as they are: %s", exc)
             raise
-        plan = plan_reload(self._configs, new.workers, old_settings=self.settings, new_settings=new.settings)
-        log.info(
-            "reload: %d to start, %d to stop, %d to restart, %d unchanged%s",
-            len(plan.start),
-            len(plan.stop),
-            len(plan.restart),
-            len(plan.unchanged),
-            f" (settings changed: {', '.join(plan.settings_changed)})" if plan.settings_changed else "",
+        running = {key: slot for key, slot in self.slots.items() if not slot.done.is_set()}
+        plan = plan_reload(
+            self._configs,
+            new.workers,
+            old_settings=self.settings,
+            new_settings=new.settings,
+            held=self._held,
+            parked=[key for key, slot in running.items() if slot.state.value is SlotState.PARKED],
+            pinned=self._pinned,
+            source=new.source,
         )
-        self.settings = new.settings
-        if self._timeout_override is None:
-            self.shutdown_timeout = new.settings.shutdown_timeout_s
-        if "log_level" in plan.settings_changed:
-            logging.getLogger().setLevel(new.settings.log_level.upper())
+        log.info("%s", plan.summary())
+        self._apply_settings(new.settings, plan)
         if new.worker_factory is not None:
             self._factory = new.worker_factory
+        for renamed in plan.renamed:  # at once, not after the restarts' cleanups
+            slot = running.get(renamed.key)
+            if slot is not None and renamed.key in plan.unchanged:
+                slot.relabel(new.workers[renamed.key])
         async with trio.open_nursery() as stopping:
             for key in plan.stop + plan.restart:
                 stopping.start_soon(self._halt, key, "reload")
@@ -445,15 +466,22 @@ class Orchestrator:
         if self.stopping:
             return plan
         for key in plan.restart + plan.start:
-            if key in self._held:
-                continue  # stopped by a command: it takes the new config when started
             self._launch(self._configs[key])
-        for key in plan.unchanged:
-            slot = self.slots.get(key)
-            if slot is not None and slot.state.value is SlotState.PARKED:
-                log.info("reload: retrying parked worker %s now", slot.config.name)
-                slot.retry_now.set()
+        for key in plan.retried:
+            slot = self.slots[key]
+            log.info("reload: retrying parked worker %s now", slot.config.name)
+            slot.retry_now.set()
         return plan
+
+    def _apply_settings(self, settings: Settings, plan: ReloadPlan) -> None:
+        """The reloaded settings in force; pinned ones keep the command line's value. Workers
+        read the live ones at their next use; the orchestrator applies its own here."""
+        pinned = {name: getattr(self.settings, name) for name in self._pinned}
+        self.live_settings.value = attrs.evolve(settings, **pinned)
+        if "shutdown_timeout_s" in plan.settings_live:
+            self.shutdown_timeout = settings.shutdown_timeout_s
+        if "log_level" in plan.settings_live:
+            logging.getLogger().setLevel(settings.log_level.upper())
 
     # -- status and systemd ---------------------------------------------------------------
 

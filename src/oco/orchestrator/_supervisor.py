@@ -19,6 +19,7 @@ from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Generic, Protocol, TypeVar
 
+import attrs
 import trio
 import trio_util
 
@@ -32,7 +33,7 @@ from oco.errors import (
     Unavailable,
     describe,
 )
-from oco.logs import bind_worker
+from oco.logs import WorkerTag, bind_worker
 from oco.worker import State, WorkerReport
 
 from ._policy import FailureKind, Park, RestartHistory, RestartPolicy, decide
@@ -129,6 +130,8 @@ class WorkerSlot(Generic[L]):
     between attempts, and `stopped` once the slot has ended; `since` is the trio time it
     entered that state. `on_change` is called on every change of the state or of the running
     worker's report (the status writer). `cancel()` ends the slot (its worker cleans up).
+    `on_rejected(config, reason)` is asked before a rejected worker parks: True means its
+    owner takes over (dev mode ends the process), and the slot ends without parking.
     """
 
     def __init__(
@@ -140,8 +143,10 @@ class WorkerSlot(Generic[L]):
         *,
         rng: random.Random | None = None,
         on_change: Callable[[], None] = lambda: None,
+        on_rejected: Callable[[WorkerConfig, str], bool] | None = None,
     ) -> None:
         self.config = config
+        self._on_rejected = on_rejected
         self._make_worker = make_worker
         self._convex_for = convex_for
         self._policy = policy
@@ -158,6 +163,7 @@ class WorkerSlot(Generic[L]):
         self.first_attempt_done = trio.Event()
         self.retry_now = trio.Event()  # set by a reload to end a park early
         self.done = trio.Event()  # the slot's task has ended (its worker cleaned up)
+        self._tag: WorkerTag | None = None  # its log label, once supervising
 
     @property
     def last_error(self) -> str | None:
@@ -180,6 +186,16 @@ class WorkerSlot(Generic[L]):
     def opencode_pid(self) -> int | None:
         """The current worker's OpenCode server, if one runs (a forced stop kills its group)."""
         return self.worker.report.value.opencode_pid if self.worker is not None else None
+
+    def relabel(self, config: WorkerConfig) -> None:
+        """The running worker's new `name` (a reload): its log lines and status row use it from
+        now on; nothing restarts. `config` is the slot's own but for the name."""
+        if attrs.evolve(config, name=self.config.name) != self.config:
+            raise ValueError(f"relabel of worker {self.config.name} with another config")
+        self.config = config
+        if self._tag is not None:
+            self._tag.name = config.name
+        self._on_change()
 
     def cancel(self, reason: str) -> None:
         """End the slot: the attempt (or the wait before the next) is cancelled and cleans up;
@@ -206,7 +222,8 @@ class WorkerSlot(Generic[L]):
 
     async def _supervise(self, convex: L) -> None:
         history = RestartHistory()
-        with bind_worker(self.config.name, self.config.worker_id):
+        with bind_worker(self.config.name, self.config.worker_id) as tag:
+            self._tag = tag  # `relabel` renames it: every line of this worker, its tasks' too
             while True:
                 worker = self._make_worker(convex)
                 self.worker = worker
@@ -246,6 +263,9 @@ class WorkerSlot(Generic[L]):
                     reason=self._last_failure,
                 )
                 if isinstance(decision, Park):
+                    taker = self._on_rejected if decision.kind is FailureKind.REJECTED else None
+                    if taker is not None and taker(self.config, decision.reason):
+                        return  # its owner ends it: no park, no "retrying on reload"
                     self._set_state(SlotState.PARKED)
                     log.error(
                         "parked: %s (retrying in %.0f s, or on reload)",

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from oco.config import Settings, WorkerConfig
+from oco.config import WorkerConfig
 from oco.opencode import list_models_cli
-from oco.worker import ModelCatalog, StopControl, Worker
+from oco.worker import LiveSettings, ModelCatalog, StopControl, Worker
 
 from ._connections import ConvexLink
 
@@ -15,15 +15,17 @@ MODEL_LIST_TIMEOUT_S = 60.0
 
 
 def worker_factory(
-    settings: Settings,
     *,
     opencode_bin: str,
     state_dir: Path,
     opencode_env: Mapping[str, str] | None = None,
     catalog: ModelCatalog | None = None,
-) -> Callable[[WorkerConfig, ConvexLink, StopControl], Worker]:
-    """A factory the orchestrator calls for each attempt of each worker, with the connections
-    it lends for the worker's deployment (shared by every worker on that URL)."""
+) -> Callable[[WorkerConfig, ConvexLink, StopControl, LiveSettings], Worker]:
+    """A factory the orchestrator calls for each attempt of each worker, with what it lends:
+    the connections for the worker's deployment (shared by every worker on that URL), the stop
+    control, and its live settings (a reload's live settings reach running workers through it).
+    `opencode_bin` is the binary found for `settings.opencode_bin`: a change of that setting
+    restarts the workers with a new factory (see `commands/run.py`)."""
     if catalog is None:
 
         async def lister(directory: Path, env: Mapping[str, str] | None):
@@ -31,15 +33,15 @@ def worker_factory(
 
         catalog = ModelCatalog(lister)
 
-    def make(config: WorkerConfig, link: ConvexLink, stop: StopControl) -> Worker:
+    def make(config: WorkerConfig, link: ConvexLink, stop: StopControl, settings: LiveSettings) -> Worker:
         share = None
-        if settings.opencode_server == "shared" and link.opencode is not None:
+        if settings.value.opencode_server == "shared" and link.opencode is not None:
             share = link.opencode.share(
                 opencode_bin,
                 opencode_env,
                 secrets=(config.token.reveal(), config.secret),
                 state_dir=state_dir,
-                settings=settings,
+                settings=settings.value,
             )
         return Worker(
             config,

@@ -53,6 +53,31 @@ def big_text(size: int) -> str:
     return "".join(lines)[:size]
 
 
+#: The scripts, by how the last user message starts (`trio-oco fake-llm --help` prints them;
+#: tests/test_fakes_from_the_shell.py pins them to the keywords `script_for` tests).
+PROMPTS: tuple[tuple[str, str], ...] = (
+    ("(anything else)", f"a reasoning delta, then {DEFAULT_REPLY!r}"),
+    ("ECHO <text>", "exactly <text>"),
+    ("SLOW <s>", "tokens spread over <s> seconds (default 5)"),
+    ("USE_TOOL", f"a bash call of `{TOOL_COMMAND}`, then 'tool said: <output>'"),
+    ("BASH <command>", "a bash call of <command>, then 'tool said: <output>'"),
+    ("BIG <bytes>", "exactly that many bytes of text in about 300 deltas (default 1.5 MiB)"),
+    (
+        "DEMO [<s>]",
+        f"reasoning and an introduction over <s> seconds (default {DEMO_SECONDS:g}), then a bash `ls`",
+    ),
+    ("FAIL400", "HTTP 400 (a bad request)"),
+    ("FAIL500", "HTTP 500 (a server error)"),
+)
+
+
+def prompts_help() -> str:
+    """The scripts as a table for `--help`."""
+    width = max(len(prompt) for prompt, _ in PROMPTS)
+    lines = [f"  {prompt.ljust(width)}  {effect}" for prompt, effect in PROMPTS]
+    return "answers, by how the last user message starts:\n" + "\n".join(lines)
+
+
 @attrs.frozen
 class RecordedRequest:
     """One request the fake LLM received: path, lower-cased headers, parsed JSON body."""

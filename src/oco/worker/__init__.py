@@ -1,9 +1,10 @@
 """The worker: one configured worker's lifecycle, Convex watcher, chat relay and OpenCode host.
 
 Public: `Worker` (run it in a nursery; `state` and `report`, a `WorkerReport`, are
-observable), `StopControl` (shared stop deadline and force switch), `ModelCatalog` (shared
-model listings), `State`, and the pure cores for those who want them (`Lifecycle`,
-`plan_replies`), and `OpenCodeHost`/`OpenCodeShare` for the orchestrator's shared OpenCode servers.
+observable), `StopControl` (shared stop deadline and force switch), `LiveSettings` (settings
+a reload changes in place), `ModelCatalog` (shared model listings), `State`, the pure
+cores for those who want them (`Lifecycle`, `plan_replies`), and `OpenCodeHost`/`OpenCodeShare`
+for the orchestrator's shared OpenCode servers.
 """
 
 from typing import TYPE_CHECKING
@@ -12,6 +13,7 @@ from oco._lazy import lazy_exports
 
 if TYPE_CHECKING:  # what type checkers read; at run time a name is imported on first use
     from ._lifecycle import Lifecycle, State
+    from ._live_settings import LiveSettings
     from ._models import ModelCatalog
     from ._opencode_host import OpenCodeHost, OpenCodeShare
     from ._planner import INTERRUPTED_NOTE, NO_MODEL_NOTE, STALE_NOTE, PendingReply, plan_replies
@@ -25,6 +27,7 @@ __all__ = [
     "REMOVED_NOTE",
     "STALE_NOTE",
     "Lifecycle",
+    "LiveSettings",
     "ModelCatalog",
     "OpenCodeHost",
     "OpenCodeShare",
@@ -41,6 +44,7 @@ __getattr__, __dir__ = lazy_exports(
     __name__,
     {
         "._lifecycle": "Lifecycle State",
+        "._live_settings": "LiveSettings",
         "._models": "ModelCatalog",
         "._opencode_host": "OpenCodeHost OpenCodeShare",
         "._planner": "INTERRUPTED_NOTE NO_MODEL_NOTE STALE_NOTE PendingReply plan_replies",

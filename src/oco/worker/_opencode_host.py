@@ -142,6 +142,8 @@ class OpenCodeHost:
         self._secrets = tuple(secrets)
         self._start_timeout = start_timeout
         self._idle_timeout = idle_timeout
+        if self._borrowed.value is not None:  # a shared server: its host has the timeouts that count
+            self._borrowed.value.retime(start_timeout=start_timeout, idle_timeout=idle_timeout)
         self._health_interval = health_interval
         self._health_timeout = health_timeout
         self._users = trio_util.AsyncValue(0)
@@ -154,6 +156,12 @@ class OpenCodeHost:
     def server_label(self) -> str:
         """Which server this worker's turns use: `own`, or the shared server's label."""
         return self._share.label if self._share is not None else OWN_SERVER
+
+    def retime(self, *, start_timeout: float, idle_timeout: float) -> None:
+        """New timeouts (a reload): the start timeout counts from the next start, the idle
+        timeout from the next time the server becomes idle."""
+        self._start_timeout = start_timeout
+        self._idle_timeout = idle_timeout
 
     @property
     def pid(self) -> int | None:

@@ -41,6 +41,7 @@ from ._completion import (
     reply_from_note,
     reply_from_turn,
 )
+from ._live_settings import LiveSettings, live
 from ._opencode_host import OpenCodeHost, OpenCodeUnavailable
 from ._planner import INTERRUPTED_NOTE, NO_MODEL_NOTE, STALE_NOTE, PendingReply
 from ._session_map import ReplyStart, SessionLink, SessionMap
@@ -124,7 +125,12 @@ def _say_outcome(turn: _Turn, seconds: float) -> None:
 
 
 class ChatRelay:
-    """Runs the replies the planner asks for, per session in order, at most N at once."""
+    """Runs the replies the planner asks for, per session in order, at most N at once.
+
+    `settings` may be live (`LiveSettings`): each turn reads its timeout when it starts, each
+    permission answer and chunk flush read theirs when they happen, and N follows
+    `max_concurrent_sessions` at once (lowered: no running turn is cut, new ones wait).
+    """
 
     def __init__(
         self,
@@ -132,23 +138,27 @@ class ChatRelay:
         backend: Backend,
         host: OpenCodeHost,
         sessions: SessionMap,
-        settings: Settings,
+        settings: Settings | LiveSettings,
         stop: StopControl,
     ) -> None:
         self._backend = backend
         self._host = host
         self._sessions = sessions
-        self._settings = settings
+        self._live = live(settings)
         self._stop = stop
         self._completer = ReplyCompleter(backend)
         self._in_flight: dict[str, Job] = {}
         self._finished: set[str] = set()
         self._queues: dict[str, trio.MemorySendChannel[Job]] = {}
-        self._limiter = trio.CapacityLimiter(max(1, settings.max_concurrent_sessions))
+        self._limiter = trio.CapacityLimiter(max(1, self._settings.max_concurrent_sessions))
         self._reported: set[str] = set()  # chats whose OpenCode id Convex knows since connect
         self._nursery: trio.Nursery | None = None
         self.turns = trio_util.AsyncValue(0)
         self.sessions = trio_util.AsyncValue(0)  # `active_sessions()`, observable
+
+    @property
+    def _settings(self) -> Settings:
+        return self._live.value
 
     @property
     def busy(self) -> bool:
@@ -175,8 +185,14 @@ class ChatRelay:
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
+            nursery.start_soon(self._follow_limit)
             task_status.started()
             await trio.sleep_forever()
+
+    async def _follow_limit(self) -> None:
+        # A lower limit leaves running turns alone: trio lets their tokens go as they end.
+        async for settings in self._live.eventual_values():
+            self._limiter.total_tokens = max(1, settings.max_concurrent_sessions)
 
     def submit(self, kind: JobKind, reply: PendingReply) -> None:
         reply_id = reply.reply_message_id
@@ -376,6 +392,7 @@ class ChatRelay:
                 if separator is not None:
                     await self._write_chunk(turn, separator)
             while not (turn_done.is_set() and buffer.next_flush_at() is None):
+                buffer.interval = self._settings.chunk_interval_s  # a reload's, from the next chunk
                 flush_at = buffer.next_flush_at()
                 if flush_at is None:
                     await trio_util.wait_any(text_arrived.wait, turn_done.wait)
@@ -424,7 +441,7 @@ class ChatRelay:
                         timeout=self._settings.turn_timeout_s,
                         on_text=on_text,
                         on_answer=on_answer,
-                        permission_policy=self._settings.permission_policy,
+                        permission_policy=lambda: self._settings.permission_policy,
                     )
                 finally:
                     turn_done.set()

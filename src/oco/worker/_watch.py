@@ -20,6 +20,7 @@ from oco.config import Settings
 from oco.convex import ConvexProtocolError
 from oco.domain import ActiveSession, Backend, ChatMessage
 
+from ._live_settings import LiveSettings, live
 from ._snapshot import Snapshot
 
 log = logging.getLogger(__name__)
@@ -53,19 +54,20 @@ class PollingWatcher:
     history, so it runs once at start and then only when the active set or a `lastActivity`
     moved. Ticks are fast while a reply is in flight or a chat was active in the last minute,
     and back off to the idle interval otherwise. A failed or malformed poll is retried by the
-    `POLLING` policy, from twice the idle interval.
+    `POLLING` policy, from twice the idle interval. The intervals are read at each tick, so a
+    reload's new values apply from the next one.
     """
 
     def __init__(
         self,
         backend: Backend,
-        settings: Settings,
+        settings: Settings | LiveSettings,
         *,
         busy: Callable[[], bool],
         now_ms: Callable[[], float],
     ) -> None:
         self._backend = backend
-        self._settings = settings
+        self._live = live(settings)
         self._busy = busy
         self._now_ms = now_ms
         self._outage = OutageReport()  # an outage is said once, then every few minutes
@@ -73,8 +75,8 @@ class PollingWatcher:
     async def run(self, publish: Callable[[Snapshot], None]) -> None:
         seen: frozenset[tuple[str, float]] | None = None
         messages: tuple[ChatMessage, ...] = ()
-        policy = attrs.evolve(POLLING, wait_initial=2 * self._settings.poll_idle_interval_s)
         while True:
+            policy = attrs.evolve(POLLING, wait_initial=2 * self._settings.poll_idle_interval_s)
             async for attempt in retrying(policy, log=log, report=self._outage, describe=_poll_failure):
                 with attempt:
                     worker, sessions_list = await self._backend.poll_watch()
@@ -86,6 +88,10 @@ class PollingWatcher:
             self._outage.recovered(trio.current_time())
             publish(Snapshot(worker, sessions, messages))
             await trio.sleep(self._interval(sessions))
+
+    @property
+    def _settings(self) -> Settings:
+        return self._live.value
 
     def _interval(self, sessions: tuple[ActiveSession, ...]) -> float:
         if self._busy():

@@ -43,6 +43,7 @@ from oco.logs import bind_worker, relabel
 
 from ._completion import Outcome, ReplyCompleter, reply_from_note
 from ._lifecycle import Event, Lifecycle, State
+from ._live_settings import LiveSettings, live, sleep_until_due
 from ._models import ModelCatalog
 from ._opencode_host import OpenCodeHost, OpenCodeShare, OpenCodeUnavailable
 from ._planner import plan_replies
@@ -97,13 +98,14 @@ class Worker:
     `report` is what it publishes about itself (state, last error, sessions, turns, OpenCode's
     pid), kept current as those change. `subscriptions` lends the sync socket its watcher
     subscribes over (the orchestrator's, shared by the workers on one deployment); without
-    it the watcher opens a socket of its own.
+    it the watcher opens a socket of its own. `settings` may be the orchestrator's
+    `LiveSettings`: then a reload's live settings apply at their next use (`_live_settings`).
     """
 
     def __init__(
         self,
         config: WorkerConfig,
-        settings: Settings,
+        settings: Settings | LiveSettings,
         *,
         convex: ConvexClient,
         stop: StopControl,
@@ -117,7 +119,8 @@ class Worker:
         opencode_share: OpenCodeShare | None = None,
     ) -> None:
         self.config = config
-        self.settings = settings
+        self.live_settings = live(settings)
+        initial = self.live_settings.value
         self.backend = WorkerBackend(convex, config.machine_id, config.worker_id, config.secret)
         self.lifecycle = Lifecycle()
         self.state = trio_util.AsyncValue(State.STARTING)
@@ -132,8 +135,8 @@ class Worker:
             opencode_bin,
             config.working_directory,
             env=opencode_env,
-            start_timeout=settings.opencode_start_timeout_s,
-            idle_timeout=settings.opencode_idle_timeout_s,
+            start_timeout=initial.opencode_start_timeout_s,
+            idle_timeout=initial.opencode_idle_timeout_s,
             pid_file=state_dir / "workers" / f"{config.machine_id}.{config.worker_id}.opencode.pid",
             # Kept out of OpenCode's environment (its tools inherit it), also as a bare value.
             secrets=(config.token.reveal(), config.secret),
@@ -144,12 +147,24 @@ class Worker:
             backend=self.backend,
             host=self.host,
             sessions=SessionMap(state_dir / "workers" / f"{config.machine_id}.{config.worker_id}.json"),
-            settings=settings,
+            settings=self.live_settings,
             stop=stop,
         )
         self._snapshot = trio_util.AsyncValue[tuple[int, Snapshot | None]]((0, None))
         self._orphans_reported: frozenset[str] = frozenset()
         self._models_wanted = trio_util.AsyncValue(0)
+
+    @property
+    def settings(self) -> Settings:
+        """The settings now (a reload may change the live ones between two reads)."""
+        return self.live_settings.value
+
+    async def _follow_settings(self) -> None:
+        """Hands the settings that hold state to OpenCode's host as a reload changes them."""
+        async for settings in self.live_settings.eventual_values():
+            self.host.retime(
+                start_timeout=settings.opencode_start_timeout_s, idle_timeout=settings.opencode_idle_timeout_s
+            )
 
     # -- what it publishes ----------------------------------------------------------------
 
@@ -324,7 +339,8 @@ class Worker:
 
     async def _wait_for_approval(self) -> None:
         while True:
-            await trio.sleep(self.settings.approval_poll_interval_s)
+            asked_at = trio.current_time()
+            await sleep_until_due(self.live_settings, lambda s: asked_at + s.approval_poll_interval_s)  # noqa: B023 - awaited in this iteration
             if (await self._register()).approved:
                 return
 
@@ -333,6 +349,7 @@ class Worker:
     async def _serve(self) -> None:
         async with trio.open_nursery() as nursery:
             await nursery.start(self.relay.run)
+            nursery.start_soon(self._follow_settings)
             nursery.start_soon(self.host.run)
             nursery.start_soon(self._report_changes)
             await self._mark_connected()
@@ -398,11 +415,18 @@ class Worker:
             log.warning("could not start OpenCode ahead of a chat: %s", exc)
 
     async def _heartbeat(self) -> None:
-        interval = self.settings.heartbeat_interval_s
-        policy = HEARTBEAT.capped(interval)  # a failed beat is never retried later than the next
-        next_beat = trio.current_time()
+        # The first beat at once, each next one interval after the last; a reload's new interval
+        # counts at once (`sleep_until_due`).
+        last_beat: float | None = None
+        start = trio.current_time()
         while True:
-            await trio.sleep_until(next_beat)
+            since = last_beat
+            await sleep_until_due(
+                self.live_settings,
+                lambda s: start if since is None else since + s.heartbeat_interval_s,  # noqa: B023 - awaited in this iteration
+            )
+            # A failed beat is never retried later than the next.
+            policy = HEARTBEAT.capped(self.settings.heartbeat_interval_s)
             try:
                 async for attempt in self._retrying(policy):
                     with attempt:
@@ -410,7 +434,7 @@ class Worker:
             except WorkerNotApproved:
                 raise ApprovalWithdrawn() from None
             self._reachable()
-            next_beat = trio.current_time() + interval
+            last_beat = trio.current_time()
 
     def _publish(self, snapshot: Snapshot) -> None:
         seq, _ = self._snapshot.value
@@ -466,7 +490,7 @@ def _default_watcher(worker: Worker) -> Watcher:
 
     def polling() -> Watcher:
         return PollingWatcher(
-            worker.backend, worker.settings, busy=lambda: worker.relay.busy, now_ms=worker._now_ms
+            worker.backend, worker.live_settings, busy=lambda: worker.relay.busy, now_ms=worker._now_ms
         )
 
     if worker.settings.convex_transport == "poll":
