@@ -142,8 +142,6 @@ class OpenCodeHost:
         self._secrets = tuple(secrets)
         self._start_timeout = start_timeout
         self._idle_timeout = idle_timeout
-        if self._borrowed.value is not None:  # a shared server: its host has the timeouts that count
-            self._borrowed.value.retime(start_timeout=start_timeout, idle_timeout=idle_timeout)
         self._health_interval = health_interval
         self._health_timeout = health_timeout
         self._users = trio_util.AsyncValue(0)
@@ -162,6 +160,8 @@ class OpenCodeHost:
         timeout from the next time the server becomes idle."""
         self._start_timeout = start_timeout
         self._idle_timeout = idle_timeout
+        if self._borrowed.value is not None:  # a shared server: its host has the timeouts that count
+            self._borrowed.value.retime(start_timeout=start_timeout, idle_timeout=idle_timeout)
 
     @property
     def pid(self) -> int | None:
