@@ -43,7 +43,12 @@ def keyed(*configs: WorkerConfig) -> dict[str, WorkerConfig]:
 def other_value(name: str) -> object:
     """A valid value of setting `name` that differs from its default."""
     value = getattr(Settings(), name)
-    special = {"permission_policy": "allow", "convex_transport": "poll", "opencode_bin": "/bin/opencode"}
+    special = {
+        "permission_policy": "allow",
+        "convex_transport": "poll",
+        "opencode_bin": "/bin/opencode",
+        "opencode_server": "shared",
+    }
     if name in special:
         return special[name]
     return {int: lambda v: v + 1, float: lambda v: v + 1.0, str: lambda v: "DEBUG"}[type(value)](value)
@@ -56,7 +61,7 @@ def test_every_setting_and_worker_field_is_classified_once() -> None:
     assert list(SETTING_RULES) == [f.name for f in attrs.fields(Settings)]
     assert list(WORKER_RULES) == [f.name for f in attrs.fields(WorkerConfig)]
     assert live_settings() | restart_settings() == set(SETTING_RULES)
-    assert restart_settings() == {"opencode_bin", "convex_transport"}
+    assert restart_settings() == {"opencode_bin", "convex_transport", "opencode_server"}
 
 
 def test_the_readme_lists_the_same_live_and_restart_settings() -> None:

@@ -33,6 +33,11 @@ class Token:
 
 PermissionPolicy = Literal["allow", "reject"]
 ConvexTransport = Literal["subscribe", "poll"]
+# "shared": one `opencode serve` per distinct OpenCode environment (binary, environment
+# variables, hence global config) serves every worker with that environment, each through a
+# view bound to its own directory; "per-worker": each worker runs its own server.
+OpenCodeServerMode = Literal["shared", "per-worker"]
+DEFAULT_OPENCODE_SERVER: OpenCodeServerMode = "per-worker"
 
 
 @attrs.frozen
@@ -48,6 +53,7 @@ class Settings:
     opencode_bin: str | None = None
     opencode_start_timeout_s: float = 15.0
     opencode_idle_timeout_s: float = 600.0
+    opencode_server: OpenCodeServerMode = DEFAULT_OPENCODE_SERVER
     turn_timeout_s: float = 900.0
     permission_policy: PermissionPolicy = "reject"
     max_concurrent_sessions: int = 4

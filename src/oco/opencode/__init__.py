@@ -33,8 +33,10 @@ if TYPE_CHECKING:  # what type checkers read; at run time a name is imported on 
     from ._identity import encode as encode_identity
     from ._process import open_opencode_server
     from ._server import HEALTH_INTERVAL, HEALTH_TIMEOUT, UNRESPONSIVE_NOTE, OpenCodeServer
+    from ._sharing import ServerKey, server_key
     from ._transcript import PermissionDecision, TurnResult, describe_error, reconcile
     from ._turn import run_turn
+    from ._view import view
 
 __all__ = [
     "HEALTH_INTERVAL",
@@ -53,6 +55,7 @@ __all__ = [
     "PermissionDecision",
     "ProcessIdentity",
     "QuestionAsked",
+    "ServerKey",
     "SessionError",
     "SessionIdle",
     "SessionStatus",
@@ -70,7 +73,9 @@ __all__ = [
     "parse_models_output",
     "reconcile",
     "run_turn",
+    "server_key",
     "split_model",
+    "view",
 ]
 
 __getattr__, __dir__ = lazy_exports(
@@ -89,6 +94,8 @@ __getattr__, __dir__ = lazy_exports(
         "._process": "open_opencode_server",
         "._server": "HEALTH_INTERVAL HEALTH_TIMEOUT UNRESPONSIVE_NOTE OpenCodeServer",
         "._transcript": "PermissionDecision TurnResult describe_error reconcile",
+        "._sharing": "ServerKey server_key",
         "._turn": "run_turn",
+        "._view": "view",
     },
 )

@@ -148,8 +148,13 @@ class OpenCodeClient:
     async def create_session(self, title: str) -> str:
         """A new session with a title (a title avoids OpenCode's extra title-generation call)."""
         session = await self.request("POST", "/session", json={"title": title})
+        return self._session_id(session)
+
+    @staticmethod
+    def _session_id(session: Any) -> str:
+        """The id of a created session; the id goes into URLs, log lines and Convex, so only the
+        shape OpenCode uses is accepted."""
         session_id = session.get("id") if isinstance(session, dict) else None
-        # The id goes into URLs, log lines and Convex: accept only the shape OpenCode uses.
         if not isinstance(session_id, str) or not _SESSION_ID.fullmatch(session_id):
             raise OpenCodeError(200, f"POST /session: no usable session id in {external(session, 100)}")
         return session_id

@@ -1,4 +1,4 @@
-"""OpenCode's `/event` SSE stream: one reader per server (the EventHub) of the typed events.
+"""OpenCode's `/event` SSE stream (or `/global/event` for a shared server): one reader per server (the EventHub) of the typed events.
 
 The hub keeps one connection open (no read timeout; heartbeats arrive every 10 s), reconnects
 when it drops or stays silent for `stall_timeout` (the `OPENCODE_EVENTS` policy: the delay
@@ -25,6 +25,7 @@ from oco._retry import OPENCODE_EVENTS, OutageReport, RetryPolicy, Streak, annou
 
 from ._client import OpenCodeClient
 from ._event_types import Event, ServerConnected, StreamReconnected, parse_event
+from ._sharing import unwrap_global
 from ._sse import MAX_EVENT_BYTES, SSEDecoder
 
 log = logging.getLogger("oco.opencode.events")
@@ -41,8 +42,12 @@ class EventHub:
         reconnect: RetryPolicy = OPENCODE_EVENTS,
         buffer: int = 10_000,
         max_event_bytes: int = MAX_EVENT_BYTES,
+        global_stream: bool = False,
     ) -> None:
+        """`global_stream`: read `/global/event` (every directory's events, for a shared
+        server) instead of the client directory's `/event`."""
         self.client = client
+        self.global_stream = global_stream
         self.stall_timeout = stall_timeout
         self.reconnect = reconnect
         self.buffer = buffer
@@ -125,8 +130,8 @@ class EventHub:
         """One connection: hand typed events to `handle` until the stream ends, fails or stalls."""
         async with self.client.http.stream(
             "GET",
-            self.client.base_url + "/event",
-            params=self.client.params,
+            self.client.base_url + ("/global/event" if self.global_stream else "/event"),
+            params={} if self.global_stream else self.client.params,
             auth=self.client.auth,
             headers={"Accept": "text/event-stream", "Cache-Control": "no-store"},
             timeout=httpx.Timeout(10.0, read=None),  # silence is detected below, not by httpx
@@ -145,7 +150,8 @@ class EventHub:
                         return
                     for data in decoder.feed(chunk):
                         try:
-                            event = parse_event(json.loads(data))
+                            decoded = json.loads(data)
+                            event = parse_event(unwrap_global(decoded) if self.global_stream else decoded)
                         except ValueError:
                             continue
                         if event is not None:

@@ -114,6 +114,7 @@ async def open_opencode_server(
     start_timeout: float = 15.0,
     health_interval: float = HEALTH_INTERVAL,
     health_timeout: float = HEALTH_TIMEOUT,
+    global_events: bool = False,
 ) -> AsyncIterator[OpenCodeServer]:
     """Start `opencode serve` in `directory`; yield it ready (health checked, events flowing).
 
@@ -121,7 +122,9 @@ async def open_opencode_server(
     variables (`opencode_environment`; `secrets` adds the configured ones), plus the marker
     of its `identity`. While the block runs, it must answer a health check every
     `health_interval` seconds within `health_timeout`; when it does not, it is killed and
-    `crashed` is set (with `stopped_answering`).
+    `crashed` is set (with `stopped_answering`). `global_events`: the server is shared by
+    several directories (`directory` is then only its working directory): its hub reads
+    `/global/event`, and each worker talks to it through `oco.opencode.view`.
     """
     password = token_urlsafe(24)
     child_env = opencode_environment(os.environ if env is None else env, secrets)
@@ -155,7 +158,14 @@ async def open_opencode_server(
             async with trio.open_nursery() as nursery:
                 try:
                     server = await _start(
-                        nursery, watch, password, directory, start_timeout, identity, health_timeout
+                        nursery,
+                        watch,
+                        password,
+                        directory,
+                        start_timeout,
+                        identity,
+                        health_timeout,
+                        global_events,
                     )
                     ticket.succeeded()  # it answered: its database is migrated
                 finally:
@@ -224,6 +234,7 @@ async def _start(
     timeout: float,
     identity: ProcessIdentity | None,
     health_timeout: float,
+    global_events: bool,
 ) -> OpenCodeServer:
     """Start the output drain and exit watch, wait until the server answers, open its events."""
     process, output = watch.process, watch.output
@@ -235,7 +246,7 @@ async def _start(
             base_url = await _wait_started(process, output, password, directory)
             client = OpenCodeClient(base_url, password, directory)
             nursery.start_soon(_close_client_at_exit, client)
-            hub = EventHub(client)
+            hub = EventHub(client, global_stream=global_events)
             watch.server = OpenCodeServer(
                 process, base_url, client, hub, output.tail, identity=identity, health_timeout=health_timeout
             )

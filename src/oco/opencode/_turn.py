@@ -6,6 +6,13 @@ a readable sentence instead of an empty answer, and permission questions are ans
 policy so a turn cannot wait for a user who never sees them. A deadline, or a call that
 gets no answer, asks the server whether it still answers; one that does not is replaced
 (`OpenCodeServer.check_health`) and the turn says so. `run_turn` raises no `OpenCodeError`.
+
+The answer is known before the turn is over: once the assistant message of our prompt finishes
+with a final reason (`stop`, `length`, ..., not `tool-calls`), OpenCode's loop only does its
+bookkeeping before the session goes idle (40 ms on a quiet machine, over 100 ms on a loaded
+one). A caller that passes `on_answer` gets the reconciled answer at that moment and can
+complete the reply while `run_turn` still follows the session until it is idle, so the next
+prompt to it never meets a busy session.
 """
 
 from __future__ import annotations
@@ -15,7 +22,7 @@ import inspect
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 import trio
 
@@ -24,6 +31,7 @@ from oco._text import external
 from ._client import OpenCodeClient, split_model
 from ._errors import OpenCodeError
 from ._event_types import (
+    MessageUpdated,
     PermissionAsked,
     QuestionAsked,
     SessionIdle,
@@ -38,13 +46,17 @@ log = logging.getLogger("oco.opencode.turn")
 CLOCK_SLACK_MS = 50  # OpenCode stamps messages with the same (local) wall clock
 
 OnText = Callable[[str], Awaitable[None]] | Callable[[str], None]
+OnAnswer = Callable[["TurnResult"], None]
 ABORT_GRACE = 5.0
+# An assistant message that finished for any of these reasons is followed by another step.
+CONTINUING_FINISHES = frozenset({"tool-calls", "unknown"})
 
 
 class TurnEnd(enum.Enum):
     """How following a turn's events ended."""
 
     IDLE = "idle"  # the session went idle after our turn began: it is done
+    ANSWERED = "answered"  # our prompt's last assistant message finished: the answer is final
     CLOSED = "closed"  # the hub closed our channel: the server is gone
     TIMEOUT = "timeout"  # the turn's deadline passed first
 
@@ -66,6 +78,7 @@ async def run_turn(
     *,
     timeout: float,
     on_text: OnText | None = None,
+    on_answer: OnAnswer | None = None,
     permission_policy: Literal["allow", "reject"] | Callable[[], Literal["allow", "reject"]] = "reject",
 ) -> TurnResult:
     """Send `text` to the OpenCode session and follow it to the end (or the deadline).
@@ -75,6 +88,10 @@ async def run_turn(
     back in `TurnResult.error`; cancellation aborts the session and propagates.
     `permission_policy` may be a callable, asked at each permission request (a reload's
     policy then applies to the running turn too).
+
+    `on_answer(result)` is called at most once, as soon as the answer is final (see the module
+    docstring), with what `run_turn` then returns once the session is idle; a turn that
+    ends otherwise (an error, the deadline, a lost server) never calls it.
     """
     client, hub = server.client, server.events
     try:
@@ -95,8 +112,9 @@ async def run_turn(
                 if inspect.isawaitable(maybe):
                     await maybe
 
-    async def follow(events: trio.MemoryReceiveChannel) -> TurnEnd:
-        """Consume our session's events; return how the turn ended."""
+    async def follow(events: trio.MemoryReceiveChannel, *, until_answer: bool = False) -> TurnEnd:
+        """Consume our session's events; return how the turn ended (`until_answer`: or that
+        its answer is final)."""
         async for event in events:
             if isinstance(event, PermissionAsked):
                 policy = permission_policy() if callable(permission_policy) else permission_policy
@@ -117,7 +135,22 @@ async def run_turn(
             await deliver(transcript.feed(event))
             if isinstance(event, SessionIdle) and transcript.started:
                 return TurnEnd.IDLE
+            if until_answer and isinstance(event, MessageUpdated) and answer_final(event.info, transcript):
+                return TurnEnd.ANSWERED
         return TurnEnd.CLOSED
+
+    async def reconciled(error: str | None) -> TurnResult:
+        """The turn's outcome from OpenCode's stored messages (the stream is best effort)."""
+        try:
+            messages = await client.messages(session_id)
+        except OpenCodeError as exc:
+            log.warning("could not reconcile turn in %s: %s", session_id, exc)
+            messages = None
+        final = reconcile(messages, transcript.user_message_id, text) if messages else None
+        result = final or transcript.result()
+        return _finish(result, error or result.error or transcript.result().error, decisions)
+
+    answer: TurnResult | None = None  # handed to `on_answer` before the session went idle
 
     with hub.subscribe(session_id) as events:
         try:
@@ -126,9 +159,29 @@ async def run_turn(
                 with trio.move_on_after(timeout):
                     transcript.not_before_ms = time.time() * 1000 - CLOCK_SLACK_MS
                     await client.prompt_async(session_id, text, model)
-                    outcome = await follow(events)
+                    outcome = await follow(events, until_answer=on_answer is not None)
+                    if outcome is TurnEnd.ANSWERED:
+                        answer = await reconciled(None)
+                        assert on_answer is not None
+                        on_answer(answer)
+                        # OpenCode's bookkeeping, then idle: the next prompt finds it idle.
+                        outcome = await follow(events)
+                if answer is not None:
+                    settled = True
+                    if outcome is TurnEnd.TIMEOUT:
+                        log.info(
+                            "session %s still busy after its answer at the deadline; aborting", session_id
+                        )
+                        with trio.move_on_after(ABORT_GRACE):
+                            try:
+                                await client.abort(session_id)
+                            except OpenCodeError as exc:
+                                log.warning("could not abort %s after its deadline: %s", session_id, exc)
+                    return answer
             except OpenCodeError as exc:
                 settled = True
+                if answer is not None:
+                    return answer  # a call after the answer failed: the answer stands
                 if _lost(server) or (exc.status is None and not await _answers(server)):
                     return _finish(transcript.result(), _lost_message(server), decisions)
                 return _finish(transcript.result(), f"OpenCode failed: {exc}", decisions)
@@ -152,14 +205,7 @@ async def run_turn(
             settled = True
             if _lost(server):
                 return _finish(transcript.result(), _lost_message(server), decisions)
-            try:
-                messages = await client.messages(session_id)
-            except OpenCodeError as exc:
-                log.warning("could not reconcile turn in %s: %s", session_id, exc)
-                messages = None
-            final = reconcile(messages, transcript.user_message_id, text) if messages else None
-            result = final or transcript.result()
-            return _finish(result, error or result.error or transcript.result().error, decisions)
+            return await reconciled(error)
         finally:
             if not settled and not _lost(server):
                 # Cancelled (or failed): stop OpenCode working for nobody, even under cancellation.
@@ -168,6 +214,27 @@ async def run_turn(
                         await client.abort(session_id)
                     except OpenCodeError as exc:
                         log.warning("could not abort %s: %s", session_id, exc)
+
+
+def answer_final(info: dict[str, Any], transcript: TurnTranscript) -> bool:
+    """Whether `message.updated` `info` says our prompt's answer is final (pure).
+
+    OpenCode's loop ends after an assistant message of the prompt finished for a reason other
+    than `CONTINUING_FINISHES`; its text parts were stored (and their events sent) before the
+    finish. An error, a compaction summary, or another prompt's message is not our answer: the
+    turn then ends at idle as before.
+    """
+    finish = info.get("finish")
+    return (
+        info.get("role") == "assistant"
+        and transcript.user_message_id is not None
+        and info.get("parentID") == transcript.user_message_id
+        and isinstance(finish, str)
+        and bool(finish)
+        and finish not in CONTINUING_FINISHES
+        and not info.get("error")
+        and not info.get("summary")
+    )
 
 
 def _lost(server: object) -> bool:

@@ -6,7 +6,9 @@ sync-protocol websocket carrying all their live queries. `ConvexConnections` own
 that nursery, and workers borrow them (`lend(url)`, then `link.subscriptions()` while a
 watcher subscribes). A client opens with its URL's first worker slot and closes when the last
 one leaves; a socket opens with the first subscribing watcher and closes with the last. At stop
-the root nursery closes whatever is left, after every worker has cleaned up.
+the root nursery closes whatever is left, after every worker has cleaned up. The shared OpenCode
+servers (`SharedOpenCode`, one per OpenCode environment) live beside them, in the same task, and
+reach the workers through the same link.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import trio
 from oco.convex import ConvexClient, ConvexSubscriptions
 
 from ._lending import Lender
+from ._opencode_servers import SharedOpenCode
 
 CLOSE_GRACE_S = 5.0  # closing a client's pool during a stop is bounded by this
 
@@ -33,6 +36,7 @@ class ConvexLink:
 
     client: ConvexClient
     subscriptions: SubscriptionsProvider
+    opencode: SharedOpenCode | None = None  # the shared OpenCode servers, for `opencode_server: shared`
 
 
 class ConvexConnections:
@@ -46,12 +50,14 @@ class ConvexConnections:
         self._open_client = open_client
         self.clients: Lender[str, ConvexClient] = Lender("Convex client")
         self.sockets: Lender[str, ConvexSubscriptions] = Lender("sync socket")
+        self.opencode = SharedOpenCode()
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Own every client and socket until cancelled (in the root nursery)."""
         async with trio.open_nursery() as nursery:
             await nursery.start(self.clients.run)
             await nursery.start(self.sockets.run)
+            await nursery.start(self.opencode.run)
             task_status.started()
 
     @asynccontextmanager
@@ -59,7 +65,7 @@ class ConvexConnections:
         """Borrow the connections to `url` for the `async with` block."""
         key = url.rstrip("/")
         async with self.clients.lend(key, lambda: self._client(key)) as client:
-            yield ConvexLink(client, lambda: self._socket(key, client))
+            yield ConvexLink(client, lambda: self._socket(key, client), self.opencode)
 
     def _socket(self, key: str, client: ConvexClient) -> AbstractAsyncContextManager[ConvexSubscriptions]:
         return self.sockets.lend(key, lambda: ConvexSubscriptions(key, client=client.http))

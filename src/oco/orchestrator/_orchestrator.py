@@ -406,8 +406,9 @@ class Orchestrator:
         self._arm_watchdog(FORCE_EXIT_AFTER_S)
 
     def _kill_opencode(self) -> None:
-        for slot in list(self.slots.values()):
-            _kill_group(slot.opencode_pid)
+        # A shared server is every one of its workers' pid: its group is killed once.
+        for pid in {slot.opencode_pid for slot in list(self.slots.values())}:
+            _kill_group(pid)
 
     def _arm_watchdog(self, seconds: float) -> None:
         if self._hard_exit is None:
@@ -553,6 +554,7 @@ class Orchestrator:
             active_sessions=report.active_sessions if report is not None else 0,
             turns_in_flight=report.turns_in_flight if report is not None else 0,
             opencode_pid=report.opencode_pid if report is not None else None,
+            opencode_server=report.opencode_server if report is not None else "own",
         )
 
     def _write_status(self) -> None:

@@ -65,6 +65,7 @@ SETTING_RULES: Mapping[str, Rule] = {
     "opencode_bin": Rule(RESTART, "each worker's OpenCode server and model list come from this binary"),
     "opencode_start_timeout_s": Rule(LIVE, "the next start of an OpenCode server"),
     "opencode_idle_timeout_s": Rule(LIVE, "the next time an OpenCode server becomes idle"),
+    "opencode_server": Rule(RESTART, "a worker takes its own or the shared OpenCode server when it starts"),
     "turn_timeout_s": Rule(LIVE, "the next turn (a running turn keeps its deadline)"),
     "permission_policy": Rule(LIVE, "the next permission OpenCode asks, in running turns too"),
     "max_concurrent_sessions": Rule(

@@ -50,6 +50,7 @@ class WorkerStatus:
     active_sessions: int = 0
     turns_in_flight: int = 0
     opencode_pid: int | None = None
+    opencode_server: str = "own"  # "own", or "shared <environment>" (one server, several workers)
     # New fields come with a default: a reader of this schema version ignores what it does not know.
 
     @property

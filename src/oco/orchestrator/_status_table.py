@@ -68,6 +68,12 @@ def _clip_left(text: str, width: int) -> str:
     return text if len(text) <= width else "…" + text[len(text) - width + 1 :]
 
 
+def _opencode_cell(w: WorkerStatus) -> str:
+    """The server's pid ("-" while none runs), with "*" when the server is shared."""
+    pid = str(w.opencode_pid) if w.opencode_pid is not None else "-"
+    return pid + ("*" if w.opencode_server != "own" else "")
+
+
 def worker_lines(workers: Sequence[WorkerStatus], *, now: float, width: int = WIDTH) -> list[str]:
     """The table rows (a header first) and one `NAME: last error: …` line per erring worker,
     none longer than `width`. The directory column takes what is left, cut on the left."""
@@ -81,7 +87,7 @@ def worker_lines(workers: Sequence[WorkerStatus], *, now: float, width: int = WI
             str(w.restarts),
             str(w.turns_in_flight),
             str(w.active_sessions),
-            str(w.opencode_pid) if w.opencode_pid is not None else "-",
+            _opencode_cell(w),
         ]
         for w in workers
     ]
@@ -97,6 +103,8 @@ def worker_lines(workers: Sequence[WorkerStatus], *, now: float, width: int = WI
             directory = "DIRECTORY" if worker is None else external(worker.directory, 1000)
             line = f"{line}  {_clip_left(directory, room)}"
         lines.append(clip(line.rstrip(), width))
+    if any(w.opencode_server != "own" for w in workers):
+        lines.append("* a shared OpenCode server (one per OpenCode environment)")
     for w in workers:
         if w.last_error:
             first_line = w.last_error.splitlines()[0] if w.last_error.strip() else w.last_error

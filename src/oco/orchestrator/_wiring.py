@@ -34,6 +34,15 @@ def worker_factory(
         catalog = ModelCatalog(lister)
 
     def make(config: WorkerConfig, link: ConvexLink, stop: StopControl, settings: LiveSettings) -> Worker:
+        share = None
+        if settings.value.opencode_server == "shared" and link.opencode is not None:
+            share = link.opencode.share(
+                opencode_bin,
+                opencode_env,
+                secrets=(config.token.reveal(), config.secret),
+                state_dir=state_dir,
+                settings=settings.value,
+            )
         return Worker(
             config,
             settings,
@@ -44,6 +53,7 @@ def worker_factory(
             models=catalog,
             state_dir=state_dir,
             opencode_env=opencode_env,
+            opencode_share=share,
         )
 
     return make

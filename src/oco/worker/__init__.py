@@ -2,8 +2,9 @@
 
 Public: `Worker` (run it in a nursery; `state` and `report`, a `WorkerReport`, are
 observable), `StopControl` (shared stop deadline and force switch), `LiveSettings` (settings
-a reload changes in place), `ModelCatalog` (shared model listings), `State`, and the pure
-cores for those who want them (`Lifecycle`, `plan_replies`).
+a reload changes in place), `ModelCatalog` (shared model listings), `State`, the pure
+cores for those who want them (`Lifecycle`, `plan_replies`), and `OpenCodeHost`/`OpenCodeShare`
+for the orchestrator's shared OpenCode servers.
 """
 
 from typing import TYPE_CHECKING
@@ -14,6 +15,7 @@ if TYPE_CHECKING:  # what type checkers read; at run time a name is imported on 
     from ._lifecycle import Lifecycle, State
     from ._live_settings import LiveSettings
     from ._models import ModelCatalog
+    from ._opencode_host import OpenCodeHost, OpenCodeShare
     from ._planner import INTERRUPTED_NOTE, NO_MODEL_NOTE, STALE_NOTE, PendingReply, plan_replies
     from ._report import WorkerReport
     from ._stop import StopControl
@@ -27,6 +29,8 @@ __all__ = [
     "Lifecycle",
     "LiveSettings",
     "ModelCatalog",
+    "OpenCodeHost",
+    "OpenCodeShare",
     "PendingReply",
     "State",
     "StopControl",
@@ -42,6 +46,7 @@ __getattr__, __dir__ = lazy_exports(
         "._lifecycle": "Lifecycle State",
         "._live_settings": "LiveSettings",
         "._models": "ModelCatalog",
+        "._opencode_host": "OpenCodeHost OpenCodeShare",
         "._planner": "INTERRUPTED_NOTE NO_MODEL_NOTE STALE_NOTE PendingReply plan_replies",
         "._report": "WorkerReport",
         "._stop": "StopControl",

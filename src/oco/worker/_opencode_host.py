@@ -5,6 +5,14 @@ OpenCode costs about 700 MB while it runs, so a worker keeps it only while turns
 owns the process and is the only one that starts or stops it. A server that crashes, or that
 stops answering its health checks (then it is killed), is replaced on the next turn, not
 sooner than the `OPENCODE_RESTART` policy allows.
+
+With `opencode_server: "shared"` the same class serves twice. The orchestrator owns one host per
+OpenCode environment (`shared=True`: its server runs in a neutral directory and reads every
+directory's events), and each worker has a host built with `share=`: its `run()` borrows the
+shared host for as long as the worker serves, and its `lease()` leases the shared server and lends
+the turn a view bound to the worker's directory. The shared host's own task starts, stops,
+health-checks and restarts the process for all of them, so a crash is one restart, never a
+worker restart.
 """
 
 from __future__ import annotations
@@ -12,8 +20,8 @@ from __future__ import annotations
 import logging
 import os
 import signal
-from collections.abc import AsyncIterator, Iterable, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 
 import attrs
@@ -33,6 +41,7 @@ from oco.opencode import (
     encode_identity,
     leftover_pid,
     open_opencode_server,
+    view,
 )
 
 log = logging.getLogger(__name__)
@@ -76,6 +85,18 @@ def describe_os_error(exc: Exception) -> str:
     return getattr(exc, "strerror", None) or type(exc).__name__
 
 
+OWN_SERVER = "own"  # `server_label` of a worker running its own server
+
+
+@attrs.frozen
+class OpenCodeShare:
+    """A worker's share of the orchestrator's host for its OpenCode environment: `borrow()` lends
+    it for an `async with` block; `label` names that server in status ("shared 1a2b3c4d")."""
+
+    label: str
+    borrow: Callable[[], AbstractAsyncContextManager[OpenCodeHost]]
+
+
 class OpenCodeUnavailable(Unavailable):
     """OpenCode cannot serve a turn (it did not start, stopped answering or failed a call);
     the message says why in words a chat reply can carry."""
@@ -104,11 +125,15 @@ class OpenCodeHost:
         secrets: Iterable[str] = (),
         health_interval: float = HEALTH_INTERVAL,
         health_timeout: float = HEALTH_TIMEOUT,
+        shared: bool = False,
+        share: OpenCodeShare | None = None,
     ) -> None:
         """`secrets` (the worker's token and its secret) are kept out of OpenCode's environment,
         with every worker token and trio-oco variable (`oco.opencode.opencode_environment`).
         A server that misses a health check (every `health_interval` s, within
-        `health_timeout` s, and before it is lent after being idle) is killed and replaced."""
+        `health_timeout` s, and before it is lent after being idle) is killed and replaced.
+        `shared`: this host's server serves several directories (see the module docstring);
+        `share`: this worker borrows a shared host instead of running a server of its own."""
         self._bin = opencode_bin
         self._pid_file = pid_file
         self._pid_file_warned = False
@@ -121,27 +146,55 @@ class OpenCodeHost:
         self._health_timeout = health_timeout
         self._users = trio_util.AsyncValue(0)
         self._state = trio_util.AsyncValue(_HostState())
+        self._shared = shared
+        self._share = share
+        self._borrowed: trio_util.AsyncValue[OpenCodeHost | None] = trio_util.AsyncValue(None)
+
+    @property
+    def server_label(self) -> str:
+        """Which server this worker's turns use: `own`, or the shared server's label."""
+        return self._share.label if self._share is not None else OWN_SERVER
 
     def retime(self, *, start_timeout: float, idle_timeout: float) -> None:
         """New timeouts (a reload): the start timeout counts from the next start, the idle
         timeout from the next time the server becomes idle."""
         self._start_timeout = start_timeout
         self._idle_timeout = idle_timeout
+        if self._borrowed.value is not None:  # a shared server: its host has the timeouts that count
+            self._borrowed.value.retime(start_timeout=start_timeout, idle_timeout=idle_timeout)
 
     @property
     def pid(self) -> int | None:
+        if self._share is not None:
+            borrowed = self._borrowed.value
+            return borrowed.pid if borrowed is not None else None
         server = self._state.value.server
         return server.pid if server is not None else None
 
     @property
     def start_failure(self) -> str | None:
         """Why OpenCode last failed to start (binary missing, exited at once, no answer in
-        time), until a later start succeeds: the worker is degraded meanwhile."""
+        time), until a later start succeeds: the worker is degraded meanwhile. A worker sharing
+        a server reports the shared server's."""
+        if self._share is not None:
+            borrowed = self._borrowed.value
+            return borrowed.start_failure if borrowed is not None else None
         return self._state.value.start_failure
 
     async def wait_pid_change(self, pid: int | None, start_failure: str | None = None) -> None:
         """Return once `pid` is no longer the running server's (one started, or it went), or
         the start failure is no longer `start_failure`."""
+        if self._share is not None:
+            while (self.pid, self.start_failure) == (pid, start_failure):
+                borrowed = self._borrowed.value
+                if borrowed is None:
+                    await self._borrowed.wait_transition()
+                else:
+                    await trio_util.wait_any(
+                        self._borrowed.wait_transition,
+                        lambda: borrowed.wait_pid_change(pid, start_failure),  # noqa: B023 - awaited in this iteration
+                    )
+            return
         await self._state.wait_value(
             lambda s: (
                 (s.server.pid if s.server is not None else None) != pid or s.start_failure != start_failure
@@ -149,7 +202,12 @@ class OpenCodeHost:
         )
 
     async def run(self) -> None:
-        """The host task: start on demand, stop when idle, back off when starts or the process fail."""
+        """The host task: start on demand, stop when idle, back off when starts or the process fail.
+
+        A worker's host with `share=` instead holds its share of the shared host until cancelled."""
+        if self._share is not None:
+            await self._hold_share(self._share)
+            return
         crashes = Streak(OPENCODE_RESTART)
         if self._pid_file is not None:
             _sweep_orphan(self._pid_file)
@@ -168,6 +226,7 @@ class OpenCodeHost:
                     start_timeout=self._start_timeout,
                     health_interval=self._health_interval,
                     health_timeout=self._health_timeout,
+                    global_events=self._shared,
                 ) as server:
                     log.info(
                         "OpenCode ready in %.1f s (pid %s)", trio.current_time() - starting_at, server.pid
@@ -203,6 +262,15 @@ class OpenCodeHost:
                 await trio.sleep(crashes.lost(trio.current_time()))
             else:
                 crashes.reset()
+
+    async def _hold_share(self, share: OpenCodeShare) -> None:
+        """Borrow the shared host until cancelled; its owner raises `ResourceLost` if it fails."""
+        async with share.borrow() as shared:
+            self._borrowed.value = shared
+            try:
+                await trio.sleep_forever()
+            finally:
+                self._borrowed.value = None
 
     def _record(self, server: OpenCodeServer) -> None:
         """Write the server's identity for a later run's sweep. A failed write costs only that
@@ -255,8 +323,15 @@ class OpenCodeHost:
         A server that has been idle is health-checked before it is lent; one that fails is
         replaced and the lease waits for the new one. An `OpenCodeError` from the block (a
         call to OpenCode that failed) leaves as `OpenCodeUnavailable` with a readable reason,
-        after checking whether the server still answers.
+        after checking whether the server still answers. A worker sharing a server gets the
+        shared server's view bound to its directory.
         """
+        if self._share is not None:
+            shared = await self._borrowed.wait_value(lambda h: h is not None)
+            assert shared is not None
+            async with shared.lease() as server:
+                yield view(server, self._directory)
+            return
         seen_attempt = self._state.value.attempt
         was_idle = self._users.value == 0
         self._users.value += 1

@@ -83,6 +83,8 @@ class _Turn:
     opencode_session: str | None = None
     fate_checked_at: float = -math.inf
     chunk_failures: int = 0
+    closing: bool = False  # the reply's completion has begun (`_complete_answer`)
+    began: float = 0.0  # trio time the reply was picked up (for the outcome line)
     chunks: int = 0  # written to Convex (for the outcome line)
     tool_calls: int = 0
     chat_name: str | None = None
@@ -244,7 +246,7 @@ class ChatRelay:
         chat = f'"{external(known.title, 80)}"' if known is not None and known.title else reply.session_id
         log.info("message picked up in chat %s (model %s)", chat, reply.model)
         started = trio.current_time()
-        turn = _Turn(reply, self._sessions.begin_reply(reply.reply_message_id))
+        turn = _Turn(reply, self._sessions.begin_reply(reply.reply_message_id), began=started)
         final: FinalReply | None = None
         gone = False
         try:
@@ -254,7 +256,7 @@ class ChatRelay:
             log.info("reply %s was deleted in Convex while being answered; dropped", reply.reply_message_id)
             self._record(reply, Outcome.GONE)
         finally:
-            if not gone:
+            if not gone and not turn.closing:  # closing: the answer's completion has run already
                 if final is None:  # cancelled (a stop, or the worker left its serve), or rejected
                     await self._close(
                         reply,
@@ -339,16 +341,42 @@ class ChatRelay:
 
     # -- streaming --------------------------------------------------------------------------
 
+    async def _complete_answer(self, turn: _Turn, result: TurnResult) -> None:
+        """Complete the reply with the turn's answer now, while OpenCode settles the session
+        and the last chunk is written: neither adds to when the user sees the answer."""
+        turn.tool_calls = sum(1 for part in result.other_parts if part.get("type") == "tool")
+        turn.error = result.error
+        turn.closing = True
+        await self._close(
+            turn.reply, reply_from_turn(result, turn.text, opencode_session=turn.opencode_session)
+        )
+        _say_outcome(turn, trio.current_time() - turn.began)
+
     async def _stream_turn(self, server: OpenCodeServer, turn: _Turn) -> TurnResult:
+        """Run the turn, streaming its text as chunks. Once the answer is final the reply is
+        completed at once (`_complete_answer`), concurrently with the last chunk and with
+        OpenCode going idle; the call returns when all three are done."""
         reply = turn.reply
         turn.opencode_session = await self._opencode_session_patiently(server, reply.session_id)
         link = self._sessions.get(reply.session_id)
         turn.chat_name = link.title if link is not None else None
         buffer = ChunkBuffer(self._settings.chunk_interval_s, first_sequence=turn.start.first_sequence)
         text_arrived = trio.Event()
+        final_chunks: list[Chunk] = []  # taken from the buffer and reserved when the answer came
+        answered: list[TurnResult] = []  # the answer, once `run_turn` says it is final
+        answer_ready = trio.Event()
+
+        def drain() -> None:
+            # Reserved now, before the completion can end the reply's reservation: a chunk
+            # written after that must not bring the finished reply back into the session map.
+            while (chunk := buffer.flush_all()) is not None:
+                self._sessions.reserve(reply.reply_message_id, chunk.sequence)
+                final_chunks.append(chunk)
 
         def on_text(delta: str) -> None:
             nonlocal text_arrived
+            if answered:
+                return  # the answer is final and being completed: nothing more is streamed
             turn.streamed.append(delta)
             buffer.add(delta, trio.current_time())
             text_arrived.set()
@@ -376,24 +404,49 @@ class ChatRelay:
                 chunk = buffer.flush_all() if turn_done.is_set() else buffer.take(trio.current_time())
                 if chunk is not None:
                     await self._write_chunk(turn, chunk)
+            for chunk in final_chunks:
+                try:
+                    await self._write_chunk(turn, chunk, reserved=True)
+                except ReplyGone:
+                    return  # the completion finds that out too, from state
+
+        def on_answer(result: TurnResult) -> None:
+            answered.append(result)
+            drain()
+            turn_done.set()
+            answer_ready.set()
 
         model = reply.model
         assert model is not None, "plan_replies starts only replies that name a model"
+        opencode_session = turn.opencode_session
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(write_chunks)
+
+                waiting_for_answer = trio.CancelScope()
+
+                async def complete_when_answered() -> None:
+                    with waiting_for_answer:
+                        await answer_ready.wait()
+                    if answered:
+                        await self._complete_answer(turn, answered[0])
+
+                nursery.start_soon(complete_when_answered)
                 try:
                     result = await run_turn(
                         server,
-                        turn.opencode_session,
+                        opencode_session,
                         reply.content,
                         model,
                         timeout=self._settings.turn_timeout_s,
                         on_text=on_text,
+                        on_answer=on_answer,
                         permission_policy=lambda: self._settings.permission_policy,
                     )
                 finally:
                     turn_done.set()
+                if not answered:
+                    waiting_for_answer.cancel()  # no early answer: `_answer` completes the reply
         except BaseExceptionGroup as group:
             # One failure of the chunk writer (ReplyGone, WorkerRejected, ...) is that failure.
             only = _only_error(group)
@@ -402,11 +455,12 @@ class ChatRelay:
             raise only from None
         return result
 
-    async def _write_chunk(self, turn: _Turn, chunk: Chunk) -> None:
+    async def _write_chunk(self, turn: _Turn, chunk: Chunk, *, reserved: bool = False) -> None:
         """One `chat:writeChunk`; a failure costs only that piece of the live view (the
         completion carries the whole text), unless the reply is provably gone."""
         reply_id = turn.reply.reply_message_id
-        self._sessions.reserve(reply_id, chunk.sequence)  # before: never reuse a number
+        if not reserved:
+            self._sessions.reserve(reply_id, chunk.sequence)  # before: never reuse a number
         try:
             await self._backend.write_chunk(turn.reply.session_id, reply_id, chunk.text, chunk.sequence)
             turn.chunks += 1

@@ -23,6 +23,7 @@ class WorkerReport:
     active_sessions: int = 0  # chats with a reply queued or running
     turns_in_flight: int = 0  # OpenCode turns running now
     opencode_pid: int | None = None  # the running OpenCode server (its process group), if any
+    opencode_server: str = "own"  # which server its turns use: "own", or "shared <environment>"
     opencode_error: str | None = None  # why OpenCode last failed to start, until a start succeeds
 
     @property

@@ -45,7 +45,7 @@ from ._completion import Outcome, ReplyCompleter, reply_from_note
 from ._lifecycle import Event, Lifecycle, State
 from ._live_settings import LiveSettings, live, sleep_until_due
 from ._models import ModelCatalog
-from ._opencode_host import OpenCodeHost, OpenCodeUnavailable
+from ._opencode_host import OpenCodeHost, OpenCodeShare, OpenCodeUnavailable
 from ._planner import plan_replies
 from ._relay import ChatRelay, JobKind
 from ._report import WorkerReport
@@ -116,6 +116,7 @@ class Worker:
         now_ms: Callable[[], float] = lambda: time.time() * 1000,
         watcher_factory: Callable[[Worker], Watcher] | None = None,
         subscriptions: SubscriptionsProvider | None = None,
+        opencode_share: OpenCodeShare | None = None,
     ) -> None:
         self.config = config
         self.live_settings = live(settings)
@@ -139,6 +140,7 @@ class Worker:
             pid_file=state_dir / "workers" / f"{config.machine_id}.{config.worker_id}.opencode.pid",
             # Kept out of OpenCode's environment (its tools inherit it), also as a bare value.
             secrets=(config.token.reveal(), config.secret),
+            share=opencode_share,  # `opencode_server: shared`: the orchestrator's server instead
         )
         self._watcher_factory = watcher_factory or _default_watcher
         self.relay = ChatRelay(
@@ -183,6 +185,7 @@ class Worker:
             active_sessions=self.relay.active_sessions(),
             turns_in_flight=self.relay.turns.value,
             opencode_pid=self.host.pid,
+            opencode_server=self.host.server_label,
             opencode_error=self.host.start_failure,
         )
 

@@ -1,0 +1,178 @@
+"""`opencode_server: "shared"` end to end: real workers in the orchestrator, one real OpenCode.
+
+Two workers in two git projects answer through one `opencode serve`: at the same time, each tool
+call in its own project; a SIGKILLed shared server fails both workers' turns readably, one
+restart serves them both, and no worker restarts. The fake Convex runs in process; the fake
+LLM and OpenCode are real servers on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import attrs
+import pytest
+import trio
+
+from oco._retry import TURN_PREPARATION
+from oco.config import Settings, WorkerConfig, parse_token
+from oco.orchestrator import Orchestrator, RestartPolicy, worker_factory
+from oco.testing import FakeConvex, fake_models, in_process_connections, opencode_env, serve_fake_llm
+from real_opencode import REAL_OPENCODE, opencode_bin
+
+pytestmark = REAL_OPENCODE
+
+
+def _gone(pid: int) -> bool:
+    """Neither the process nor anything of its group is alive."""
+    for probe in (os.kill, os.killpg):
+        try:
+            probe(pid, 0)
+        except ProcessLookupError:
+            continue
+        return False
+    return True
+
+
+def _project(root: Path, name: str, only_here: str) -> Path:
+    project = root / name
+    project.mkdir()
+    subprocess.run(["git", "init", "-q", str(project)], check=True)
+    (project / only_here).write_text(f"content of {name}\n")
+    return project
+
+
+@attrs.define
+class Running:
+    fake: FakeConvex
+    orch: Orchestrator
+    configs: list[WorkerConfig]
+    chats: list[str]
+
+    def report(self, n: int):
+        worker = self.orch.slots[self.configs[n].key].worker
+        assert worker is not None
+        return worker.report.value
+
+    def pids(self) -> set[int | None]:
+        return {self.report(n).opencode_pid for n in range(len(self.configs))}
+
+
+@asynccontextmanager
+async def _two_workers(tmp_path: Path, **settings: object) -> AsyncIterator[Running]:
+    projects = [_project(tmp_path, "alpha", "only_alpha.txt"), _project(tmp_path, "beta", "only_beta.txt")]
+    fake = FakeConvex()
+    created = [fake.create_worker(name=p.name) for p in projects]
+    configs = [
+        WorkerConfig(
+            token=parse_token(c.token),
+            convex_url="http://fake.convex",
+            working_directory=p.resolve(),
+            name=p.name,
+        )
+        for c, p in zip(created, projects, strict=True)
+    ]
+    config = Settings(opencode_server="shared", **settings)  # type: ignore[arg-type]
+    async with serve_fake_llm() as llm, in_process_connections(fake) as connections:
+        orch = Orchestrator(
+            {c.key: c for c in configs},
+            config,
+            worker_factory=worker_factory(
+                opencode_bin=opencode_bin(),
+                state_dir=tmp_path / "state",
+                opencode_env=opencode_env(tmp_path / "home", llm.base_url),
+                catalog=fake_models(),
+            ),
+            connections=connections,
+            policy=RestartPolicy(jitter=0.0),
+            handle_signals=False,
+            hard_exit=None,
+        )
+        codes: list[int] = []
+
+        async def main() -> None:
+            codes.append(await orch.run())
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(main)
+            await orch.started.wait()
+            with trio.fail_after(60):
+                for c in configs:
+                    await orch.slots[c.key].state.wait_value("ready")
+            chats = [fake.start_session(c.worker_id) for c in created]
+            running = Running(fake, orch, configs, chats)
+            try:
+                yield running
+            finally:
+                orch.request_stop("test")
+        assert codes == [0]
+        # Stopped with its workers: nothing of the shared server is left.
+        assert connections.opencode.hosts.open_count.value == 0
+
+
+async def test_two_workers_answer_at_once_through_one_server_each_in_its_own_project(tmp_path) -> None:
+    async with _two_workers(tmp_path, opencode_idle_timeout_s=3.0) as run:
+        fake = run.fake
+        slow = [fake.send_message(chat, "SLOW 4") for chat in run.chats]
+        with trio.fail_after(90):
+            await fake.wait_for(lambda: all(fake.chunks(m) for m in slow), timeout=90)
+        # Both stream at the same moment, through one server.
+        assert [run.report(n).turns_in_flight for n in (0, 1)] == [1, 1]
+        (pid,) = run.pids()
+        assert pid is not None
+        assert {run.report(n).opencode_server for n in (0, 1)} == {run.report(0).opencode_server}
+        assert run.report(0).opencode_server.startswith("shared ")
+        for message in slow:
+            reply = await fake.wait_reply(message, timeout=60)
+            assert reply.content == "".join(f"tok{i} " for i in range(16)), reply.content
+
+        # Each tool call sees its own project only.
+        tools = [fake.send_message(chat, "BASH ls; pwd") for chat in run.chats]
+        listings = [(await fake.wait_reply(m, timeout=60)).content for m in tools]
+        assert "only_alpha.txt" in listings[0] and "only_beta.txt" not in listings[0], listings[0]
+        assert "only_beta.txt" in listings[1] and "only_alpha.txt" not in listings[1], listings[1]
+        assert str(run.configs[0].working_directory) in listings[0]
+        assert str(run.configs[1].working_directory) in listings[1]
+        assert run.pids() == {pid}
+
+        # No turn for opencode_idle_timeout_s: the one server stops, for both workers.
+        with trio.fail_after(30):
+            while run.pids() != {None} or not _gone(pid):
+                await trio.sleep(0.2)  # polling the process table under a deadline
+        # The next turn of either starts it again.
+        again = fake.send_message(run.chats[1], "ECHO back")
+        assert (await fake.wait_reply(again, timeout=90)).content == "back"
+        (restarted,) = run.pids()
+        assert restarted not in (None, pid)
+    # The stop stopped the shared server with its workers: nothing of its group is left.
+    assert _gone(restarted)
+
+
+@pytest.mark.real_backoff(TURN_PREPARATION)
+async def test_a_killed_shared_server_fails_both_turns_readably_and_one_restart_serves_both(tmp_path) -> None:
+    async with _two_workers(tmp_path) as run:
+        fake = run.fake
+        slow = [fake.send_message(chat, "SLOW 20") for chat in run.chats]
+        with trio.fail_after(90):
+            await fake.wait_for(lambda: all(fake.chunks(m) for m in slow), timeout=90)
+        (pid,) = run.pids()
+        assert pid is not None
+        os.killpg(pid, signal.SIGKILL)
+        for message in slow:
+            reply = await fake.wait_reply(message, timeout=30)
+            assert "OpenCode stopped unexpectedly" in reply.content, reply.content
+        after = [fake.send_message(chat, f"ECHO again {n}") for n, chat in enumerate(run.chats)]
+        for n, message in enumerate(after):
+            assert (await fake.wait_reply(message, timeout=90)).content == f"again {n}"
+        (second,) = run.pids()
+        assert second not in (None, pid)
+        # No worker restarted because of it.
+        for config in run.configs:
+            slot = run.orch.slots[config.key]
+            assert (slot.attempts, slot.restarts, slot.state.value) == (1, 0, "ready")
+    assert _gone(second)

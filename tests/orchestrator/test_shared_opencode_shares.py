@@ -1,0 +1,94 @@
+"""Who holds a share of a shared OpenCode server, on a MockClock (no turn runs, so no process).
+
+The orchestrator's `SharedOpenCode` lends one host per OpenCode environment: it opens with the
+first worker that uses it, every worker of that environment gets the same one, a worker removed
+by a reload gives its share back, and the host closes when the last one leaves.
+"""
+
+from __future__ import annotations
+
+import os
+
+import trio
+
+from oco.config import Settings, WorkerConfig, parse_token
+from oco.orchestrator import Orchestrator, Reloaded, RestartPolicy, format_status_table, worker_factory
+from oco.testing import FakeConvex, fake_models, in_process_connections
+
+
+async def test_workers_alike_share_one_host_and_a_reload_that_removes_them_releases_it(
+    autojump_clock, tmp_path
+) -> None:
+    fake = FakeConvex()
+    created = [fake.create_worker(name=f"w{n}") for n in range(3)]
+    configs = {
+        c.key: c
+        for c in (
+            WorkerConfig(
+                token=parse_token(w.token),
+                convex_url="http://fake.convex",
+                working_directory=tmp_path,
+                name=f"w{n}",
+            )
+            for n, w in enumerate(created)
+        )
+    }
+    keys = list(configs)
+    settings = Settings(opencode_server="shared")
+    wanted = [dict(configs)]
+
+    async with in_process_connections(fake) as connections:
+        factory = worker_factory(
+            opencode_bin="/nonexistent/opencode",
+            state_dir=tmp_path / "state",
+            opencode_env=dict(os.environ),
+            catalog=fake_models(),
+        )
+        orch = Orchestrator(
+            configs,
+            settings,
+            worker_factory=factory,
+            connections=connections,
+            policy=RestartPolicy(jitter=0.0),
+            handle_signals=False,
+            hard_exit=None,
+            reload=lambda: Reloaded(wanted[0], settings),
+        )
+        hosts = connections.opencode.hosts
+
+        with trio.fail_after(600):
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(orch.run)
+                await orch.started.wait()
+                for key in keys:
+                    await orch.slots[key].state.wait_value("ready")
+                await hosts.open_count.wait_value(1)
+                rows = orch.workers()
+                labels = {row.opencode_server for row in rows}
+                assert len(labels) == 1 and labels.pop().startswith("shared ")
+                assert "* a shared OpenCode server" in format_status_table(orch.snapshot())
+                shared = {id(orch.slots[k].worker.host._borrowed.value) for k in keys}  # type: ignore[union-attr]
+                assert len(shared) == 1  # the very same host for all three
+
+                # The shared server cannot start (no such binary): every worker sharing it says so.
+                fake.request_connect(created[0].worker_id)  # warms OpenCode up: a start attempt
+                with trio.fail_after(60):
+                    while not all(row.state == "degraded" for row in orch.workers()):
+                        await trio.sleep(
+                            0.5
+                        )  # MockClock: status is read as the orchestrator's status file is
+                assert all(
+                    "cannot run /nonexistent/opencode" in (row.last_error or "") for row in orch.workers()
+                )
+
+                wanted[0] = {k: configs[k] for k in keys[1:]}
+                plan = await orch.reload()
+                assert plan.stop == (keys[0],)
+                assert hosts.open_count.value == 1  # two workers still hold it
+
+                wanted[0] = {}
+                await orch.reload()
+                await hosts.open_count.wait_value(0)  # the last one left: the host closed
+                assert orch.workers() == []
+
+                orch.request_stop("test")
