@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "oco"
-LAZY_PACKAGES = ["oco.convex", "oco.opencode", "oco.orchestrator", "oco.worker"]
+LAZY_PACKAGES = ["oco.config", "oco.convex", "oco.opencode", "oco.orchestrator", "oco.worker"]
 
 
 def _init(package: str) -> ast.Module:

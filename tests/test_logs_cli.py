@@ -83,7 +83,8 @@ async def test_a_degraded_worker_tells_its_story_in_its_own_log_file(tmp_path) -
             reply = await fake.wait_reply(fake.send_message(chat, "hello"), timeout=30)
             assert reply.content.startswith("Error: OpenCode failed to start")
             code, status = await _status(env)
-            rows = {w["name"]: w for w in status["workers"]}
+            (orchestrator,) = status["orchestrators"]  # status --json lists every orchestrator
+            rows = {w["name"]: w for w in orchestrator["workers"]}
             assert code == 1, status  # was 0 with alpha "ready" while every answer is an error
             assert rows["alpha"]["state"] == "degraded"
             assert rows["alpha"]["last_error"].startswith("OpenCode failed to start: opencode did not start")

@@ -77,7 +77,7 @@ async def test_each_turn_tells_its_story_and_a_degraded_worker_recovers(tmp_path
             failed = await fake.wait_reply(fake.send_message(chat, "ECHO hi"), timeout=60)
             assert failed.content.startswith("Error: OpenCode failed to start"), failed.content
             code, status = await _status(env)
-            rows = {w["name"]: w for w in status["workers"]}
+            rows = {w["name"]: w for w in status["orchestrators"][0]["workers"]}
             assert code == 1 and rows["beta"]["state"] == "degraded", status
             assert "no opencode yet" in rows["beta"]["last_error"]
             assert rows["alpha"]["state"] == "ready"
@@ -106,7 +106,8 @@ async def test_each_turn_tells_its_story_and_a_degraded_worker_recovers(tmp_path
             assert second.content == "back"  # beta's OpenCode started this time
             # The start cleared the failure before the turn ran, so status.json says so by now.
             code, status = await _status(env)
-            assert code == 0 and {w["state"] for w in status["workers"]} == {"ready"}, status
+            workers = status["orchestrators"][0]["workers"]  # status --json lists every orchestrator
+            assert code == 0 and {w["state"] for w in workers} == {"ready"}, status
 
             alpha_log = await _logs(env, "alpha", "-n", "200")
             outcomes = [line for line in alpha_log.splitlines() if OUTCOME.match(line)]

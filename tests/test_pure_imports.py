@@ -21,6 +21,8 @@ PURE_CORES = [
     "oco.worker._snapshot",
     "oco.orchestrator._policy",
     "oco.orchestrator._reload",
+    "oco.orchestrator._control_protocol",
+    "oco.orchestrator._status_table",
     "oco.convex._why",
     "oco.convex._sync_state",
 ]

@@ -30,6 +30,7 @@ import trio
 from benchmarks.bench._proc import descendants, rss_bytes
 from benchmarks.bench._run_process import RunProcess, run_process
 from oco.orchestrator import read_status
+from oco.orchestrator._instance import instance_name, instances_root
 from oco.testing import FakeConvex, FakeLLMServer, serve_fake_convex
 from oco.testing._fake_llm import script_for
 
@@ -502,7 +503,8 @@ async def run_soak(
         async with run_process(
             convex, llm, root, plan.workers, opencode_bin=opencode_bin, settings=plan.settings
         ) as run:
-            status_path = root / "home" / ".local" / "state" / "opencode-orchestrator" / "status.json"
+            state = root / "home" / ".local" / "state" / "opencode-orchestrator"
+            status_path = instances_root(state) / instance_name("run", run.workers_file) / "status.json"
             soak = _Soak(plan, run, convex, llm, status_path, log)
             await run.wait_connected(120)
             await run.wait_models(120)

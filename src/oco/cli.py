@@ -8,23 +8,32 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
+import re
 import sys
 from collections.abc import Sequence
 
-from oco import __version__
 from oco.commands import COMMANDS
 from oco.errors import OcoError
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The parser; only the command named in `argv` (None: every command) gets its module
+    imported and its options added, the others are listed with their help alone."""
     parser = argparse.ArgumentParser(
         prog="trio-oco",
         description="Run OpenCode Orchestrator workers under one Trio supervisor.",
     )
-    parser.add_argument("--version", action="version", version=f"trio-oco {__version__}")
+    parser.add_argument("--version", action=_Version, nargs=0, help="show the version and exit")
     _add_global_options(parser, defaults={"log_level": None, "log_format": "text"})
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    chosen = _chosen_command(argv)
     for name, module_name in COMMANDS:
+        if argv is not None and name != chosen:
+            # Listed by name; its help is only shown by `trio-oco --help` (no command chosen).
+            help_text = _help_of(module_name) if chosen is None else None
+            sub.add_parser(name, help=help_text, description=help_text)
+            continue
         module = importlib.import_module(module_name)
         command = sub.add_parser(name, help=module.HELP, description=module.HELP)
         # Also after the command (`trio-oco check --log-level DEBUG`): given there, they win;
@@ -33,6 +42,45 @@ def build_parser() -> argparse.ArgumentParser:
         module.add_arguments(command)
         command.set_defaults(_run=module.run)
     return parser
+
+
+_HELP_LINE = re.compile(r"""^HELP = (["'])(.+?)\1$""", re.MULTILINE)
+
+
+def _help_of(module_name: str) -> str:
+    """A command module's `HELP`, read from its source without importing it (an import costs
+    what the command imports); imported after all when the line is not a plain literal."""
+    spec = importlib.util.find_spec(module_name)
+    found = None
+    if spec is not None and spec.origin is not None:
+        try:
+            with open(spec.origin, encoding="utf-8") as source:
+                found = _HELP_LINE.search(source.read())
+        except OSError:
+            pass
+    if found is not None and "\\" not in found.group(2):
+        return found.group(2)
+    return str(importlib.import_module(module_name).HELP)
+
+
+def _chosen_command(argv: Sequence[str] | None) -> str | None:
+    """The command `argv` names: its first word that is a command (option values are never
+    command names: `--log-level` and `--log-format` take fixed words)."""
+    names = {entry[0] for entry in COMMANDS}
+    for word in sys.argv[1:] if argv is None else argv:
+        if word in names:
+            return word
+    return None
+
+
+class _Version(argparse.Action):
+    """`--version`, reading the installed version only when asked (importlib.metadata is slow)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: object, **kwargs: object) -> None:
+        from oco import __version__
+
+        print(f"trio-oco {__version__}")  # stdout, as argparse's own version action
+        parser.exit()
 
 
 def _add_global_options(parser: argparse.ArgumentParser, *, defaults: dict[str, object] | None) -> None:
@@ -52,7 +100,8 @@ def _add_global_options(parser: argparse.ArgumentParser, *, defaults: dict[str, 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     if not getattr(args, "_run", None):
         parser.print_help(sys.stderr)
@@ -67,6 +116,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         return 1
+    except BrokenPipeError:
+        # `trio-oco status | head`: the reader left early; no traceback, and none at exit either.
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":

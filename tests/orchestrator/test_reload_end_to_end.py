@@ -81,7 +81,7 @@ async def test_sighup_renames_the_running_worker_and_applies_the_turn_timeout_wi
             assert "timed out after 3 s" in reply.content
 
             status = await _status(env)
-            (row,) = status["workers"]
+            (row,) = status["orchestrators"][0]["workers"]  # status --json lists every orchestrator
             assert (row["name"], row["state"], row["restarts"]) == ("alpha", "ready", 0)
             assert "[alpha] " in output.text  # the running worker logs under its new name
 

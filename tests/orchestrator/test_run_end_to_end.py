@@ -77,8 +77,10 @@ async def test_run_supervises_three_workers_parks_a_deleted_one_and_stops_on_sig
 
             code, status = await _status(env)
             assert code == 1  # not every worker is ready: w0 is parked
-            assert status["running"] is True and status["pid"] == process.pid
-            states = {w["name"]: w["state"] for w in status["workers"]}
+            (orchestrator,) = status["orchestrators"]
+            assert status["running"] is True and orchestrator["pid"] == process.pid
+            assert orchestrator["mode"] == "run" and orchestrator["source"] == str(workers_file)
+            states = {w["name"]: w["state"] for w in orchestrator["workers"]}
             assert states == {"w0": "parked", "w1": "ready", "w2": "ready"}
 
             # SIGHUP with a broken file: reported, nothing changes.

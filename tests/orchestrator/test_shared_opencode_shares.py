@@ -66,7 +66,7 @@ async def test_workers_alike_share_one_host_and_a_reload_that_removes_them_relea
                 rows = orch.workers()
                 labels = {row.opencode_server for row in rows}
                 assert len(labels) == 1 and labels.pop().startswith("shared ")
-                assert "* a shared OpenCode server" in format_status_table(orch.snapshot())
+                assert " -* " in format_status_table(orch.snapshot())  # no pid yet; "*": shared
                 shared = {id(orch.slots[k].worker.host._borrowed.value) for k in keys}  # type: ignore[union-attr]
                 assert len(shared) == 1  # the very same host for all three
 

@@ -7,6 +7,7 @@ import stat
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import attrs
@@ -226,20 +227,33 @@ def test_a_killed_holder_leaves_no_stale_lock(tmp_path: Path) -> None:
 def test_the_table_shows_one_aligned_row_per_worker_and_first_error_lines() -> None:
     table = format_status_table(_snapshot(), now=NOW)
     lines = table.splitlines()
-    assert lines[0] == "orchestrator pid 1234, up 1d, updated 2s ago"
+    started = time.strftime("%b %d", time.localtime(NOW - 90_000))
+    assert lines[0] == f"orchestrator: pid 1234, since {started}, 1d (updated 2s ago)"
     header, ready, parked = lines[1:4]
     assert header.split() == [
         "NAME",
         "STATE",
         "SINCE",
         "RESTARTS",
-        "SESSIONS",
         "TURNS",
+        "SESSIONS",
         "OPENCODE",
         "DIRECTORY",
     ]
-    assert ready.split() == ["worker-1", "ready", "2m", "0", "2", "1", "4242", "/srv/project1"]
-    assert parked.split() == ["worker-2", "parked", "2h", "3", "0", "0", "-", "/srv/project2"]
+    two_minutes_ago = time.strftime("%H:%M", time.localtime(NOW - 120))
+    assert ready.split() == [
+        "worker-1",
+        "ready",
+        f"{two_minutes_ago},",
+        "2m",
+        "0",
+        "1",
+        "2",
+        "4242",
+        "/srv/project1",
+    ]
+    assert parked.split()[:2] == ["worker-2", "parked"]
+    assert parked.split()[-5:] == ["3", "0", "0", "-", "/srv/project2"]
     assert header.index("STATE") == ready.index("ready") == parked.index("parked")
     assert lines[4:] == ["worker-2: last error: the backend rejected the worker"]
     assert SECRET not in table

@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     path = env_file_path(cwd, args.env_file)
     while True:
         config = load_dotenv_config(cwd, path, working_directory=args.dir)
-        code, rejected = _run_once(config, timeout)
+        code, rejected = _run_once(config, timeout, path)
         if rejected is None:
             return code
         line = f"{path}: the backend rejected {TOKEN_KEY}: {rejected}"
@@ -81,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"wrote the new {TOKEN_KEY} to {path}; starting again", file=sys.stderr)
 
 
-def _run_once(config, timeout: float | None) -> tuple[int, str | None]:
+def _run_once(config, timeout: float | None, env_file: Path) -> tuple[int, str | None]:
     """Run the worker until it stops; (exit code, why the backend rejected it, or None)."""
     import attrs
     import trio
@@ -90,10 +90,12 @@ def _run_once(config, timeout: float | None) -> tuple[int, str | None]:
     from oco.opencode import find_opencode_bin
     from oco.opencode._binary import warn_if_unverified
     from oco.orchestrator import Orchestrator, SystemdNotifier, worker_factory
+    from oco.orchestrator._instance import claim_for_command
 
     settings = DEV_SETTINGS
     if timeout is not None:
         settings = attrs.evolve(settings, shutdown_timeout_s=timeout)
+    instance = claim_for_command(state_dir(), "dev", env_file)  # one dev per project's .env
     opencode_bin = find_opencode_bin(settings.opencode_bin)
     version_check = warn_if_unverified(opencode_bin, state_dir())
     rejected: list[str] = []
@@ -108,7 +110,7 @@ def _run_once(config, timeout: float | None) -> tuple[int, str | None]:
         {config.key: config},
         settings,
         worker_factory=worker_factory(opencode_bin=opencode_bin, state_dir=state_dir()),
-        status_dir=state_dir(),
+        instance=instance,
         notifier=SystemdNotifier.from_env(),
         on_rejected=on_rejected,
     )

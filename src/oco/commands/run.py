@@ -63,9 +63,13 @@ def run(args: argparse.Namespace) -> int:
     from oco.config import state_dir, workers_file_path
     from oco.errors import UsageError
     from oco.orchestrator import Orchestrator, Reloaded, SystemdNotifier
+    from oco.orchestrator._instance import claim_for_command
 
     timeout = shutdown_timeout(args.shutdown_timeout)
     path = workers_file_path(args.config)
+    directory = state_dir()
+    # Before anything is said or started: a second run of this file is refused in one line.
+    instance = claim_for_command(directory, "run", path)
     loaded = _load(path)
     workers = {w.key: w for w in loaded.enabled_workers}
     if not workers:
@@ -73,7 +77,6 @@ def run(args: argparse.Namespace) -> int:
     settings = loaded.settings
     if getattr(args, "log_level", None) is None:
         logging.getLogger().setLevel(settings.log_level.upper())
-    directory = state_dir()
     factory = _factory(settings, directory)
     version_check = _warn_if_unverified(settings, directory)
     current = [settings]
@@ -92,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
         settings,
         worker_factory=factory,
         shutdown_timeout=timeout,
-        status_dir=directory,
+        instance=instance,
         reload=reload,
         notifier=SystemdNotifier.from_env(),
         pinned_settings=frozenset({"log_level"})

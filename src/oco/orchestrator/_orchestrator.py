@@ -52,12 +52,15 @@ from ._control import (
     WorkerChange,
     resolve_worker,
 )
+from ._control_socket import serve_control
+from ._instance import SOCKET_FILE, Instance
 from ._notify import SystemdNotifier, status_line
 from ._policy import RestartPolicy
 from ._reload import ReloadPlan, plan_reload
 from ._status import (
     DEGRADED,
     STATUS_FILE,
+    LockHandle,
     StateDirUnusable,
     StatusSnapshot,
     WorkerStatus,
@@ -102,8 +105,10 @@ class Orchestrator:
 
     `workers`: keyed by `config.key`; disabled entries are not run (a reload may enable them).
     `connections`: lends each worker its deployment's client and socket (tests pass one over
-    an in-process transport). `status_dir`: where status.json and the single-instance lock
-    live (None: neither). `reload`: re-reads the configuration on SIGHUP or `reload()` (None:
+    an in-process transport). `status_dir`: where status.json, the single-instance lock and
+    the control socket live (None: none of them). `instance`: an instance directory the
+    command already claimed (its lock held; see `_instance.py`): used instead of `status_dir`,
+    released when `run()` ends. `reload`: re-reads the configuration on SIGHUP or `reload()` (None:
     reload unavailable, e.g. dev mode). `live_settings` holds the settings every worker reads at
     each use; a reload sets it (see `_reload.py` for what applies live and what restarts).
     `pinned_settings`: settings fixed on the command line, which a reload keeps
@@ -125,6 +130,7 @@ class Orchestrator:
         shutdown_timeout: float | None = None,
         handle_signals: bool = True,
         status_dir: Path | None = None,
+        instance: Instance | None = None,
         reload: Callable[[], Reloaded] | None = None,
         notifier: SystemdNotifier | None = None,
         hard_exit: Callable[[int], Any] | None = os._exit,
@@ -140,6 +146,9 @@ class Orchestrator:
         self._connections = connections or ConvexConnections()
         self._policy = policy or RestartPolicy()
         self._handle_signals = handle_signals
+        self._instance = instance
+        if instance is not None:
+            status_dir = instance.directory
         self._status_path = Path(status_dir) / STATUS_FILE if status_dir is not None else None
         self._status_write_failed = False
         self._read_config = reload
@@ -174,8 +183,8 @@ class Orchestrator:
 
     async def run(self) -> int:
         """Run until stopped; raises `AlreadyRunning` (exit 2) when the state dir is taken."""
-        lock = None
-        if self._status_path is not None:
+        lock: Instance | LockHandle | None = self._instance  # a claimed instance holds its lock
+        if self._status_path is not None and lock is None:
             try:
                 lock = acquire_lock(self._status_path.parent)
             except StateDirUnusable as exc:
@@ -184,7 +193,10 @@ class Orchestrator:
         try:
             with contextlib.ExitStack() as files:
                 if self._status_path is not None:  # per-worker log files beside status.json
-                    files.enter_context(open_log_files(self._status_path.parent))
+                    # ... or, for a claimed instance, in the user's state directory: `trio-oco logs`
+                    # reads every orchestrator's workers there.
+                    logs_root = self._instance.state_dir if self._instance else self._status_path.parent
+                    files.enter_context(open_log_files(logs_root))
                 return await self._run()
         finally:
             if self._watchdog is not None:
@@ -202,6 +214,7 @@ class Orchestrator:
             await root.start(self._connections.run)
             if self._status_path is not None:
                 root.start_soon(self._status_writer)
+                await root.start(serve_control, self, self._status_path.parent / SOCKET_FILE)
             if self._notifier.enabled:
                 root.start_soon(self._notify_ready)
                 if self._notifier.watchdog_interval:
@@ -277,6 +290,25 @@ class Orchestrator:
     def workers(self) -> list[WorkerStatus]:
         """Every configured worker's status now, in configuration order (`which_children`)."""
         return self.snapshot().workers
+
+    def has_worker(self, worker: str) -> bool:
+        """Whether `worker` names exactly one configured worker (key, worker id or name)."""
+        try:
+            resolve_worker(self._configs, worker)
+        except OcoError:
+            return False
+        return True
+
+    def identity(self) -> dict[str, Any]:
+        """Who this orchestrator is (the control protocol's `ping`)."""
+        instance = self._instance
+        return {
+            "pid": os.getpid(),
+            "mode": instance.mode if instance is not None else None,
+            "source": str(instance.source) if instance is not None else None,
+            "started_at": self._started_at,
+            "stopping": self.stopping,
+        }
 
     async def _ask(self, action: Action, worker: str) -> WorkerChange:
         change: WorkerChange = await self._commands.put(Command(action, worker)).reply.result()
@@ -491,7 +523,15 @@ class Orchestrator:
         # Configured workers in file order, then any slot whose entry a reload is removing.
         keys = [*self._configs, *(key for key in self.slots if key not in self._configs)]
         rows = [self._row(key, wall_now) for key in keys]
-        return StatusSnapshot(pid=os.getpid(), started_at=self._started_at, updated_at=wall_now, workers=rows)
+        instance = self._instance
+        return StatusSnapshot(
+            pid=os.getpid(),
+            started_at=self._started_at,
+            updated_at=wall_now,
+            workers=rows,
+            mode=instance.mode if instance is not None else None,
+            source=str(instance.source) if instance is not None else None,
+        )
 
     def _row(self, key: str, wall_now: float | None = None) -> WorkerStatus:
         """One worker's status row: its slot's state and its running worker's report."""

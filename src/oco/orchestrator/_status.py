@@ -19,16 +19,15 @@ import errno
 import fcntl
 import json
 import os
-import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
-import cattrs
 
-from oco._text import external
-from oco.config import WorkerConfig, ensure_private_dir, write_private_file
 from oco.errors import OcoError
+
+if TYPE_CHECKING:
+    from oco.config import WorkerConfig
 
 STATUS_FILE = "status.json"
 DEGRADED = "degraded"  # a ready worker whose OpenCode cannot start (last_error says why)
@@ -52,6 +51,7 @@ class WorkerStatus:
     turns_in_flight: int = 0
     opencode_pid: int | None = None
     opencode_server: str = "own"  # "own", or "shared <environment>" (one server, several workers)
+    # New fields come with a default: a reader of this schema version ignores what it does not know.
 
     @property
     def key(self) -> str:
@@ -80,6 +80,8 @@ class StatusSnapshot:
     updated_at: float
     workers: list[WorkerStatus] = attrs.field(factory=list)
     version: int = SCHEMA_VERSION
+    mode: str | None = None  # "run" or "dev" (None: written by an embedding without an instance)
+    source: str | None = None  # the workers file (run) or the .env file (dev) it runs
 
     @property
     def all_ready(self) -> bool:
@@ -96,19 +98,18 @@ class AlreadyRunning(OcoError):
 
     exit_code = 2
 
-    def __init__(self, pid: int | None, lock_path: Path) -> None:
+    def __init__(self, pid: int | None, lock_path: Path, what: str = "another orchestrator") -> None:
         who = f"pid {pid}" if pid is not None else "unknown pid"
-        super().__init__(f"another orchestrator is already running ({who}); lock: {lock_path}")
+        super().__init__(f"{what} is already running ({who}); lock: {lock_path}")
         self.pid = pid
         self.lock_path = lock_path
 
 
-_converter = cattrs.Converter()
-
-
 def write_status(path: Path, snapshot: StatusSnapshot) -> None:
     """Replace `path` atomically with `snapshot` as JSON (file 0600, directory 0700)."""
-    text = json.dumps(_converter.unstructure(snapshot), indent=2, sort_keys=True) + "\n"
+    from oco.config import write_private_file
+
+    text = json.dumps(attrs.asdict(snapshot), indent=2, sort_keys=True) + "\n"
     write_private_file(Path(path), text)
 
 
@@ -126,10 +127,29 @@ def read_status(path: Path) -> StatusSnapshot | None:
         version = data.get("version") if isinstance(data, dict) else None
         if version != SCHEMA_VERSION:
             raise StatusFileError(f"{path}: unknown status format (version {version!r})")
-        return _converter.structure(data, StatusSnapshot)
-    except (ValueError, cattrs.BaseValidationError) as exc:
+        return snapshot_from_json(data)
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
         reason = exc.msg if isinstance(exc, json.JSONDecodeError) else "unexpected content"
         raise StatusFileError(f"{path}: not a status file ({reason})") from None
+
+
+def snapshot_from_json(data: dict[str, Any]) -> StatusSnapshot:
+    """A snapshot from status.json's JSON; fields this version does not know are ignored (a
+    newer writer may add some), a missing or mistyped required one is `ValueError`/`TypeError`."""
+    if not isinstance(data, dict) or not isinstance(data.get("workers", []), list):
+        raise ValueError("not an object with a list of workers")
+    known = {f.name for f in attrs.fields(WorkerStatus)}
+    workers = [
+        WorkerStatus(**{k: v for k, v in row.items() if k in known}) for row in data.get("workers", [])
+    ]
+    for row in workers:
+        if not isinstance(row.name, str) or not isinstance(row.state, str):
+            raise TypeError("a worker without a name or state")
+        float(row.since)
+    fields = {f.name for f in attrs.fields(StatusSnapshot)} - {"workers"}
+    snapshot = StatusSnapshot(workers=workers, **{k: v for k, v in data.items() if k in fields})
+    int(snapshot.pid), float(snapshot.started_at), float(snapshot.updated_at)
+    return snapshot
 
 
 def pid_alive(pid: int) -> bool:
@@ -191,6 +211,8 @@ def acquire_lock(directory: Path) -> LockHandle:
     `StateDirUnusable` when the directory cannot be made or the file opened at all; a lock
     file that exists on a read-only file system is still locked (flock needs no write).
     """
+    from oco.config import ensure_private_dir
+
     path = Path(directory) / LOCK_FILE
     try:
         ensure_private_dir(Path(directory))
@@ -224,57 +246,8 @@ def _read_pid(fd: int) -> int | None:
         return None  # the holder has not written its pid yet
 
 
-def _age(seconds: float) -> str:
-    seconds = max(0, int(seconds))
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s"
+def format_status_table(snapshot: StatusSnapshot, *, now: float | None = None, width: int = 80) -> str:
+    """The status table of one orchestrator (see `_status_table.py`, where it lives)."""
+    from ._status_table import format_status_table as table
 
-
-_COLUMNS = ("NAME", "STATE", "SINCE", "RESTARTS", "SESSIONS", "TURNS", "OPENCODE", "DIRECTORY")
-
-
-def _opencode_cell(w: WorkerStatus) -> str:
-    """The server's pid ("-" while none runs), with "*" when the server is shared."""
-    pid = str(w.opencode_pid) if w.opencode_pid is not None else "-"
-    return pid + ("*" if w.opencode_server != "own" else "")
-
-
-def format_status_table(snapshot: StatusSnapshot, *, now: float | None = None) -> str:
-    """A plain-text table for `trio-oco status`: a header line, one row per worker, errors.
-
-    Every cell goes through `external`: the file is ours, but what it quotes (an error a
-    backend sent, a directory name) must not drive the terminal that prints the table.
-    """
-    now = time.time() if now is None else now
-    lines = [
-        f"orchestrator pid {snapshot.pid}, up {_age(now - snapshot.started_at)}, "
-        f"updated {_age(now - snapshot.updated_at)} ago"
-    ]
-    if not snapshot.workers:
-        lines.append("no workers")
-        return "\n".join(lines)
-    rows = [_COLUMNS] + [
-        (
-            external(w.name, 100),
-            external(w.state, 40),
-            _age(now - w.since),
-            str(w.restarts),
-            str(w.active_sessions),
-            str(w.turns_in_flight),
-            _opencode_cell(w),
-            external(w.directory),
-        )
-        for w in snapshot.workers
-    ]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(_COLUMNS))]
-    for row in rows:
-        lines.append("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)).rstrip())
-    if any(w.opencode_server != "own" for w in snapshot.workers):
-        lines.append("* a shared OpenCode server (one per OpenCode environment)")
-    errors = [w for w in snapshot.workers if w.last_error]
-    for w in errors:
-        first_line = w.last_error.splitlines()[0] if w.last_error else ""
-        lines.append(f"{external(w.name, 100)}: last error: {external(first_line)}")
-    return "\n".join(lines)
+    return table(snapshot, now=now, width=width)
