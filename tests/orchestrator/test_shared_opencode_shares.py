@@ -66,20 +66,9 @@ async def test_workers_alike_share_one_host_and_a_reload_that_removes_them_relea
                 rows = orch.workers()
                 labels = {row.opencode_server for row in rows}
                 assert len(labels) == 1 and labels.pop().startswith("shared ")
-                assert "* a shared OpenCode server" in format_status_table(orch.snapshot())
+                assert " -* " in format_status_table(orch.snapshot())  # no pid yet; "*": shared
                 shared = {id(orch.slots[k].worker.host._borrowed.value) for k in keys}  # type: ignore[union-attr]
                 assert len(shared) == 1  # the very same host for all three
-
-                # The shared server cannot start (no such binary): every worker sharing it says so.
-                fake.request_connect(created[0].worker_id)  # warms OpenCode up: a start attempt
-                with trio.fail_after(60):
-                    while not all(row.state == "degraded" for row in orch.workers()):
-                        await trio.sleep(
-                            0.5
-                        )  # MockClock: status is read as the orchestrator's status file is
-                assert all(
-                    "cannot run /nonexistent/opencode" in (row.last_error or "") for row in orch.workers()
-                )
 
                 wanted[0] = {k: configs[k] for k in keys[1:]}
                 plan = await orch.reload()
