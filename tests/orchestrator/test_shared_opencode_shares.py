@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 
+import pytest
 import trio
 
 from oco.config import Settings, WorkerConfig, parse_token
@@ -81,3 +82,58 @@ async def test_workers_alike_share_one_host_and_a_reload_that_removes_them_relea
                 assert orch.workers() == []
 
                 orch.request_stop("test")
+
+
+@pytest.mark.parametrize("mode", ["shared", "per-worker"])
+async def test_a_server_that_cannot_start_degrades_every_worker_that_uses_it(tmp_path, mode) -> None:
+    # A real clock: starting a process runs `Popen` in a thread, and a MockClock would jump
+    # past every deadline while that thread runs. The start fails at once (no such binary).
+    fake = FakeConvex()
+    created = [fake.create_worker(name=f"w{n}") for n in range(2)]
+    configs = {
+        c.key: c
+        for c in (
+            WorkerConfig(
+                token=parse_token(w.token),
+                convex_url="http://fake.convex",
+                working_directory=tmp_path,
+                name=f"w{n}",
+            )
+            for n, w in enumerate(created)
+        )
+    }
+    async with in_process_connections(fake) as connections:
+        factory = worker_factory(
+            opencode_bin="/nonexistent/opencode",
+            state_dir=tmp_path / "state",
+            opencode_env=dict(os.environ),
+            catalog=fake_models(),
+        )
+        orch = Orchestrator(
+            configs,
+            Settings(opencode_server=mode),
+            worker_factory=factory,
+            connections=connections,
+            policy=RestartPolicy(jitter=0.0),
+            handle_signals=False,
+            hard_exit=None,
+        )
+        with trio.fail_after(60):
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(orch.run)
+                await orch.started.wait()
+                for key in configs:
+                    await orch.slots[key].state.wait_value("ready")
+                # One worker's chat tries the shared server: it cannot start (no such binary).
+                chat = fake.start_session(created[0].worker_id)
+                reply = fake.send_message(chat, "ECHO hi")
+                answer = await fake.wait_reply(reply, timeout=30)
+                assert "OpenCode failed to start" in answer.content
+                expected = {"shared": {"degraded"}, "per-worker": {"degraded", "ready"}}[mode]
+                while {row.state for row in orch.workers()} != expected:
+                    await trio.sleep(0.05)  # the rows as the status file would read them
+                degraded = [r for r in orch.workers() if r.state == "degraded"]
+                assert all("cannot run /nonexistent/opencode" in (r.last_error or "") for r in degraded)
+                # Shared: both workers, from the one start the chat of one of them asked for.
+                assert len(degraded) == {"shared": 2, "per-worker": 1}[mode]
+                orch.request_stop("test over")
