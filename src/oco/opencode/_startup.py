@@ -12,6 +12,12 @@ included, at the server's first health answer), and `opencode models` exits 0 on
 opened the database. So a server that answered its health check, or a listing that exited 0,
 marks its home migrated for the rest of this process.
 
+Starts in parallel are also bounded by the machine: at most `concurrent_starts()` OpenCode
+processes start at once in this process (one per core, at least two). Measured on 2 cores, 20
+servers starting at once all missed the 15 s start timeout and every chat got "OpenCode
+failed to start" (`scripts/bench-opencode`, per-worker throughput, 0 of 100 answered); a start
+waiting for its turn is not timed, so a burst is served in waves instead of failing.
+
 A start waits for the gate at most `GATE_PATIENCE_S`: a migration takes about a second, so a
 start still holding the gate after that is past it (or hung), and waiting behind a hung
 `opencode models` would delay the first reply by the listing's whole timeout.
@@ -34,12 +40,19 @@ class _Home:
     migrated: bool = False
 
 
-class StartTicket:
-    """A start's hold on its home's gate (or no hold, once the home is migrated)."""
+def concurrent_starts() -> int:
+    """How many OpenCode servers may start at once in this process."""
+    return max(2, os.cpu_count() or 2)
 
-    def __init__(self, home: _Home, held: bool) -> None:
+
+class StartTicket:
+    """A start's hold on its home's gate (or no hold, once the home is migrated) and on one
+    of the process's start slots."""
+
+    def __init__(self, home: _Home, held: bool, slot: trio.CapacityLimiter | None = None) -> None:
         self._home = home
         self._held = held
+        self._slot = slot
 
     def succeeded(self) -> None:
         """This start proved the database migrated: no later start needs the gate."""
@@ -50,9 +63,22 @@ class StartTicket:
         if self._held:
             self._held = False
             self._home.gate.release()
+        if self._slot is not None:
+            slot, self._slot = self._slot, None
+            slot.release_on_behalf_of(self)
 
 
 _homes: trio.lowlevel.RunVar[dict[str, _Home]] = trio.lowlevel.RunVar("opencode_homes")
+_slots: trio.lowlevel.RunVar[trio.CapacityLimiter] = trio.lowlevel.RunVar("opencode_start_slots")
+
+
+def _start_slots() -> trio.CapacityLimiter:
+    try:
+        return _slots.get()
+    except LookupError:
+        slots = trio.CapacityLimiter(concurrent_starts())
+        _slots.set(slots)
+        return slots
 
 
 def data_home(env: Mapping[str, str]) -> str:
@@ -82,8 +108,9 @@ def _home(env: Mapping[str, str]) -> _Home:
 
 async def start_ticket(env: Mapping[str, str], *, patience: float = GATE_PATIENCE_S) -> StartTicket:
     """Wait (at most `patience`) for the gate of `env`'s home unless a start there has
-    succeeded already. The caller calls `succeeded()` or `release()` on the ticket when its
-    start is over, in a `finally`. Waiting here does not count against a start's timeout."""
+    succeeded already, then for one of the process's start slots. The caller calls
+    `succeeded()` or `release()` on the ticket when its start is over, in a `finally`.
+    Waiting here does not count against a start's timeout."""
     home = _home(env)
     held = False
     if not home.migrated:
@@ -93,4 +120,14 @@ async def start_ticket(env: Mapping[str, str], *, patience: float = GATE_PATIENC
         if held and home.migrated:  # another start finished the migration while we waited
             home.gate.release()
             held = False
-    return StartTicket(home, held)
+    ticket = StartTicket(home, held)
+    slots = _start_slots()
+    acquired = False
+    try:
+        await slots.acquire_on_behalf_of(ticket)
+        acquired = True
+    finally:
+        if not acquired:  # cancelled while waiting for a slot: the gate goes back
+            ticket.release()
+    ticket._slot = slots
+    return ticket
