@@ -26,11 +26,11 @@ import logging
 import logging.handlers
 import os
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from oco._private import ensure_private_dir, write_private_file
 from oco.logs import SecretRedactor, WorkerLabelFilter
 
 __all__ = [
@@ -112,7 +112,7 @@ class LogFiles(logging.Handler):
         key = worker_id if worker_id else ""
         try:
             if not self._files:
-                _private_dirs(self.directory)
+                ensure_private_dir(self.directory)
             if worker_id:
                 self._note_name(worker_id, getattr(record, "worker", worker_id))
             target = self._files.get(key)
@@ -132,7 +132,9 @@ class LogFiles(logging.Handler):
             return
         # Under the handler's lock (`handle` holds it around `emit`): one writer at a time.
         names = {**read_index(self.directory), **self._names, worker_id: name}
-        _write_private(self.directory / INDEX_FILE, json.dumps({"workers": names}, indent=2) + "\n")
+        write_private_file(
+            self.directory / INDEX_FILE, json.dumps({"workers": names}, indent=2) + "\n", durable=False
+        )
         self._names = names
 
     def _fail(self, exc: BaseException | None) -> None:
@@ -152,31 +154,6 @@ class LogFiles(logging.Handler):
                 handler.close()
         self._files.clear()
         super().close()
-
-
-def _private_dirs(directory: Path) -> None:
-    """Make `directory` and any missing parent, each 0700 (mkdir's mode is filtered by the umask)."""
-    missing = [d for d in (directory, *directory.parents) if not d.exists()]
-    for path in reversed(missing):
-        path.mkdir(mode=0o700, exist_ok=True)
-        os.chmod(path, 0o700)
-    if not directory.is_dir():
-        directory.mkdir()  # raises the OSError that says why (a file in the way)
-
-
-def _write_private(path: Path, text: str) -> None:
-    """`text` to `path` atomically, 0600 (temp file + rename)."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    done = False
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-        done = True
-    finally:
-        if not done:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
 
 
 def read_index(directory: Path) -> dict[str, str]:

@@ -70,3 +70,23 @@ def test_ensure_private_dir_leaves_an_existing_dir_alone(tmp_path: Path) -> None
     assert stat.S_IMODE((tmp_path / "mine").stat().st_mode) == 0o755
     ensure_private_dir(tmp_path / "new")
     assert stat.S_IMODE((tmp_path / "new").stat().st_mode) == 0o700
+
+
+def test_every_directory_a_private_write_creates_is_0700_not_only_the_last(tmp_path: Path) -> None:
+    # Path.mkdir(parents=True, mode=0o700) gave the parents 0755: a fresh state directory
+    # (~/.local/state/opencode-orchestrator) was world-listable once instances/ was made in it.
+    old = os.umask(0o022)
+    try:
+        ensure_private_dir(tmp_path / "state" / "opencode-orchestrator" / "instances")
+        write_private_file(tmp_path / "cache" / "opencode" / "version.json", "{}")
+    finally:
+        os.umask(old)
+    for made in (
+        "state",
+        "state/opencode-orchestrator",
+        "state/opencode-orchestrator/instances",
+        "cache",
+        "cache/opencode",
+    ):
+        assert stat.S_IMODE((tmp_path / made).stat().st_mode) == 0o700, made
+    assert stat.S_IMODE((tmp_path / "cache" / "opencode" / "version.json").stat().st_mode) == 0o600

@@ -1,12 +1,21 @@
-"""Where trio-oco's files live (XDG base directories) and how private files are written."""
+"""Where trio-oco's files live (XDG base directories); private files are written by `oco._private`."""
 
 from __future__ import annotations
 
-import contextlib
 import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
+
+from oco._private import ensure_private_dir, write_private_file
+
+__all__ = [
+    "APP_DIR",
+    "WORKERS_FILE",
+    "ensure_private_dir",
+    "state_dir",
+    "workers_file_path",
+    "write_private_file",
+]
 
 APP_DIR = "opencode-orchestrator"
 WORKERS_FILE = "workers.json"
@@ -36,37 +45,3 @@ def workers_file_path(cli_path: str | None = None, env: Mapping[str, str] = os.e
 def state_dir(env: Mapping[str, str] = os.environ) -> Path:
     """Status and state files: `$XDG_STATE_HOME/opencode-orchestrator` or ~/.local/state/..."""
     return _xdg(env, "XDG_STATE_HOME", ".local/state") / APP_DIR
-
-
-def ensure_private_dir(path: Path) -> Path:
-    """Create `path` (and parents) if missing; a directory we create is mode 0700."""
-    path = Path(path)
-    if not path.is_dir():
-        path.mkdir(parents=True, mode=0o700, exist_ok=True)
-        os.chmod(path, 0o700)  # mkdir's mode is filtered by the umask
-    return path
-
-
-def write_private_file(path: Path, text: str) -> Path:
-    """Write `text` to `path` atomically (temp file + rename), file mode 0600.
-
-    Readers never see a half-written file, and the secret is never briefly world-readable:
-    mkstemp creates the temp file 0600 before a byte is written.
-    """
-    path = Path(path)
-    ensure_private_dir(path.parent)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    done = False
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
-        done = True
-    finally:
-        if not done:  # leave no temp file behind, whatever went wrong
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-    return path

@@ -16,13 +16,13 @@ import os
 import shutil
 import signal
 import subprocess
-import tempfile
 import threading
 from collections.abc import Mapping
 from pathlib import Path
 
 import trio
 
+from oco._private import write_private_file
 from oco._text import external
 from oco.domain import ModelInfo
 
@@ -203,24 +203,8 @@ def cached_opencode_version(bin: str, cache_dir: Path | None) -> str:
     if cache_dir is not None:
         with contextlib.suppress(OSError):
             record = {"binary": _fingerprint(bin), "version": version}
-            _write_cache(Path(cache_dir) / VERSION_CACHE_FILE, json.dumps(record) + "\n")
+            write_private_file(Path(cache_dir) / VERSION_CACHE_FILE, json.dumps(record) + "\n", durable=False)
     return version
-
-
-def _write_cache(path: Path, text: str) -> None:
-    """Atomically, 0600, in a directory made 0700 (the state directory's modes)."""
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    done = False
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-        done = True
-    finally:
-        if not done:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
 
 
 def _say_version(bin: str, cache_dir: Path | None) -> None:
