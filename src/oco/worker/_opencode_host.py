@@ -47,6 +47,9 @@ from oco.opencode import (
 log = logging.getLogger(__name__)
 
 LEASE_REPLACEMENTS = 2  # servers a lease lets fail their pre-lend check before it gives up
+# A stop waits this long for this worker's turns to abort their sessions before it gives its
+# share back (an abort at a stop is bounded by 5 s: `ABORT_GRACE` in oco.opencode._turn).
+SHARE_RELEASE_GRACE_S = 6.0
 PID_FILE_MAX_BYTES = 4096  # an identity record is ~200 bytes
 
 
@@ -270,6 +273,11 @@ class OpenCodeHost:
             try:
                 await trio.sleep_forever()
             finally:
+                # A stop cancels this together with the worker's turns, which abort their
+                # OpenCode sessions in their cleanup: keep the share until they have (bounded
+                # like an abort), or the last worker leaving would stop the server under them.
+                with trio.move_on_after(SHARE_RELEASE_GRACE_S, shield=True):
+                    await self._users.wait_value(lambda n: n == 0)
                 self._borrowed.value = None
 
     def _record(self, server: OpenCodeServer) -> None:
@@ -329,8 +337,12 @@ class OpenCodeHost:
         if self._share is not None:
             shared = await self._borrowed.wait_value(lambda h: h is not None)
             assert shared is not None
-            async with shared.lease() as server:
-                yield view(server, self._directory)
+            self._users.value += 1  # this worker's turns on the shared server (see `_hold_share`)
+            try:
+                async with shared.lease() as server:
+                    yield view(server, self._directory)
+            finally:
+                self._users.value -= 1
             return
         seen_attempt = self._state.value.attempt
         was_idle = self._users.value == 0
