@@ -54,7 +54,10 @@ def _workers_file(tmp_path: Path, convex, names=WORKERS) -> tuple[Path, dict[str
         for name, c in created.items()
     ]
     path = tmp_path / "workers.json"
-    path.write_text(json.dumps({"workers": entries, "settings": {"opencode_start_timeout_s": 10}}))
+    # Each worker its own OpenCode: one degraded worker beside a ready one (a shared server that
+    # cannot start degrades all its workers: tests/orchestrator/test_shared_opencode_shares.py).
+    settings = {"opencode_start_timeout_s": 10, "opencode_server": "per-worker"}
+    path.write_text(json.dumps({"workers": entries, "settings": settings}))
     return path, created
 
 

@@ -64,7 +64,8 @@ async def test_each_turn_tells_its_story_and_a_degraded_worker_recovers(tmp_path
         ]
         # opencode_bin is process-wide: the flaky script serves both; alpha is asked after the flag.
         path = tmp_path / "workers.json"
-        path.write_text(json.dumps({"workers": entries}))
+        # Each its own OpenCode, so beta can be degraded while alpha answers.
+        path.write_text(json.dumps({"workers": entries, "settings": {"opencode_server": "per-worker"}}))
         env = {
             **opencode_env(tmp_path / "home", llm.base_url, base=os.environ),
             "OCO_OPENCODE_BIN": str(flaky),

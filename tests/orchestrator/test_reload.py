@@ -47,7 +47,7 @@ def other_value(name: str) -> object:
         "permission_policy": "allow",
         "convex_transport": "poll",
         "opencode_bin": "/bin/opencode",
-        "opencode_server": "shared",
+        "opencode_server": "per-worker",
     }
     if name in special:
         return special[name]

@@ -37,7 +37,7 @@ ConvexTransport = Literal["subscribe", "poll"]
 # variables, hence global config) serves every worker with that environment, each through a
 # view bound to its own directory; "per-worker": each worker runs its own server.
 OpenCodeServerMode = Literal["shared", "per-worker"]
-DEFAULT_OPENCODE_SERVER: OpenCodeServerMode = "per-worker"
+DEFAULT_OPENCODE_SERVER: OpenCodeServerMode = "shared"
 
 
 @attrs.frozen
