@@ -108,7 +108,7 @@ async def list_models_cli(
     command = [bin, "models"] + (["--verbose"] if verbose else [])
     child_env = opencode_environment(os.environ if env is None else env)
     # It migrates OpenCode's database like a server start does (see _startup).
-    ticket = await start_ticket(child_env)
+    ticket = await start_ticket(child_env, server=False)  # a listing takes no server start slot
     try:
         result = await run_bounded(
             command, cwd=directory, env=child_env, timeout=timeout, max_output=max_output

@@ -106,9 +106,12 @@ def _home(env: Mapping[str, str]) -> _Home:
     return homes.setdefault(data_home(env), _Home())
 
 
-async def start_ticket(env: Mapping[str, str], *, patience: float = GATE_PATIENCE_S) -> StartTicket:
+async def start_ticket(
+    env: Mapping[str, str], *, patience: float = GATE_PATIENCE_S, server: bool = True
+) -> StartTicket:
     """Wait (at most `patience`) for the gate of `env`'s home unless a start there has
-    succeeded already, then for one of the process's start slots. The caller calls
+    succeeded already, then (`server`: a server start, not a model listing, which its own
+    timeout bounds and which must never hold a server up) for one of the process's start slots. The caller calls
     `succeeded()` or `release()` on the ticket when its start is over, in a `finally`.
     Waiting here does not count against a start's timeout."""
     home = _home(env)
@@ -121,6 +124,8 @@ async def start_ticket(env: Mapping[str, str], *, patience: float = GATE_PATIENC
             home.gate.release()
             held = False
     ticket = StartTicket(home, held)
+    if not server:
+        return ticket
     slots = _start_slots()
     acquired = False
     try:
