@@ -218,3 +218,19 @@ async def test_a_silent_server_times_out_and_is_killed(tmp_path):
             raise AssertionError("should not start")
     assert "no answer within 1 s" in str(info.value) and "starting" in str(info.value)
     assert _gone(int(pid_file.read_text()))
+
+
+async def test_a_turn_reconciles_from_the_newest_messages_not_the_whole_history(tmp_path):
+    # OpenCode's `limit` counts from the newest message (what the reconcile's window relies
+    # on): after three turns, the last two messages are the third turn's question and answer.
+    async with _opencode(tmp_path) as (server, _llm):
+        client = server.client
+        session = await client.create_session("history")
+        for word in ("one", "two", "three"):
+            result = await run_turn(server, session, f"ECHO {word}", FAKE_MODEL, timeout=60)
+            assert result.error is None and result.content == word
+        every = await client.messages(session)
+        newest = await client.messages(session, last=2)
+        assert len(every) == 6
+        assert [m["info"]["id"] for m in newest] == [m["info"]["id"] for m in every[-2:]]
+        assert [m["info"]["role"] for m in newest] == ["user", "assistant"]

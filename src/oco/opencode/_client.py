@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json as _json
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import quote
@@ -110,16 +111,19 @@ class OpenCodeClient:
         allow_404: bool = False,
         timeout: float | None = None,
         limit: int = BODY_MAX_BYTES,
+        query: Mapping[str, str | int] | None = None,
     ) -> Any:
         """One call; returns the decoded JSON (None for 204, or for 404 when allowed).
 
         `timeout` replaces the client's for this call (health checks want a short one); an
-        answer over `limit` bytes is an error, not a memory spike.
+        answer over `limit` bytes is an error, not a memory spike. `query`: parameters beside
+        the directory (which it cannot replace).
         """
         extra: dict[str, Any] = {} if timeout is None else {"timeout": httpx.Timeout(timeout)}
+        params = {**(query or {}), **self.params}
         try:
             async with self.http.stream(
-                method, self.base_url + path, params=self.params, json=json, auth=self.auth, **extra
+                method, self.base_url + path, params=params, json=json, auth=self.auth, **extra
             ) as response:
                 status = response.status_code
                 if allow_404 and status == 404:
@@ -171,9 +175,11 @@ class OpenCodeClient:
         body = {"parts": [{"type": "text", "text": text}], "model": split_model(model)}
         await self.request("POST", f"/session/{_part(session_id)}/prompt_async", json=body)
 
-    async def messages(self, session_id: str) -> list[dict[str, Any]]:
-        """Every message of the session: `[{info, parts}, …]`, oldest first."""
-        return await self.request("GET", f"/session/{_part(session_id)}/message")
+    async def messages(self, session_id: str, *, last: int | None = None) -> list[dict[str, Any]]:
+        """The session's messages, `[{info, parts}, …]`, oldest first: every one, or only the
+        `last` N (OpenCode's `limit`, which counts from the newest)."""
+        query = None if last is None else {"limit": last}
+        return await self.request("GET", f"/session/{_part(session_id)}/message", query=query)
 
     async def session_status(self) -> dict[str, Any]:
         """Busy sessions only: `{session_id: {"type": "busy" | "retry", …}}`."""

@@ -48,6 +48,7 @@ CLOCK_SLACK_MS = 50  # OpenCode stamps messages with the same (local) wall clock
 OnText = Callable[[str], Awaitable[None]] | Callable[[str], None]
 OnAnswer = Callable[["TurnResult"], None]
 ABORT_GRACE = 5.0
+RECONCILE_WINDOW = 64  # newest messages read to reconcile a turn (a turn is its user message + steps)
 # An assistant message that finished for any of these reasons is followed by another step.
 CONTINUING_FINISHES = frozenset({"tool-calls", "unknown"})
 
@@ -142,7 +143,12 @@ async def run_turn(
     async def reconciled(error: str | None) -> TurnResult:
         """The turn's outcome from OpenCode's stored messages (the stream is best effort)."""
         try:
-            messages = await client.messages(session_id)
+            # The newest messages hold the whole turn unless it took more steps than the window
+            # (then the user message is missing from it, and every message is read): a long
+            # chat's history is not fetched on every turn, nor can it outgrow the body bound.
+            messages = await client.messages(session_id, last=RECONCILE_WINDOW)
+            if not any(_id_of(m) == transcript.user_message_id for m in messages or ()):
+                messages = await client.messages(session_id)
         except OpenCodeError as exc:
             log.warning("could not reconcile turn in %s: %s", session_id, exc)
             messages = None
@@ -235,6 +241,12 @@ def answer_final(info: dict[str, Any], transcript: TurnTranscript) -> bool:
         and not info.get("error")
         and not info.get("summary")
     )
+
+
+def _id_of(message: object) -> object:
+    """A stored message's id (`{info: {id}}`), or None for anything else."""
+    info = message.get("info") if isinstance(message, dict) else None
+    return info.get("id") if isinstance(info, dict) else None
 
 
 def _lost(server: object) -> bool:
