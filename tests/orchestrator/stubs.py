@@ -9,7 +9,7 @@ clock.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import attrs
@@ -17,7 +17,7 @@ import trio
 import trio_util
 
 from oco.config import Settings, Token, WorkerConfig
-from oco.orchestrator import WorkerLike
+from oco.orchestrator import Orchestrator, WorkerLike
 from oco.worker import State, StopControl, WorkerReport
 
 SECRET = "stub-secret-never-shown"
@@ -132,3 +132,21 @@ class StubFactory:
 
 
 SETTINGS = Settings(shutdown_timeout_s=30.0)
+
+
+async def run_with(orch: Orchestrator, scenario: Callable[[], Awaitable[None]], *, stop: bool = True) -> int:
+    """Run `orch`, play `scenario` once it started, then stop it (`stop`; else the scenario
+    ends it); the exit code, bounded in (virtual) time."""
+    codes: list[int] = []
+
+    async def main() -> None:
+        codes.append(await orch.run())
+
+    with trio.fail_after(10_000):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(main)
+            await orch.started.wait()
+            await scenario()
+            if stop:
+                orch.request_stop("test")
+    return codes[0]

@@ -4,12 +4,12 @@ command path it shares with reload, on a MockClock with stub workers (exact virt
 from __future__ import annotations
 
 import math
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 
 import attrs
 import pytest
 import trio
-from stubs import SETTINGS, Script, StubFactory, config, configs
+from stubs import SETTINGS, Script, StubFactory, config, configs, run_with
 
 from oco.config import ConfigError
 from oco.convex import WorkerNotFound
@@ -29,22 +29,6 @@ def orchestrator(factory: StubFactory, workers: dict, **kwargs: object) -> Orche
     kwargs.setdefault("handle_signals", False)
     kwargs.setdefault("policy", NO_JITTER)
     return Orchestrator(workers, SETTINGS, worker_factory=factory, hard_exit=None, **kwargs)
-
-
-async def run_with(orch: Orchestrator, scenario: Callable[[], Awaitable[None]]) -> int:
-    """Run `orch`, play `scenario` once it started, stop it; the exit code (bounded in time)."""
-    codes: list[int] = []
-
-    async def main() -> None:
-        codes.append(await orch.run())
-
-    with trio.fail_after(10_000):
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(main)
-            await orch.started.wait()
-            await scenario()
-            orch.request_stop("test")
-    return codes[0]
 
 
 def states(orch: Orchestrator) -> dict[str, str]:

@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import io
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 import attrs
 import pytest
 import trio
-from stubs import SETTINGS, Script, StubFactory, config, configs
+from stubs import SETTINGS, Script, StubFactory, config, configs, run_with
 
 from oco.config import ConfigError, Settings, WorkerConfig, parse_token
 from oco.logs import setup_logging
@@ -23,22 +23,6 @@ from oco.testing import FakeConvex, fake_models, in_process_connections
 from oco.worker import PendingReply, Worker
 from oco.worker._opencode_host import OpenCodeUnavailable
 from oco.worker._relay import JobKind
-
-
-async def run_with(orch: Orchestrator, scenario: Callable[[], Awaitable[None]]) -> int:
-    """Run `orch`, play `scenario` once it started, stop it; the exit code (bounded in time)."""
-    codes: list[int] = []
-
-    async def main() -> None:
-        codes.append(await orch.run())
-
-    with trio.fail_after(10_000):
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(main)
-            await orch.started.wait()
-            await scenario()
-            orch.request_stop("test")
-    return codes[0]
 
 
 @pytest.fixture

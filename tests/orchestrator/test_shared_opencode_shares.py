@@ -17,23 +17,26 @@ from oco.orchestrator import Orchestrator, Reloaded, RestartPolicy, format_statu
 from oco.testing import FakeConvex, fake_models, in_process_connections
 
 
+def _workers(fake: FakeConvex, tmp_path, count: int) -> tuple[list, dict[str, WorkerConfig]]:
+    """`count` approved workers in `fake`, all in one directory (so alike: one shared server)."""
+    created = [fake.create_worker(name=f"w{n}") for n in range(count)]
+    configs = [
+        WorkerConfig(
+            token=parse_token(w.token),
+            convex_url="http://fake.convex",
+            working_directory=tmp_path,
+            name=f"w{n}",
+        )
+        for n, w in enumerate(created)
+    ]
+    return created, {c.key: c for c in configs}
+
+
 async def test_workers_alike_share_one_host_and_a_reload_that_removes_them_releases_it(
     autojump_clock, tmp_path
 ) -> None:
     fake = FakeConvex()
-    created = [fake.create_worker(name=f"w{n}") for n in range(3)]
-    configs = {
-        c.key: c
-        for c in (
-            WorkerConfig(
-                token=parse_token(w.token),
-                convex_url="http://fake.convex",
-                working_directory=tmp_path,
-                name=f"w{n}",
-            )
-            for n, w in enumerate(created)
-        )
-    }
+    _, configs = _workers(fake, tmp_path, 3)
     keys = list(configs)
     settings = Settings(opencode_server="shared")
     wanted = [dict(configs)]
@@ -89,19 +92,7 @@ async def test_a_server_that_cannot_start_degrades_every_worker_that_uses_it(tmp
     # A real clock: starting a process runs `Popen` in a thread, and a MockClock would jump
     # past every deadline while that thread runs. The start fails at once (no such binary).
     fake = FakeConvex()
-    created = [fake.create_worker(name=f"w{n}") for n in range(2)]
-    configs = {
-        c.key: c
-        for c in (
-            WorkerConfig(
-                token=parse_token(w.token),
-                convex_url="http://fake.convex",
-                working_directory=tmp_path,
-                name=f"w{n}",
-            )
-            for n, w in enumerate(created)
-        )
-    }
+    created, configs = _workers(fake, tmp_path, 2)
     async with in_process_connections(fake) as connections:
         factory = worker_factory(
             opencode_bin="/nonexistent/opencode",

@@ -9,13 +9,12 @@ from __future__ import annotations
 import math
 import os
 import signal
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import attrs
 import pytest
 import trio
-from stubs import SETTINGS, Script, StubFactory, config, configs
+from stubs import SETTINGS, Script, StubFactory, config, configs, run_with
 
 from oco.config import ConfigError
 from oco.convex import ConvexUnavailable, WorkerNotFound
@@ -28,21 +27,6 @@ def orchestrator(factory: StubFactory, *numbers: int, **kwargs: object) -> Orche
     kwargs.setdefault("handle_signals", False)
     kwargs.setdefault("policy", NO_JITTER)
     return Orchestrator(configs(*numbers), SETTINGS, worker_factory=factory, hard_exit=None, **kwargs)
-
-
-async def run_with(orch: Orchestrator, scenario: Callable[[], Awaitable[None]]) -> int:
-    """Run `orch`, play `scenario` once it started, return the exit code (bounded in virtual time)."""
-    codes: list[int] = []
-
-    async def main() -> None:
-        codes.append(await orch.run())
-
-    with trio.fail_after(10_000):
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(main)
-            await orch.started.wait()
-            await scenario()
-    return codes[0]
 
 
 async def all_ready(orch: Orchestrator) -> None:
@@ -60,7 +44,7 @@ async def test_worker_hanging_in_cleanup_is_cut_off_exactly_at_the_deadline(auto
         stopped_at.append(trio.current_time())
         orch.request_stop("test")
 
-    code = await run_with(orch, scenario)
+    code = await run_with(orch, scenario, stop=False)
     assert code == 1
     assert trio.current_time() - stopped_at[0] == pytest.approx(30.0)
     # The well-behaved worker finished its cleanup; the hanging one never did.
@@ -80,7 +64,7 @@ async def test_workers_stop_in_parallel_and_a_clean_stop_exits_0(autojump_clock)
         stopped_at.append(trio.current_time())
         orch.request_stop("test")
 
-    assert await run_with(orch, scenario) == 0
+    assert await run_with(orch, scenario, stop=False) == 0
     # Total is the slowest cleanup (5 s), not the sum (9 s).
     assert trio.current_time() - stopped_at[0] == pytest.approx(5.0)
     for n, seconds in cleanups.items():
@@ -99,7 +83,7 @@ async def test_a_second_stop_request_forces_at_once(autojump_clock) -> None:
         forced_at.append(trio.current_time())
         orch.request_stop("SIGINT")
 
-    assert await run_with(orch, scenario) == 1
+    assert await run_with(orch, scenario, stop=False) == 1
     assert trio.current_time() == pytest.approx(forced_at[0])
     assert orch.stop.forced
 
@@ -117,7 +101,7 @@ async def test_a_real_second_sigterm_forces_the_stop(autojump_clock) -> None:
         assert orch.stopping and not orch.stop.forced
         os.kill(os.getpid(), signal.SIGTERM)
 
-    assert await run_with(orch, scenario) == 1
+    assert await run_with(orch, scenario, stop=False) == 1
     assert orch.stop.forced
     assert trio.current_time() - first_at[0] < 1.0  # well before the 30 s deadline
 
@@ -133,7 +117,7 @@ async def test_restart_delays_follow_the_policy_and_others_never_notice(autojump
         orch.request_stop("test")
 
     t0 = trio.current_time()
-    assert await run_with(orch, scenario) == 0
+    assert await run_with(orch, scenario, stop=False) == 0
     starts = [t - t0 for t in factory.records[crashy].starts]
     # 1 s, doubling, capped at 8 s (jitter off): exact virtual times.
     assert starts[:7] == pytest.approx([0, 1, 3, 7, 15, 23, 31])
@@ -157,7 +141,7 @@ async def test_backoff_resets_after_the_worker_was_healthy(autojump_clock) -> No
         orch.request_stop("test")
 
     t0 = trio.current_time()
-    await run_with(orch, scenario)
+    await run_with(orch, scenario, stop=False)
     starts = [t - t0 for t in factory.records[key].starts]
     assert starts == pytest.approx([0, 1, 3, 104])
 
@@ -177,7 +161,7 @@ async def test_a_rejected_worker_is_parked_not_restarted_until_the_park_retry(au
         orch.request_stop("test")
 
     t0 = trio.current_time()
-    assert await run_with(orch, scenario) == 0
+    assert await run_with(orch, scenario, stop=False) == 0
     assert factory.records[key].starts[1] - t0 == pytest.approx(600.0)
     assert len(factory.records[config(2).key].starts) == 1
 
@@ -200,7 +184,7 @@ async def test_reload_changes_only_what_changed_and_retries_parked_workers(autoj
         orch.request_stop("test")
 
     t0 = trio.current_time()
-    assert await run_with(orch, scenario) == 0
+    assert await run_with(orch, scenario, stop=False) == 0
     records = factory.records
     assert len(records[config(1).key].starts) == 1  # untouched
     assert len(records[config(2).key].starts) == 2  # changed: stopped, then started again
@@ -226,7 +210,7 @@ async def test_an_invalid_file_on_reload_keeps_the_running_set(autojump_clock) -
         assert {s.state.value for s in orch.slots.values()} == {"ready"}
         orch.request_stop("test")
 
-    assert await run_with(orch, scenario) == 0
+    assert await run_with(orch, scenario, stop=False) == 0
     assert all(len(r.starts) == 1 and len(r.cleanups_done) == 1 for r in factory.records.values())
 
 
@@ -252,5 +236,5 @@ async def test_a_cleanup_error_during_stop_does_not_restart_the_worker(autojump_
         await all_ready(orch)
         orch.request_stop("test")
 
-    assert await run_with(orch, scenario) == 0
+    assert await run_with(orch, scenario, stop=False) == 0
     assert len(factory.records[config(1).key].starts) == 1
