@@ -21,6 +21,7 @@ import trio
 
 from oco._retry import TURN_PREPARATION
 from oco.config import Settings, WorkerConfig, parse_token
+from oco.opencode import view
 from oco.orchestrator import Orchestrator, RestartPolicy, worker_factory
 from oco.testing import FakeConvex, fake_models, in_process_connections, opencode_env, serve_fake_llm
 from real_opencode import REAL_OPENCODE, opencode_bin
@@ -176,3 +177,48 @@ async def test_a_killed_shared_server_fails_both_turns_readably_and_one_restart_
             slot = run.orch.slots[config.key]
             assert (slot.attempts, slot.restarts, slot.state.value) == (1, 0, "ready")
     assert _gone(second)
+
+
+async def test_opening_a_worker_in_the_web_app_has_the_shared_server_load_its_project_only(tmp_path) -> None:
+    async with _two_workers(tmp_path) as run:
+        fake = run.fake
+        alpha, beta = (c.working_directory for c in run.configs)
+        for project in (alpha, beta):  # a commit gives each project an id of its own in OpenCode
+            subprocess.run(["git", "-C", str(project), "add", "."], check=True)
+            subprocess.run(
+                [
+                    "git",
+                    "-C",
+                    str(project),
+                    "-c",
+                    "user.name=t",
+                    "-c",
+                    "user.email=t@t",
+                    "commit",
+                    "-qm",
+                    "x",
+                ],
+                check=True,
+            )
+        worker = run.orch.slots[run.configs[0].key].worker
+        assert worker is not None and run.pids() == {None}
+
+        fake.request_connect(run.configs[0].worker_id)  # alpha is opened in the web app
+        elsewhere = tmp_path / "elsewhere"
+        elsewhere.mkdir()
+
+        async def loaded() -> set[str]:
+            async with worker.host.lease() as server:
+                listing = await view(server, elsewhere).client.request("GET", "/project")
+            return {p.get("worktree") for p in listing}
+
+        with trio.fail_after(60):
+            while run.pids() == {None}:
+                await trio.sleep(0.2)  # polling the worker's report under a deadline
+            while str(alpha) not in (worktrees := await loaded()):
+                await trio.sleep(0.2)
+        # Only the opened worker's directory is loaded (an instance costs 40-75 MB for the
+        # server's life); beta's waits for its first turn or its own connect.
+        assert str(beta) not in worktrees
+        reply = fake.send_message(run.chats[0], "ECHO warm")
+        assert (await fake.wait_reply(reply, timeout=60)).content == "warm"

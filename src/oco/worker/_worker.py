@@ -408,9 +408,11 @@ class Worker:
                 await self.backend.update_models(models)
 
     async def _warm_up(self) -> None:
+        # A shared server may already run; what this worker's first turn would still wait for
+        # is OpenCode loading its directory, so that is done now too.
         try:
-            async with self.host.lease():
-                pass
+            async with self.host.lease() as server:
+                await server.client.prepare()
         except OpenCodeUnavailable as exc:
             log.warning("could not start OpenCode ahead of a chat: %s", exc)
 
