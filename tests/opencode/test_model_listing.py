@@ -6,6 +6,7 @@ misbehaving listing; the real opencode plays the server that must not wait for i
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -15,6 +16,7 @@ import trio
 import trio.testing
 
 from oco.opencode import OpenCodeError, list_models_cli, open_opencode_server
+from oco.opencode._binary import LISTING_NICE
 from oco.opencode._startup import GATE_PATIENCE_S
 from oco.testing import opencode_env
 from real_opencode import opencode_bin
@@ -129,3 +131,24 @@ async def test_a_hung_listing_does_not_hold_up_a_server_start(tmp_path):
         took = await start_server()
         assert took < GATE_PATIENCE_S
         nursery.cancel_scope.cancel()
+
+
+async def test_a_listing_runs_below_our_priority_and_so_does_what_it_starts(tmp_path):
+    # A connect re-lists the models while the chat's first turn runs: the listing (an OpenCode
+    # start's worth of CPU) must not take the cores from the turn. The stand-in prints its own
+    # nice value and a child's (started after it was lowered) as model ids.
+    ours = os.getpriority(os.PRIO_PROCESS, 0)
+    script = tmp_path / "fake-opencode"
+    script.write_text(
+        "#!/bin/sh\n"
+        "nice_of() { cut -d' ' -f19 /proc/$1/stat; }\n"
+        # The priority is lowered just after the start: wait for it (bounded; unchanged prints it).
+        f'i=0; while [ "$(nice_of $$)" = "{ours}" ] && [ $i -lt 500 ]; do i=$((i+1)); sleep 0.01; done\n'
+        'echo "self/$(nice_of $$)"\n'
+        'sh -c \'echo "child/$(cut -d" " -f19 /proc/$$/stat)"\'\n'
+    )
+    script.chmod(0o700)
+    with trio.fail_after(20):
+        models = await list_models_cli(str(script), tmp_path, opencode_env(tmp_path / "home", "http://x"))
+    expected = min(19, ours + LISTING_NICE)
+    assert sorted(m.id for m in models) == [f"child/{expected}", f"self/{expected}"]

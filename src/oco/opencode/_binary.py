@@ -90,6 +90,12 @@ def parse_models_output(text: str) -> list[ModelInfo]:
     return sorted(models.values(), key=lambda m: m.id)
 
 
+# A listing is background work (the web app already shows the last list): it runs this many
+# steps below us, so a connect's re-listing (an OpenCode start's worth of CPU) does not slow the
+# turn that usually follows it. 5 leaves it a quarter of a contended core, well inside its timeout.
+LISTING_NICE = 5
+
+
 async def list_models_cli(
     bin: str,
     directory: Path,
@@ -111,7 +117,7 @@ async def list_models_cli(
     ticket = await start_ticket(child_env, server=False)  # a listing takes no server start slot
     try:
         result = await run_bounded(
-            command, cwd=directory, env=child_env, timeout=timeout, max_output=max_output
+            command, cwd=directory, env=child_env, timeout=timeout, max_output=max_output, nice=LISTING_NICE
         )
         if result.returncode == 0:
             ticket.succeeded()

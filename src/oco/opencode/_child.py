@@ -43,10 +43,12 @@ async def run_bounded(
     env: Mapping[str, str],
     timeout: float,
     max_output: int = MAX_OUTPUT_BYTES,
+    nice: int = 0,
 ) -> Finished:
     """Run `command` to its end within `timeout` (else `trio.TooSlowError`); its group never
     outlives the call. Raises `OutputTooLarge` past `max_output` bytes of stdout, `OSError`
-    when it cannot be started."""
+    when it cannot be started. `nice` > 0 runs it below our own CPU priority (background work
+    that must not slow a turn down)."""
     process = await trio.lowlevel.open_process(
         list(command),
         cwd=str(cwd),
@@ -56,6 +58,8 @@ async def run_bounded(
         stderr=subprocess.PIPE,
         start_new_session=True,  # its own group: everything it spawns can be killed with it
     )
+    if nice > 0:
+        _lower_priority(process.pid, nice)
     stdout = bytearray()
     stderr: collections.deque[bytes] = collections.deque()
     too_large = False
@@ -111,6 +115,16 @@ async def _read_tail(
             while size - len(tail[0]) >= ERROR_BODY_MAX_BYTES:
                 size -= len(tail.popleft())
     done.set()
+
+
+def _lower_priority(group: int, nice: int) -> None:
+    """`nice` steps below our own priority for every thread of the group `group` leads (Linux
+    applies a group's priority to each thread it has; threads and children it makes later
+    inherit it), at most 19. A group already gone has nothing to lower."""
+    try:
+        os.setpriority(os.PRIO_PGRP, group, min(19, os.getpriority(os.PRIO_PROCESS, 0) + nice))
+    except OSError:
+        pass
 
 
 def _kill_group(pid: int) -> None:
