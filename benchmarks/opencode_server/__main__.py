@@ -47,6 +47,7 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--only", choices=list(SCENARIOS), action="append", help="only this scenario")
     parser.add_argument("--busy-workers", type=int, help="workers streaming at once (10)")
     parser.add_argument("--cold-turns", type=int, help="first turns measured once a server is up (9)")
+    parser.add_argument("--connect-workers", type=int, help="workers of the opened-first-turn run (7)")
     parser.add_argument("--throughput-workers", type=int, help="workers of the throughput run (20)")
     parser.add_argument("--throughput-messages", type=int, help="messages of the throughput run (100)")
     parser.add_argument("--burst-workers", type=int, help="workers of the cold burst (5)")
@@ -64,6 +65,7 @@ def _plan(args: argparse.Namespace) -> Plan:
         for name in (
             "busy_workers",
             "cold_turns",
+            "connect_workers",
             "throughput_workers",
             "throughput_messages",
             "burst_workers",

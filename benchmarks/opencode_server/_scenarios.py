@@ -36,6 +36,7 @@ class Plan:
 
     busy_workers: int = 10
     cold_turns: int = 9  # the 2nd ... 10th worker's first turn
+    connect_workers: int = 7  # the "opened" run: one starts the server, half the others are opened first
     warm_samples: int = 3
     throughput_workers: int = 20
     throughput_messages: int = 100
@@ -54,6 +55,7 @@ class Plan:
             throughput_messages=24,
             burst_workers=3,
             completion_samples=2,
+            connect_workers=5,
         )
 
 
@@ -220,6 +222,50 @@ async def ten_workers(bench: ModeBench) -> None:
             await run.stop(timeout=60)
 
 
+# -- first turns after the web app opened the worker -------------------------------------------
+
+TYPING_S = 2.0  # between opening a worker's chat in the web app and sending the first message
+
+
+async def opened_first(bench: ModeBench) -> None:
+    """The 2nd... worker's first turn once a server is up, as the web app makes it: the chat is
+    opened (`workers:requestConnect`, which the web app calls when the chat view mounts), the
+    user types for `TYPING_S`, then sends. Every other worker sends after the same pause without
+    the connect, so both are measured side by side in one run."""
+    res, plan = bench.results, bench.plan
+    count = plan.connect_workers
+    async with serve_fake_convex() as convex:
+        fake = convex.fake
+        async with bench.run(convex, "opened", count) as run:
+            await _ready(run)
+            chats = [fake.start_session(w.worker_id) for w in run.workers]
+            await answered_in(fake, chats[0], "the server's first")
+            opened, unopened = [], []
+            for n in range(1, count):
+                if n % 2:
+                    worker_id = run.workers[n].worker_id
+                    asked = fake.request_connect(worker_id)["requestedAt"]
+
+                    def connected(worker_id: str = worker_id, asked: float = asked) -> bool:
+                        record = fake.worker(worker_id)
+                        return record is not None and (record.connected_at or 0) >= asked
+
+                    await fake.wait_for(connected, timeout=TURN_TIMEOUT_S)
+                await trio.sleep(TYPING_S)
+                (opened if n % 2 else unopened).append(await answered_in(fake, chats[n], f"first {n}"))
+            warm = [await answered_in(fake, chats[1], f"warm {n}") for n in range(plan.warm_samples)]
+            for name, times in (("opened", opened), ("unopened", unopened)):
+                if times:
+                    res.figures[f"{name}_first_turn_s"] = round(statistics.median(times), 3)
+                    res.details[f"{name}_first_turns_s"] = [round(s, 3) for s in times]
+            res.figures["opened_first_turn_over_warm"] = round(
+                statistics.median(opened) / statistics.median(warm), 2
+            )
+            res.details["opened_warm_turns_s"] = [round(s, 3) for s in warm]
+            say(f"first turns, opened first: {opened}; not opened: {unopened}")
+            await run.stop(timeout=60)
+
+
 # -- a cold burst: N workers with no server get a chat at the same moment ----------------------
 
 
@@ -302,6 +348,7 @@ async def throughput(bench: ModeBench) -> None:
 SCENARIOS: dict[str, Callable[[ModeBench], Awaitable[None]]] = {
     "one": one_worker,
     "busy": ten_workers,
+    "opened": opened_first,
     "burst": cold_burst,
     "throughput": throughput,
 }
