@@ -1,5 +1,6 @@
 """Running `trio-oco` on a real pseudo-terminal, as a user at a terminal does: the prompts the
-command writes are waited for (no sleeps) and answered, getpass included."""
+command writes are waited for (no sleeps) and answered, getpass included; or with one stream
+alone on the terminal, to show that a command looks at that stream."""
 
 from __future__ import annotations
 
@@ -12,12 +13,9 @@ import termios
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Literal
 
 from oco.testing import oco_command
-
-
-def _controlling_terminal() -> None:
-    fcntl.ioctl(0, termios.TIOCSCTTY, 0)  # the pty becomes /dev/tty (getpass opens that)
 
 
 def _read(fd: int, deadline: float) -> bytes:
@@ -35,23 +33,30 @@ def _read(fd: int, deadline: float) -> bytes:
 
 def on_terminal(
     *args: str,
-    dialogue: Sequence[tuple[str, str]],
+    dialogue: Sequence[tuple[str, str]] = (),
     env: Mapping[str, str],
-    cwd: Path,
+    cwd: Path | None = None,
     timeout: float = 60,
+    only: Literal["stdout", "stderr"] | None = None,
 ) -> tuple[int, str]:
     """Run `trio-oco ARGS` on a pty; for each (prompt, answer), wait for the prompt and type
-    the answer. Returns the exit code and everything the terminal showed."""
+    the answer. Returns the exit code and everything the terminal showed. With `only`, that
+    stream alone is on the terminal and the others are /dev/null."""
     master, slave = pty.openpty()
+
+    def stream(name: str) -> int:
+        return slave if only in (None, name) else subprocess.DEVNULL
+
     child = subprocess.Popen(
         oco_command(*args),
-        stdin=slave,
-        stdout=slave,
-        stderr=slave,
+        stdin=stream("stdin"),
+        stdout=stream("stdout"),
+        stderr=stream("stderr"),
         env=dict(env),
         cwd=cwd,
         start_new_session=True,
-        preexec_fn=_controlling_terminal,
+        # The pty becomes /dev/tty (getpass opens that); preexec runs before Popen closes `slave`.
+        preexec_fn=lambda: fcntl.ioctl(slave, termios.TIOCSCTTY, 0),
     )
     os.close(slave)
     deadline = time.monotonic() + timeout

@@ -7,7 +7,6 @@ import json
 import logging
 import os
 import signal
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -15,7 +14,8 @@ import pytest
 from oco._log_files import INDEX_FILE, LogFiles, open_log_files
 from oco.commands.logs import Follower, Source, last_lines, merged
 from oco.logs import bind_worker, register_secret, relabel
-from oco.testing import oco_command, open_oco, run_oco
+from oco.testing import open_oco, run_oco
+from terminal import on_terminal
 
 log = logging.getLogger("oco.test.files")
 
@@ -152,38 +152,15 @@ async def test_logs_follow_reads_every_line_across_rotation(tmp_path: Path) -> N
     assert len(list((state / "logs").glob("w_alpha.log*"))) == 2  # it did rotate (one backup kept)
 
 
-def _on_a_terminal(command: list[str], env: dict[str, str]) -> str:
-    """Stdout of `command` run on a pseudo-terminal."""
-    primary, secondary = os.openpty()
-    try:
-        done = subprocess.run(command, env=env, stdout=secondary, stderr=subprocess.DEVNULL, timeout=30)
-        assert done.returncode == 0
-        os.close(secondary)
-        secondary = -1
-        data = b""
-        while True:
-            try:
-                chunk = os.read(primary, 65536)
-            except OSError:  # EIO: the other side is closed and drained
-                break
-            if not chunk:
-                break
-            data += chunk
-        return data.decode(errors="replace")
-    finally:
-        os.close(primary)
-        if secondary >= 0:
-            os.close(secondary)
-
-
 def test_logs_colours_names_and_levels_on_a_terminal_unless_no_color(tmp_path: Path) -> None:
     state = tmp_path / "state" / "opencode-orchestrator"
     env = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "FORCE_COLOR")}
     env["XDG_STATE_HOME"] = str(tmp_path / "state")
     with open_log_files(state), bind_worker("alpha", "w_alpha"):
         log.warning("careful")
-    coloured = _on_a_terminal(oco_command("logs"), env)
-    assert "\x1b[" in coloured and "\x1b[33mWARNING\x1b[0m careful" in coloured, coloured
-    assert "\x1b" not in _on_a_terminal(oco_command("logs"), {**env, "NO_COLOR": "1"})
+    code, coloured = on_terminal("logs", env=env, only="stdout")
+    assert code == 0 and "\x1b[" in coloured and "\x1b[33mWARNING\x1b[0m careful" in coloured, coloured
+    code, plain = on_terminal("logs", env={**env, "NO_COLOR": "1"}, only="stdout")
+    assert code == 0 and "\x1b" not in plain, plain
     piped = run_oco("logs", env=env)
     assert piped.stdout.startswith("alpha | ") and "\x1b" not in piped.stdout

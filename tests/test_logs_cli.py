@@ -17,6 +17,7 @@ import pytest
 import trio
 
 from oco.testing import oco_command, open_oco, run_oco, serve_fake_convex
+from terminal import on_terminal
 
 pytestmark = pytest.mark.slow
 
@@ -192,32 +193,9 @@ def _logged_warning(tmp_path: Path, env: dict[str, str], *, tty: bool) -> str:
     path.write_text(json.dumps({"workers": [{"name": "x", "token": "nope"}, disabled]}))
     if not tty:
         return run_oco("run", "--config", str(path), env=env).stderr
-    primary, secondary = os.openpty()
-    try:
-        done = subprocess.run(
-            oco_command("run", "--config", str(path)),
-            env=env,
-            stderr=secondary,
-            stdout=subprocess.DEVNULL,
-            timeout=30,
-        )
-        assert done.returncode == 2
-        os.close(secondary)
-        secondary = -1
-        data = b""
-        while True:
-            try:
-                chunk = os.read(primary, 65536)
-            except OSError:  # EIO: the pty's other side is closed and drained
-                break
-            if not chunk:
-                break
-            data += chunk
-        return data.decode(errors="replace")
-    finally:
-        os.close(primary)
-        if secondary >= 0:
-            os.close(secondary)
+    code, shown = on_terminal("run", "--config", str(path), env=env, only="stderr")
+    assert code == 2, shown
+    return shown
 
 
 def test_colours_on_a_terminal_unless_no_color_and_never_in_a_pipe(tmp_path) -> None:

@@ -21,6 +21,7 @@ from oco.testing._fake_convex_worker_api import (
     public,
     session_row,
     update_machine_status,
+    worker_record,
 )
 
 
@@ -53,7 +54,7 @@ def _owns(db: Store, user: Doc, machine_id: str) -> bool:
 
 
 def _owned_worker(db: Store, args: dict[str, Any], to: str) -> tuple[Doc, Doc]:
-    """approve / reject / remove: logged in, the worker (by id alone), then ownership."""
+    """approve / reject / remove / getToken: logged in, the worker (by id alone), then ownership."""
     user = _logged_in(db, args, to)
     worker = db.first("workers", workerId=args["workerId"])
     if worker is None:
@@ -214,19 +215,7 @@ def _owned_machine_workers(db: Store, args: dict[str, Any], **equal: Any) -> lis
 @function("workers:list", "query", sessionId=string, machineId=string)
 def list_workers(db: Store, args: dict[str, Any]) -> Any:
     return [
-        public(
-            w,
-            "workerId",
-            "machineId",
-            "name",
-            "approvalStatus",
-            "status",
-            "createdAt",
-            "approvedAt",
-            "lastHeartbeat",
-            "workingDirectory",
-            "username",
-        )
+        worker_record(w, without=("connectRequestedAt", "connectedAt"))
         for w in _owned_machine_workers(db, args)
     ]
 
@@ -234,29 +223,14 @@ def list_workers(db: Store, args: dict[str, Any]) -> Any:
 @function("workers:listPending", "query", sessionId=string, machineId=string)
 def list_pending(db: Store, args: dict[str, Any]) -> Any:
     return [
-        public(
-            w,
-            "workerId",
-            "machineId",
-            "name",
-            "approvalStatus",
-            "status",
-            "createdAt",
-            "workingDirectory",
-            "username",
-        )
+        worker_record(w, without=("approvedAt", "lastHeartbeat", "connectRequestedAt", "connectedAt"))
         for w in _owned_machine_workers(db, args, approvalStatus="pending")
     ]
 
 
 @function("workers:getToken", "query", sessionId=string, workerId=string)
 def get_token(db: Store, args: dict[str, Any]) -> Any:
-    user = _logged_in(db, args, "get worker token")
-    worker = db.first("workers", workerId=args["workerId"])
-    if worker is None:
-        raise FunctionFailure("Worker not found")
-    if not _owns(db, user, worker["machineId"]):
-        raise FunctionFailure("Unauthorized: You do not own this machine")
+    _user, worker = _owned_worker(db, args, "get worker token")
     return {"workerId": worker["workerId"], "token": _token(worker)}
 
 

@@ -169,22 +169,27 @@ def update_models(db: Store, args: dict[str, Any]) -> Any:
     return {"success": True, "modelsCount": float(len(models))}
 
 
-def worker_record(worker: Doc) -> dict[str, Any]:
-    return public(
-        worker,
-        "workerId",
-        "machineId",
-        "name",
-        "approvalStatus",
-        "status",
-        "createdAt",
-        "approvedAt",
-        "lastHeartbeat",
-        "connectRequestedAt",
-        "connectedAt",
-        "workingDirectory",
-        "username",
-    )
+#: A worker as `workers:getByMachineAndWorker` returns it (never the secret). The web app's
+#: `workers:list` and `workers:listPending` return some of these fields, in this order.
+WORKER_FIELDS = (
+    "workerId",
+    "machineId",
+    "name",
+    "approvalStatus",
+    "status",
+    "createdAt",
+    "approvedAt",
+    "lastHeartbeat",
+    "connectRequestedAt",
+    "connectedAt",
+    "workingDirectory",
+    "username",
+)
+
+
+def worker_record(worker: Doc, *, without: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The worker's `WORKER_FIELDS` but those `without`."""
+    return public(worker, *(f for f in WORKER_FIELDS if f not in without))
 
 
 @function("workers:getByMachineAndWorker", "query", machineId=string, workerId=string)
