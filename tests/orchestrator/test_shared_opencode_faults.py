@@ -9,6 +9,7 @@ real servers on 127.0.0.1.
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import subprocess
@@ -195,3 +196,24 @@ async def test_a_wedged_shared_server_is_replaced_once_for_both_workers_and_thei
             assert run.restarts() == [(1, 0, "ready"), (1, 0, "ready")]
     assert codes == [0]
     await _wait_gone(second)
+
+
+def _kills(caplog) -> list[str]:
+    """What the forced stops logged killing."""
+    return [r.getMessage() for r in caplog.records if r.getMessage().startswith("killing OpenCode")]
+
+
+async def test_a_forced_stop_kills_the_shared_servers_group_once_for_all_its_workers(
+    tmp_path, caplog
+) -> None:
+    caplog.set_level(logging.WARNING, logger="oco.orchestrator")
+    codes: list[int] = []
+    async with _two_workers(tmp_path, codes) as run:
+        _, pid = await _both_streaming(run, "SLOW 120")
+        assert run.reported() == [pid, pid]  # both workers report the one server
+        run.orch.request_stop("test")
+        run.orch.request_stop("test")  # the second request forces the stop
+        assert _kills(caplog) == [f"killing OpenCode process groups {pid}"]
+        await _wait_gone(pid)
+    assert codes == [1]  # a forced stop is not a clean one
+    assert _kills(caplog) == [f"killing OpenCode process groups {pid}"]

@@ -407,7 +407,10 @@ class Orchestrator:
 
     def _kill_opencode(self) -> None:
         # A shared server is every one of its workers' pid: its group is killed once.
-        for pid in {slot.opencode_pid for slot in list(self.slots.values())}:
+        pids = sorted({pid for slot in list(self.slots.values()) if (pid := slot.opencode_pid) is not None})
+        if pids:
+            log.warning("killing OpenCode process groups %s", ", ".join(map(str, pids)))
+        for pid in pids:
             _kill_group(pid)
 
     def _arm_watchdog(self, seconds: float) -> None:
