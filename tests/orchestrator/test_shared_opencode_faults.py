@@ -3,14 +3,15 @@
 A wedged shared server (SIGSTOPped: alive, not answering) is found by the shared host's health
 check, killed, and replaced by one server for both workers, whose in-flight turns end readably;
 no worker restarts. A forced stop kills the shared server's process group once, though every
-worker using it reports its pid. The fake Convex runs in process; the fake LLM and OpenCode are
-real servers on 127.0.0.1.
+worker using it reports its pid, and also when it is still stopping after its workers left. The
+fake Convex runs in process; the fake LLM and OpenCode are real servers on 127.0.0.1.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import shlex
 import signal
 import subprocess
 from collections.abc import AsyncIterator, Iterator
@@ -217,3 +218,37 @@ async def test_a_forced_stop_kills_the_shared_servers_group_once_for_all_its_wor
         await _wait_gone(pid)
     assert codes == [1]  # a forced stop is not a clean one
     assert _kills(caplog) == [f"killing OpenCode process groups {pid}"]
+
+
+def _deaf_to_sigterm(tmp_path: Path) -> str:
+    """The real OpenCode, started with SIGTERM ignored (a server that does not stop when asked)."""
+    wrapper = tmp_path / "opencode-ignoring-sigterm"
+    wrapper.write_text(f"#!/bin/sh\ntrap '' TERM\nexec {shlex.quote(opencode_bin())} \"$@\"\n")
+    wrapper.chmod(0o755)
+    return str(wrapper)
+
+
+async def test_a_forced_stop_kills_a_shared_server_that_is_still_stopping_after_its_workers_left(
+    tmp_path, caplog
+) -> None:
+    # Its workers report no server once they have left, but it stops only after them (its
+    # host closes with the last one): the forced stop must still find and kill it.
+    caplog.set_level(logging.WARNING, logger="oco.orchestrator")
+    codes: list[int] = []
+    async with _two_workers(tmp_path, codes, bin=_deaf_to_sigterm(tmp_path)) as run:
+        replies = [run.fake.send_message(chat, "ECHO up") for chat in run.chats]
+        for message in replies:
+            assert (await run.fake.wait_reply(message, timeout=90)).content == "up"
+        (pid,) = run.pids()
+        assert pid is not None
+        with _resumed_at_exit(pid):
+            run.orch.request_stop("test")
+            # SIGTERMed, it lives on until the host's grace (5 s) ends in a SIGKILL.
+            with trio.fail_after(30):
+                while run.pids() != {None}:
+                    await trio.sleep(0.01)  # polling the workers' reports, under a deadline
+            assert _group_alive(pid)
+            run.orch.request_stop("test")  # forced
+            assert _kills(caplog) == [f"killing OpenCode process groups {pid}"]
+            await _wait_gone(pid)
+    assert codes == [1]
