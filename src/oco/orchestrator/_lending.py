@@ -58,6 +58,7 @@ class Lender(Generic[K, R]):
         self._entries: dict[K, _Entry[R]] = {}
         self._nursery: trio.Nursery | None = None
         self.open_count = trio_util.AsyncValue(0)  # resources opened and not yet closed
+        self._open: list[R] = []  # those resources, also one still closing after its last borrower left
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Own the resources' tasks until cancelled; then every resource closes."""
@@ -71,6 +72,11 @@ class Lender(Generic[K, R]):
                 self._nursery = None
                 for entry in list(self._entries.values()):
                     self._drop(entry, f"the owner of the {self.what}s stopped")
+
+    def open_resources(self) -> tuple[R, ...]:
+        """Every resource opened and not yet closed, also one closing after its last borrower
+        left (a forced stop kills the shared OpenCode servers from here)."""
+        return tuple(self._open)
 
     @asynccontextmanager
     async def lend(self, key: K, open_resource: Opener[R]) -> AsyncIterator[R]:
@@ -122,6 +128,7 @@ class Lender(Generic[K, R]):
             async with open_resource() as resource:
                 counted = True
                 self.open_count.value += 1
+                self._open.append(resource)
                 # Opened from here on: a failure now is the resource's, not its opening's.
                 entry.resource, entry.opened = resource, True
                 task_status.started()
@@ -140,6 +147,7 @@ class Lender(Generic[K, R]):
         finally:
             if counted:
                 self.open_count.value -= 1  # closed by now
+                self._open = [r for r in self._open if r is not resource]
 
     def _drop(self, entry: _Entry[R], why: str) -> None:
         """Forget `entry` and cancel its borrowers (they raise `ResourceLost`)."""

@@ -50,6 +50,11 @@ class SharedOpenCode:
         """Own the shared hosts until cancelled (in the root nursery)."""
         await self.hosts.run(task_status=task_status)
 
+    def pids(self) -> set[int]:
+        """The shared servers running now (each its process group), also one whose host is
+        closing after its last borrower left: its workers no longer report it then."""
+        return {pid for host in self.hosts.open_resources() if (pid := host.pid) is not None}
+
     def share(
         self,
         bin: str,

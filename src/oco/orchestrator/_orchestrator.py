@@ -406,8 +406,13 @@ class Orchestrator:
         self._arm_watchdog(FORCE_EXIT_AFTER_S)
 
     def _kill_opencode(self) -> None:
-        # A shared server is every one of its workers' pid: its group is killed once.
-        for pid in {slot.opencode_pid for slot in list(self.slots.values())}:
+        # A shared server is every one of its workers' pid, and its host's: its group is killed
+        # once. Its host's, because at a stop it closes after its last worker has left.
+        reported = {pid for slot in list(self.slots.values()) if (pid := slot.opencode_pid) is not None}
+        pids = sorted(reported | self._connections.opencode.pids())
+        if pids:
+            log.warning("killing OpenCode process groups %s", ", ".join(map(str, pids)))
+        for pid in pids:
             _kill_group(pid)
 
     def _arm_watchdog(self, seconds: float) -> None:
