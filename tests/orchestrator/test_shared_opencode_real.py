@@ -11,113 +11,20 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from pathlib import Path
 
-import attrs
 import pytest
 import trio
+from shared_workers import gone, two_workers
 
 from oco._retry import TURN_PREPARATION
-from oco.config import Settings, WorkerConfig, parse_token
 from oco.opencode import view
-from oco.orchestrator import Orchestrator, RestartPolicy, worker_factory
-from oco.testing import FakeConvex, fake_models, in_process_connections, opencode_env, serve_fake_llm
-from real_opencode import REAL_OPENCODE, opencode_bin
+from real_opencode import REAL_OPENCODE
 
 pytestmark = REAL_OPENCODE
 
 
-def _gone(pid: int) -> bool:
-    """Neither the process nor anything of its group is alive."""
-    for probe in (os.kill, os.killpg):
-        try:
-            probe(pid, 0)
-        except ProcessLookupError:
-            continue
-        return False
-    return True
-
-
-def _project(root: Path, name: str, only_here: str) -> Path:
-    project = root / name
-    project.mkdir()
-    subprocess.run(["git", "init", "-q", str(project)], check=True)
-    (project / only_here).write_text(f"content of {name}\n")
-    return project
-
-
-@attrs.define
-class Running:
-    fake: FakeConvex
-    orch: Orchestrator
-    configs: list[WorkerConfig]
-    chats: list[str]
-
-    def report(self, n: int):
-        worker = self.orch.slots[self.configs[n].key].worker
-        assert worker is not None
-        return worker.report.value
-
-    def pids(self) -> set[int | None]:
-        return {self.report(n).opencode_pid for n in range(len(self.configs))}
-
-
-@asynccontextmanager
-async def _two_workers(tmp_path: Path, **settings: object) -> AsyncIterator[Running]:
-    projects = [_project(tmp_path, "alpha", "only_alpha.txt"), _project(tmp_path, "beta", "only_beta.txt")]
-    fake = FakeConvex()
-    created = [fake.create_worker(name=p.name) for p in projects]
-    configs = [
-        WorkerConfig(
-            token=parse_token(c.token),
-            convex_url="http://fake.convex",
-            working_directory=p.resolve(),
-            name=p.name,
-        )
-        for c, p in zip(created, projects, strict=True)
-    ]
-    config = Settings(opencode_server="shared", **settings)  # type: ignore[arg-type]
-    async with serve_fake_llm() as llm, in_process_connections(fake) as connections:
-        orch = Orchestrator(
-            {c.key: c for c in configs},
-            config,
-            worker_factory=worker_factory(
-                opencode_bin=opencode_bin(),
-                state_dir=tmp_path / "state",
-                opencode_env=opencode_env(tmp_path / "home", llm.base_url),
-                catalog=fake_models(),
-            ),
-            connections=connections,
-            policy=RestartPolicy(jitter=0.0),
-            handle_signals=False,
-            hard_exit=None,
-        )
-        codes: list[int] = []
-
-        async def main() -> None:
-            codes.append(await orch.run())
-
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(main)
-            await orch.started.wait()
-            with trio.fail_after(60):
-                for c in configs:
-                    await orch.slots[c.key].state.wait_value("ready")
-            chats = [fake.start_session(c.worker_id) for c in created]
-            running = Running(fake, orch, configs, chats)
-            try:
-                yield running
-            finally:
-                orch.request_stop("test")
-        assert codes == [0]
-        # Stopped with its workers: nothing of the shared server is left.
-        assert connections.opencode.hosts.open_count.value == 0
-
-
 async def test_two_workers_answer_at_once_through_one_server_each_in_its_own_project(tmp_path) -> None:
-    async with _two_workers(tmp_path, opencode_idle_timeout_s=3.0) as run:
+    async with two_workers(tmp_path, opencode_idle_timeout_s=3.0) as run:
         fake = run.fake
         slow = [fake.send_message(chat, "SLOW 4") for chat in run.chats]
         with trio.fail_after(90):
@@ -143,7 +50,7 @@ async def test_two_workers_answer_at_once_through_one_server_each_in_its_own_pro
 
         # No turn for opencode_idle_timeout_s: the one server stops, for both workers.
         with trio.fail_after(30):
-            while run.pids() != {None} or not _gone(pid):
+            while run.pids() != {None} or not gone(pid):
                 await trio.sleep(0.2)  # polling the process table under a deadline
         # The next turn of either starts it again.
         again = fake.send_message(run.chats[1], "ECHO back")
@@ -151,12 +58,12 @@ async def test_two_workers_answer_at_once_through_one_server_each_in_its_own_pro
         (restarted,) = run.pids()
         assert restarted not in (None, pid)
     # The stop stopped the shared server with its workers: nothing of its group is left.
-    assert _gone(restarted)
+    assert gone(restarted)
 
 
 @pytest.mark.real_backoff(TURN_PREPARATION)
 async def test_a_killed_shared_server_fails_both_turns_readably_and_one_restart_serves_both(tmp_path) -> None:
-    async with _two_workers(tmp_path) as run:
+    async with two_workers(tmp_path) as run:
         fake = run.fake
         slow = [fake.send_message(chat, "SLOW 20") for chat in run.chats]
         with trio.fail_after(90):
@@ -176,11 +83,11 @@ async def test_a_killed_shared_server_fails_both_turns_readably_and_one_restart_
         for config in run.configs:
             slot = run.orch.slots[config.key]
             assert (slot.attempts, slot.restarts, slot.state.value) == (1, 0, "ready")
-    assert _gone(second)
+    assert gone(second)
 
 
 async def test_opening_a_worker_in_the_web_app_has_the_shared_server_load_its_project_only(tmp_path) -> None:
-    async with _two_workers(tmp_path) as run:
+    async with two_workers(tmp_path) as run:
         fake = run.fake
         alpha, beta = (c.working_directory for c in run.configs)
         for project in (alpha, beta):  # a commit gives each project an id of its own in OpenCode
