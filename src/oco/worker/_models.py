@@ -29,17 +29,21 @@ _PROJECT_CONFIG_FILES = (
     ".opencode/opencode.json",
     ".opencode/opencode.jsonc",
 )
+_GLOBAL_CONFIG_FILES = ("config.json", "opencode.json", "opencode.jsonc")  # in $XDG_CONFIG_HOME/opencode
 _CONFIG_ENV_KEYS = (
     "OPENCODE_CONFIG",
     "OPENCODE_CONFIG_CONTENT",
     "OPENCODE_CONFIG_DIR",
     "HOME",
     "XDG_CONFIG_HOME",
+    "XDG_DATA_HOME",
 )
 
 
 def config_identity(directory: Path, env: Mapping[str, str] | None) -> str:
-    """A digest of everything known to change the model list of `directory`."""
+    """A digest of everything known to change what OpenCode offers in `directory`: the config
+    variables, the project's and the global config files, the `OPENCODE_CONFIG` file and the
+    stored provider logins (`auth.json`, only ever digested: it holds keys)."""
     env = os.environ if env is None else env
     digest = hashlib.sha256()
     for key in _CONFIG_ENV_KEYS:
@@ -47,7 +51,21 @@ def config_identity(directory: Path, env: Mapping[str, str] | None) -> str:
     for name in _PROJECT_CONFIG_FILES:
         digest.update(name.encode() + b"\0")
         _digest_file(digest, directory / name)
+    for path in _global_config_files(env):
+        digest.update(str(path).encode("utf-8", "surrogateescape") + b"\0")
+        _digest_file(digest, path)
     return digest.hexdigest()
+
+
+def _global_config_files(env: Mapping[str, str]) -> list[Path]:
+    """OpenCode's files outside the project that change its providers and models (1.18.33)."""
+    home = Path(env.get("HOME") or "~").expanduser()
+    config = Path(env.get("XDG_CONFIG_HOME") or home / ".config") / "opencode"
+    data = Path(env.get("XDG_DATA_HOME") or home / ".local" / "share") / "opencode"
+    files = [config / name for name in _GLOBAL_CONFIG_FILES] + [data / "auth.json"]
+    if env.get("OPENCODE_CONFIG"):
+        files.append(Path(env["OPENCODE_CONFIG"]).expanduser())
+    return files
 
 
 def _digest_file(digest: hashlib._Hash, path: Path) -> None:
