@@ -115,7 +115,7 @@ async def two_workers(
         )
         for c, p in zip(created, projects, strict=True)
     ]
-    config = Settings(opencode_server="shared", **settings)  # type: ignore[arg-type]
+    config = Settings(**{"opencode_server": "shared", **settings})  # type: ignore[arg-type]
     exits: list[int] = [] if codes is None else codes
     async with serve_fake_llm() as llm, in_process_connections(fake) as connections:
         orch = Orchestrator(

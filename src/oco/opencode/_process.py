@@ -122,9 +122,11 @@ async def open_opencode_server(
     variables (`opencode_environment`; `secrets` adds the configured ones), plus the marker
     of its `identity`. While the block runs, it must answer a health check every
     `health_interval` seconds within `health_timeout`; when it does not, it is killed and
-    `crashed` is set (with `stopped_answering`). `global_events`: the server is shared by
-    several directories (`directory` is then only its working directory): its hub reads
-    `/global/event`, and each worker talks to it through `oco.opencode.view`.
+    `crashed` is set (with `stopped_answering`). `global_events`: its hub reads `/global/event`,
+    which carries every directory's events and outlives a directory's instance (a reload
+    disposes it; a `/event?directory=` stream ends with it). Workers' hosts always ask for it;
+    a server shared by several directories (`directory` is then only its working directory)
+    needs it, and each worker talks to that one through `oco.opencode.view`.
     """
     password = token_urlsafe(24)
     child_env = opencode_environment(os.environ if env is None else env, secrets)

@@ -44,6 +44,8 @@ from oco.opencode import (
     view,
 )
 
+from ._models import config_identity
+
 log = logging.getLogger(__name__)
 
 LEASE_REPLACEMENTS = 2  # servers a lease lets fail their pre-lend check before it gives up
@@ -152,6 +154,9 @@ class OpenCodeHost:
         self._shared = shared
         self._share = share
         self._borrowed: trio_util.AsyncValue[OpenCodeHost | None] = trio_util.AsyncValue(None)
+        # The server and configuration identity this directory was last loaded with in OpenCode.
+        self._loaded: tuple[int, str] | None = None
+        self._reload_lock = trio.Lock()
 
     @property
     def server_label(self) -> str:
@@ -229,7 +234,9 @@ class OpenCodeHost:
                     start_timeout=self._start_timeout,
                     health_interval=self._health_interval,
                     health_timeout=self._health_timeout,
-                    global_events=self._shared,
+                    # Own servers too: a directory's `/event` stream ends with its instance,
+                    # which a configuration reload disposes (`_reload_if_changed`).
+                    global_events=True,
                 ) as server:
                     log.info(
                         "OpenCode ready in %.1f s (pid %s)", trio.current_time() - starting_at, server.pid
@@ -340,7 +347,9 @@ class OpenCodeHost:
             self._users.value += 1  # this worker's turns on the shared server (see `_hold_share`)
             try:
                 async with shared.lease() as server:
-                    yield view(server, self._directory)
+                    mine = view(server, self._directory)
+                    await self._reload_if_changed(mine)
+                    yield mine
             finally:
                 self._users.value -= 1
             return
@@ -349,6 +358,8 @@ class OpenCodeHost:
         self._users.value += 1
         try:
             server = await self._usable_server(seen_attempt, was_idle)
+            if not self._shared:  # a shared server's directory is neutral; its borrowers reload theirs
+                await self._reload_if_changed(server)
             try:
                 yield server
             except OpenCodeError as exc:
@@ -361,6 +372,30 @@ class OpenCodeHost:
                 raise await self._unavailable(server, first) from group
         finally:
             self._users.value -= 1
+
+    async def _reload_if_changed(self, server: OpenCodeServer) -> None:
+        """Have OpenCode reload this directory if its configuration changed since it was loaded.
+
+        OpenCode reads a directory's configuration (project and global config files, stored
+        provider logins) when it first serves it and keeps it for the server's life, so a model
+        added since would be unknown to the turn. Disposing the directory's instance
+        (`POST /instance/dispose`, sessions kept, other directories untouched) makes the turn
+        load it afresh; it waits while another turn of ours runs there, and a failed reload
+        leaves the turn on the old configuration, with a warning."""
+        identity = config_identity(self._directory, self._env)  # a few small files
+        async with self._reload_lock:
+            loaded = self._loaded
+            if loaded is None or loaded[0] != server.pid:
+                self._loaded = (server.pid, identity)  # a new server loads what is there now
+                return
+            if loaded[1] == identity or self._users.value > 1:
+                return
+            log.info("the project's OpenCode configuration changed; OpenCode reloads it")
+            try:
+                await server.client.request("POST", "/instance/dispose")
+            except OpenCodeError as exc:
+                log.warning("could not have OpenCode reload the project's configuration: %s", exc)
+            self._loaded = (server.pid, identity)
 
     async def _usable_server(self, seen_attempt: int, was_idle: bool) -> OpenCodeServer:
         for _ in range(LEASE_REPLACEMENTS + 1):
