@@ -6,7 +6,9 @@ directory's first turn one at a time, the same after `OpenCodeClient.prepare()` 
 does when the web app opens it), and N directories' first turns at the same moment. It shows the
 floor OpenCode sets under `scripts/bench-opencode`'s `cold_turn_over_warm` and
 `cold_burst_5_over_1` in shared mode: a directory's first turn costs about a second of OpenCode's
-CPU, and N of them at once take nearly N times as long, whatever the worker does.
+CPU, and N of them at once take nearly N times as long, whatever the worker does. It also
+reads the server's memory (PSS) with one directory and with all of them, right after the burst
+and after a quiet pause: what a directory costs the server for good, against what was garbage.
 Usage: `.venv/bin/python scripts/bench_opencode_dirs.py [--rounds N] [--burst N] [--json FILE]`.
 """
 
@@ -25,6 +27,7 @@ from oco.opencode import find_opencode_bin, open_opencode_server, run_turn, view
 from oco.testing import FAKE_MODEL, opencode_env, serve_fake_llm
 
 ALONE = 3  # directories whose first turn is timed one at a time (and as many primed ones)
+SETTLE_S = 5.0  # a quiet pause before a "settled" memory reading: OpenCode's collector catches up
 
 
 async def _project(root: Path, name: str) -> Path:
@@ -62,6 +65,8 @@ async def _round(root: Path, llm_url: str, burst: int, n: int) -> dict[str, floa
     async with open_opencode_server(find_opencode_bin(None), neutral, env=env, global_events=True) as server:
         out: dict[str, float | list[float]] = {"server_first_turn_s": await _turn(server, first)}
         out["warm_turn_s"] = statistics.median([await _turn(server, first) for _ in range(3)])
+        await trio.sleep(SETTLE_S)
+        out["pss_one_dir_settled_mb"] = _pss_mb(server.pid)
         out["dir_first_turn_s"] = statistics.median(singles := [await _turn(server, p) for p in alone])
         out["dir_first_turns_s"] = singles
         prepares, after = [], []
@@ -82,7 +87,21 @@ async def _round(root: Path, llm_url: str, burst: int, n: int) -> dict[str, floa
 
                 nursery.start_soon(one)
         out[f"dir_first_turns_{burst}_at_once_s"] = time.perf_counter() - start
+        out["pss_all_dirs_now_mb"] = _pss_mb(server.pid)
+        await trio.sleep(SETTLE_S)
+        out["pss_all_dirs_settled_mb"] = _pss_mb(server.pid)
+        out["pss_per_extra_dir_settled_mb"] = (
+            out["pss_all_dirs_settled_mb"] - out["pss_one_dir_settled_mb"]
+        ) / (len(projects) - 1)
     return out
+
+
+def _pss_mb(pid: int) -> float:
+    """The server's proportional set size (its own pages, shared ones split), in MiB."""
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+        if line.startswith("Pss:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no Pss for pid {pid}")
 
 
 async def measure(rounds: int, burst: int, root: Path) -> dict[str, float]:
