@@ -22,7 +22,8 @@ from pathlib import Path
 import httpx
 import trio
 
-from oco.opencode import find_opencode_bin, open_opencode_server, view
+from oco.demo._setup import locate_opencode
+from oco.opencode import open_opencode_server, view
 from oco.opencode._sse import SSEDecoder
 from oco.testing import FAKE_MODEL, opencode_env, serve_fake_llm
 
@@ -82,7 +83,7 @@ async def measure(rounds: int, seconds: int, root: Path) -> dict[str, object]:
         projects.append(project.resolve())
     neutral = root / "neutral"
     neutral.mkdir()
-    opencode = find_opencode_bin(None)
+    opencode = locate_opencode(None)
     streams = {"global": ("/global/event", {})} | {
         p.name: ("/event", {"directory": str(p)}) for p in projects
     }

@@ -23,7 +23,8 @@ from pathlib import Path
 
 import trio
 
-from oco.opencode import find_opencode_bin, open_opencode_server, run_turn, view
+from oco.demo._setup import locate_opencode
+from oco.opencode import open_opencode_server, run_turn, view
 from oco.testing import FAKE_MODEL, opencode_env, serve_fake_llm
 
 ALONE = 3  # directories whose first turn is timed one at a time (and as many primed ones)
@@ -62,7 +63,7 @@ async def _round(root: Path, llm_url: str, burst: int, n: int) -> dict[str, floa
         projects[1 + 2 * ALONE :],
     )
     env = opencode_env(root / "home", llm_url)  # one home: its database is migrated once
-    async with open_opencode_server(find_opencode_bin(None), neutral, env=env, global_events=True) as server:
+    async with open_opencode_server(locate_opencode(None), neutral, env=env, global_events=True) as server:
         out: dict[str, float | list[float]] = {"server_first_turn_s": await _turn(server, first)}
         out["warm_turn_s"] = statistics.median([await _turn(server, first) for _ in range(3)])
         await trio.sleep(SETTLE_S)

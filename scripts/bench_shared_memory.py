@@ -12,7 +12,8 @@ from pathlib import Path
 
 import trio
 
-from oco.opencode import find_opencode_bin, open_opencode_server, run_turn, view
+from oco.demo._setup import locate_opencode
+from oco.opencode import open_opencode_server, run_turn, view
 from oco.testing import FAKE_MODEL, opencode_env, serve_fake_llm
 
 
@@ -42,7 +43,7 @@ async def main(count: int) -> None:
         projects.append(project)
     neutral = root / "neutral"
     neutral.mkdir()
-    opencode = find_opencode_bin(None)
+    opencode = locate_opencode(None)
     async with serve_fake_llm() as llm:
         env = opencode_env(root / "home", llm.base_url)
         async with open_opencode_server(opencode, neutral, env=env, global_events=True) as server:
