@@ -99,21 +99,28 @@ class Running:
 
 @asynccontextmanager
 async def two_workers(
-    tmp_path: Path, codes: list[int] | None = None, bin: str | None = None, **settings: object
+    tmp_path: Path,
+    codes: list[int] | None = None,
+    bin: str | None = None,
+    names: tuple[str, str] = ("alpha", "beta"),
+    **settings: object,
 ) -> AsyncIterator[Running]:
-    """Two workers in the git projects alpha and beta sharing one OpenCode (`bin`, default the
-    real one), both ready. `codes` gets `run()`'s exit code; without it the run must end cleanly."""
-    projects = [_project(tmp_path, "alpha"), _project(tmp_path, "beta")]
+    """Two workers in the git projects alpha and beta (`names`: the same name twice puts both in
+    one) sharing one OpenCode (`bin`, default the real one), both ready. `codes` gets `run()`'s
+    exit code; without it the run must end cleanly."""
+    made = {name: _project(tmp_path, name) for name in dict.fromkeys(names)}
+    projects = [made[name] for name in names]
     fake = FakeConvex()
-    created = [fake.create_worker(name=p.name) for p in projects]
+    labels = list(names) if len(made) == len(names) else [f"{name}-{n}" for n, name in enumerate(names)]
+    created = [fake.create_worker(name=label) for label in labels]
     configs = [
         WorkerConfig(
             token=parse_token(c.token),
             convex_url="http://fake.convex",
             working_directory=p.resolve(),
-            name=p.name,
+            name=label,
         )
-        for c, p in zip(created, projects, strict=True)
+        for c, p, label in zip(created, projects, labels, strict=True)
     ]
     config = Settings(**{"opencode_server": "shared", **settings})  # type: ignore[arg-type]
     exits: list[int] = [] if codes is None else codes

@@ -20,8 +20,8 @@ from __future__ import annotations
 import logging
 import os
 import signal
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from pathlib import Path
 
 import attrs
@@ -102,6 +102,15 @@ class OpenCodeShare:
     borrow: Callable[[], AbstractAsyncContextManager[OpenCodeHost]]
 
 
+@attrs.define
+class DirectoryTurns:
+    """The turns in flight in one directory on one server, and the lock each passes before it
+    is lent the server (a configuration reload holds it: `OpenCodeHost._reload_if_changed`)."""
+
+    count: int = 0
+    reload_lock: trio.Lock = attrs.field(factory=trio.Lock)
+
+
 class OpenCodeUnavailable(Unavailable):
     """OpenCode cannot serve a turn (it did not start, stopped answering or failed a call);
     the message says why in words a chat reply can carry."""
@@ -156,7 +165,8 @@ class OpenCodeHost:
         self._borrowed: trio_util.AsyncValue[OpenCodeHost | None] = trio_util.AsyncValue(None)
         # The server and configuration identity this directory was last loaded with in OpenCode.
         self._loaded: tuple[int, str] | None = None
-        self._reload_lock = trio.Lock()
+        self._turns_in: dict[str, DirectoryTurns] = {}  # a shared host's, by directory
+        self._own_turns = DirectoryTurns()  # an own server's (it serves one directory)
 
     @property
     def server_label(self) -> str:
@@ -347,19 +357,21 @@ class OpenCodeHost:
             self._users.value += 1  # this worker's turns on the shared server (see `_hold_share`)
             try:
                 async with shared.lease() as server:
-                    mine = view(server, self._directory)
-                    await self._reload_if_changed(mine)
-                    yield mine
+                    with shared.turn_in(self._directory) as here:
+                        mine = view(server, self._directory)
+                        await self._reload_if_changed(mine, here)
+                        yield mine
             finally:
                 self._users.value -= 1
             return
         seen_attempt = self._state.value.attempt
         was_idle = self._users.value == 0
         self._users.value += 1
+        self._own_turns.count += 1
         try:
             server = await self._usable_server(seen_attempt, was_idle)
             if not self._shared:  # a shared server's directory is neutral; its borrowers reload theirs
-                await self._reload_if_changed(server)
+                await self._reload_if_changed(server, self._own_turns)
             try:
                 yield server
             except OpenCodeError as exc:
@@ -372,23 +384,42 @@ class OpenCodeHost:
                 raise await self._unavailable(server, first) from group
         finally:
             self._users.value -= 1
+            self._own_turns.count -= 1
 
-    async def _reload_if_changed(self, server: OpenCodeServer) -> None:
+    @contextmanager
+    def turn_in(self, directory: Path) -> Iterator[DirectoryTurns]:
+        """(A shared host) count a turn in `directory` for the block; yields that directory's
+        record, which two workers in one directory share."""
+        key = os.path.realpath(directory)
+        here = self._turns_in.setdefault(key, DirectoryTurns())
+        here.count += 1
+        try:
+            yield here
+        finally:
+            here.count -= 1
+            if here.count == 0:
+                del self._turns_in[key]
+
+    async def _reload_if_changed(self, server: OpenCodeServer, here: DirectoryTurns) -> None:
         """Have OpenCode reload this directory if its configuration changed since it was loaded.
 
         OpenCode reads a directory's configuration (project and global config files, stored
         provider logins) when it first serves it and keeps it for the server's life, so a model
         added since would be unknown to the turn. Disposing the directory's instance
         (`POST /instance/dispose`, sessions kept, other directories untouched) makes the turn
-        load it afresh; it waits while another turn of ours runs there, and a failed reload
-        leaves the turn on the old configuration, with a warning."""
+        load it afresh. While another turn runs in the directory (a chat of this worker, or
+        another worker there on a shared server) it is left to a later turn rather than delay
+        this one or break that one; a failed reload leaves the turn on the old configuration,
+        with a warning. `here`: the turns in flight
+        in this directory on this server, this one included (any worker's, on a shared server),
+        and the lock every one of them passes before it is lent the server."""
         identity = config_identity(self._directory, self._env)  # a few small files
-        async with self._reload_lock:
+        async with here.reload_lock:
             loaded = self._loaded
             if loaded is None or loaded[0] != server.pid:
                 self._loaded = (server.pid, identity)  # a new server loads what is there now
                 return
-            if loaded[1] == identity or self._users.value > 1:
+            if loaded[1] == identity or here.count > 1:
                 return
             log.info("the project's OpenCode configuration changed; OpenCode reloads it")
             try:
