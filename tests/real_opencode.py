@@ -36,3 +36,14 @@ def opencode_bin() -> str:
     if OPENCODE is None:
         pytest.skip("opencode is not installed (run scripts/setup)")
     return OPENCODE
+
+
+def gone(pid: int) -> bool:
+    """Neither the process nor anything of its group is alive."""
+    for probe in (os.kill, os.killpg):
+        try:
+            probe(pid, 0)
+        except ProcessLookupError:
+            continue
+        return False
+    return True

@@ -25,18 +25,7 @@ from oco.opencode import (
     run_turn,
 )
 from oco.testing import FAKE_MODEL, opencode_env, serve_fake_llm
-from real_opencode import opencode_bin
-
-
-def _gone(pid: int) -> bool:
-    """True when neither the process nor anything in its process group is alive."""
-    for probe in (os.kill, os.killpg):
-        try:
-            probe(pid, 0)
-        except ProcessLookupError:
-            continue
-        return False
-    return True
+from real_opencode import gone, opencode_bin
 
 
 @asynccontextmanager
@@ -170,7 +159,7 @@ async def test_turns_stream_use_tools_report_errors_abort_and_survive_a_crash(tm
         assert crashed_result is not None
         assert crashed_result.error == "OpenCode stopped unexpectedly (exit code -9)"
         assert "tok0" in crashed_result.content
-    assert _gone(pid)
+    assert gone(pid)
 
 
 @pytest.mark.opencode
@@ -179,7 +168,7 @@ async def test_server_never_outlives_its_block(tmp_path):
     async with _opencode(tmp_path, "a") as (server, _):
         pid = server.pid
         assert (await server.client.health())["healthy"] is True
-    assert _gone(pid)
+    assert gone(pid)
 
     # Cancellation while inside the block.
     with trio.CancelScope() as scope:
@@ -187,7 +176,7 @@ async def test_server_never_outlives_its_block(tmp_path):
             pid = server.pid
             scope.cancel()
             await trio.sleep_forever()
-    assert scope.cancelled_caught and _gone(pid)
+    assert scope.cancelled_caught and gone(pid)
 
 
 @pytest.mark.opencode
@@ -217,7 +206,7 @@ async def test_a_silent_server_times_out_and_is_killed(tmp_path):
         async with open_opencode_server(str(script), tmp_path, start_timeout=1):
             raise AssertionError("should not start")
     assert "no answer within 1 s" in str(info.value) and "starting" in str(info.value)
-    assert _gone(int(pid_file.read_text()))
+    assert gone(int(pid_file.read_text()))
 
 
 async def test_a_turn_reconciles_from_the_newest_messages_not_the_whole_history(tmp_path):

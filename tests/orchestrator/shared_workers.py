@@ -23,17 +23,6 @@ from oco.worker import WorkerReport
 from real_opencode import opencode_bin
 
 
-def gone(pid: int) -> bool:
-    """Neither the process nor anything of its group is alive."""
-    for probe in (os.kill, os.killpg):
-        try:
-            probe(pid, 0)
-        except ProcessLookupError:
-            continue
-        return False
-    return True
-
-
 def _state(pid: int) -> str | None:
     """The process's state letter (`T` stopped, `Z` zombie), None once it is gone."""
     try:

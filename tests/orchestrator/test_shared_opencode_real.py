@@ -14,11 +14,11 @@ import subprocess
 
 import pytest
 import trio
-from shared_workers import gone, two_workers
+from shared_workers import two_workers
 
 from oco._retry import TURN_PREPARATION
 from oco.opencode import view
-from real_opencode import REAL_OPENCODE
+from real_opencode import REAL_OPENCODE, gone
 
 pytestmark = REAL_OPENCODE
 

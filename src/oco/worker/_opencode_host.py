@@ -410,9 +410,9 @@ class OpenCodeHost:
         load it afresh. While another turn runs in the directory (a chat of this worker, or
         another worker there on a shared server) it is left to a later turn rather than delay
         this one or break that one; a failed reload leaves the turn on the old configuration,
-        with a warning. `here`: the turns in flight
-        in this directory on this server, this one included (any worker's, on a shared server),
-        and the lock every one of them passes before it is lent the server."""
+        with a warning. `here`: the turns in flight in this directory on this server, this one
+        included (any worker's, on a shared server), and the lock each passes before it is lent
+        the server."""
         identity = config_identity(self._directory, self._env)  # a few small files
         async with here.reload_lock:
             loaded = self._loaded
